@@ -1,0 +1,45 @@
+# Dana — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?= -n 2
+
+.PHONY: run test test-sqlite test-postgres install install-dev migrate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+
+$(VENV)/.installed: requirements.txt $(BIN)/python
+	$(BIN)/pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make run: install, migrate and serve on SQLite with the offline AI (python main.py)
+run: install
+	$(BIN)/python main.py
+
+migrate: install
+	$(BIN)/flask --app app:create_app db upgrade
+
+## make test: install and run the whole suite on SQLite, then on PostgreSQL
+test: install-dev test-sqlite test-postgres
+
+test-sqlite: install-dev
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: install-dev
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	$(BIN)/python bench/auth.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

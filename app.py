@@ -1,0 +1,117 @@
+"""The application factory: settings, extensions, blueprints, error handlers, CLI."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask_cors import CORS
+from flask_migrate import Migrate
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+
+from models_db import db, render_item
+from utils.config import Settings, load_settings
+from utils.errors import register_error_handlers
+from utils.logging import configure_logging
+from utils.ratelimit import limiter
+
+ROOT = Path(__file__).resolve().parent
+MIGRATIONS_DIR = str(ROOT / "migrations")
+migrate = Migrate()
+
+
+def _database_uri(url: str) -> str:
+    """Make a relative SQLite path relative to the working directory and create its folder.
+
+    (Flask-SQLAlchemy would otherwise resolve it against the instance folder.)
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return parsed.set(database=str(path)).render_as_string(hide_password=False)
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """SQLite: enforce foreign keys, allow concurrent readers, wait on locks."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Content-Security-Policy",
+                       "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                       "frame-ancestors 'none'")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    return response
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build a Dana app from settings (default: the environment and .env)."""
+    settings = settings or load_settings()
+    instance = Path(settings.INSTANCE_PATH)
+    if not instance.is_absolute():
+        instance = Path.cwd() / instance
+    app = Flask(__name__, instance_path=str(instance))
+    app.config.update(
+        DANA_SETTINGS=settings,
+        SECRET_KEY=settings.SECRET_KEY,
+        SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
+        RATELIMIT_ENABLED=settings.RATE_LIMIT_ENABLED,
+        RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    app.json.sort_keys = False
+    if settings.DANA_ENV == "test":
+        app.config["TESTING"] = True
+
+    configure_logging(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True,
+                     render_item=render_item)
+    limiter.init_app(app)
+    if settings.CORS_ORIGINS:
+        CORS(app, resources={r"/api/*": {"origins": settings.CORS_ORIGINS}},
+             supports_credentials=True, expose_headers=["X-Request-ID"])
+    app.after_request(_security_headers)
+    register_error_handlers(app)
+
+    from routes.auth import bp as auth_bp
+    from routes.meta import bp as meta_bp
+    from routes.users import bp as users_bp
+
+    for bp in (meta_bp, auth_bp, users_bp):
+        app.register_blueprint(bp)
+
+    import socket_server  # noqa: F401  registers the Socket.IO handlers
+    from utils.realtime import init_realtime
+    init_realtime(app)
+
+    from cli import register_cli
+    register_cli(app)
+    return app
+
+
+def upgrade_database(app: Flask) -> None:
+    """Bring the schema up to date (Alembic, from the very first table)."""
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade(directory=MIGRATIONS_DIR)
+

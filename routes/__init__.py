@@ -1,0 +1,1 @@
+"""HTTP blueprints; each view is a thin adapter over one service call."""

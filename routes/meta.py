@@ -1,0 +1,65 @@
+"""Service endpoints: /health, /api/openapi.json and the offline docs page /api/docs."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template_string, send_from_directory
+from sqlalchemy import text
+import swagger_ui_bundle
+
+from models_db import db
+from routes.schemas import HealthOut
+from utils.openapi import build_spec, endpoint
+
+bp = Blueprint("meta", __name__)
+
+VERSION = "1.0.0"
+
+_DOCS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Dana API docs</title>
+<link rel="stylesheet" href="{{ url_for('meta.docs_asset', filename='swagger-ui.css') }}"></head>
+<body><div id="swagger-ui"></div>
+<script src="{{ url_for('meta.docs_asset', filename='swagger-ui-bundle.js') }}"></script>
+<script src="{{ url_for('meta.docs_asset', filename='swagger-ui-standalone-preset.js') }}"></script>
+<script src="{{ url_for('meta.docs_asset', filename='dana-docs.js') }}"></script>
+</body></html>"""
+
+_DOCS_INIT = """window.onload = function () {
+  window.ui = SwaggerUIBundle({url: "%s", dom_id: "#swagger-ui",
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+};"""
+
+
+@bp.get("/health")
+@endpoint(response=HealthOut, tags=["meta"], errors=(503,))
+def health():
+    """Liveness and database check."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        return {"status": "ok", "database": "ok", "version": VERSION}
+    except Exception:
+        db.session.rollback()
+        current_app.logger.exception("health check: database unreachable")
+        return {"status": "degraded", "database": "unreachable", "version": VERSION}, 503
+
+
+@bp.get("/api/openapi.json")
+def openapi_json():
+    """The OpenAPI 3 document, built from the request/response models."""
+    spec = current_app.extensions.get("dana_openapi")
+    if spec is None:
+        spec = current_app.extensions["dana_openapi"] = build_spec(current_app)
+    return spec
+
+
+@bp.get("/api/docs")
+def docs():
+    """Swagger UI, with its assets served by this service (works offline)."""
+    return render_template_string(_DOCS_PAGE)
+
+
+@bp.get("/api/docs/assets/<path:filename>")
+def docs_asset(filename: str):
+    if filename == "dana-docs.js":
+        from flask import url_for
+        return current_app.response_class(_DOCS_INIT % url_for("meta.openapi_json"),
+                                          mimetype="application/javascript")
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=3600)

@@ -1,0 +1,109 @@
+"""User accounts: registration, login, profile, admin changes, password change."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from models_db import User, db
+from utils.audit import audit
+from utils.auth import revoke_user_sessions
+from utils.errors import Conflict, NotFound, Unauthorized
+from utils.pagination import decode_cursor, encode_cursor
+
+# A hash to compare against when the e-mail is unknown, so timing does not tell
+# whether an account exists.
+_DUMMY = User(password_hash="")
+_DUMMY.set_password("not-a-real-password")
+
+
+def register_user(email: str, password: str, name: str = "", timezone: str = "UTC",
+                  role: str = "user") -> User:
+    """Create an account; 409 when the e-mail (case-insensitive) is taken."""
+    user = User(email=User.normalize_email(email), name=name, timezone=timezone, role=role)
+    user.set_password(password)
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("An account with this e-mail already exists.", code="email_taken") from None
+    return user
+
+
+def authenticate_user(email: str, password: str) -> User:
+    """Check credentials; a failed attempt is audited and answers one generic 401."""
+    user = db.session.scalar(select(User).where(User.email == User.normalize_email(email)))
+    ok = user.check_password(password) if user else _DUMMY.check_password(password)
+    if not ok:
+        audit("login_failed", user_id=user.id if user else None,
+              email=User.normalize_email(email))
+        raise Unauthorized("The e-mail or password is wrong.", code="invalid_credentials")
+    if not user.is_active:
+        audit("login_refused_inactive", user_id=user.id)
+        raise Unauthorized("This account is deactivated.", code="account_disabled")
+    return user
+
+
+def update_profile(user: User, changes: dict) -> User:
+    """Change the caller's own name or timezone."""
+    for field in ("name", "timezone"):
+        if changes.get(field) is not None:
+            setattr(user, field, changes[field])
+    db.session.commit()
+    return user
+
+
+def change_password(user: User, current: str, new: str, keep_session_id: str) -> None:
+    """Change the password and sign out every other session of the user."""
+    if not user.check_password(current):
+        audit("password_change_failed", user_id=user.id)
+        raise Unauthorized("The current password is wrong.", code="invalid_credentials")
+    user.set_password(new)
+    revoked = revoke_user_sessions(user.id, "password_changed", keep_session_id=keep_session_id)
+    audit("password_changed", user_id=user.id, actor_id=user.id, commit=False,
+          sessions_revoked=revoked)
+    db.session.commit()
+
+
+def list_users(q: str | None, limit: int, cursor: str | None) -> dict:
+    """Admin: users in (created_at, id) order, optionally filtered by e-mail substring."""
+    stmt = select(User).order_by(User.created_at, User.id)
+    if q:
+        stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
+    if cursor:
+        created, uid = decode_cursor(cursor, 2)
+        created_at = datetime.fromisoformat(created)
+        stmt = stmt.where((User.created_at > created_at)
+                          | ((User.created_at == created_at) & (User.id > uid)))
+    rows = list(db.session.scalars(stmt.limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id])
+    return {"items": [u.to_dict() for u in rows], "next_cursor": next_cursor}
+
+
+def get_user(user_id: str) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def admin_update_user(actor: User, user_id: str, changes: dict) -> User:
+    """Admin: change a user's role, active flag or name; audited; deactivation signs out."""
+    user = get_user(user_id)
+    applied = {}
+    for field in ("role", "is_active", "name"):
+        value = changes.get(field)
+        if value is not None and getattr(user, field) != value:
+            applied[field] = value
+            setattr(user, field, value)
+    if applied.get("is_active") is False:
+        revoke_user_sessions(user.id, "deactivated")
+    if applied:
+        audit("admin_user_update", user_id=user.id, actor_id=actor.id, commit=False, **applied)
+    db.session.commit()
+    return user

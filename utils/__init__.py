@@ -1,0 +1,1 @@
+"""Cross-cutting infrastructure: settings, auth, errors, crypto, store, realtime."""

@@ -1,0 +1,177 @@
+"""Typed settings for Dana, built once per app in the factory.
+
+Everything is read from the environment (and `.env` when present) by pydantic-settings,
+never at import time. Secrets that are not configured are generated once into the
+instance folder (mode 0600) so a laptop install needs no set-up; in production
+(`DANA_ENV=production`) a missing secret is a start-up error that names it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GENERATED_SECRETS = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the public contract (DESIGN.md), with its default."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    DANA_ENV: Literal["development", "production", "test"] = "development"
+    HOST: str = "127.0.0.1"
+    PORT: int = 5000
+    INSTANCE_PATH: str = "instance"
+    DATABASE_URL: str = "sqlite:///instance/dana.db"
+
+    SECRET_KEY: str | None = None
+    JWT_SECRET_KEY: str | None = None
+    ENCRYPTION_KEYS: str | None = None
+    JWT_ALGORITHM: Literal["HS256", "HS384", "HS512"] = "HS256"
+    ACCESS_TOKEN_TTL_SECONDS: int = 15 * 60
+    REFRESH_TOKEN_TTL_SECONDS: int = 30 * 24 * 3600
+
+    DATA_BACKEND: Literal["sql", "supabase"] = "sql"
+    SUPABASE_URL: str | None = None
+    SUPABASE_KEY: str | None = None
+    SUPABASE_JWT_SECRET: str | None = None
+
+    META_APP_SECRET: str | None = None
+    META_VERIFY_TOKEN: str | None = None
+    INSTAGRAM_APP_SECRET: str | None = None
+    GRAPH_API_URL: str = "https://graph.facebook.com"
+    GRAPH_API_VERSION: str = "v21.0"
+
+    AI_PROVIDER: Literal["openai", "local"] | None = None
+    OPENAI_API_KEY: str | None = None
+    OPENAI_BASE_URL: str | None = None
+    OPENAI_MODEL: str = "gpt-4o-mini"
+
+    REDIS_URL: str | None = None
+    AUTOMATION_QUEUE: Literal["inline", "rq"] = "inline"
+
+    CORS_ORIGINS: list[str] = Field(default_factory=list)
+    RATE_LIMIT_AUTH: str = "10 per minute"
+    RATE_LIMIT_ENABLED: bool = True
+
+    SLACK_BOT_TOKEN: str | None = None
+    SLACK_CHANNEL_ID: str | None = None
+    SLACK_SIGNING_SECRET: str | None = None
+    SLACK_API_URL: str | None = None
+
+    LOG_FORMAT: Literal["plain", "json"] = "plain"
+    LOG_LEVEL: str = "INFO"
+    MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        """Accept a comma-separated string (the env form) as well as a list."""
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value or []
+
+    @field_validator("CORS_ORIGINS")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        """Credentials are allowed, so a wildcard origin would let any site in."""
+        if "*" in value:
+            raise ValueError("CORS_ORIGINS must list origins; '*' is not allowed")
+        return value
+
+    @model_validator(mode="after")
+    def _derive(self) -> "Settings":
+        """Fill the defaults that depend on other settings."""
+        if self.INSTAGRAM_APP_SECRET is None:
+            self.INSTAGRAM_APP_SECRET = self.META_APP_SECRET
+        if self.AI_PROVIDER is None:
+            self.AI_PROVIDER = "openai" if self.OPENAI_API_KEY else "local"
+        if self.AUTOMATION_QUEUE == "rq" and not self.REDIS_URL:
+            raise ValueError("AUTOMATION_QUEUE=rq needs REDIS_URL")
+        return self
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        """Fernet keys, newest first."""
+        return [k.strip() for k in (self.ENCRYPTION_KEYS or "").split(",") if k.strip()]
+
+
+def _instance_secrets_file(settings: Settings) -> Path:
+    return Path(settings.INSTANCE_PATH) / "secrets.json"
+
+
+def _ensure_secrets(settings: Settings) -> None:
+    """Fill missing secrets from (or generate them into) instance/secrets.json.
+
+    In production nothing is generated: a missing secret stops the start with its name.
+    """
+    missing = [name for name in GENERATED_SECRETS if not getattr(settings, name)]
+    if not missing:
+        return
+    if settings.DANA_ENV == "production":
+        raise ConfigError(
+            "DANA_ENV=production needs these settings, which are not set: " + ", ".join(missing)
+        )
+    path = _instance_secrets_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    generators = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(48),
+        "JWT_SECRET_KEY": lambda: secrets.token_urlsafe(48),
+        "ENCRYPTION_KEYS": lambda: Fernet.generate_key().decode(),
+    }
+    changed = False
+    for name in missing:
+        if name not in stored:
+            stored[name] = generators[name]()
+            changed = True
+        setattr(settings, name, stored[name])
+    if changed:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh)
+    os.chmod(path, 0o600)
+
+
+def _check(settings: Settings) -> None:
+    """Validate values that pydantic cannot see in isolation."""
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        if len(getattr(settings, name).encode()) < 32:
+            raise ConfigError(f"{name} must be at least 32 bytes long")
+    for key in settings.encryption_keys:
+        try:
+            Fernet(key)
+        except Exception as exc:  # cryptography raises ValueError/binascii.Error
+            raise ConfigError("ENCRYPTION_KEYS holds a value that is not a Fernet key") from exc
+
+
+def load_settings(**overrides) -> Settings:
+    """Build the settings from the environment, apply overrides, fill secrets, validate."""
+    try:
+        settings = Settings(**overrides)
+    except Exception as exc:  # pydantic.ValidationError: say which setting, no trace
+        errors = getattr(exc, "errors", None)
+        if callable(errors):
+            names = ", ".join(str(e["loc"][0]) if e["loc"] else e["msg"] for e in errors())
+            msgs = "; ".join(e["msg"] for e in errors())
+            raise ConfigError(f"invalid setting(s) {names}: {msgs}") from None
+        raise
+    _ensure_secrets(settings)
+    _check(settings)
+    return settings

@@ -1,0 +1,153 @@
+"""One error vocabulary and one JSON error shape for every /api and /webhooks path.
+
+Shape: {"error": {"code": "snake_case", "message": "human sentence", "details": [...]?}}.
+Handlers are registered in one function; nothing else in the app builds an error body.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("dana.errors")
+
+
+class ApiError(Exception):
+    """An error a client should see: HTTP status, machine code, human message."""
+
+    status = 400
+    code = "bad_request"
+    message = "The request could not be processed."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None,
+                 status: int | None = None, details: list | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.code = code or self.code
+        self.status = status or self.status
+        self.details = details
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class BadRequest(ApiError):
+    status, code, message = 400, "bad_request", "The request could not be processed."
+
+
+class ValidationFailed(ApiError):
+    status, code, message = 400, "validation_error", "Some fields are missing or invalid."
+
+
+class Unauthorized(ApiError):
+    status, code, message = 401, "unauthorized", "Authentication is required."
+
+
+class Forbidden(ApiError):
+    status, code, message = 403, "forbidden", "You are not allowed to do this."
+
+
+class NotFound(ApiError):
+    status, code, message = 404, "not_found", "Not found."
+
+
+class Conflict(ApiError):
+    status, code, message = 409, "conflict", "This conflicts with existing data."
+
+
+class PaymentRequired(ApiError):
+    status, code, message = 402, "plan_limit", "Your plan does not include this."
+
+
+class Unprocessable(ApiError):
+    status, code, message = 422, "unprocessable", "The request cannot be carried out."
+
+
+class RateLimited(ApiError):
+    status, code, message = 429, "rate_limited", "Too many requests; try again later."
+
+
+# Codes for werkzeug's own HTTP errors, so routing errors share the shape.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def validation_details(exc: ValidationError) -> list[dict]:
+    """Turn a Pydantic error into [{field, message, type}] naming each field."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        out.append({"field": field, "message": err["msg"], "type": err["type"]})
+    return out
+
+
+def error_response(status: int, code: str, message: str, details=None):
+    """Build the one JSON error response."""
+    body = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return jsonify({"error": body}), status
+
+
+def _wants_json() -> bool:
+    path = request.path
+    return path.startswith("/api") or path.startswith("/webhooks") or path == "/health" \
+        or request.accept_mimetypes.best == "application/json"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Register the handlers that give every error the one JSON shape."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        resp = jsonify(exc.to_dict())
+        resp.status_code = exc.status
+        return resp
+
+    @app.errorhandler(ValidationError)
+    def _pydantic_error(exc: ValidationError):
+        return error_response(400, "validation_error", "Some fields are missing or invalid.",
+                              validation_details(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if not _wants_json():
+            return exc
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        message = {
+            404: "No such endpoint.",
+            405: f"Method {request.method} is not allowed here.",
+            413: "The request body is too large.",
+            429: "Too many requests; try again later.",
+        }.get(status, exc.description or exc.name)
+        if status == 429:
+            message = f"Too many requests ({exc.description}); try again later."
+        resp, _ = error_response(status, code, message)
+        resp.status_code = status
+        if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)
+        for name, value in (exc.get_headers() if status == 429 else []):
+            if name.lower() == "retry-after":
+                resp.headers[name] = value
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error",
+                              "Something went wrong on our side; it has been logged.")
