@@ -92,12 +92,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_security_headers)
     register_error_handlers(app)
 
+    from routes.admin_api import bp as admin_api_bp
     from routes.auth import bp as auth_bp
+    from routes.conversations import bp as conversations_bp
     from routes.meta import bp as meta_bp
+    from routes.tasks import bp as tasks_bp
     from routes.users import bp as users_bp
 
-    for bp in (meta_bp, auth_bp, users_bp):
+    for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp):
         app.register_blueprint(bp)
+
+    from utils.store import init_store
+    init_store(app)
 
     import socket_server  # noqa: F401  registers the Socket.IO handlers
     from utils.realtime import init_realtime

@@ -164,3 +164,7 @@ class AuditLog(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict | None] = mapped_column(JSON)
+
+
+# The store's SQL tables share this metadata (one Alembic history for everything).
+import utils.store.sql_models  # noqa: E402,F401

@@ -101,3 +101,179 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
     version: str
+
+
+# ----------------------------------------------------------------- conversations store
+
+Platform = Literal["facebook", "instagram", "whatsapp"]
+ConversationStatus = Literal["open", "pending", "resolved", "snoozed"]
+TaskStatus = Literal["open", "in_progress", "done"]
+TaskPriority = Literal["low", "normal", "high"]
+
+
+class ContactRef(BaseModel):
+    id: str
+    name: str | None
+    platform_user_id: str
+    profile_pic: str | None = None
+
+
+class ConversationOut(BaseModel):
+    id: str
+    platform: Platform
+    platform_account_id: str
+    status: ConversationStatus
+    ai_enabled: bool
+    assignee_id: str | None
+    labels: list[str]
+    unread_count: int
+    message_count: int
+    last_message_at: datetime | None
+    last_inbound_at: datetime | None
+    last_message_preview: str | None
+    snoozed_until: datetime | None
+    contact: ContactRef
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationListOut(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class ConversationListQuery(ListQuery):
+    status: ConversationStatus | None = None
+    platform: Platform | None = None
+    label: str | None = Field(default=None, max_length=64)
+    assignee_id: str | None = Field(default=None, max_length=36)
+    q: str | None = Field(default=None, min_length=1, max_length=200,
+                          description="text search over the contact's name and the messages")
+
+
+class ConversationPatchIn(StrictModel):
+    status: ConversationStatus | None = None
+    assignee_id: str | None = Field(default=None, max_length=36)
+    labels: list[str] | None = Field(default=None, max_length=50)
+    ai_enabled: bool | None = None
+    snoozed_until: datetime | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _clean_labels(cls, value):
+        if value is None:
+            return value
+        out = []
+        for label in value:
+            label = label.strip()
+            if not label or len(label) > 64:
+                raise ValueError("labels must be 1-64 characters")
+            if label not in out:
+                out.append(label)
+        return out
+
+
+class MessageOut(BaseModel):
+    id: str
+    conversation_id: str
+    direction: Literal["inbound", "outbound"]
+    sender_type: Literal["contact", "ai", "agent", "system"]
+    text: str | None
+    attachments: list[dict]
+    platform: str | None
+    platform_message_id: str | None
+    status: Literal["received", "queued", "sent", "delivered", "read", "failed"]
+    error: str | None
+    reply_to: str | None
+    is_note: bool
+    created_at: datetime
+
+
+class MessageListOut(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+class NoteIn(StrictModel):
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class ContactOut(BaseModel):
+    id: str
+    platform: Platform
+    platform_user_id: str
+    name: str | None
+    first_name: str | None
+    last_name: str | None
+    username: str | None
+    profile_pic: str | None
+    locale: str | None
+    phone: str | None
+    email: str | None
+    notes: str | None
+    profile: dict
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactListOut(BaseModel):
+    items: list[ContactOut]
+    next_cursor: str | None
+
+
+class ContactListQuery(ListQuery):
+    q: str | None = Field(default=None, min_length=1, max_length=200)
+    platform: Platform | None = None
+
+
+class ContactPatchIn(StrictModel):
+    name: str | None = Field(default=None, max_length=200)
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=32)
+    notes: str | None = Field(default=None, max_length=5000)
+
+
+class TaskIn(StrictModel):
+    title: str = Field(min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=10000)
+    conversation_id: str | None = Field(default=None, max_length=36)
+    status: TaskStatus = "open"
+    priority: TaskPriority = "normal"
+    due_at: datetime | None = None
+    assignee_id: str | None = Field(default=None, max_length=36)
+
+
+class TaskPatchIn(StrictModel):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=10000)
+    conversation_id: str | None = Field(default=None, max_length=36)
+    status: TaskStatus | None = None
+    priority: TaskPriority | None = None
+    due_at: datetime | None = None
+    assignee_id: str | None = Field(default=None, max_length=36)
+
+
+class TaskOut(BaseModel):
+    id: str
+    title: str
+    description: str | None
+    conversation_id: str | None
+    status: TaskStatus
+    priority: TaskPriority
+    due_at: datetime | None
+    assignee_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskListOut(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None
+
+
+class TaskListQuery(ListQuery):
+    status: TaskStatus | None = None
+    priority: TaskPriority | None = None
+    conversation_id: str | None = Field(default=None, max_length=36)

@@ -1,0 +1,71 @@
+"""Conversations, messages and contacts of one owner, through the store."""
+from __future__ import annotations
+
+from utils.errors import NotFound
+from utils.realtime import publish
+from utils.store import ConversationFilters, NewMessage, get_store
+
+
+def list_conversations(owner_id: str, filters: ConversationFilters, limit: int,
+                       cursor: str | None) -> dict:
+    """The owner's inbox, newest activity first."""
+    return get_store().list_conversations(owner_id, filters, limit, cursor).to_dict()
+
+
+def get_conversation(owner_id: str, conversation_id: str) -> dict:
+    """One conversation of the owner, or 404 (also for another owner's id)."""
+    conv = get_store().get_conversation(owner_id, conversation_id)
+    if conv is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    return conv
+
+
+def update_conversation(owner_id: str, conversation_id: str, changes: dict) -> dict:
+    """Change status, assignee, labels or ai_enabled; notifies the owner."""
+    if changes.get("status") and changes["status"] != "snoozed":
+        changes.setdefault("snoozed_until", None)
+    conv = get_store().update_conversation(owner_id, conversation_id, changes)
+    if conv is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    publish(owner_id, "conversation_updated", conv)
+    return conv
+
+
+def mark_read(owner_id: str, conversation_id: str) -> dict:
+    """Reset the unread counter."""
+    return update_conversation(owner_id, conversation_id, {"unread_count": 0})
+
+
+def list_messages(owner_id: str, conversation_id: str, limit: int, cursor: str | None) -> dict:
+    """A page of the thread (newest page first, oldest first within the page)."""
+    get_conversation(owner_id, conversation_id)
+    return get_store().list_messages(owner_id, conversation_id, limit, cursor).to_dict()
+
+
+def add_note(owner_id: str, conversation_id: str, text: str, author_id: str) -> dict:
+    """An internal note: stored in the thread, never sent to the customer."""
+    get_conversation(owner_id, conversation_id)
+    note = get_store().add_message(owner_id, NewMessage(
+        conversation_id=conversation_id, direction="outbound", sender_type="agent", text=text,
+        is_note=True, status="sent", metadata={"author_id": author_id}))
+    publish(owner_id, "new_message", {"conversation_id": conversation_id, "message": note})
+    return note
+
+
+def list_contacts(owner_id: str, q: str | None, platform: str | None, limit: int,
+                  cursor: str | None) -> dict:
+    return get_store().list_contacts(owner_id, q, platform, limit, cursor).to_dict()
+
+
+def get_contact(owner_id: str, contact_id: str) -> dict:
+    contact = get_store().get_contact(owner_id, contact_id)
+    if contact is None:
+        raise NotFound("No such contact.", code="contact_not_found")
+    return contact
+
+
+def update_contact(owner_id: str, contact_id: str, changes: dict) -> dict:
+    contact = get_store().update_contact(owner_id, contact_id, changes)
+    if contact is None:
+        raise NotFound("No such contact.", code="contact_not_found")
+    return contact

@@ -1,0 +1,124 @@
+"""The store contract shared by the SQL and Supabase backends.
+
+The store holds contacts, conversations, messages and tasks (and, from the subscriptions
+work, tiers and user subscriptions). Every user-scoped method takes `owner_id` first and
+never returns another owner's row: a row that is not the caller's is indistinguishable from
+a missing one (None / False). Ingest methods (no user request behind them) still take the
+owner explicitly. Methods return plain dicts in the REST API's shape.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+CONVERSATION_STATUSES = ("open", "pending", "resolved", "snoozed")
+MESSAGE_DIRECTIONS = ("inbound", "outbound")
+SENDER_TYPES = ("contact", "ai", "agent", "system")
+MESSAGE_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed")
+TASK_STATUSES = ("open", "in_progress", "done")
+TASK_PRIORITIES = ("low", "normal", "high")
+
+# Delivery states only move forward: a late 'sent' never undoes 'delivered' or 'read'.
+STATUS_RANK = {"received": 0, "queued": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+def status_moves_forward(current: str, new: str) -> bool:
+    """True when a delivery status update may replace the current status."""
+    if current == new:
+        return False
+    if new == "failed":
+        return current in ("queued", "sent")
+    if current == "failed":
+        return False
+    return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, -1)
+
+
+class DuplicateMessage(Exception):
+    """A message with this (platform, platform_message_id) is already stored."""
+
+    def __init__(self, existing: dict):
+        super().__init__("duplicate platform message id")
+        self.existing = existing
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    next_cursor: str | None
+
+    def to_dict(self) -> dict:
+        return {"items": self.items, "next_cursor": self.next_cursor}
+
+
+@dataclass
+class ConversationFilters:
+    status: str | None = None
+    platform: str | None = None
+    label: str | None = None
+    assignee_id: str | None = None
+    q: str | None = None
+
+
+@dataclass
+class TaskFilters:
+    status: str | None = None
+    priority: str | None = None
+    conversation_id: str | None = None
+
+
+@dataclass
+class NewMessage:
+    conversation_id: str
+    direction: str
+    sender_type: str
+    text: str | None = None
+    attachments: list[dict] = field(default_factory=list)
+    platform: str | None = None
+    platform_message_id: str | None = None
+    status: str = "received"
+    error: str | None = None
+    reply_to: str | None = None
+    is_note: bool = False
+    created_at: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """What both backends implement. See the module docstring for the scoping rule."""
+
+    # contacts
+    def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
+                       profile: dict) -> dict: ...
+    def get_contact(self, owner_id: str, contact_id: str) -> dict | None: ...
+    def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
+                      cursor: str | None) -> Page: ...
+    def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None: ...
+
+    # conversations
+    def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
+                          contact_id: str) -> tuple[dict, bool]: ...
+    def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None: ...
+    def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
+                           cursor: str | None) -> Page: ...
+    def update_conversation(self, owner_id: str, conversation_id: str,
+                            changes: dict) -> dict | None: ...
+    def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None: ...
+
+    # messages
+    def add_message(self, owner_id: str, message: NewMessage) -> dict: ...
+    def get_message(self, owner_id: str, message_id: str) -> dict | None: ...
+    def find_message(self, owner_id: str, platform: str, platform_message_id: str) -> dict | None: ...
+    def list_messages(self, owner_id: str, conversation_id: str, limit: int,
+                      cursor: str | None) -> Page: ...
+    def update_message_status(self, owner_id: str, message_id: str, status: str,
+                              error: str | None = None,
+                              platform_message_id: str | None = None) -> dict | None: ...
+
+    # tasks
+    def create_task(self, owner_id: str, data: dict) -> dict: ...
+    def get_task(self, owner_id: str, task_id: str) -> dict | None: ...
+    def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
+                   cursor: str | None) -> Page: ...
+    def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None: ...
+    def delete_task(self, owner_id: str, task_id: str) -> bool: ...

@@ -1,0 +1,366 @@
+"""SQL backend of the store: SQLAlchemy on the app database (SQLite or PostgreSQL).
+
+Every query filters by owner_id; lists use keyset pagination on indexed sort keys and load
+related rows in the same query (one query per list call).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, or_, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
+
+from models_db import db, utcnow
+from utils.pagination import decode_cursor, encode_cursor
+from utils.store.base import (ConversationFilters, DuplicateMessage, NewMessage, Page, TaskFilters,
+                              status_moves_forward)
+from utils.store.sql_models import Contact, Conversation, Message, Task
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def contact_dict(c: Contact) -> dict:
+    return {
+        "id": c.id, "platform": c.platform, "platform_user_id": c.platform_user_id,
+        "name": c.name, "first_name": c.first_name, "last_name": c.last_name,
+        "username": c.username, "profile_pic": c.profile_pic, "locale": c.locale,
+        "phone": c.phone, "email": c.email, "notes": c.notes, "profile": c.profile or {},
+        "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
+    }
+
+
+def conversation_dict(c: Conversation, contact: Contact) -> dict:
+    return {
+        "id": c.id, "platform": c.platform, "platform_account_id": c.platform_account_id,
+        "status": c.status, "ai_enabled": c.ai_enabled, "assignee_id": c.assignee_id,
+        "labels": list(c.labels or []), "unread_count": c.unread_count,
+        "message_count": c.message_count,
+        "last_message_at": _iso(c.last_message_at), "last_inbound_at": _iso(c.last_inbound_at),
+        "last_message_preview": c.last_message_preview, "snoozed_until": _iso(c.snoozed_until),
+        "contact": {"id": contact.id, "name": contact.name,
+                    "platform_user_id": contact.platform_user_id,
+                    "profile_pic": contact.profile_pic},
+        "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
+    }
+
+
+def message_dict(m: Message) -> dict:
+    return {
+        "id": m.id, "conversation_id": m.conversation_id, "direction": m.direction,
+        "sender_type": m.sender_type, "text": m.text, "attachments": list(m.attachments or []),
+        "platform": m.platform, "platform_message_id": m.platform_message_id,
+        "status": m.status, "error": m.error, "reply_to": m.reply_to, "is_note": m.is_note,
+        "metadata": m.meta or {}, "created_at": _iso(m.created_at),
+    }
+
+
+def task_dict(t: Task) -> dict:
+    return {
+        "id": t.id, "title": t.title, "description": t.description,
+        "conversation_id": t.conversation_id, "status": t.status, "priority": t.priority,
+        "due_at": _iso(t.due_at), "assignee_id": t.assignee_id,
+        "created_at": _iso(t.created_at), "updated_at": _iso(t.updated_at),
+    }
+
+
+def _keyset_after(col_time, col_id, cursor: str | None, descending: bool):
+    """WHERE clause continuing a (time, id) ordering after the cursor's row."""
+    if not cursor:
+        return true()
+    when, row_id = decode_cursor(cursor, 2)
+    when = datetime.fromisoformat(when)
+    if descending:
+        return or_(col_time < when, and_(col_time == when, col_id < row_id))
+    return or_(col_time > when, and_(col_time == when, col_id > row_id))
+
+
+def _like(value: str) -> str:
+    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _label_filter(label: str):
+    """Conversations whose JSON label list contains `label` (dialect-specific)."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+        return Conversation.labels.cast(JSONB).contains([label])
+    each = func.json_each(Conversation.labels).table_valued("value")
+    return exists(select(1).select_from(each).where(each.c.value == label))
+
+
+class SqlStore:
+    """The store on SQLAlchemy; see utils.store.base.Store for the contract."""
+
+    name = "sql"
+
+    # ------------------------------------------------------------------ contacts
+    def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
+                       profile: dict) -> dict:
+        stmt = select(Contact).where(Contact.owner_id == owner_id, Contact.platform == platform,
+                                     Contact.platform_user_id == platform_user_id)
+        contact = db.session.scalar(stmt)
+        if contact is None:
+            contact = Contact(owner_id=owner_id, platform=platform,
+                              platform_user_id=platform_user_id, profile={})
+            try:
+                with db.session.begin_nested():
+                    db.session.add(contact)
+            except IntegrityError:  # created concurrently by another process
+                contact = db.session.scalar(stmt)
+        self._apply_profile(contact, profile)
+        db.session.commit()
+        return contact_dict(contact)
+
+    @staticmethod
+    def _apply_profile(contact: Contact, profile: dict) -> None:
+        for key in ("name", "first_name", "last_name", "username", "profile_pic", "locale",
+                    "phone", "email"):
+            if profile.get(key):
+                setattr(contact, key, profile[key])
+        if not contact.name and (contact.first_name or contact.last_name):
+            contact.name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+        extra = profile.get("profile")
+        if isinstance(extra, dict) and extra:
+            contact.profile = {**(contact.profile or {}), **extra}
+
+    def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
+        c = self._contact(owner_id, contact_id)
+        return contact_dict(c) if c else None
+
+    def _contact(self, owner_id: str, contact_id: str) -> Contact | None:
+        return db.session.scalar(select(Contact).where(Contact.id == contact_id,
+                                                       Contact.owner_id == owner_id))
+
+    def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
+                      cursor: str | None) -> Page:
+        stmt = select(Contact).where(Contact.owner_id == owner_id,
+                                     _keyset_after(Contact.created_at, Contact.id, cursor, True))
+        if platform:
+            stmt = stmt.where(Contact.platform == platform)
+        if q:
+            pattern = _like(q.lower())
+            stmt = stmt.where(or_(func.lower(Contact.name).like(pattern, escape="\\"),
+                                  func.lower(Contact.email).like(pattern, escape="\\"),
+                                  Contact.phone.like(pattern, escape="\\")))
+        rows = list(db.session.scalars(
+            stmt.order_by(Contact.created_at.desc(), Contact.id.desc()).limit(limit + 1)))
+        return self._page(rows, limit, contact_dict, lambda c: [_iso(c.created_at), c.id])
+
+    def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
+        c = self._contact(owner_id, contact_id)
+        if c is None:
+            return None
+        for key, value in changes.items():
+            setattr(c, key, value)
+        db.session.commit()
+        return contact_dict(c)
+
+    # ------------------------------------------------------------- conversations
+    def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
+                          contact_id: str) -> tuple[dict, bool]:
+        stmt = (select(Conversation).join(Conversation.contact)
+                .options(contains_eager(Conversation.contact))
+                .where(Conversation.owner_id == owner_id,
+                       Conversation.platform_account_id == platform_account_id,
+                       Conversation.contact_id == contact_id))
+        conv = db.session.scalar(stmt)
+        if conv is not None:
+            return conversation_dict(conv, conv.contact), False
+        conv = Conversation(owner_id=owner_id, platform=platform,
+                            platform_account_id=platform_account_id, contact_id=contact_id,
+                            labels=[])
+        try:
+            with db.session.begin_nested():
+                db.session.add(conv)
+            db.session.commit()
+            created = True
+        except IntegrityError:
+            created = False
+        conv = db.session.scalar(stmt.execution_options(populate_existing=True))
+        return conversation_dict(conv, conv.contact), created
+
+    def _conversation_query(self, owner_id: str):
+        return (select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id)
+                .where(Conversation.owner_id == owner_id))
+
+    def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
+        row = db.session.execute(self._conversation_query(owner_id)
+                                 .where(Conversation.id == conversation_id)).first()
+        return conversation_dict(*row) if row else None
+
+    def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
+                           cursor: str | None) -> Page:
+        stmt = self._conversation_query(owner_id).where(
+            _keyset_after(Conversation.last_message_at, Conversation.id, cursor, True))
+        if filters.status:
+            stmt = stmt.where(Conversation.status == filters.status)
+        if filters.platform:
+            stmt = stmt.where(Conversation.platform == filters.platform)
+        if filters.assignee_id:
+            stmt = stmt.where(Conversation.assignee_id == filters.assignee_id)
+        if filters.label:
+            stmt = stmt.where(_label_filter(filters.label))
+        if filters.q:
+            pattern = _like(filters.q.lower())
+            stmt = stmt.where(or_(
+                func.lower(Contact.name).like(pattern, escape="\\"),
+                exists(select(1).where(Message.conversation_id == Conversation.id,
+                                       Message.owner_id == owner_id,
+                                       func.lower(Message.text).like(pattern, escape="\\")))))
+        stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+        rows = list(db.session.execute(stmt.limit(limit + 1)))
+        return self._page(rows, limit, lambda r: conversation_dict(*r),
+                          lambda r: [_iso(r[0].last_message_at), r[0].id])
+
+    def _conversation(self, owner_id: str, conversation_id: str) -> Conversation | None:
+        return db.session.scalar(select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.owner_id == owner_id))
+
+    def update_conversation(self, owner_id: str, conversation_id: str,
+                            changes: dict) -> dict | None:
+        conv = self._conversation(owner_id, conversation_id)
+        if conv is None:
+            return None
+        for key, value in changes.items():
+            setattr(conv, key, list(value) if key == "labels" else value)
+        db.session.commit()
+        return self.get_conversation(owner_id, conversation_id)
+
+    def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None:
+        return self.update_conversation(owner_id, conversation_id, {"unread_count": 0})
+
+    # ------------------------------------------------------------------ messages
+    def add_message(self, owner_id: str, message: NewMessage) -> dict:
+        conv = self._conversation(owner_id, message.conversation_id)
+        if conv is None:
+            raise LookupError("conversation not found for this owner")
+        row = Message(
+            owner_id=owner_id, conversation_id=conv.id, direction=message.direction,
+            sender_type=message.sender_type, text=message.text,
+            attachments=list(message.attachments or []), platform=message.platform or conv.platform,
+            platform_message_id=message.platform_message_id, status=message.status,
+            error=message.error, reply_to=message.reply_to, is_note=message.is_note,
+            meta=dict(message.metadata or {}), created_at=message.created_at or utcnow(),
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(row)
+        except IntegrityError:
+            existing = self.find_message(owner_id, row.platform, message.platform_message_id)
+            db.session.rollback()
+            raise DuplicateMessage(existing or {}) from None
+        if not message.is_note:
+            if not conv.message_count or row.created_at >= conv.last_message_at:
+                conv.last_message_at = row.created_at
+                preview = message.text or (f"[{message.attachments[0].get('type', 'attachment')}]"
+                                           if message.attachments else None)
+                conv.last_message_preview = preview[:200] if preview else None
+            conv.message_count = (conv.message_count or 0) + 1
+            if message.direction == "inbound":
+                conv.unread_count = (conv.unread_count or 0) + 1
+                if conv.last_inbound_at is None or row.created_at > conv.last_inbound_at:
+                    conv.last_inbound_at = row.created_at
+        db.session.commit()
+        return message_dict(row)
+
+    def get_message(self, owner_id: str, message_id: str) -> dict | None:
+        m = db.session.scalar(select(Message).where(Message.id == message_id,
+                                                    Message.owner_id == owner_id))
+        return message_dict(m) if m else None
+
+    def find_message(self, owner_id: str | None, platform: str,
+                     platform_message_id: str) -> dict | None:
+        stmt = select(Message).where(Message.platform == platform,
+                                     Message.platform_message_id == platform_message_id)
+        if owner_id is not None:
+            stmt = stmt.where(Message.owner_id == owner_id)
+        m = db.session.scalar(stmt)
+        return message_dict(m) if m else None
+
+    def list_messages(self, owner_id: str, conversation_id: str, limit: int,
+                      cursor: str | None) -> Page:
+        """Newest page first; each page is oldest-first; the cursor goes back in time."""
+        stmt = (select(Message)
+                .where(Message.conversation_id == conversation_id, Message.owner_id == owner_id,
+                       _keyset_after(Message.created_at, Message.id, cursor, True))
+                .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1))
+        rows = list(db.session.scalars(stmt))
+        page = self._page(rows, limit, message_dict, lambda m: [_iso(m.created_at), m.id])
+        page.items.reverse()
+        return page
+
+    def update_message_status(self, owner_id: str, message_id: str, status: str,
+                              error: str | None = None,
+                              platform_message_id: str | None = None) -> dict | None:
+        m = db.session.scalar(select(Message).where(Message.id == message_id,
+                                                    Message.owner_id == owner_id)
+                              .with_for_update())
+        if m is None:
+            return None
+        changed = False
+        if platform_message_id and not m.platform_message_id:
+            m.platform_message_id = platform_message_id
+            changed = True
+        if status_moves_forward(m.status, status):
+            m.status = status
+            m.error = error if status == "failed" else m.error
+            changed = True
+        if changed:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return message_dict(m)
+
+    # --------------------------------------------------------------------- tasks
+    def create_task(self, owner_id: str, data: dict) -> dict:
+        task = Task(owner_id=owner_id, **data)
+        db.session.add(task)
+        db.session.commit()
+        return task_dict(task)
+
+    def _task(self, owner_id: str, task_id: str) -> Task | None:
+        return db.session.scalar(select(Task).where(Task.id == task_id, Task.owner_id == owner_id))
+
+    def get_task(self, owner_id: str, task_id: str) -> dict | None:
+        t = self._task(owner_id, task_id)
+        return task_dict(t) if t else None
+
+    def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
+                   cursor: str | None) -> Page:
+        stmt = select(Task).where(Task.owner_id == owner_id,
+                                  _keyset_after(Task.created_at, Task.id, cursor, True))
+        for attr in ("status", "priority", "conversation_id"):
+            value = getattr(filters, attr)
+            if value:
+                stmt = stmt.where(getattr(Task, attr) == value)
+        rows = list(db.session.scalars(
+            stmt.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)))
+        return self._page(rows, limit, task_dict, lambda t: [_iso(t.created_at), t.id])
+
+    def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
+        t = self._task(owner_id, task_id)
+        if t is None:
+            return None
+        for key, value in changes.items():
+            setattr(t, key, value)
+        db.session.commit()
+        return task_dict(t)
+
+    def delete_task(self, owner_id: str, task_id: str) -> bool:
+        t = self._task(owner_id, task_id)
+        if t is None:
+            return False
+        db.session.delete(t)
+        db.session.commit()
+        return True
+
+    # ------------------------------------------------------------------- helpers
+    @staticmethod
+    def _page(rows: list, limit: int, to_dict, key) -> Page:
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor(key(rows[-1]))
+        return Page([to_dict(r) for r in rows], next_cursor)
