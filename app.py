@@ -96,10 +96,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     from routes.auth import bp as auth_bp
     from routes.conversations import bp as conversations_bp
     from routes.meta import bp as meta_bp
+    from routes.subscriptions import bp as subscriptions_bp
     from routes.tasks import bp as tasks_bp
     from routes.users import bp as users_bp
 
-    for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp):
+    for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
+               subscriptions_bp):
         app.register_blueprint(bp)
 
     from utils.store import init_store

@@ -166,5 +166,18 @@ class AuditLog(db.Model):
     details: Mapped[dict | None] = mapped_column(JSON)
 
 
+
+class UsageCounter(db.Model):
+    """Metered usage per user and calendar month (e.g. AI replies), incremented atomically."""
+
+    __tablename__ = "usage_counters"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM (UTC)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
 # The store's SQL tables share this metadata (one Alembic history for everything).
 import utils.store.sql_models  # noqa: E402,F401

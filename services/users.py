@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from models_db import User, db
 from utils.audit import audit
 from utils.auth import revoke_user_sessions
-from utils.errors import Conflict, NotFound, Unauthorized
+from utils.errors import ApiError, Conflict, NotFound, Unauthorized
 from utils.pagination import decode_cursor, encode_cursor
 
 # A hash to compare against when the e-mail is unknown, so timing does not tell
@@ -29,6 +29,8 @@ def register_user(email: str, password: str, name: str = "", timezone: str = "UT
     except IntegrityError:
         db.session.rollback()
         raise Conflict("An account with this e-mail already exists.", code="email_taken") from None
+    from services.subscriptions import ensure_subscription
+    ensure_subscription(user.id)  # every new account starts on Free
     return user
 
 
@@ -74,7 +76,12 @@ def list_users(q: str | None, limit: int, cursor: str | None) -> dict:
         stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
     if cursor:
         created, uid = decode_cursor(cursor, 2)
-        created_at = datetime.fromisoformat(created)
+        try:
+            created_at = datetime.fromisoformat(created)
+        except (TypeError, ValueError):
+            created_at = None
+        if created_at is None or not isinstance(uid, str):
+            raise ApiError("The cursor is not valid for this list.", code="invalid_cursor")
         stmt = stmt.where((User.created_at > created_at)
                           | ((User.created_at == created_at) & (User.id > uid)))
     rows = list(db.session.scalars(stmt.limit(limit + 1)))

@@ -13,9 +13,10 @@ from sqlalchemy.orm import contains_eager
 
 from models_db import db, utcnow
 from utils.pagination import decode_cursor, encode_cursor
-from utils.store.base import (ConversationFilters, DuplicateMessage, NewMessage, Page, TaskFilters,
-                              status_moves_forward)
-from utils.store.sql_models import Contact, Conversation, Message, Task
+from utils.store.base import (ConversationFilters, DuplicateMessage, DuplicateTier, NewMessage, Page,
+                              TaskFilters, status_moves_forward)
+from utils.store.sql_models import (Contact, Conversation, Message, SubscriptionTier, Task,
+                                   UserSubscription)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -63,6 +64,30 @@ def task_dict(t: Task) -> dict:
         "conversation_id": t.conversation_id, "status": t.status, "priority": t.priority,
         "due_at": _iso(t.due_at), "assignee_id": t.assignee_id,
         "created_at": _iso(t.created_at), "updated_at": _iso(t.updated_at),
+    }
+
+
+TIER_FIELDS = ("name", "description", "currency", "billing_interval", "features", "platforms",
+               "monthly_ai_replies", "platform_accounts", "integrations", "knowledge_documents",
+               "is_active")
+
+
+def tier_dict(t: SubscriptionTier) -> dict:
+    out = {"id": t.id, "price": float(t.price)}
+    out.update({f: getattr(t, f) for f in TIER_FIELDS})
+    out["features"] = list(out["features"] or [])
+    out["platforms"] = list(out["platforms"] or [])
+    out["created_at"], out["updated_at"] = _iso(t.created_at), _iso(t.updated_at)
+    return out
+
+
+def subscription_dict(s: UserSubscription) -> dict:
+    return {
+        "id": s.id, "user_id": s.user_id, "tier_id": s.tier_id, "status": s.status,
+        "started_at": _iso(s.started_at), "current_period_end": _iso(s.current_period_end),
+        "cancel_at_period_end": s.cancel_at_period_end, "canceled_at": _iso(s.canceled_at),
+        "payment_reference": s.payment_reference,
+        "created_at": _iso(s.created_at), "updated_at": _iso(s.updated_at),
     }
 
 
@@ -355,6 +380,82 @@ class SqlStore:
         db.session.delete(t)
         db.session.commit()
         return True
+
+    # ------------------------------------------------------------- subscriptions
+    def list_tiers(self, include_inactive: bool = False) -> list[dict]:
+        stmt = select(SubscriptionTier).order_by(SubscriptionTier.price, SubscriptionTier.name)
+        if not include_inactive:
+            stmt = stmt.where(SubscriptionTier.is_active.is_(True))
+        return [tier_dict(t) for t in db.session.scalars(stmt)]
+
+    def get_tier(self, tier_id: str) -> dict | None:
+        t = db.session.get(SubscriptionTier, tier_id)
+        return tier_dict(t) if t else None
+
+    def create_tier(self, data: dict) -> dict:
+        tier = SubscriptionTier(**data)
+        try:
+            with db.session.begin_nested():
+                db.session.add(tier)
+        except IntegrityError:
+            db.session.rollback()
+            raise DuplicateTier() from None
+        db.session.commit()
+        return tier_dict(tier)
+
+    def update_tier(self, tier_id: str, data: dict) -> dict | None:
+        tier = db.session.get(SubscriptionTier, tier_id)
+        if tier is None:
+            return None
+        for key, value in data.items():
+            setattr(tier, key, value)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            raise DuplicateTier() from None
+        return tier_dict(tier)
+
+    def delete_tier(self, tier_id: str) -> bool:
+        tier = db.session.get(SubscriptionTier, tier_id)
+        if tier is None:
+            return False
+        db.session.delete(tier)
+        db.session.commit()
+        return True
+
+    def count_tier_subscriptions(self, tier_id: str) -> int:
+        return db.session.scalar(select(func.count()).select_from(UserSubscription)
+                                 .where(UserSubscription.tier_id == tier_id)) or 0
+
+    def get_subscription(self, user_id: str) -> dict | None:
+        s = db.session.scalar(select(UserSubscription).where(UserSubscription.user_id == user_id))
+        return subscription_dict(s) if s else None
+
+    def save_subscription(self, user_id: str, data: dict) -> dict:
+        stmt = select(UserSubscription).where(UserSubscription.user_id == user_id)
+        sub = db.session.scalar(stmt)
+        if sub is None:
+            sub = UserSubscription(user_id=user_id, **data)
+            try:
+                with db.session.begin_nested():
+                    db.session.add(sub)
+            except IntegrityError:  # created concurrently: update that row instead
+                sub = db.session.scalar(stmt)
+        for key, value in data.items():
+            setattr(sub, key, value)
+        db.session.commit()
+        return subscription_dict(sub)
+
+    def list_subscriptions(self, limit: int, cursor: str | None,
+                           status: str | None = None) -> Page:
+        stmt = select(UserSubscription).where(
+            _keyset_after(UserSubscription.created_at, UserSubscription.id, cursor, True))
+        if status:
+            stmt = stmt.where(UserSubscription.status == status)
+        rows = list(db.session.scalars(stmt.order_by(UserSubscription.created_at.desc(),
+                                                     UserSubscription.id.desc()).limit(limit + 1)))
+        return self._page(rows, limit, subscription_dict, lambda s: [_iso(s.created_at), s.id])
 
     # ------------------------------------------------------------------- helpers
     @staticmethod

@@ -5,8 +5,10 @@ The Supabase backend has the same tables in supabase/migrations/*.sql, with RLS.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, ForeignKey, Index, Integer, Numeric, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models_db import TZDateTime, db, new_id, utcnow
@@ -116,6 +118,50 @@ class Task(db.Model):
     priority: Mapped[str] = mapped_column(String(8), nullable=False, default="normal")
     due_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     assignee_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class SubscriptionTier(db.Model):
+    """A plan. Limits are None for unlimited."""
+
+    __tablename__ = "subscription_tiers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), nullable=False, default=0)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False, default="USD")
+    billing_interval: Mapped[str] = mapped_column(String(8), nullable=False, default="month")
+    features: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    platforms: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    monthly_ai_replies: Mapped[int | None] = mapped_column(Integer)
+    platform_accounts: Mapped[int | None] = mapped_column(Integer)
+    integrations: Mapped[int | None] = mapped_column(Integer)
+    knowledge_documents: Mapped[int | None] = mapped_column(Integer)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class UserSubscription(db.Model):
+    """A user's current plan (one row per user). Never holds card data."""
+
+    __tablename__ = "user_subscriptions"
+    __table_args__ = (Index("ix_user_subscriptions_tier", "tier_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False, unique=True)
+    tier_id: Mapped[str] = mapped_column(ForeignKey("subscription_tiers.id"), nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="active")
+    started_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    current_period_end: Mapped[datetime | None] = mapped_column(TZDateTime())
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    canceled_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    payment_reference: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
                                                  onupdate=utcnow)

@@ -1,0 +1,121 @@
+"""The one place that answers "may this user do X now" from the plan in effect.
+
+Every gate calls these: connecting a platform account, each AI reply, creating an
+integration, adding knowledge documents. A refusal is a 402 `plan_limit` naming the
+cheapest plan that would allow it.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from models_db import UsageCounter, db
+from services.subscriptions import read_subscription, effective_tier_id
+from utils.errors import PaymentRequired
+from utils.store import get_store
+
+AI_REPLIES = "ai_replies"
+LIMIT_LABELS = {
+    "platform_accounts": "connected platform accounts",
+    "integrations": "integrations",
+    "knowledge_documents": "knowledge documents",
+    "monthly_ai_replies": "AI replies a month",
+}
+
+
+def _period(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime("%Y-%m")
+
+
+def effective_tier(user_id: str) -> dict:
+    """The plan in effect now (Free when nothing else applies)."""
+    return get_store().get_tier(effective_tier_id(read_subscription(user_id)))
+
+
+def _cheapest(predicate) -> dict | None:
+    for tier in get_store().list_tiers():  # cheapest first
+        if predicate(tier):
+            return tier
+    return None
+
+
+def _refuse(tier: dict, what: str, predicate) -> None:
+    better = _cheapest(predicate)
+    hint = (f" The cheapest plan that allows it is {better['name']} "
+            f"({better['price']:g} {better['currency']}/{better['billing_interval']})."
+            if better else " No plan allows it; contact us.")
+    raise PaymentRequired(f"Your {tier['name']} plan does not allow {what}.{hint}",
+                          code="plan_limit")
+
+
+def _within(limit: int | None, count: int) -> bool:
+    return limit is None or count < limit
+
+
+def require_platform(user_id: str, platform: str, connected_accounts: int) -> None:
+    """May the user connect one more account on this platform?"""
+    tier = effective_tier(user_id)
+    if platform not in tier["platforms"]:
+        _refuse(tier, f"{platform.capitalize()} accounts", lambda t: platform in t["platforms"])
+    if not _within(tier["platform_accounts"], connected_accounts):
+        _refuse(tier, f"more than {tier['platform_accounts']} connected platform account(s)",
+                lambda t: platform in t["platforms"]
+                and _within(t["platform_accounts"], connected_accounts))
+
+
+def require_feature(user_id: str, feature: str, current_count: int | None = None,
+                    limit_name: str | None = None) -> None:
+    """May the user use this feature (e.g. the 'slack' integration), within a count limit?"""
+    tier = effective_tier(user_id)
+    if feature not in tier["features"]:
+        _refuse(tier, f"the {feature} feature", lambda t: feature in t["features"])
+    if limit_name and current_count is not None and not _within(tier[limit_name], current_count):
+        _refuse(tier, f"more than {tier[limit_name]} {LIMIT_LABELS[limit_name]}",
+                lambda t: feature in t["features"] and _within(t[limit_name], current_count))
+
+
+def require_capacity(user_id: str, limit_name: str, current_count: int, adding: int = 1) -> None:
+    """May the user add `adding` more of a counted resource (e.g. knowledge documents)?"""
+    tier = effective_tier(user_id)
+    limit = tier[limit_name]
+    if limit is not None and current_count + adding > limit:
+        _refuse(tier, f"more than {limit} {LIMIT_LABELS[limit_name]}",
+                lambda t: t[limit_name] is None or current_count + adding <= t[limit_name])
+
+
+def ai_replies_used(user_id: str, now: datetime | None = None) -> int:
+    row = db.session.get(UsageCounter, (user_id, AI_REPLIES, _period(now)))
+    return row.count if row else 0
+
+
+def consume_ai_reply(user_id: str) -> bool:
+    """Count one AI reply if the month's quota allows it; False means hand off instead.
+
+    The check and the increment are one UPDATE ... WHERE count < limit, so concurrent
+    workers can never exceed the quota.
+    """
+    tier = effective_tier(user_id)
+    if "ai_replies" not in tier["features"]:
+        return False
+    key = dict(user_id=user_id, metric=AI_REPLIES, period=_period())
+    if db.session.get(UsageCounter, tuple(key.values())) is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(UsageCounter(count=0, **key))
+        except IntegrityError:
+            pass
+    stmt = update(UsageCounter).where(*(getattr(UsageCounter, k) == v for k, v in key.items()))
+    limit = tier["monthly_ai_replies"]
+    if limit is not None:
+        stmt = stmt.where(UsageCounter.count < limit)
+    result = db.session.execute(stmt.values(count=UsageCounter.count + 1))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def usage_summary(user_id: str, tier: dict) -> dict:
+    """This month's metered usage against the plan's limits."""
+    return {"period": _period(), "ai_replies": ai_replies_used(user_id),
+            "ai_replies_limit": tier["monthly_ai_replies"]}

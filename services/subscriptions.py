@@ -1,0 +1,172 @@
+"""Plans and user subscriptions: what a user pays for, and when it ends.
+
+A user without a subscription row, or whose period has ended, is on Free. Expiry is applied
+when the subscription is read, so nothing depends on a scheduled job having run.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from models_db import User, db
+from utils.audit import audit
+from utils.errors import Conflict, NotFound
+from utils.store import get_store
+from utils.store.base import DuplicateTier
+
+FREE_TIER_ID = "free"
+PERIODS = {"month": timedelta(days=30), "year": timedelta(days=365)}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _parse(ts: str | None) -> datetime | None:
+    return datetime.fromisoformat(ts) if ts else None
+
+
+# ---------------------------------------------------------------------------- tiers
+
+def list_tiers(include_inactive: bool = False) -> dict:
+    """Plans, cheapest first, in the list shape."""
+    return {"items": get_store().list_tiers(include_inactive), "next_cursor": None}
+
+
+def get_tier(tier_id: str, include_inactive: bool = False) -> dict:
+    tier = get_store().get_tier(tier_id)
+    if tier is None or (not tier["is_active"] and not include_inactive):
+        raise NotFound("No such plan.", code="tier_not_found")
+    return tier
+
+
+def create_tier(actor: User, data: dict) -> dict:
+    """Admin: add a plan; its name must be unique."""
+    try:
+        tier = get_store().create_tier(data)
+    except DuplicateTier:
+        raise Conflict("A plan with this name already exists.", code="tier_exists") from None
+    audit("tier_created", actor_id=actor.id, tier_id=tier["id"], name=tier["name"])
+    return tier
+
+
+def update_tier(actor: User, tier_id: str, data: dict) -> dict:
+    """Admin: change a plan; subscribers get the new limits at once."""
+    get_tier(tier_id, include_inactive=True)
+    try:
+        tier = get_store().update_tier(tier_id, data)
+    except DuplicateTier:
+        raise Conflict("A plan with this name already exists.", code="tier_exists") from None
+    audit("tier_updated", actor_id=actor.id, tier_id=tier_id, fields=sorted(data))
+    return tier
+
+
+def delete_tier(actor: User, tier_id: str) -> None:
+    """Admin: delete an unused plan; one in use answers 409 (archive it with is_active=false)."""
+    get_tier(tier_id, include_inactive=True)
+    if tier_id == FREE_TIER_ID:
+        raise Conflict("The Free plan is the fallback for every user and cannot be deleted.",
+                       code="tier_in_use")
+    used = get_store().count_tier_subscriptions(tier_id)
+    if used:
+        raise Conflict(f"{used} subscription(s) use this plan; archive it instead "
+                       "(PUT with is_active=false).", code="tier_in_use")
+    get_store().delete_tier(tier_id)
+    audit("tier_deleted", actor_id=actor.id, tier_id=tier_id)
+
+
+# -------------------------------------------------------------------- subscriptions
+
+def _is_expired(sub: dict, now: datetime) -> bool:
+    end = _parse(sub["current_period_end"])
+    return sub["status"] == "expired" or (end is not None and end <= now)
+
+
+def effective_tier_id(sub: dict | None, now: datetime | None = None) -> str:
+    """The plan that applies now: the subscribed one while it runs, else Free."""
+    now = now or _now()
+    if sub is None or _is_expired(sub, now):
+        return FREE_TIER_ID
+    if sub["status"] == "canceled" and sub["current_period_end"] is None:
+        return FREE_TIER_ID
+    return sub["tier_id"]
+
+
+def read_subscription(user_id: str) -> dict | None:
+    """The stored subscription, with expiry applied (and persisted) on read."""
+    store = get_store()
+    sub = store.get_subscription(user_id)
+    if sub is not None and sub["status"] != "expired" and _is_expired(sub, _now()):
+        sub = store.save_subscription(user_id, {"status": "expired"})
+    return sub
+
+
+def ensure_subscription(user_id: str) -> dict:
+    """Give a new user the Free plan (idempotent)."""
+    sub = get_store().get_subscription(user_id)
+    if sub is None:
+        sub = get_store().save_subscription(user_id, {
+            "tier_id": FREE_TIER_ID, "status": "active", "started_at": _now(),
+            "current_period_end": None, "cancel_at_period_end": False, "canceled_at": None})
+    return sub
+
+
+def subscription_view(user_id: str) -> dict:
+    """The user's subscription with its plan, the plan in effect now and this month's usage."""
+    from services import entitlements
+
+    sub = read_subscription(user_id) or ensure_subscription(user_id)
+    tier = get_store().get_tier(sub["tier_id"])
+    effective_id = effective_tier_id(sub)
+    effective = tier if effective_id == sub["tier_id"] else get_store().get_tier(effective_id)
+    return {**sub, "tier": tier, "effective_tier": effective,
+            "usage": entitlements.usage_summary(user_id, effective)}
+
+
+def subscribe(user_id: str, tier_id: str, payment_reference: str | None, actor_id: str) -> dict:
+    """Start or change the plan; takes effect immediately with a fresh period."""
+    tier = get_tier(tier_id)
+    now = _now()
+    period_end = None if tier["price"] == 0 else now + PERIODS[tier["billing_interval"]]
+    previous = get_store().get_subscription(user_id)
+    get_store().save_subscription(user_id, {
+        "tier_id": tier_id, "status": "active", "started_at": now,
+        "current_period_end": period_end, "cancel_at_period_end": False, "canceled_at": None,
+        "payment_reference": payment_reference})
+    audit("subscription_changed", user_id=user_id, actor_id=actor_id,
+          from_tier=previous["tier_id"] if previous else None, to_tier=tier_id)
+    return subscription_view(user_id)
+
+
+def cancel(actor: User, user_id: str) -> dict:
+    """Cancel at period end (paid) or at once (Free). Someone else's answers 404 unless admin."""
+    if actor.id != user_id and not actor.is_admin:
+        raise NotFound("No such subscription.", code="subscription_not_found")
+    if db.session.get(User, user_id) is None:
+        raise NotFound("No such subscription.", code="subscription_not_found")
+    sub = read_subscription(user_id) or ensure_subscription(user_id)
+    if sub["status"] in ("canceled", "expired"):
+        raise Conflict(f"This subscription is already {sub['status']}.",
+                       code="subscription_not_active")
+    get_store().save_subscription(user_id, {
+        "status": "canceled", "cancel_at_period_end": sub["current_period_end"] is not None,
+        "canceled_at": _now()})
+    audit("subscription_canceled", user_id=user_id, actor_id=actor.id)
+    return subscription_view(user_id)
+
+
+def admin_list(limit: int, cursor: str | None, status: str | None) -> dict:
+    """Admin: every user's subscription, newest first."""
+    return get_store().list_subscriptions(limit, cursor, status).to_dict()
+
+
+def admin_set(actor: User, user_id: str, changes: dict) -> dict:
+    """Admin: set a user's plan, status or period end directly (e.g. a manual deal)."""
+    if db.session.get(User, user_id) is None:
+        raise NotFound("No such user.", code="user_not_found")
+    ensure_subscription(user_id)
+    if "tier_id" in changes:
+        get_tier(changes["tier_id"], include_inactive=True)
+    get_store().save_subscription(user_id, changes)
+    audit("admin_subscription_set", user_id=user_id, actor_id=actor.id,
+          **{k: str(v) for k, v in changes.items()})
+    return subscription_view(user_id)
