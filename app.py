@@ -9,8 +9,8 @@ from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-from models_db import db, render_item
-from utils.config import Settings, load_settings
+from models_db import db, include_object, render_item
+from utils.config import ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
 from utils.logging import configure_logging
 from utils.ratelimit import limiter
@@ -60,6 +60,22 @@ def _security_headers(response):
     return response
 
 
+def _connect_redis(app: Flask, settings: Settings) -> None:
+    """With REDIS_URL, check Redis once at start; a clear error names the setting."""
+    if not settings.REDIS_URL:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3,
+                                  health_check_interval=30)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ConfigError(f"REDIS_URL is set but Redis is unreachable at {settings.REDIS_URL}: "
+                          f"{exc}") from None
+    app.extensions["dana_redis"] = client
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build a Dana app from settings (default: the environment and .env)."""
     settings = settings or load_settings()
@@ -82,9 +98,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.config["TESTING"] = True
 
     configure_logging(app)
+    _connect_redis(app, settings)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True,
-                     render_item=render_item)
+                     render_item=render_item, include_object=include_object)
     limiter.init_app(app)
     if settings.CORS_ORIGINS:
         CORS(app, resources={r"/api/*": {"origins": settings.CORS_ORIGINS}},
@@ -95,13 +112,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     from routes.admin_api import bp as admin_api_bp
     from routes.auth import bp as auth_bp
     from routes.conversations import bp as conversations_bp
+    from routes.knowledge import bp as knowledge_bp
     from routes.meta import bp as meta_bp
+    from routes.platforms import bp as platforms_bp
     from routes.subscriptions import bp as subscriptions_bp
     from routes.tasks import bp as tasks_bp
     from routes.users import bp as users_bp
+    from routes.webhooks import bp as webhooks_bp
+    from routes.workflows import bp as workflows_bp
 
     for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
-               subscriptions_bp):
+               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, knowledge_bp):
         app.register_blueprint(bp)
 
     from utils.store import init_store

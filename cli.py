@@ -40,3 +40,77 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(exc.message)
         audit("admin_created_cli", user_id=user.id)
         click.echo(f"Created admin {user.email} ({user.id}).")
+
+    register_operations_cli(app)
+    from automation.knowledge.cli import register_knowledge_cli
+    register_knowledge_cli(app)
+
+
+def register_operations_cli(app: Flask) -> None:
+    """`flask events ...` (replay stored webhook deliveries) and `flask worker` (RQ)."""
+
+    events = click.Group("events", help="Stored webhook deliveries.")
+
+    @events.command("retry")
+    @click.option("--id", "event_id", type=int, help="Retry one event (any status).")
+    @click.option("--include-stuck", is_flag=True,
+                  help="Also re-run events left 'received'/'processing' (e.g. after a crash).")
+    def retry(event_id: int | None, include_stuck: bool):
+        """Re-run failed events (or one event by id)."""
+        from models_db import WebhookEvent, db
+        from services.automation_queue import run_event
+
+        if event_id is not None:
+            event = db.session.get(WebhookEvent, event_id)
+            if event is None:
+                raise click.ClickException(f"No webhook event {event_id}.")
+            event.status = "received"
+            db.session.commit()
+            ids = [event_id]
+        else:
+            statuses = ["failed"] + (["received", "processing"] if include_stuck else [])
+            ids = list(db.session.scalars(db.select(WebhookEvent.id)
+                                          .where(WebhookEvent.status.in_(statuses))
+                                          .order_by(WebhookEvent.id)))
+        if not ids:
+            click.echo("Nothing to retry.")
+            return
+        results: dict[str, int] = {}
+        for one in ids:
+            status = run_event(one)
+            results[status] = results.get(status, 0) + 1
+            click.echo(f"event {one}: {status}")
+        click.echo("done: " + ", ".join(f"{v} {k}" for k, v in sorted(results.items())))
+        if results.get("failed"):
+            raise SystemExit(1)
+
+    @events.command("list")
+    @click.option("--status", default=None, help="received|processing|processed|ignored|failed|rejected")
+    @click.option("--limit", default=20, show_default=True)
+    def list_events(status: str | None, limit: int):
+        """Show the newest stored events."""
+        from models_db import WebhookEvent, db
+
+        stmt = db.select(WebhookEvent).order_by(WebhookEvent.id.desc()).limit(limit)
+        if status:
+            stmt = stmt.where(WebhookEvent.status == status)
+        for e in db.session.scalars(stmt):
+            click.echo(f"{e.id}\t{e.platform}\t{e.status}\tattempts={e.attempts}\t"
+                       f"{(e.error or '').splitlines()[0] if e.error else ''}")
+
+    app.cli.add_command(events)
+
+    @app.cli.command("worker")
+    @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+    def worker(burst: bool):
+        """Run an RQ worker for the automation queue (needs REDIS_URL)."""
+        from flask import current_app
+        from rq.worker import SimpleWorker
+
+        from services.rq_queue import queue
+
+        if "dana_redis" not in current_app.extensions:
+            raise click.ClickException("REDIS_URL is not set: there is no queue to work on.")
+        q = queue()
+        # SimpleWorker (no fork per job) keeps this app context and its DB pool valid.
+        SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=True)

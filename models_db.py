@@ -9,7 +9,8 @@ import uuid
 from datetime import datetime, timezone
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -67,6 +68,11 @@ def render_item(type_, obj, autogen_context):
     if type_ == "type" and isinstance(obj, TZDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Alembic autogenerate: full-text index tables (SQLite FTS5) are managed by hand."""
+    return not (type_ == "table" and name and name.startswith("knowledge_chunks_fts"))
 
 
 class User(db.Model):
@@ -177,6 +183,182 @@ class UsageCounter(db.Model):
     metric: Mapped[str] = mapped_column(String(32), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM (UTC)
     count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+
+class PlatformAccount(db.Model):
+    """A connected Facebook Page, Instagram professional account or WhatsApp number.
+
+    external_id is the Page id / IG account id / phone_number_id that inbound deliveries
+    carry; it is unique per platform across all users (one owner per account).
+    """
+
+    __tablename__ = "platform_accounts"
+    __table_args__ = (UniqueConstraint("platform", "external_id", name="uq_platform_accounts_external"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False, index=True)
+    platform: Mapped[str] = mapped_column(String(16), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    access_token_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+    def to_dict(self) -> dict:
+        """The account as the API shows it: never the token."""
+        return {"id": self.id, "platform": self.platform, "external_id": self.external_id,
+                "name": self.name, "status": self.status, "last_error": self.last_error,
+                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
+
+
+class WebhookEvent(db.Model):
+    """Every authentic delivery, stored raw before anything else so nothing is lost.
+
+    status: received -> processing -> processed | ignored | failed (retryable) ; rejected
+    (authentic but unparseable, kept for inspection).
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_status_received", "status", "received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(16), nullable=False)
+    raw_body: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="received")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "platform": self.platform, "status": self.status,
+                "attempts": self.attempts, "error": self.error,
+                "received_at": self.received_at.isoformat(),
+                "processed_at": self.processed_at.isoformat() if self.processed_at else None}
+
+
+class BusinessProfile(db.Model):
+    """How the business wants its AI to sound and when it hands off (one row per user)."""
+
+    __tablename__ = "business_profiles"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    business_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    persona: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    instructions: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    handoff_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    language: Mapped[str] = mapped_column(String(8), nullable=False, default="en")
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class Workflow(db.Model):
+    """A business's automation rule: trigger, conditions and ordered actions (JSON, validated)."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (Index("ix_workflows_user_position", "user_id", "position"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=100)
+    trigger_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    definition: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "description": self.description,
+                "enabled": self.enabled, "position": self.position,
+                "definition": self.definition, "created_at": self.created_at.isoformat(),
+                "updated_at": self.updated_at.isoformat()}
+
+
+class WorkflowRun(db.Model):
+    """One evaluation of a workflow: what triggered it, what matched, what each action did."""
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (Index("ix_workflow_runs_user_started", "user_id", "started_at", "id"),
+                      Index("ix_workflow_runs_workflow_started", "workflow_id", "started_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    workflow_id: Mapped[str | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
+    trigger: Mapped[str] = mapped_column(String(32), nullable=False)
+    conversation_id: Mapped[str | None] = mapped_column(String(36))
+    message_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    matched: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    conditions: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    actions: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="completed")
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    started_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "workflow_id": self.workflow_id, "trigger": self.trigger,
+                "conversation_id": self.conversation_id, "message_id": self.message_id,
+                "matched": self.matched, "conditions": self.conditions, "actions": self.actions,
+                "status": self.status, "error": self.error, "duration_ms": self.duration_ms,
+                "started_at": self.started_at.isoformat()}
+
+
+class KnowledgeDocument(db.Model):
+    """A piece of the business's own knowledge: an article, notes, or an FAQ.
+
+    format: "text" | "markdown" (prose, cut along headings and paragraphs) or "faq"
+    ("Q: …"/"A: …" blocks, one passage per question). Disabled documents are never searched.
+    """
+
+    __tablename__ = "knowledge_documents"
+    __table_args__ = (Index("ix_knowledge_documents_user_created", "user_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    title: Mapped[str] = mapped_column(String(300), nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    format: Mapped[str] = mapped_column(String(16), nullable=False, default="text")
+    tags: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    source: Mapped[str] = mapped_column(String(300), nullable=False, default="api")
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class KnowledgeChunk(db.Model):
+    """A searchable passage of a document, the unit the AI quotes.
+
+    The integer id is the full-text index's rowid (SQLite FTS5). search_text is the folded
+    token stream (title, heading path, text) that both databases index; the FTS objects
+    themselves (migration 0005) are raw DDL and deliberately not part of this metadata.
+    """
+
+    __tablename__ = "knowledge_chunks"
+    __table_args__ = (Index("ix_knowledge_chunks_document_position", "document_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("knowledge_documents.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False, index=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    heading: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    question: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    search_text: Mapped[str] = mapped_column(Text, nullable=False)
 
 
 # The store's SQL tables share this metadata (one Alembic history for everything).

@@ -5,8 +5,10 @@ from flask import Blueprint, g
 
 from routes.schemas import (ContactListOut, ContactListQuery, ContactOut, ContactPatchIn,
                             ConversationListOut, ConversationListQuery, ConversationOut,
-                            ConversationPatchIn, ListQuery, MessageListOut, MessageOut, NoteIn)
+                            ConversationPatchIn, ListQuery, MessageListOut, MessageOut, NoteIn,
+                            SendMessageIn)
 from services import conversations as svc
+from services import messaging
 from utils.auth import require_auth
 from utils.openapi import endpoint
 from utils.store import ConversationFilters
@@ -55,6 +57,15 @@ def read_conversation(conversation_id: str):
 def list_messages(conversation_id: str, query: ListQuery):
     """Messages: the newest page first, oldest first within a page; next_cursor goes back."""
     return svc.list_messages(g.user.id, conversation_id, query.limit, query.cursor)
+
+
+@bp.post("/conversations/<conversation_id>/messages")
+@require_auth
+@endpoint(body=SendMessageIn, response=MessageOut, status=201, tags=TAGS, errors=(404,))
+def send_message(conversation_id: str, body: SendMessageIn):
+    """Send an agent reply through the platform; the stored message shows sent or failed."""
+    return messaging.send_agent_reply(g.user.id, g.user.id, conversation_id, body.text,
+                                      pause_ai=body.pause_ai, tag=body.tag), 201
 
 
 @bp.post("/conversations/<conversation_id>/notes")

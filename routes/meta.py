@@ -22,8 +22,9 @@ _DOCS_PAGE = """<!doctype html>
 <script src="{{ url_for('meta.docs_asset', filename='dana-docs.js') }}"></script>
 </body></html>"""
 
+# validatorUrl null: Swagger UI would otherwise load a badge from validator.swagger.io.
 _DOCS_INIT = """window.onload = function () {
-  window.ui = SwaggerUIBundle({url: "%s", dom_id: "#swagger-ui",
+  window.ui = SwaggerUIBundle({url: "%s", dom_id: "#swagger-ui", validatorUrl: null,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
 };"""
 

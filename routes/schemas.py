@@ -394,3 +394,217 @@ class AdminSubscriptionIn(StrictModel):
     status: SubscriptionStatus | None = None
     current_period_end: datetime | None = None
     cancel_at_period_end: bool | None = None
+
+
+# ---------------------------------------------------------------- platforms / sending
+
+class PlatformAccountIn(StrictModel):
+    platform: Platform
+    external_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
+                             description="Page id, Instagram account id or WhatsApp phone_number_id")
+    access_token: str = Field(min_length=10, max_length=4096, repr=False)
+    name: str = Field(default="", max_length=200)
+
+
+class PlatformAccountPatchIn(StrictModel):
+    name: str | None = Field(default=None, max_length=200)
+    access_token: str | None = Field(default=None, min_length=10, max_length=4096, repr=False)
+
+
+class PlatformAccountOut(BaseModel):
+    id: str
+    platform: Platform
+    external_id: str
+    name: str
+    status: Literal["active", "needs_reauth"]
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PlatformAccountListOut(BaseModel):
+    items: list[PlatformAccountOut]
+    next_cursor: str | None
+
+
+class SendMessageIn(StrictModel):
+    text: str = Field(min_length=1, max_length=4096)
+    pause_ai: bool = Field(default=True, description="an agent reply pauses the AI unless false")
+    tag: Literal["HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE",
+                 "POST_PURCHASE_UPDATE"] | None = Field(
+        default=None, description="Messenger/Instagram message tag to send outside the 24 h window")
+
+
+class WebhookEventOut(BaseModel):
+    id: int
+    platform: str
+    status: str
+    attempts: int
+    error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+
+
+# -------------------------------------------------------------------------- workflows
+
+from automation.core.definitions import WorkflowDefinition  # noqa: E402
+
+
+class WorkflowIn(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    enabled: bool = True
+    position: int = Field(default=100, ge=0, le=100000, description="lower runs first")
+    definition: WorkflowDefinition
+
+
+class WorkflowPatchIn(StrictModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    enabled: bool | None = None
+    position: int | None = Field(default=None, ge=0, le=100000)
+    definition: WorkflowDefinition | None = None
+
+
+class WorkflowOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    enabled: bool
+    position: int
+    definition: dict
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowListOut(BaseModel):
+    items: list[WorkflowOut]
+    next_cursor: str | None
+
+
+class WorkflowRunOut(BaseModel):
+    id: str
+    workflow_id: str | None
+    trigger: str
+    conversation_id: str | None
+    message_id: str | None
+    matched: bool
+    conditions: list[dict]
+    actions: list[dict]
+    status: Literal["completed", "failed", "not_matched"]
+    error: str | None
+    duration_ms: int
+    started_at: datetime
+
+
+class WorkflowRunListOut(BaseModel):
+    items: list[WorkflowRunOut]
+    next_cursor: str | None
+
+
+class WorkflowRunQuery(ListQuery):
+    workflow_id: str | None = Field(default=None, max_length=36)
+    conversation_id: str | None = Field(default=None, max_length=36)
+    matched: bool | None = None
+
+
+class BusinessProfileIn(StrictModel):
+    name: str | None = Field(default=None, max_length=200)
+    persona: str | None = Field(default=None, max_length=4000,
+                                description="how the AI should sound, e.g. 'friendly, concise'")
+    instructions: str | None = Field(default=None, max_length=8000,
+                                     description="rules the AI must follow")
+    handoff_message: str | None = Field(default=None, min_length=1, max_length=1000)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+
+
+class BusinessProfileOut(BaseModel):
+    name: str
+    persona: str
+    instructions: str
+    handoff_message: str
+    language: str
+    timezone: str
+
+
+class SuggestOut(BaseModel):
+    suggestions: list[str]
+
+
+# ------------------------------------------------------------------------ knowledge base
+
+KnowledgeFormat = Literal["text", "markdown", "faq"]
+KnowledgeTag = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class KnowledgeDocumentIn(StrictModel):
+    title: str = Field(min_length=1, max_length=300)
+    content: str = Field(min_length=1, max_length=200_000)
+    format: KnowledgeFormat = Field(
+        default="text", description='"faq" content is "Q: …" / "A: …" blocks, one passage each')
+    tags: list[KnowledgeTag] = Field(default_factory=list, max_length=20)
+    enabled: bool = True
+    source: str = Field(default="api", max_length=300)
+
+
+class KnowledgeDocumentPatchIn(StrictModel):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    content: str | None = Field(default=None, min_length=1, max_length=200_000)
+    format: KnowledgeFormat | None = None
+    tags: list[KnowledgeTag] | None = Field(default=None, max_length=20)
+    enabled: bool | None = None
+    source: str | None = Field(default=None, max_length=300)
+
+
+class KnowledgeDocumentSummaryOut(BaseModel):
+    id: str
+    title: str
+    format: KnowledgeFormat
+    tags: list[str]
+    enabled: bool
+    source: str
+    chunk_count: int
+    chars: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class KnowledgeDocumentOut(KnowledgeDocumentSummaryOut):
+    content: str
+
+
+class KnowledgeListOut(BaseModel):
+    items: list[KnowledgeDocumentSummaryOut]
+    next_cursor: str | None
+
+
+class KnowledgeListQuery(ListQuery):
+    tag: str | None = Field(default=None, max_length=64)
+    enabled: bool | None = None
+
+
+class KnowledgeSearchQuery(StrictModel):
+    q: str = Field(min_length=1, max_length=1000, description="the customer's question, any text")
+    limit: int = Field(default=5, ge=1, le=20)
+
+
+class KnowledgePassageOut(BaseModel):
+    chunk_id: int
+    document_id: str
+    title: str
+    heading: str | None
+    text: str
+    question: str | None
+    answer: str | None
+    score: float = Field(ge=0, le=1, description="0..1, higher is a better match")
+    rank: int
+
+
+class KnowledgeSearchOut(BaseModel):
+    items: list[KnowledgePassageOut]
+    next_cursor: str | None
+
+
+class KnowledgeImportOut(BaseModel):
+    created: int
+    items: list[KnowledgeDocumentSummaryOut]

@@ -119,3 +119,25 @@ def usage_summary(user_id: str, tier: dict) -> dict:
     """This month's metered usage against the plan's limits."""
     return {"period": _period(), "ai_replies": ai_replies_used(user_id),
             "ai_replies_limit": tier["monthly_ai_replies"]}
+
+
+def record_usage(user_id: str, metric: str, amount: int) -> None:
+    """Add to a metered counter for this month (e.g. AI tokens); no limit applies."""
+    if amount <= 0:
+        return
+    key = dict(user_id=user_id, metric=metric, period=_period())
+    if db.session.get(UsageCounter, tuple(key.values())) is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(UsageCounter(count=0, **key))
+        except IntegrityError:
+            pass
+    db.session.execute(update(UsageCounter)
+                       .where(*(getattr(UsageCounter, k) == v for k, v in key.items()))
+                       .values(count=UsageCounter.count + amount))
+    db.session.commit()
+
+
+def usage_count(user_id: str, metric: str, now: datetime | None = None) -> int:
+    row = db.session.get(UsageCounter, (user_id, metric, _period(now)))
+    return row.count if row else 0

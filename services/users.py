@@ -30,7 +30,9 @@ def register_user(email: str, password: str, name: str = "", timezone: str = "UT
         db.session.rollback()
         raise Conflict("An account with this e-mail already exists.", code="email_taken") from None
     from services.subscriptions import ensure_subscription
+    from services.workflows import create_default_workflow
     ensure_subscription(user.id)  # every new account starts on Free
+    create_default_workflow(user.id)  # ... answering with AI, handing off when unsure
     return user
 
 

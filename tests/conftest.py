@@ -146,9 +146,11 @@ def databases(tmp_path_factory):
 
 
 @pytest.fixture
-def settings_overrides():
-    """Override in a test module (or via indirect parametrization) to change settings."""
-    return {}
+def settings_overrides(request):
+    """Settings to change for one test: override this fixture in a test module, or
+    parametrize it indirectly: `@pytest.mark.parametrize("settings_overrides", [{...}],
+    indirect=True)` (the parameter is the dict of overrides)."""
+    return dict(getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -104,10 +104,14 @@ def revoke_user_sessions(user_id: str, reason: str, keep_session_id: str | None 
 def rotate_refresh_token(token: str) -> dict:
     """Spend a refresh token and return a new pair; a reused token revokes its family."""
     claims = decode_token(token, "refresh")
-    row = db.session.get(RefreshToken, claims["jti"], with_for_update=True)
+    # Lock only the token row: PostgreSQL refuses FOR UPDATE on the outer-joined (eager) side.
+    row = db.session.get(RefreshToken, claims["jti"], with_for_update={"of": RefreshToken})
     if row is None or row.session_id != claims["sid"]:
         raise Unauthorized("The refresh token is not known.", code="invalid_token")
     session = row.session
+    # A deactivated account says so first: its sessions were revoked when it was deactivated.
+    if not session.user.is_active:
+        raise Unauthorized("This account is deactivated.", code="account_disabled")
     if session.revoked_at is not None:
         raise Unauthorized("This session has been signed out.", code="token_revoked")
     if row.spent_at is not None:
@@ -117,8 +121,6 @@ def rotate_refresh_token(token: str) -> dict:
         raise Unauthorized("This refresh token was already used; the session is revoked.",
                            code="token_reused")
     user = session.user
-    if not user.is_active:
-        raise Unauthorized("This account is deactivated.", code="account_disabled")
     row.spent_at = utcnow()
     pair = issue_tokens(user, session)
     db.session.commit()
@@ -131,11 +133,12 @@ def authenticate_access_token(token: str) -> tuple[User, AuthSession]:
     session = db.session.get(AuthSession, claims["sid"])
     if session is None or session.user_id != claims["sub"]:
         raise Unauthorized("The token is invalid.", code="invalid_token")
-    if session.revoked_at is not None:
-        raise Unauthorized("This session has been signed out.", code="token_revoked")
     user = session.user
+    # A deactivated account says so first: its sessions were revoked when it was deactivated.
     if not user.is_active:
         raise Unauthorized("This account is deactivated.", code="account_disabled")
+    if session.revoked_at is not None:
+        raise Unauthorized("This session has been signed out.", code="token_revoked")
     return user, session
 
 

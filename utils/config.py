@@ -11,11 +11,12 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from cryptography.fernet import Fernet
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 GENERATED_SECRETS = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS")
 
@@ -52,16 +53,26 @@ class Settings(BaseSettings):
     INSTAGRAM_APP_SECRET: str | None = None
     GRAPH_API_URL: str = "https://graph.facebook.com"
     GRAPH_API_VERSION: str = "v21.0"
+    GRAPH_TIMEOUT_SECONDS: float = 10.0
+    GRAPH_RETRY_ATTEMPTS: int = 4
+    GRAPH_RETRY_WAIT_SECONDS: float = 0.5
+    # Base URL of the frontend, used in links (e.g. in hand-off tasks).
+    APP_URL: str = "http://127.0.0.1:5000"
+    # Answering is only allowed within this many hours of the customer's last message.
+    MESSAGING_WINDOW_HOURS: int = 24
 
     AI_PROVIDER: Literal["openai", "local"] | None = None
     OPENAI_API_KEY: str | None = None
     OPENAI_BASE_URL: str | None = None
     OPENAI_MODEL: str = "gpt-4o-mini"
+    OPENAI_TIMEOUT_SECONDS: float = 20.0
+    OPENAI_MAX_RETRIES: int = 2
 
     REDIS_URL: str | None = None
     AUTOMATION_QUEUE: Literal["inline", "rq"] = "inline"
 
-    CORS_ORIGINS: list[str] = Field(default_factory=list)
+    # NoDecode: the env value is the documented comma-separated list, not JSON.
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     RATE_LIMIT_AUTH: str = "10 per minute"
     RATE_LIMIT_ENABLED: bool = True
 
@@ -165,6 +176,8 @@ def load_settings(**overrides) -> Settings:
     """Build the settings from the environment, apply overrides, fill secrets, validate."""
     try:
         settings = Settings(**overrides)
+    except SettingsError as exc:  # a value pydantic-settings could not even parse
+        raise ConfigError(str(exc)) from None
     except Exception as exc:  # pydantic.ValidationError: say which setting, no trace
         errors = getattr(exc, "errors", None)
         if callable(errors):

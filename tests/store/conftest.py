@@ -1,11 +1,16 @@
-"""Fixtures for the store contract suite: the same tests run against every backend."""
+"""Fixtures for the store contract suite: the same tests run against every backend.
+
+"supabase" is the real supabase-py client talking to tests/fakes/postgrest.py, which runs
+each request under RLS on a fresh PostgreSQL database with supabase/migrations applied.
+"""
 from __future__ import annotations
 
 import uuid
 
 import pytest
 
-BACKENDS = ["sql"]
+BACKENDS = ["sql", "supabase"]
+SUPABASE_JWT_SECRET = "test-supabase-jwt-secret-" + "z" * 32
 
 
 @pytest.fixture(params=BACKENDS)
@@ -14,13 +19,36 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(scope="session")
+def postgrest(pg_url):
+    """The PostgREST fake on its own database (one per test session and xdist worker)."""
+    from tests.fakes.postgrest import PostgrestFake
+    from tests.fakes.supabase_db import supabase_database
+    with supabase_database(pg_url) as dsn, PostgrestFake(dsn, SUPABASE_JWT_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings_overrides(request, backend):
+    """The app's settings for the backend under test (plus any indirect parameter)."""
+    overrides = dict(getattr(request, "param", {}))
+    if backend == "supabase":
+        fake = request.getfixturevalue("postgrest")
+        fake.reset()
+        overrides.update(DATA_BACKEND="supabase", SUPABASE_URL=fake.url,
+                         SUPABASE_KEY=fake.service_key, SUPABASE_JWT_SECRET=SUPABASE_JWT_SECRET)
+    return overrides
+
+
 @pytest.fixture
 def store(app, backend):
     """The app's store, for the backend under test."""
-    if backend != "sql":
-        pytest.fail(f"no fixture wiring for backend {backend}")
     from utils.store import get_store
-    return get_store()
+    store = get_store()
+    assert store.name == backend
+    yield store
+    if backend == "supabase":
+        store.close()
 
 
 @pytest.fixture

@@ -215,6 +215,13 @@ class SqlStore:
                                  .where(Conversation.id == conversation_id)).first()
         return conversation_dict(*row) if row else None
 
+    def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
+                          platform_user_id: str) -> dict | None:
+        row = db.session.execute(self._conversation_query(owner_id).where(
+            Conversation.platform_account_id == platform_account_id,
+            Contact.platform == platform, Contact.platform_user_id == platform_user_id)).first()
+        return conversation_dict(*row) if row else None
+
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
                            cursor: str | None) -> Page:
         stmt = self._conversation_query(owner_id).where(
@@ -268,12 +275,17 @@ class SqlStore:
             platform_message_id=message.platform_message_id, status=message.status,
             error=message.error, reply_to=message.reply_to, is_note=message.is_note,
             meta=dict(message.metadata or {}), created_at=message.created_at or utcnow(),
+            idempotency_key=message.idempotency_key,
         )
         try:
             with db.session.begin_nested():
                 db.session.add(row)
         except IntegrityError:
-            existing = self.find_message(owner_id, row.platform, message.platform_message_id)
+            existing = None
+            if message.platform_message_id:
+                existing = self.find_message(owner_id, row.platform, message.platform_message_id)
+            if existing is None and message.idempotency_key:
+                existing = self.find_message_by_key(owner_id, message.idempotency_key)
             db.session.rollback()
             raise DuplicateMessage(existing or {}) from None
         if not message.is_note:
@@ -303,6 +315,37 @@ class SqlStore:
             stmt = stmt.where(Message.owner_id == owner_id)
         m = db.session.scalar(stmt)
         return message_dict(m) if m else None
+
+    def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
+        m = db.session.scalar(select(Message).where(Message.idempotency_key == idempotency_key,
+                                                    Message.owner_id == owner_id))
+        return message_dict(m) if m else None
+
+    def update_message(self, owner_id: str, message_id: str, text: str | None = None,
+                       metadata: dict | None = None) -> dict | None:
+        m = db.session.scalar(select(Message).where(Message.id == message_id,
+                                                    Message.owner_id == owner_id))
+        if m is None:
+            return None
+        if text is not None:
+            m.text = text
+        if metadata:
+            m.meta = {**(m.meta or {}), **metadata}
+        db.session.commit()
+        return message_dict(m)
+
+    def mark_outbound_up_to(self, owner_id: str, conversation_id: str, status: str,
+                            until: datetime) -> int:
+        """Watermarks: every outbound message sent at or before `until` reaches `status`."""
+        earlier = [s for s in ("sent", "delivered") if status_moves_forward(s, status)]
+        result = db.session.execute(
+            Message.__table__.update()
+            .where(Message.owner_id == owner_id, Message.conversation_id == conversation_id,
+                   Message.direction == "outbound", Message.is_note.is_(False),
+                   Message.status.in_(earlier), Message.created_at <= until)
+            .values(status=status, updated_at=utcnow()))
+        db.session.commit()
+        return result.rowcount
 
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page:

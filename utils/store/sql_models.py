@@ -97,6 +97,8 @@ class Message(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     reply_to: Mapped[str | None] = mapped_column(String(255))
     is_note: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Makes automated sends idempotent: one reply per inbound message, whoever retries.
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     meta: Mapped[dict] = mapped_column("metadata", JSON, nullable=False, default=dict)
     # The platform's timestamp for inbound messages; server time otherwise. Orders the thread.
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)

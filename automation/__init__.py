@@ -1,0 +1,1 @@
+"""The automation package: plain synchronous Python that turns platform events into replies."""

@@ -1,0 +1,154 @@
+"""The offline provider: templates for small talk, quotes from the knowledge base, or hand-off.
+
+No network and no model. It answers only when the best passage's score reaches
+ANSWER_THRESHOLD (calibrated with bench/answers.py on SQLite and PostgreSQL); below it, a
+human is better than a guess. Q/A passages are answered with their answer; prose passages
+with their 1–3 sentences that match the question best, after a short lead-in.
+"""
+from __future__ import annotations
+
+import re
+
+from automation.ai import templates as tpl
+from automation.ai.nlu import detect_intent, detect_language
+from automation.ai.providers.base import Answer, Provider, ReplyContext
+from automation.knowledge.database import Passage
+from automation.knowledge.text import content_terms, sentences, stem, tokens, term_matches
+
+# A passage must cover at least this IDF-weighted share of the question's content words to
+# be quoted. Chosen with bench/answers.py (see its output for the trade-off at 0.5/0.6/0.7).
+ANSWER_THRESHOLD = 0.6
+MAX_REPLY_CHARS = 700
+SMALL_TALK = ("greeting", "thanks", "goodbye")
+
+
+def first_name(contact_name: str | None) -> str | None:
+    """The contact's first name, if a plausible one is known."""
+    if not contact_name:
+        return None
+    first = contact_name.strip().split()[0] if contact_name.strip() else ""
+    return first if first and any(ch.isalpha() for ch in first) else None
+
+
+def reply_language(ctx: ReplyContext) -> str:
+    """The language to reply in: the customer's, else the business's, else English."""
+    business = (ctx.business or {}).get("language") or "en"
+    business = business if business in tpl.LANGUAGES else "en"
+    lang = detect_language(ctx.message_text, default=business)
+    return lang if lang in tpl.LANGUAGES else business
+
+
+def handoff_answer(ctx: ReplyContext, reason: str, confidence: float = 0.0,
+                   provider: str = "local", lang: str | None = None) -> Answer:
+    """Hand off to a human; text is the business's hand-off message for the customer."""
+    lang = lang or reply_language(ctx)
+    text = (ctx.business or {}).get("handoff_message") or tpl.HANDOFF.get(lang, tpl.HANDOFF["en"])
+    return Answer(text=text, handoff=True, reason=reason, confidence=round(confidence, 4),
+                  sources=[], provider=provider)
+
+
+def _clean(line: str) -> str:
+    """Markdown to chat text: bullets as "- ", no emphasis markers, links as "text (url)"."""
+    line = re.sub(r"^\s*(?:[-*+•]|\d+[.)])\s+", "- ", line)
+    line = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 (\2)", line)
+    line = re.sub(r"(\*\*|__|`)", "", line)
+    line = re.sub(r"(?<!\w)[*_](\S[^*_]*\S|\S)[*_](?!\w)", r"\1", line)
+    return line.strip()
+
+
+def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str]:
+    """The passage's sentences that match the question best (1–3, in their original order)."""
+    sents = [s for s in (_clean(x) for x in sentences(passage.text)) if s]
+    if not sents:
+        return []
+    terms = content_terms(question)
+
+    def hits(sentence: str) -> int:
+        toks = set(tokens(sentence))
+        stems = {stem(t) for t in toks}
+        return sum(1 for t in terms if term_matches(t, toks, stems))
+
+    scores = [hits(s) for s in sents]
+    if max(scores) == 0:
+        return sents[:min(2, limit)]
+    best = max(range(len(sents)), key=lambda i: (scores[i], -i))
+    chosen = {best}
+    # A line that introduces a list ("We deliver to:") needs the items that follow it.
+    if sents[best].endswith(":"):
+        chosen.update(range(best + 1, min(best + limit, len(sents))))
+    for i in sorted(range(len(sents)), key=lambda i: (-scores[i], i)):
+        if len(chosen) >= limit or scores[i] == 0:
+            break
+        chosen.add(i)
+    return [sents[i] for i in sorted(chosen)]
+
+
+def _fit(text: str) -> str:
+    if len(text) <= MAX_REPLY_CHARS:
+        return text
+    cut = text.rfind(" ", 0, MAX_REPLY_CHARS - 1)
+    return text[:cut if cut > 0 else MAX_REPLY_CHARS - 1].rstrip(" ,;:") + "…"
+
+
+def compose_answer(passage: Passage, question: str, lang: str) -> str:
+    """Quote a passage naturally: a Q/A passage's answer, or a lead-in and the best sentences."""
+    if passage.answer:
+        return _fit(passage.answer.strip())
+    picked = _best_sentences(passage, question)
+    joiner = "\n" if any(s.startswith("- ") for s in picked) else " "
+    topic = (passage.heading or "").split(" › ")[-1] or passage.title
+    lead = tpl.LEAD_IN.get(lang, tpl.LEAD_IN["en"]).format(topic=topic)
+    return _fit(f"{lead}\n{joiner.join(picked)}" if picked else passage.text.strip())
+
+
+def small_talk(intent: str, ctx: ReplyContext, lang: str) -> str:
+    """The template reply to a greeting, thanks or goodbye, with the contact's first name."""
+    name = first_name(ctx.contact_name)
+    business = (ctx.business or {}).get("name") or tpl.US.get(lang, "us")
+    table = {"greeting": tpl.GREETING, "thanks": tpl.THANKS, "goodbye": tpl.GOODBYE}[intent]
+    sep = " " if intent == "greeting" else ", "
+    return table.get(lang, table["en"]).format(name=f"{sep}{name}" if name else "",
+                                               business=business)
+
+
+class LocalProvider(Provider):
+    """Offline answers (see the module docstring)."""
+
+    name = "local"
+
+    def generate(self, ctx: ReplyContext, passages: list[Passage]) -> Answer:
+        lang = reply_language(ctx)
+        intent = detect_intent(ctx.message_text)
+        if intent in SMALL_TALK:
+            return Answer(text=small_talk(intent, ctx, lang), handoff=False, reason=None,
+                          confidence=1.0, sources=[], provider=self.name)
+        if intent == "human_request":
+            return handoff_answer(ctx, "customer_asked_for_human", 1.0, lang=lang)
+        best = passages[0] if passages else None
+        if best is None or best.score < ANSWER_THRESHOLD:
+            return handoff_answer(ctx, "low_confidence", best.score if best else 0.0, lang=lang)
+        text = compose_answer(best, ctx.message_text, lang)
+        if detect_intent_opening(ctx.message_text):
+            name = first_name(ctx.contact_name)
+            text = tpl.HELLO.get(lang, tpl.HELLO["en"]).format(name=f" {name}" if name else "") \
+                + text
+        return Answer(text=text, handoff=False, reason=None, confidence=best.score,
+                      sources=[best.document_id], provider=self.name)
+
+    def suggest(self, ctx: ReplyContext, passages: list[Passage], n: int) -> list[str]:
+        lang = reply_language(ctx)
+        intent = detect_intent(ctx.message_text)
+        out: list[str] = []
+        if intent in SMALL_TALK:
+            out.append(small_talk(intent, ctx, lang))
+        for p in passages:
+            if p.score >= ANSWER_THRESHOLD / 2:
+                out.append(compose_answer(p, ctx.message_text, lang))
+        out.extend(tpl.SUGGESTIONS.get(lang, tpl.SUGGESTIONS["en"]))
+        return list(dict.fromkeys(s for s in out if s))[:n]
+
+
+def detect_intent_opening(text: str) -> bool:
+    """Does the message open with a greeting ("Hi! Do you …?")? Then the answer greets back."""
+    first = " ".join(tokens(text)[:2])
+    return bool(first) and detect_intent(first) == "greeting"

@@ -1,0 +1,1 @@
+"""Message processing, the workflow engine and its actions."""

@@ -1,0 +1,211 @@
+"""The workflow actions, in one explicit registry (ACTIONS).
+
+Each action is a plain function `(ctx, spec) -> dict` returning what it did; it raises
+ActionFailed (or any exception) on failure, which the engine records. Customer-facing
+actions are skipped while the AI is paused for the conversation, and every send carries an
+idempotency key derived from the inbound message, so a retried run never messages twice.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from automation.core import definitions as d
+from automation.platforms.base import InboundEvent, OutboundMessage
+from services import entitlements, handoff, messaging, tasks
+from utils.realtime import publish
+from utils.store import get_store
+
+
+class ActionFailed(Exception):
+    """An action could not do its job; the message says why."""
+
+
+@dataclass
+class RunContext:
+    """Everything an action may need about the event being handled."""
+
+    owner_id: str
+    conversation: dict
+    message: dict | None
+    item: InboundEvent | None
+    business: dict
+    trigger: str
+    new_contact: bool = False
+    sends: int = 0
+    handed_off: bool = False
+    cache: dict = field(default_factory=dict)
+
+    def reply_key(self, kind: str) -> str | None:
+        """A stable idempotency key for the n-th automated send answering this message."""
+        if not self.message:
+            return None
+        self.sends += 1
+        return f"auto:{self.message['id']}:{self.sends}" if self.sends > 1 else f"auto:{self.message['id']}"
+
+    def refresh_conversation(self) -> dict:
+        self.conversation = get_store().get_conversation(self.owner_id, self.conversation["id"])
+        return self.conversation
+
+
+_VAR = re.compile(r"\{\{\s*([a-z_]+)\.([a-z_]+)\s*\}\}")
+
+
+def render_template(text: str, ctx: RunContext) -> str:
+    """Fill {{contact.first_name}}-style variables; unknown ones become empty text."""
+    contact = ctx.conversation.get("contact") or {}
+    name = contact.get("name") or ""
+    values = {
+        ("contact", "name"): name,
+        ("contact", "first_name"): name.split(" ")[0] if name else "",
+        ("business", "name"): ctx.business.get("name", ""),
+        ("message", "text"): (ctx.message or {}).get("text") or "",
+        ("conversation", "platform"): ctx.conversation.get("platform", ""),
+    }
+    rendered = _VAR.sub(lambda m: values.get((m.group(1), m.group(2)), ""), text)
+    return re.sub(r"[ \t]+([,.!?])", r"\1", rendered).strip()
+
+
+def _customer_facing_allowed(ctx: RunContext) -> dict | None:
+    if not ctx.conversation["ai_enabled"]:
+        return {"status": "skipped", "detail": "automated replies are paused for this conversation"}
+    if ctx.handed_off:
+        return {"status": "skipped", "detail": "handed off to a human"}
+    return None
+
+
+def _send(ctx: RunContext, outbound: OutboundMessage, sender_type: str, metadata: dict) -> dict:
+    message = messaging.send_message(ctx.owner_id, ctx.conversation["id"], outbound, sender_type,
+                                     idempotency_key=ctx.reply_key(sender_type),
+                                     metadata=metadata)
+    if message["status"] == "failed":
+        raise ActionFailed(f"send failed: {message['error']}")
+    return {"status": "ok", "message_id": message["id"], "message_status": message["status"]}
+
+
+def _do_handoff(ctx: RunContext, reason: str) -> dict:
+    task = handoff.hand_off(ctx.owner_id, ctx.conversation, reason,
+                            trigger_message_id=(ctx.message or {}).get("id"))
+    ctx.handed_off = True
+    ctx.refresh_conversation()
+    return {"status": "ok", "detail": f"handed off ({reason})", "task_id": task["id"]}
+
+
+def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
+    """Answer from the knowledge base with the configured AI, or hand off when unsure."""
+    from automation.ai.response_generator import ReplyContext, generate_reply
+
+    blocked = _customer_facing_allowed(ctx)
+    if blocked:
+        return blocked
+    if ctx.message and get_store().find_message_by_key(ctx.owner_id, f"auto:{ctx.message['id']}"):
+        ctx.sends += 1
+        return {"status": "ok", "detail": "already answered"}
+    if not entitlements.consume_ai_reply(ctx.owner_id):
+        return _do_handoff(ctx, "quota_exhausted")
+    history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
+    answer = generate_reply(ReplyContext(
+        user_id=ctx.owner_id, business=ctx.business, conversation_id=ctx.conversation["id"],
+        message_text=(ctx.message or {}).get("text") or "", history=history,
+        contact_name=(ctx.conversation.get("contact") or {}).get("name"),
+        platform=ctx.conversation["platform"]))
+    if answer.handoff or not answer.text:
+        return _do_handoff(ctx, answer.reason or "low_confidence")
+    out = _send(ctx, OutboundMessage(text=answer.text), "ai",
+                {"ai": {"provider": answer.provider, "confidence": round(answer.confidence, 3),
+                        "sources": answer.sources}})
+    out["provider"] = answer.provider
+    return out
+
+
+def send_text(ctx: RunContext, spec: d.SendTextAction) -> dict:
+    """Send a fixed text (with template variables)."""
+    blocked = _customer_facing_allowed(ctx)
+    if blocked:
+        return blocked
+    return _send(ctx, OutboundMessage(text=render_template(spec.text, ctx)), "ai",
+                 {"workflow_action": "send_text"})
+
+
+def send_quick_replies(ctx: RunContext, spec: d.SendQuickRepliesAction) -> dict:
+    """Send a text with tappable options (their payloads come back as postbacks/quick replies)."""
+    blocked = _customer_facing_allowed(ctx)
+    if blocked:
+        return blocked
+    options = [{"title": o.title, "payload": o.payload} for o in spec.options]
+    return _send(ctx, OutboundMessage(text=render_template(spec.text, ctx), quick_replies=options),
+                 "ai", {"workflow_action": "send_quick_replies"})
+
+
+def create_task(ctx: RunContext, spec: d.CreateTaskAction) -> dict:
+    """Open a task on this conversation."""
+    task = tasks.create_task(ctx.owner_id, {
+        "title": render_template(spec.title, ctx),
+        "description": render_template(spec.description, ctx) if spec.description else None,
+        "priority": spec.priority, "conversation_id": ctx.conversation["id"]})
+    return {"status": "ok", "task_id": task["id"]}
+
+
+def _update_conversation(ctx: RunContext, changes: dict) -> dict:
+    conv = get_store().update_conversation(ctx.owner_id, ctx.conversation["id"], changes)
+    ctx.conversation = conv
+    publish(ctx.owner_id, "conversation_updated", conv)
+    return {"status": "ok", "changes": changes}
+
+
+def assign(ctx: RunContext, spec: d.AssignAction) -> dict:
+    return _update_conversation(ctx, {"assignee_id": spec.assignee_id})
+
+
+def add_label(ctx: RunContext, spec: d.AddLabelAction) -> dict:
+    labels = list(ctx.conversation.get("labels") or [])
+    if spec.label in labels:
+        return {"status": "ok", "detail": "label already present"}
+    return _update_conversation(ctx, {"labels": labels + [spec.label]})
+
+
+def set_status(ctx: RunContext, spec: d.SetStatusAction) -> dict:
+    return _update_conversation(ctx, {"status": spec.status})
+
+
+def pause_ai(ctx: RunContext, spec: d.PauseAiAction) -> dict:
+    return _update_conversation(ctx, {"ai_enabled": False})
+
+
+def handoff_action(ctx: RunContext, spec: d.HandoffAction) -> dict:
+    if ctx.handed_off:
+        return {"status": "skipped", "detail": "already handed off"}
+    return _do_handoff(ctx, spec.reason)
+
+
+def notify(ctx: RunContext, spec: d.NotifyAction) -> dict:
+    """Tell the team: on the dashboard (Socket.IO) or through an integration (extension point)."""
+    text = render_template(spec.message, ctx)
+    payload = {"conversation_id": ctx.conversation["id"], "message": text,
+               "trigger": ctx.trigger}
+    if spec.channel == "dashboard":
+        publish(ctx.owner_id, "notification", payload)
+        return {"status": "ok", "channel": "dashboard"}
+    from automation.registry import INTEGRATIONS
+
+    integration = INTEGRATIONS.get(spec.channel)
+    if integration is None:
+        raise ActionFailed(f"no '{spec.channel}' integration is available")
+    result = integration.notify(ctx.owner_id, text, payload)
+    return {"status": "ok", "channel": spec.channel, **(result or {})}
+
+
+# The registry: action type -> function. Adding an action is a function plus a line here
+# (and its model in definitions.py).
+ACTIONS = {
+    "ai_reply": ai_reply,
+    "send_text": send_text,
+    "send_quick_replies": send_quick_replies,
+    "create_task": create_task,
+    "assign": assign,
+    "add_label": add_label,
+    "set_status": set_status,
+    "pause_ai": pause_ai,
+    "handoff": handoff_action,
+    "notify": notify,
+}

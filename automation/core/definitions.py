@@ -1,0 +1,172 @@
+"""The workflow definition language: a validated JSON document (trigger, conditions, actions).
+
+These Pydantic models validate what /api/workflows accepts and are what the OpenAPI spec
+documents; the engine only ever runs definitions that passed them.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_Platform = Literal["facebook", "instagram", "whatsapp"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Trigger(_Strict):
+    type: Literal["message_received", "conversation_opened", "postback", "message_failed"]
+    payload: str | None = Field(default=None, max_length=1000,
+                                description="postback only: match this payload exactly")
+
+
+# ------------------------------------------------------------------------- conditions
+
+class PlatformCondition(_Strict):
+    type: Literal["platform"]
+    platforms: list[_Platform] = Field(min_length=1)
+
+
+class KeywordsCondition(_Strict):
+    type: Literal["keywords"]
+    any: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=100)
+    whole_word: bool = True
+
+
+class RegexCondition(_Strict):
+    type: Literal["regex"]
+    pattern: str = Field(min_length=1, max_length=500)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+
+class BusinessHoursCondition(_Strict):
+    type: Literal["business_hours"]
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default=[0, 1, 2, 3, 4], description="0 = Monday ... 6 = Sunday")
+    start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="17:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    inside: bool = Field(default=True, description="false matches outside business hours")
+
+
+class NewContactCondition(_Strict):
+    type: Literal["new_contact"]
+    value: bool = True
+
+
+class LabelCondition(_Strict):
+    type: Literal["label"]
+    label: str = Field(min_length=1, max_length=64)
+    present: bool = True
+
+
+class StatusCondition(_Strict):
+    type: Literal["status"]
+    statuses: list[Literal["open", "pending", "resolved", "snoozed"]] = Field(min_length=1)
+
+
+class IntentCondition(_Strict):
+    type: Literal["intent"]
+    intents: list[Literal["greeting", "thanks", "goodbye", "human_request", "complaint",
+                          "order_status", "pricing", "question", "other"]] = Field(min_length=1)
+
+
+class LanguageCondition(_Strict):
+    type: Literal["language"]
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(min_length=1)
+
+
+Condition = Annotated[Union[PlatformCondition, KeywordsCondition, RegexCondition,
+                            BusinessHoursCondition, NewContactCondition, LabelCondition,
+                            StatusCondition, IntentCondition, LanguageCondition],
+                      Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------------------- actions
+
+class AiReplyAction(_Strict):
+    type: Literal["ai_reply"]
+
+
+class SendTextAction(_Strict):
+    type: Literal["send_text"]
+    text: str = Field(min_length=1, max_length=2000,
+                      description="template variables: {{contact.first_name}}, {{contact.name}}, "
+                                  "{{business.name}}, {{message.text}}")
+
+
+class QuickReplyOption(_Strict):
+    title: str = Field(min_length=1, max_length=20)
+    payload: str = Field(min_length=1, max_length=1000)
+
+
+class SendQuickRepliesAction(_Strict):
+    type: Literal["send_quick_replies"]
+    text: str = Field(min_length=1, max_length=2000)
+    options: list[QuickReplyOption] = Field(min_length=1, max_length=13)
+
+
+class CreateTaskAction(_Strict):
+    type: Literal["create_task"]
+    title: str = Field(min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=5000)
+    priority: Literal["low", "normal", "high"] = "normal"
+
+
+class AssignAction(_Strict):
+    type: Literal["assign"]
+    assignee_id: str = Field(min_length=1, max_length=36)
+
+
+class AddLabelAction(_Strict):
+    type: Literal["add_label"]
+    label: str = Field(min_length=1, max_length=64)
+
+
+class SetStatusAction(_Strict):
+    type: Literal["set_status"]
+    status: Literal["open", "pending", "resolved", "snoozed"]
+
+
+class PauseAiAction(_Strict):
+    type: Literal["pause_ai"]
+
+
+class HandoffAction(_Strict):
+    type: Literal["handoff"]
+    reason: str = Field(default="workflow", max_length=200)
+
+
+class NotifyAction(_Strict):
+    type: Literal["notify"]
+    channel: str = Field(default="dashboard", min_length=1, max_length=32,
+                         description="'dashboard' (Socket.IO) or an integration type such as "
+                                     "slack or email (the integrations extension point)")
+    message: str = Field(min_length=1, max_length=2000, description="template variables allowed")
+
+
+Action = Annotated[Union[AiReplyAction, SendTextAction, SendQuickRepliesAction, CreateTaskAction,
+                         AssignAction, AddLabelAction, SetStatusAction, PauseAiAction,
+                         HandoffAction, NotifyAction],
+                   Field(discriminator="type")]
+
+
+class WorkflowDefinition(_Strict):
+    """When `trigger` fires and every condition matches, run `actions` in order."""
+
+    trigger: Trigger
+    conditions: list[Condition] = Field(default_factory=list, max_length=20)
+    actions: list[Action] = Field(min_length=1, max_length=20)
+    stop_on_error: bool = Field(default=False, description="stop the remaining actions on a failure")
+    stop_processing: bool = Field(default=True,
+                                  description="when this workflow ran, skip lower-priority ones")

@@ -1,0 +1,238 @@
+"""Turn a stored webhook delivery into stored messages, statuses and automated replies.
+
+process_webhook_event(id) is the one entry point, used inline after the webhook answered,
+by the RQ worker, and by `flask events retry`. It is safe to run more than once for the
+same event: messages are unique per platform message id, automation runs once per inbound
+message (marked on the message), and replies are keyed by the inbound message.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime
+
+from models_db import PlatformAccount, WebhookEvent, db, utcnow
+from automation.platforms import base as ev
+from automation.platforms.base import InboundEvent
+from automation.registry import get_connector
+from services import platforms as platforms_service
+from services.messaging import graph_config
+from utils.locks import named_lock
+from utils.realtime import publish
+from utils.store import DuplicateMessage, NewMessage, get_store
+
+log = logging.getLogger("dana.processor")
+
+
+def process_webhook_event(event_id: int) -> str:
+    """Parse and ingest one stored delivery; returns its final status. Never raises."""
+    event = db.session.get(WebhookEvent, event_id)
+    if event is None:
+        log.warning("webhook event %s does not exist", event_id)
+        return "missing"
+    if event.status in ("processed", "ignored"):
+        return event.status
+    event.status, event.attempts = "processing", event.attempts + 1
+    db.session.commit()
+    errors: list[str] = []
+    handled = 0
+    try:
+        connector = get_connector(event.platform, graph_config())
+        items = connector.parse(json.loads(event.raw_body))
+        # Out-of-order redeliveries: handle a batch in the platform's timestamp order.
+        items.sort(key=lambda item: item.timestamp)
+        for item in items:
+            try:
+                handled += bool(handle_item(item))
+            except Exception as exc:  # one bad item must not drop the others
+                db.session.rollback()
+                log.exception("event %s: %s item failed", event_id, item.kind)
+                errors.append(f"{item.kind} {item.message_id or ''}: {type(exc).__name__}: {exc}")
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("event %s failed", event_id)
+        errors.append(f"{type(exc).__name__}: {exc}")
+    event = db.session.get(WebhookEvent, event_id)
+    event.status = "failed" if errors else ("processed" if handled else "ignored")
+    event.error = "\n".join(errors)[:10000] if errors else None
+    event.processed_at = utcnow()
+    db.session.commit()
+    return event.status
+
+
+def handle_item(item: InboundEvent) -> bool:
+    """Ingest one normalized item; False when it is not for a connected account."""
+    account = platforms_service.find_account(item.platform, item.account_id)
+    if account is None:
+        log.info("no connected %s account %s: item ignored", item.platform, item.account_id)
+        return False
+    if item.kind in (ev.MESSAGE, ev.POSTBACK):
+        _ingest_customer_message(account, item)
+    elif item.kind == ev.ECHO:
+        _ingest_echo(account, item)
+    elif item.kind in (ev.REACTION, ev.UNSEND, ev.EDIT):
+        _annotate_message(account, item)
+    elif item.kind in (ev.DELIVERY, ev.READ, ev.STATUS):
+        _apply_status(account, item)
+    else:
+        return False
+    return True
+
+
+def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dict, bool, bool]:
+    """Find or open the conversation with this contact on this account."""
+    store = get_store()
+    contact = store.upsert_contact(account.user_id, item.platform, item.contact_id, item.profile)
+    conv, created = store.open_conversation(account.user_id, item.platform, account.external_id,
+                                            contact["id"])
+    return conv, created, contact["created_at"] == contact["updated_at"]
+
+
+def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> None:
+    owner = account.user_id
+    store = get_store()
+    if not item.contact_id:
+        raise ValueError("customer message without a sender id")
+    conv, opened, new_contact = _conversation_for(account, item)
+    with named_lock(f"conversation:{conv['id']}"):
+        metadata = {k: v for k, v in {
+            "message_type": item.message_type, "payload": item.payload, "title": item.title,
+            "kind": item.kind, **item.metadata}.items() if v not in (None, "", [], {})}
+        try:
+            message = store.add_message(owner, NewMessage(
+                conversation_id=conv["id"], direction="inbound", sender_type="contact",
+                text=item.text if item.text is not None else item.title,
+                attachments=item.attachments, platform=item.platform,
+                platform_message_id=item.message_id, status="received", reply_to=item.reply_to,
+                created_at=item.timestamp, metadata=metadata))
+        except DuplicateMessage as dup:
+            message = dup.existing
+            if message.get("metadata", {}).get("automation"):
+                return  # a redelivery of a message already handled: nothing to do
+        else:
+            publish(owner, "new_message", {"conversation_id": conv["id"], "message": message})
+        conv = store.get_conversation(owner, conv["id"])
+        if conv["status"] in ("resolved", "snoozed"):
+            conv = store.update_conversation(owner, conv["id"], {"status": "open",
+                                                                 "snoozed_until": None})
+            publish(owner, "conversation_updated", conv)
+        _run_automation(owner, conv, message, item, opened=opened, new_contact=new_contact)
+
+
+def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *,
+                    opened: bool, new_contact: bool) -> None:
+    """Hand the message to the workflow engine once, and record that it was handled."""
+    from automation.core import workflow_engine
+
+    started = time.monotonic()
+    if conv["last_inbound_at"] and datetime.fromisoformat(conv["last_inbound_at"]) > item.timestamp:
+        outcome = "superseded"  # a newer customer message exists: answer that one, not this
+    else:
+        outcome = workflow_engine.handle_inbound(owner, conv, message, item, opened=opened,
+                                                 new_contact=new_contact)
+    get_store().update_message(owner, message["id"], metadata={
+        "automation": {"outcome": outcome, "ms": round((time.monotonic() - started) * 1000)}})
+
+
+def _ingest_echo(account: PlatformAccount, item: InboundEvent) -> None:
+    """A message the business sent: ours (recognized by metadata) or from the native inbox."""
+    owner = account.user_id
+    store = get_store()
+    tag = str(item.metadata.get("metadata") or "")
+    if tag.startswith("dana:"):
+        own = store.get_message(owner, tag[5:])
+        if own is not None:
+            if item.message_id and not own["platform_message_id"]:
+                store.update_message_status(owner, own["id"], "sent",
+                                            platform_message_id=item.message_id)
+            return
+    if item.message_id and store.find_message(owner, item.platform, item.message_id):
+        return  # our own send, already stored with its id
+    if not item.contact_id:
+        return
+    conv, _, _ = _conversation_for(account, item)
+    try:
+        message = store.add_message(owner, NewMessage(
+            conversation_id=conv["id"], direction="outbound", sender_type="agent", text=item.text,
+            attachments=item.attachments, platform=item.platform,
+            platform_message_id=item.message_id, status="sent", created_at=item.timestamp,
+            metadata={"source": "native_app", "app_id": item.metadata.get("app_id")}))
+    except DuplicateMessage:
+        return
+    publish(owner, "new_message", {"conversation_id": conv["id"], "message": message})
+
+
+def _annotate_message(account: PlatformAccount, item: InboundEvent) -> None:
+    """Reactions, unsends and edits change an existing message; unknown targets are ignored."""
+    owner = account.user_id
+    store = get_store()
+    target_id = (item.target_ids or [item.message_id])[0]
+    if not target_id:
+        return
+    target = store.find_message(owner, item.platform, target_id)
+    if target is None:
+        return
+    if item.kind == ev.REACTION:
+        reactions = dict(target["metadata"].get("reactions") or {})
+        emoji = (item.reaction or {}).get("emoji")
+        if (item.reaction or {}).get("action") == "unreact" or not emoji:
+            reactions.pop("contact", None)
+        else:
+            reactions["contact"] = emoji
+        updated = store.update_message(owner, target["id"], metadata={"reactions": reactions})
+    elif item.kind == ev.UNSEND:
+        updated = store.update_message(owner, target["id"], text="",
+                                       metadata={"unsent": True, "attachments_removed": True})
+    else:  # EDIT
+        edits = int(target["metadata"].get("edits") or 0) + 1
+        updated = store.update_message(owner, target["id"], text=item.text or "",
+                                       metadata={"edits": edits})
+    publish(owner, "message_status", {"conversation_id": updated["conversation_id"],
+                                      "message_id": updated["id"], "status": updated["status"],
+                                      "error": updated["error"], "metadata": updated["metadata"]})
+
+
+def _apply_status(account: PlatformAccount, item: InboundEvent) -> None:
+    """Delivery/read watermarks and WhatsApp statuses; a status never moves backwards."""
+    owner = account.user_id
+    store = get_store()
+    status = {ev.DELIVERY: "delivered", ev.READ: "read"}.get(item.kind, item.status)
+    if status not in ("sent", "delivered", "read", "failed"):
+        return
+    touched = []
+    for target_id in item.target_ids:
+        message = store.find_message(owner, item.platform, target_id)
+        if message is None:
+            continue  # sent by another app or before we connected: nothing to update
+        error = None
+        if status == "failed":
+            error = _status_error_code(item.platform, item.error)
+        updated = store.update_message_status(owner, message["id"], status, error=error)
+        if status == "failed" and item.error and updated["status"] == "failed":
+            store.update_message(owner, message["id"], metadata={"error_detail": item.error})
+        touched.append(updated)
+        if item.kind == ev.READ and item.watermark is None:
+            until = datetime.fromisoformat(message["created_at"])
+            store.mark_outbound_up_to(owner, message["conversation_id"], "read", until)
+    if item.watermark is not None and item.contact_id:
+        conv = store.find_conversation(owner, item.platform, account.external_id, item.contact_id)
+        if conv is not None:
+            store.mark_outbound_up_to(owner, conv["id"], status, item.watermark)
+            publish(owner, "message_status", {"conversation_id": conv["id"], "status": status,
+                                              "watermark": item.watermark.isoformat()})
+    for message in touched:
+        publish(owner, "message_status", {
+            "conversation_id": message["conversation_id"], "message_id": message["id"],
+            "status": message["status"], "error": message["error"],
+            "platform_message_id": message["platform_message_id"]})
+        if message["status"] == "failed" and status == "failed":
+            from automation.core import workflow_engine
+            workflow_engine.handle_message_failed(owner, message)
+
+
+def _status_error_code(platform: str, error: dict | None) -> str:
+    """Map a failed status's Graph error to our error vocabulary, as the connector does for sends."""
+    if not error:
+        return "platform_error"
+    return get_connector(platform, graph_config()).classify_error(400, {"error": error}).code

@@ -1,0 +1,230 @@
+"""The workflow engine: trigger -> conditions -> ordered actions, every run recorded.
+
+The processor calls handle_inbound() for each new customer message (once per message) and
+handle_message_failed() when a sent message fails. Workflows run in `position` order; the
+first matching workflow with stop_processing ends the evaluation. If nothing matched and the
+AI may answer, the default behaviour (AI reply, hand-off when unsure) runs, so a customer
+is never met with silence.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import datetime, time as dtime
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from automation.core import definitions as d
+from automation.core.actions import ACTIONS, RunContext
+from automation.platforms import base as ev
+from automation.platforms.base import InboundEvent
+from models_db import Workflow, WorkflowRun, db, utcnow
+from services import business
+
+log = logging.getLogger("dana.workflows")
+
+
+# ------------------------------------------------------------------------ conditions
+
+def _text(ctx: RunContext) -> str:
+    return ((ctx.message or {}).get("text") or "").strip()
+
+
+def _cached(ctx: RunContext, key: str, compute):
+    if key not in ctx.cache:
+        ctx.cache[key] = compute()
+    return ctx.cache[key]
+
+
+def _platform(ctx, c: d.PlatformCondition) -> bool:
+    return ctx.conversation["platform"] in c.platforms
+
+
+def _keywords(ctx, c: d.KeywordsCondition) -> bool:
+    text = _text(ctx).lower()
+    for word in c.any:
+        word = word.lower()
+        if c.whole_word:
+            if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text):
+                return True
+        elif word in text:
+            return True
+    return False
+
+
+def _regex(ctx, c: d.RegexCondition) -> bool:
+    return re.search(c.pattern, _text(ctx)[:4000], flags=re.IGNORECASE) is not None
+
+
+def _business_hours(ctx, c: d.BusinessHoursCondition) -> bool:
+    tz = ZoneInfo(ctx.business.get("timezone") or "UTC")
+    when = ctx.item.timestamp if ctx.item else datetime.now(tz)
+    local = when.astimezone(tz)
+    start = dtime.fromisoformat(c.start)
+    end = dtime(23, 59, 59, 999999) if c.end == "24:00" else dtime.fromisoformat(c.end)
+    inside = local.weekday() in c.days and start <= local.time() < end
+    return inside if c.inside else not inside
+
+
+def _new_contact(ctx, c: d.NewContactCondition) -> bool:
+    return ctx.new_contact == c.value
+
+
+def _label(ctx, c: d.LabelCondition) -> bool:
+    return (c.label in (ctx.conversation.get("labels") or [])) == c.present
+
+
+def _status(ctx, c: d.StatusCondition) -> bool:
+    return ctx.conversation["status"] in c.statuses
+
+
+def _intent(ctx, c: d.IntentCondition) -> bool:
+    from automation.ai.response_generator import detect_intent
+    return _cached(ctx, "intent", lambda: detect_intent(_text(ctx))) in c.intents
+
+
+def _language(ctx, c: d.LanguageCondition) -> bool:
+    from automation.ai.response_generator import detect_language
+    return _cached(ctx, "language", lambda: detect_language(_text(ctx))) in c.languages
+
+
+CONDITIONS = {
+    "platform": _platform, "keywords": _keywords, "regex": _regex,
+    "business_hours": _business_hours, "new_contact": _new_contact, "label": _label,
+    "status": _status, "intent": _intent, "language": _language,
+}
+
+DEFAULT_DEFINITION = {
+    "trigger": {"type": "message_received"},
+    "conditions": [],
+    "actions": [{"type": "ai_reply"}],
+    "stop_on_error": False,
+    "stop_processing": True,
+}
+
+
+# -------------------------------------------------------------------------- running
+
+def _run_actions(ctx: RunContext, definition: d.WorkflowDefinition) -> tuple[list[dict], str | None]:
+    outcomes, first_error = [], None
+    for index, action in enumerate(definition.actions):
+        started = time.monotonic()
+        try:
+            result = ACTIONS[action.type](ctx, action)
+        except Exception as exc:  # recorded; the rest still run unless stop_on_error
+            log.warning("action %s failed: %s", action.type, exc)
+            result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            first_error = first_error or f"{action.type}: {exc}"
+        result = {"index": index, "type": action.type,
+                  "ms": round((time.monotonic() - started) * 1000), **result}
+        outcomes.append(result)
+        if result["status"] == "failed" and definition.stop_on_error:
+            break
+    return outcomes, first_error
+
+
+def _evaluate(ctx: RunContext, definition: d.WorkflowDefinition) -> tuple[bool, list[dict]]:
+    results = []
+    for cond in definition.conditions:
+        try:
+            ok = bool(CONDITIONS[cond.type](ctx, cond))
+        except Exception as exc:  # a broken condition never matches
+            log.warning("condition %s errored: %s", cond.type, exc)
+            ok = False
+        results.append({"type": cond.type, "matched": ok})
+        if not ok:
+            break
+    return all(r["matched"] for r in results), results
+
+
+def _record(ctx: RunContext, workflow: Workflow | None, matched: bool, conditions: list,
+            actions: list, error: str | None, started: float) -> WorkflowRun:
+    run = WorkflowRun(user_id=ctx.owner_id, workflow_id=workflow.id if workflow else None,
+                      trigger=ctx.trigger, conversation_id=ctx.conversation["id"],
+                      message_id=(ctx.message or {}).get("id"), matched=matched,
+                      conditions=conditions, actions=actions,
+                      status=("failed" if error else "completed") if matched else "not_matched",
+                      error=error, duration_ms=round((time.monotonic() - started) * 1000),
+                      started_at=utcnow())
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def _already_ran(workflow_id: str, message_id: str | None) -> bool:
+    if not message_id:
+        return False
+    return db.session.scalar(select(WorkflowRun.id).where(
+        WorkflowRun.workflow_id == workflow_id, WorkflowRun.message_id == message_id,
+        WorkflowRun.status == "completed").limit(1)) is not None
+
+
+def _workflows_for(owner_id: str, triggers: list[str]) -> list[Workflow]:
+    return list(db.session.scalars(select(Workflow).where(
+        Workflow.user_id == owner_id, Workflow.enabled.is_(True),
+        Workflow.trigger_type.in_(triggers)).order_by(Workflow.position, Workflow.created_at)))
+
+
+def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = None) -> str:
+    """Evaluate the owner's workflows for these triggers; returns 'handled' or 'no_match'."""
+    outcome = "no_match"
+    for workflow in _workflows_for(ctx.owner_id, triggers):
+        try:
+            definition = d.WorkflowDefinition.model_validate(workflow.definition)
+        except ValidationError:
+            log.error("workflow %s has an invalid definition; skipped", workflow.id)
+            continue
+        if definition.trigger.type != ctx.trigger and definition.trigger.type != "conversation_opened":
+            continue
+        if definition.trigger.type == "postback" and definition.trigger.payload \
+                and definition.trigger.payload != payload:
+            continue
+        if _already_ran(workflow.id, (ctx.message or {}).get("id")):
+            outcome = "handled"
+            if definition.stop_processing:
+                break
+            continue
+        started = time.monotonic()
+        matched, conditions = _evaluate(ctx, definition)
+        actions, error = _run_actions(ctx, definition) if matched else ([], None)
+        _record(ctx, workflow, matched, conditions, actions, error, started)
+        if matched:
+            outcome = "handled"
+            if definition.stop_processing:
+                break
+    return outcome
+
+
+def handle_inbound(owner_id: str, conversation: dict, message: dict, item: InboundEvent, *,
+                   opened: bool = False, new_contact: bool = False) -> str:
+    """Run the automation for one new customer message or postback."""
+    trigger = "postback" if item.kind == ev.POSTBACK else "message_received"
+    ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=item,
+                     business=business.get_profile(owner_id), trigger=trigger,
+                     new_contact=new_contact)
+    payload = item.payload
+    triggers = [trigger] + (["conversation_opened"] if opened else [])
+    outcome = run_workflows(ctx, triggers, payload)
+    if outcome == "no_match" and ctx.conversation["ai_enabled"] and not ctx.handed_off:
+        # Never silence: fall back to the default behaviour (AI reply, hand-off when unsure).
+        started = time.monotonic()
+        definition = d.WorkflowDefinition.model_validate(DEFAULT_DEFINITION)
+        actions, error = _run_actions(ctx, definition)
+        _record(ctx, None, True, [{"type": "fallback", "matched": True}], actions, error, started)
+        outcome = "fallback"
+    return outcome
+
+
+def handle_message_failed(owner_id: str, message: dict) -> str:
+    """Run `message_failed` workflows for a sent message that failed (e.g. outside the window)."""
+    from utils.store import get_store
+
+    conversation = get_store().get_conversation(owner_id, message["conversation_id"])
+    if conversation is None:
+        return "no_match"
+    ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=None,
+                     business=business.get_profile(owner_id), trigger="message_failed")
+    return run_workflows(ctx, ["message_failed"])

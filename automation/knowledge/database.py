@@ -1,0 +1,369 @@
+"""Knowledge documents, their passages, and search — every query scoped to one user.
+
+Search runs in two stages. The database's own full-text engine (SQLite FTS5, or PostgreSQL
+tsvector with a GIN index, chosen by `db.engine.dialect.name`) finds candidate passages with
+an OR of the query's content words, so partial matches are found too. Python then reranks
+the candidates into a score in 0..1: the IDF-weighted share of the query's content words
+that the passage contains. That score means the same on both databases (the engines' own
+ranks do not), so one confidence threshold serves SQLite and PostgreSQL alike.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Callable
+
+from sqlalchemy import and_, delete, exists, func, or_, select, text, true
+
+from automation.knowledge.chunking import chunk_document
+from automation.knowledge.text import (content_terms, coverage, idf, index_text, stem,
+                                       term_matches)
+from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
+from utils.errors import NotFound
+from utils.pagination import decode_cursor, encode_cursor
+
+FORMATS = ("text", "markdown", "faq")
+# How many passages the FTS stage hands to the reranker at most.
+CANDIDATES = 200
+# The full-text table of migration 0005 (raw DDL, outside the ORM metadata: every FTS object's
+# name starts with it, which models_db.include_object leaves out of Alembic's comparisons).
+FTS_TABLE = "knowledge_chunks_fts"
+
+
+@dataclass
+class Passage:
+    """One search hit: a passage and how well it answers the query (score 0..1, rank 1..n)."""
+
+    chunk_id: int
+    document_id: str
+    title: str
+    text: str
+    question: str | None
+    answer: str | None
+    score: float
+    rank: int
+    heading: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------- documents
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def document_dict(doc: KnowledgeDocument, with_content: bool = True) -> dict:
+    """A document as the API shows it (lists leave the content out)."""
+    out = {"id": doc.id, "title": doc.title, "format": doc.format, "tags": list(doc.tags or []),
+           "enabled": doc.enabled, "source": doc.source, "chunk_count": doc.chunk_count,
+           "chars": len(doc.content), "created_at": _iso(doc.created_at),
+           "updated_at": _iso(doc.updated_at)}
+    if with_content:
+        out["content"] = doc.content
+    return out
+
+
+def normalize_tags(tags: list[str] | None) -> list[str]:
+    """Trimmed, non-empty, de-duplicated tags in their given order."""
+    out: list[str] = []
+    for tag in tags or []:
+        tag = str(tag).strip()[:64]
+        if tag and tag not in out:
+            out.append(tag)
+    return out
+
+
+def _document(user_id: str, document_id: str) -> KnowledgeDocument:
+    doc = db.session.scalar(select(KnowledgeDocument).where(
+        KnowledgeDocument.id == document_id, KnowledgeDocument.user_id == user_id))
+    if doc is None:
+        raise NotFound("No such knowledge document.", code="document_not_found")
+    return doc
+
+
+def count_documents(user_id: str) -> int:
+    """How many documents the user has (what the plan's knowledge_documents limit counts)."""
+    return db.session.scalar(select(func.count()).select_from(KnowledgeDocument)
+                             .where(KnowledgeDocument.user_id == user_id)) or 0
+
+
+def _rechunk(doc: KnowledgeDocument) -> None:
+    """Replace a document's passages with fresh ones cut from its current content.
+
+    The FTS index follows by itself (triggers on knowledge_chunks, on both databases).
+    """
+    db.session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == doc.id))
+    drafts = chunk_document(doc.content, doc.format)
+    db.session.add_all([
+        KnowledgeChunk(document_id=doc.id, user_id=doc.user_id, position=d.position,
+                       heading=(d.heading or None) and d.heading[:500], text=d.text,
+                       question=d.question, answer=d.answer,
+                       search_text=index_text(doc.title, d.heading, d.text))
+        for d in drafts])
+    doc.chunk_count = len(drafts)
+
+
+def _new_document(user_id: str, data: dict) -> KnowledgeDocument:
+    doc = KnowledgeDocument(
+        user_id=user_id, title=data["title"].strip()[:300], content=data["content"],
+        format=data.get("format") or "text", tags=normalize_tags(data.get("tags")),
+        enabled=data.get("enabled", True), source=(data.get("source") or "api")[:300])
+    db.session.add(doc)
+    db.session.flush()
+    _rechunk(doc)
+    return doc
+
+
+def create_documents(user_id: str, items: list[dict],
+                     progress: Callable[[int], None] | None = None) -> list[dict]:
+    """Create several documents at once, all or none, within the plan's document limit.
+
+    Each item: title, content, and optionally format, tags, enabled, source. 402 plan_limit
+    when the plan does not allow that many more documents.
+    """
+    from services.entitlements import require_capacity
+
+    require_capacity(user_id, "knowledge_documents", count_documents(user_id), adding=len(items))
+    docs = []
+    try:
+        for item in items:
+            docs.append(_new_document(user_id, item))
+            if progress:
+                progress(1)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return [document_dict(d, with_content=False) for d in docs]
+
+
+def create_document(user_id: str, data: dict) -> dict:
+    """Create one document (within the plan's document limit) and index its passages."""
+    from services.entitlements import require_capacity
+
+    require_capacity(user_id, "knowledge_documents", count_documents(user_id))
+    doc = _new_document(user_id, data)
+    db.session.commit()
+    return document_dict(doc)
+
+
+def get_document(user_id: str, document_id: str) -> dict:
+    """One of the user's documents with its content; 404 for anyone else's."""
+    return document_dict(_document(user_id, document_id))
+
+
+def _tag_filter(tag: str):
+    """Documents whose JSON tag list contains `tag` (dialect-specific)."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+        return KnowledgeDocument.tags.cast(JSONB).contains([tag])
+    each = func.json_each(KnowledgeDocument.tags).table_valued("value")
+    return exists(select(1).select_from(each).where(each.c.value == tag))
+
+
+def list_documents(user_id: str, *, limit: int = 50, cursor: str | None = None,
+                   tag: str | None = None, enabled: bool | None = None) -> dict:
+    """The user's documents, newest first, as {items, next_cursor} (keyset pagination)."""
+    stmt = select(KnowledgeDocument).where(KnowledgeDocument.user_id == user_id)
+    if cursor:
+        when, doc_id = decode_cursor(cursor, 2)
+        try:
+            when = datetime.fromisoformat(when)
+        except (TypeError, ValueError):
+            decode_cursor("", 2)  # raises the one invalid_cursor error
+        stmt = stmt.where(or_(KnowledgeDocument.created_at < when,
+                              and_(KnowledgeDocument.created_at == when,
+                                   KnowledgeDocument.id < doc_id)))
+    if tag:
+        stmt = stmt.where(_tag_filter(tag))
+    if enabled is not None:
+        stmt = stmt.where(KnowledgeDocument.enabled == enabled)
+    rows = list(db.session.scalars(stmt.order_by(KnowledgeDocument.created_at.desc(),
+                                                 KnowledgeDocument.id.desc()).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([_iso(rows[-1].created_at), rows[-1].id])
+    return {"items": [document_dict(d, with_content=False) for d in rows],
+            "next_cursor": next_cursor}
+
+
+def update_document(user_id: str, document_id: str, changes: dict) -> dict:
+    """Change a document; a new title, content or format re-cuts and re-indexes it."""
+    doc = _document(user_id, document_id)
+    rechunk = False
+    for key in ("title", "content", "format"):
+        if changes.get(key) is not None and changes[key] != getattr(doc, key):
+            setattr(doc, key, changes[key].strip()[:300] if key == "title" else changes[key])
+            rechunk = True
+    if changes.get("tags") is not None:
+        doc.tags = normalize_tags(changes["tags"])
+    if changes.get("enabled") is not None:
+        doc.enabled = changes["enabled"]
+    if changes.get("source") is not None:
+        doc.source = changes["source"][:300]
+    if rechunk:
+        _rechunk(doc)
+    doc.updated_at = utcnow()
+    db.session.commit()
+    return document_dict(doc)
+
+
+def delete_document(user_id: str, document_id: str) -> None:
+    """Delete a document and its passages (and so their index entries)."""
+    doc = _document(user_id, document_id)
+    db.session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == doc.id))
+    db.session.delete(doc)
+    db.session.commit()
+
+
+def rebuild_index() -> None:
+    """Rebuild the full-text index from knowledge_chunks (e.g. after a restore or a batch
+    migration that lost the triggers)."""
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES('rebuild')"))
+    else:
+        db.session.execute(text(
+            f"INSERT INTO {FTS_TABLE} (chunk_id, tsv) "
+            "SELECT id, to_tsvector('simple', search_text) FROM knowledge_chunks "
+            "ON CONFLICT (chunk_id) DO UPDATE SET tsv = EXCLUDED.tsv"))
+    db.session.commit()
+
+
+# ---------------------------------------------------------------------------- search
+
+_COLUMNS = ("c.id, c.document_id, c.heading, c.text, c.question, c.answer, c.search_text, "
+            "d.title")
+_SCOPE = "c.user_id = :user_id AND d.user_id = :user_id AND d.enabled = :enabled"
+
+
+class _SqliteFts:
+    """FTS5 over knowledge_chunks.search_text; `"word" OR "stem"*` queries."""
+
+    @staticmethod
+    def query(terms: list[str]) -> str:
+        parts: list[str] = []
+        for t in terms:
+            parts.append(f'"{t}"')
+            s = stem(t)
+            if len(s) >= 3:
+                parts.append(f'"{s}"*')
+        # Terms are folded letters and digits only (text.tokens), so a quoted term can hold
+        # no quote, operator or column filter: any user text gives a valid FTS5 query.
+        return " OR ".join(dict.fromkeys(parts))
+
+    @staticmethod
+    def candidates(q: str, user_id: str, limit: int):
+        sql = (f"SELECT {_COLUMNS} FROM {FTS_TABLE} "
+               f"JOIN knowledge_chunks c ON c.id = {FTS_TABLE}.rowid "
+               "JOIN knowledge_documents d ON d.id = c.document_id "
+               f"WHERE {FTS_TABLE} MATCH :q AND {_SCOPE} "
+               f"ORDER BY bm25({FTS_TABLE}), c.id LIMIT :limit")
+        return db.session.execute(text(sql), {"q": q, "user_id": user_id, "enabled": True,
+                                              "limit": limit}).all()
+
+    @staticmethod
+    def count(q: str, user_id: str) -> int:
+        sql = (f"SELECT count(*) FROM {FTS_TABLE} "
+               f"JOIN knowledge_chunks c ON c.id = {FTS_TABLE}.rowid "
+               "JOIN knowledge_documents d ON d.id = c.document_id "
+               f"WHERE {FTS_TABLE} MATCH :q AND {_SCOPE}")
+        return db.session.execute(text(sql), {"q": q, "user_id": user_id,
+                                              "enabled": True}).scalar_one()
+
+
+class _PostgresFts:
+    """knowledge_chunks_fts.tsv (GIN) @@ to_tsquery('simple', 'word' | 'stem':*)."""
+
+    JOIN = (f"FROM {FTS_TABLE} f JOIN knowledge_chunks c ON c.id = f.chunk_id "
+            "JOIN knowledge_documents d ON d.id = c.document_id ")
+
+    @staticmethod
+    def query(terms: list[str]) -> str:
+        parts: list[str] = []
+        for t in terms:
+            parts.append(f"'{t}'")
+            s = stem(t)
+            if len(s) >= 3:
+                parts.append(f"'{s}':*")
+        # Terms are folded letters and digits only: no quote or tsquery operator can get in.
+        return " | ".join(dict.fromkeys(parts))
+
+    @classmethod
+    def candidates(cls, q: str, user_id: str, limit: int):
+        sql = (f"SELECT {_COLUMNS} {cls.JOIN}"
+               f"WHERE f.tsv @@ to_tsquery('simple', :q) AND {_SCOPE} "
+               "ORDER BY ts_rank(f.tsv, to_tsquery('simple', :q)) DESC, c.id LIMIT :limit")
+        return db.session.execute(text(sql), {"q": q, "user_id": user_id, "enabled": True,
+                                              "limit": limit}).all()
+
+    @classmethod
+    def count(cls, q: str, user_id: str) -> int:
+        sql = f"SELECT count(*) {cls.JOIN}WHERE f.tsv @@ to_tsquery('simple', :q) AND {_SCOPE}"
+        return db.session.execute(text(sql), {"q": q, "user_id": user_id,
+                                              "enabled": True}).scalar_one()
+
+
+_ENGINES = {"sqlite": _SqliteFts, "postgresql": _PostgresFts}
+
+
+def _engine():
+    name = db.engine.dialect.name
+    try:
+        return _ENGINES[name]
+    except KeyError:
+        raise RuntimeError(f"knowledge search does not support the {name} database") from None
+
+
+def _searchable_chunks(user_id: str) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(KnowledgeChunk)
+        .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
+        .where(KnowledgeChunk.user_id == user_id, KnowledgeDocument.user_id == user_id,
+               KnowledgeDocument.enabled == true())) or 0
+
+
+def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
+    """The user's enabled passages that best answer `query`, best first, scored 0..1.
+
+    Any text is safe as a query: only its folded content words reach the FTS engine, each
+    quoted. The score is the IDF-weighted share of those words that the passage contains
+    (with light stemming); ties go to passages whose title, heading or question match.
+    """
+    terms = content_terms(query or "")
+    if not terms or limit <= 0:
+        return []
+    engine = _engine()
+    rows = engine.candidates(engine.query(terms), user_id, CANDIDATES)
+    if not rows:
+        return []
+    n = max(_searchable_chunks(user_id), len(rows))
+    tokenised = [(row, row.search_text.split()) for row in rows]
+    if len(rows) < CANDIDATES:
+        # Every passage that matches any term is a candidate: count document frequencies
+        # with exactly the reranker's matching rule.
+        sets = [(set(toks), {stem(x) for x in toks}) for _, toks in tokenised]
+        df = {t: sum(1 for toks, stems in sets if term_matches(t, toks, stems)) for t in terms}
+    else:
+        df = {t: engine.count(engine.query([t]), user_id) for t in terms}
+    weights = {t: idf(df[t], n) for t in terms}
+
+    scored = []
+    for pos, (row, toks) in enumerate(tokenised):
+        score = coverage(terms, weights, toks)
+        focus = coverage(terms, weights, index_text(row.title, row.heading, row.question).split())
+        scored.append((score, focus, pos, row))
+    scored.sort(key=lambda s: (-round(s[0], 9), -round(s[1], 9), s[2]))
+    out = []
+    for rank, (score, _focus, _pos, row) in enumerate(scored[:limit], start=1):
+        out.append(Passage(chunk_id=row.id, document_id=row.document_id, title=row.title,
+                           text=row.text, question=row.question, answer=row.answer,
+                           score=round(score, 4), rank=rank, heading=row.heading))
+    return out
+
+
+def search_results(user_id: str, query: str, limit: int = 5) -> dict:
+    """search() in the API's list shape."""
+    return {"items": [p.to_dict() for p in search(user_id, query, limit)], "next_cursor": None}

@@ -1,0 +1,152 @@
+"""Text normalisation shared by indexing, searching and answering.
+
+Both full-text engines (SQLite FTS5, PostgreSQL tsvector) index the *same* pre-normalised
+token stream built here (lower case, diacritics removed, letters and digits only), so the two
+databases see identical tokens and the Python reranker can score candidates the same way on
+both. Stemming is deliberately light ("stem-lite"): a stem is a prefix of the word's
+surface forms (ship ← ships, shipped, shipping), so an FTS prefix query finds every form.
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+# Function words and chat filler in the languages Dana's customers write most (en, de, fr,
+# es). They are never searched for and carry no weight in a match.
+STOPWORDS = frozenset("""
+a an the and or but if of at by for with about against between into through during before
+after above below to from up down in out on off over under again further then once here there
+all any both each few more most other some such no nor not only own same so than too very s t
+can will just don should now i me my myself we our ours ourselves you your yours yourself
+yourselves he him his himself she her hers herself it its itself they them their theirs
+themselves what which who whom this that these those am is are was were be been being have has
+had having do does did doing would could shall might must may also im ive id youre dont
+doesnt didnt cant wont isnt arent wasnt hi hello hey hiya dear please pls plz thanks thank
+thx ty cheers ok okay yes yeah yep no nope sure hmm um uh like know tell want wanted wondering
+wonder question questions ask asking get got getting let lets need needs would need help
+anyone someone something anything thing things way much many really actually just still
+how when where why whether ever
+der die das den dem des ein eine einer eines einem einen und oder aber wenn dass ich du er
+sie es wir ihr mich dich sich uns euch mein meine dein deine sein seine unser unsere euer
+ist sind war waren bin bist hat habe haben hast hatte kann koennen konnen kannst muss will
+wollen moechte mochte mit von zu zum zur im in am an auf aus bei fuer fur nach ueber uber um
+vor nicht kein keine ja nein auch noch schon nur so wie was wer wo wann warum welche welcher
+welches gibt es bitte danke hallo hi gerne mal doch denn
+le la les un une des du de et ou mais si que qui quoi quel quelle quels quelles je tu il elle
+nous vous ils elles me te se mon ma mes ton ta tes son sa ses notre nos votre vos leur leurs
+est sont etait suis es avez avons ont ai as a au aux dans sur pour par avec sans en y ne pas
+plus ce cet cette ces comment quand ou pourquoi combien bonjour merci svp stp oui non est-ce
+peut peux pouvez puis voudrais veux
+el la los las un una unos unas y o pero si que quien cual cuales yo tu el ella nosotros
+vosotros ellos ellas me te se mi mis tu tus su sus nuestro nuestra es son era estoy esta
+estan tengo tiene tienen tienes hay he ha han de del al a en por para con sin sobre no mas
+como cuando donde por que porque cuanto cuanta hola gracias favor puedo puede pueden quiero
+quisiera
+""".split())
+
+_SUFFIXES = ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "ers", "er",
+             "ed", "es", "ly", "s", "y", "e")
+_VOWELS = set("aeiou")
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip diacritics ("Öffnungszeiten" → "offnungszeiten")."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def tokens(text: str) -> list[str]:
+    """Every word of a text, folded: letters and digits only, no punctuation or emoji."""
+    return _TOKEN.findall(fold(text or ""))
+
+
+def index_text(*parts: str | None) -> str:
+    """The token stream both FTS engines index: folded words separated by spaces."""
+    return " ".join(t for part in parts if part for t in tokens(part))
+
+
+def stem(word: str) -> str:
+    """A light, language-agnostic stem that is a prefix of the word's common forms.
+
+    Strips one common English/Romance suffix (keeping at least 3 letters) and undoubles a
+    final consonant (shipping → shipp → ship), so "pric" covers price/prices/pricing and
+    "deliver" covers delivery/deliveries/delivered.
+    """
+    if len(word) <= 3 or word.isdigit():
+        return word
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            root = word[: -len(suffix)]
+            if len(root) >= 4 and root[-1] == root[-2] and root[-1] not in _VOWELS \
+                    and root[-1] not in "ls":
+                root = root[:-1]
+            elif len(root) >= 4 and root.endswith("ll"):
+                root = root[:-1]          # cancell(ation) → cancel
+            return root
+    return word
+
+
+def content_terms(text: str, limit: int = 12) -> list[str]:
+    """The distinct content words of a query, folded, in order (stopwords and 1-letter words
+    dropped), at most `limit` of them so a pasted essay cannot make a huge FTS query."""
+    seen: list[str] = []
+    for tok in tokens(text):
+        if tok in STOPWORDS or (len(tok) < 2 and not tok.isdigit()):
+            continue
+        if tok not in seen:
+            seen.append(tok)
+        if len(seen) >= limit:
+            break
+    return seen
+
+
+def term_matches(term: str, doc_tokens: set[str], doc_stems: set[str]) -> bool:
+    """Does a query term occur in a text (given its token and stem sets)?
+
+    The exact word, the same stem, or a word that starts with the term's stem when that
+    stem has at least 4 letters (the FTS prefix query is a superset of this rule).
+    """
+    if term in doc_tokens:
+        return True
+    s = stem(term)
+    if s in doc_stems:
+        return True
+    if len(s) >= 4:
+        return any(t.startswith(s) for t in doc_tokens)
+    return False
+
+
+def idf(df: int, n: int) -> float:
+    """BM25's inverse document frequency: always positive, highest for unseen words."""
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+def coverage(terms: list[str], weights: dict[str, float], text_tokens: list[str]) -> float:
+    """The IDF-weighted share of the query's terms that a text contains (0..1)."""
+    total = sum(weights[t] for t in terms)
+    if total <= 0:
+        return 0.0
+    toks = set(text_tokens)
+    stems = {stem(t) for t in toks}
+    hit = sum(weights[t] for t in terms if term_matches(t, toks, stems))
+    return hit / total
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9ÄÖÜÉÈÀÂÎÔÛÇÑ¿¡])")
+
+
+def sentences(text: str) -> list[str]:
+    """Split prose into sentences; list items and lines stay separate."""
+    out: list[str] = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        for part in _SENTENCE.split(line):
+            part = part.strip()
+            if part:
+                out.append(part)
+    return out

@@ -1,0 +1,1 @@
+"""Platform connectors (Messenger, Instagram, WhatsApp) behind PlatformConnector."""

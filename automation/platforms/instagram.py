@@ -1,0 +1,18 @@
+"""Instagram Messaging (webhook object `instagram`): an IG professional account talking to IGSIDs.
+
+Same envelope and Send API as Messenger (see messenger_common); Instagram-only keys
+(is_deleted, is_unsupported, read.mid, reply_to.story, story_mention) are handled there.
+Apps using "Instagram API with Instagram Login" sign webhooks with the Instagram app secret.
+"""
+from __future__ import annotations
+
+from .messenger_common import MessengerStyleConnector
+
+
+class InstagramConnector(MessengerStyleConnector):
+    """Instagram: text must stay under 1000 characters, so long replies are split sooner."""
+
+    platform = "instagram"
+    webhook_objects = ("instagram",)
+    secret_setting = "INSTAGRAM_APP_SECRET"
+    text_limit = 1000

@@ -1,0 +1,24 @@
+"""The explicit registry of connectors: adding a platform is one module plus one line here."""
+from __future__ import annotations
+
+from automation.platforms.base import GraphConfig, PlatformConnector
+from automation.platforms.facebook import FacebookConnector
+from automation.platforms.instagram import InstagramConnector
+from automation.platforms.whatsapp import WhatsAppConnector
+
+PLATFORMS: dict[str, type[PlatformConnector]] = {
+    "facebook": FacebookConnector,
+    "instagram": InstagramConnector,
+    "whatsapp": WhatsAppConnector,
+}
+
+# INTEGRATIONS = {...}  (Slack, e-mail, CRM, databases) joins here, keyed the same way.
+
+
+def get_connector(platform: str, graph: GraphConfig) -> PlatformConnector:
+    """A new connector for `platform`; KeyError names the known platforms when it is not one."""
+    try:
+        connector_class = PLATFORMS[platform]
+    except KeyError:
+        raise KeyError(f"unknown platform {platform!r}; known: {', '.join(sorted(PLATFORMS))}") from None
+    return connector_class(graph)

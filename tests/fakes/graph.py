@@ -1,0 +1,161 @@
+"""A minimal loopback fake of the Graph Send API (test infrastructure).
+
+It listens on 127.0.0.1 (a free port), records every request and answers from a small
+programmable queue per path suffix; with nothing queued it answers like Meta's success
+bodies (`sendapi_messenger_success.json` / `sendapi_whatsapp_success.json` shapes) with a
+fresh message id per call. Scripted replies can carry any status and body (e.g. the real
+error samples, or `graph_error(...)` envelopes), a delay (slowness / timeouts) or `drop=True`
+(the connection is closed without an answer: a network error for the client).
+
+    fake.queue("/me/messages", Reply.error(613, status=400), Reply.error(613), Reply())
+    ...
+    assert [r.path for r in fake.requests] == [...]
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+META_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "meta"
+
+
+def graph_error(code: int, message: str = "Graph error", *, subcode: int | None = None,
+                type_: str = "OAuthException", details: str | None = None) -> dict:
+    """A body in Graph's error envelope (WhatsApp's `error_data.details` when details is given)."""
+    error: dict = {"message": message, "type": type_, "code": code,
+                   "fbtrace_id": "Fk" + uuid.uuid4().hex[:18]}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    if details is not None:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    return {"error": error}
+
+
+def sample(name: str) -> dict:
+    """One of the JSON samples in shared/meta (e.g. the real Send API error bodies)."""
+    return json.loads((META_SAMPLES / name).read_text(encoding="utf-8"))
+
+
+@dataclass
+class Reply:
+    """One scripted answer. body None = a success body for the request; str = sent verbatim."""
+
+    status: int = 200
+    body: dict | str | None = None
+    delay: float = 0.0
+    drop: bool = False
+
+    @classmethod
+    def error(cls, code: int, status: int = 400, **kwargs) -> "Reply":
+        return cls(status=status, body=graph_error(code, **kwargs))
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: str
+    headers: dict
+    json: dict | None
+    raw: bytes = field(repr=False, default=b"")
+
+
+def success_body(request_json: dict | None) -> dict:
+    """What Meta answers to a successful send: WhatsApp's shape if the body says whatsapp."""
+    request_json = request_json if isinstance(request_json, dict) else {}
+    if request_json.get("messaging_product") == "whatsapp":
+        to = str(request_json.get("to", ""))
+        return {"messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+                "messages": [{"id": "wamid.FAKE" + uuid.uuid4().hex.upper()}]}
+    recipient = request_json.get("recipient") if isinstance(request_json.get("recipient"), dict) else {}
+    return {"recipient_id": recipient.get("id"), "message_id": "m_fake" + uuid.uuid4().hex}
+
+
+class FakeGraph:
+    """The server: `base_url` for GraphConfig, `requests` recorded, `queue()` to script answers."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._queues: dict[str, deque[Reply]] = {}
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+                fake._handle(self)
+
+            do_GET = do_DELETE = do_POST  # noqa: N815
+
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
+                                        daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeGraph":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def queue(self, suffix: str, *replies: Reply) -> None:
+        """Answer the next requests whose path ends with `suffix` with `replies`, in order."""
+        with self._lock:
+            self._queues.setdefault(suffix, deque()).extend(replies)
+
+    def requests_to(self, suffix: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith(suffix)]
+
+    def _next_reply(self, path: str) -> Reply:
+        with self._lock:
+            for suffix, replies in self._queues.items():
+                if path.endswith(suffix) and replies:
+                    return replies.popleft()
+        return Reply()
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        path, _, query = handler.path.partition("?")
+        with self._lock:
+            self.requests.append(Recorded(handler.command, path, query,
+                                          {k.lower(): v for k, v in handler.headers.items()}, body, raw))
+        reply = self._next_reply(path)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.drop:
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            return
+        payload = success_body(body) if reply.body is None else reply.body
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        try:
+            handler.send_response(reply.status)
+            handler.send_header("Content-Type", "application/json" if not isinstance(payload, str)
+                                else "text/html")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:  # the client gave up (timeout test): nothing to answer
+            pass

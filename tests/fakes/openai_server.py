@@ -1,0 +1,138 @@
+"""A minimal OpenAI-compatible chat-completions server on 127.0.0.1 (test infrastructure).
+
+Only `POST /v1/chat/completions` exists. Every request is recorded (`requests`: path,
+headers, parsed JSON body). What it answers is scripted, one step per request, in order;
+when the script is empty it answers `default` (a confident JSON answer):
+
+    server.reply_json({"answer": "…", "handoff": False, "confidence": 0.9})
+    server.reply_content("this is not JSON")         # invalid JSON content
+    server.fail(500, times=3)                          # HTTP errors (429/500/…)
+    server.delay(2.0)                                  # answer after 2 s (then the default)
+
+Error answers carry `retry-after-ms: 1` so the SDK's retries do not slow the tests down.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DEFAULT_ANSWER = {"answer": "Fake answer.", "handoff": False, "confidence": 0.9}
+
+
+class FakeOpenAI:
+    """The server; use as a context manager or call start()/stop()."""
+
+    def __init__(self, prompt_tokens: int = 120, completion_tokens: int = 30):
+        self.requests: list[dict] = []
+        self.script: deque = deque()
+        self.default = ("content", json.dumps(DEFAULT_ANSWER))
+        self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ scripting
+    def reply_json(self, obj: dict, times: int = 1) -> "FakeOpenAI":
+        return self.reply_content(json.dumps(obj), times)
+
+    def reply_content(self, content: str, times: int = 1) -> "FakeOpenAI":
+        for _ in range(times):
+            self.script.append(("content", content))
+        return self
+
+    def fail(self, status: int = 500, times: int = 1) -> "FakeOpenAI":
+        for _ in range(times):
+            self.script.append(("status", status))
+        return self
+
+    def delay(self, seconds: float, times: int = 1) -> "FakeOpenAI":
+        for _ in range(times):
+            self.script.append(("delay", seconds))
+        return self
+
+    # ------------------------------------------------------------------ running
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> "FakeOpenAI":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, status: int, body: dict, headers: dict | None = None):
+                raw = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (e.g. its timeout)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError:
+                    body = None
+                with fake._lock:
+                    fake.requests.append({"path": self.path, "headers": dict(self.headers),
+                                          "json": body})
+                    step = fake.script.popleft() if fake.script else fake.default
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    return self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                if step[0] == "delay":
+                    fake._stopping.wait(step[1])
+                    step = fake.default
+                if step[0] == "status":
+                    return self._send(step[1], {"error": {"message": f"scripted {step[1]}",
+                                                          "type": "server_error", "code": None}},
+                                      {"retry-after-ms": "1"})
+                model = (body or {}).get("model", "fake-model")
+                self._send(200, {
+                    "id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion",
+                    "created": int(time.time()), "model": model,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": step[1]}}],
+                    "usage": {"prompt_tokens": fake.prompt_tokens,
+                              "completion_tokens": fake.completion_tokens,
+                              "total_tokens": fake.prompt_tokens + fake.completion_tokens},
+                })
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="fake-openai")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeOpenAI":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ reading
+    def last_messages(self) -> list[dict]:
+        """The chat messages of the last request."""
+        return (self.requests[-1]["json"] or {}).get("messages", [])

@@ -1,0 +1,511 @@
+"""Supabase backend of the store: supabase-py (PostgREST) against SUPABASE_URL.
+
+Isolation. Every Store method receives the owner's id, so every call that has one goes out
+with a JWT minted for that owner: HS256 with SUPABASE_JWT_SECRET, role `authenticated`,
+`sub` = owner id, `aud` authenticated, one minute of life. Supabase's Row-Level Security
+(supabase/migrations/*.sql: auth.uid() = owner_id) then confines the call to the owner's rows.
+Each query also filters by owner_id itself: defence in depth, and it keeps the queries on
+the (owner_id, ...) indexes. This holds for ingest too (the webhook knows the page's owner);
+the service-role key (SUPABASE_KEY, which bypasses RLS) is used only where there is no owner
+at all: find_message(None, ...), the cross-owner duplicate check.
+
+Clients. A fresh supabase-py client per store call, never kept, so no client ever carries
+one owner's token into another owner's request. The clients share one httpx connection pool
+per store, which holds no credentials: postgrest-py sends Authorization with each request,
+not on the pool (building a client on it costs ~0.4 ms instead of ~50 ms without it). The
+pool is per store instance, never module-level.
+
+Behaviour matches SqlStore (utils/store/sql.py), the reference: the same serializers, keyset
+cursors, monotonic delivery status, DuplicateMessage and LookupError. Where SqlStore holds a
+row lock or one transaction across statements, this backend reads, then updates on condition
+that what it read still holds (compare-and-set on the conversation counters, the delivery
+status, a message's updated_at) and reads again when a concurrent writer got there first.
+Inbox search (?q=) is the SQL function public.search_conversations, called through RPC.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import httpx
+import jwt
+from postgrest.exceptions import APIError
+from postgrest.utils import sanitize_param
+from supabase import Client, ClientOptions, create_client
+
+from utils.config import ConfigError
+from utils.errors import ApiError
+from utils.pagination import decode_cursor
+from utils.store.base import (ConversationFilters, DuplicateMessage, NewMessage, Page, TaskFilters,
+                              status_moves_forward)
+from utils.store.sql import (SqlStore, _iso, _like, contact_dict, conversation_dict, message_dict,
+                             task_dict)
+
+UNIQUE_VIOLATION = "23505"
+FOREIGN_KEY_VIOLATION = "23503"
+TOKEN_TTL = timedelta(seconds=60)
+CAS_ATTEMPTS = 5
+CONVERSATION_COLUMNS = "*,contact:contacts(id,name,platform_user_id,profile_pic)"
+PROFILE_COLUMNS = ("name", "first_name", "last_name", "username", "profile_pic", "locale",
+                   "phone", "email", "profile")
+TIME_COLUMNS = {"created_at", "updated_at", "last_message_at", "last_inbound_at",
+                "snoozed_until", "due_at"}
+
+
+def _is_uuid(value) -> bool:
+    """Ids are uuids on Supabase; anything else names no row (PostgREST would answer 400)."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _utc(value: datetime) -> datetime:
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def _time(value: str | None) -> datetime | None:
+    return _utc(datetime.fromisoformat(value)) if value else None
+
+
+def _obj(row: dict) -> SimpleNamespace:
+    """A PostgREST row as the attribute object the SQL serializers read (times parsed, the
+    `metadata` column under the ORM's attribute name `meta`)."""
+    values = {k: (_time(v) if k in TIME_COLUMNS else v) for k, v in row.items()}
+    if "metadata" in values:
+        values["meta"] = values.pop("metadata")
+    return SimpleNamespace(**values)
+
+
+def _conversation(row: dict) -> dict:
+    return conversation_dict(_obj(row), _obj(row["contact"]))
+
+
+def _first(response) -> dict | None:
+    return response.data[0] if response.data else None
+
+
+def _profile_changes(row: dict, profile: dict) -> dict:
+    """The columns SqlStore._apply_profile would change on this contact row."""
+    before = {k: row.get(k) for k in PROFILE_COLUMNS}
+    before["profile"] = before["profile"] or {}
+    after = SimpleNamespace(**before)
+    SqlStore._apply_profile(after, profile)
+    return {k: v for k, v in vars(after).items() if v != before[k]}
+
+
+def _keyset(query, column: str, cursor: str | None, limit: int):
+    """Newest first on (column, id), continuing after the cursor's row; one extra row tells
+    whether there is a next page."""
+    if cursor:
+        when, row_id = decode_cursor(cursor, 2)
+        try:
+            when = _utc(datetime.fromisoformat(when)).isoformat()
+        except (TypeError, ValueError):
+            when = None
+        if when is None or not _is_uuid(row_id):
+            raise ApiError("The cursor is not valid for this list.", code="invalid_cursor")
+        when, row_id = sanitize_param(when), sanitize_param(row_id)
+        query = query.or_(f"{column}.lt.{when},and({column}.eq.{when},id.lt.{row_id})")
+    return query.order(column, desc=True).order("id", desc=True).limit(limit + 1)
+
+
+def _page(rows: list[dict], limit: int, to_dict, sort_column: str) -> Page:
+    return SqlStore._page([_obj(r) for r in rows], limit, to_dict,
+                          lambda o: [_iso(getattr(o, sort_column)), o.id])
+
+
+def _guard(query, column: str, value):
+    """Condition an UPDATE on a value read earlier (compare-and-set)."""
+    return query.is_(column, "null") if value is None else query.eq(column, value)
+
+
+class SupabaseStore:
+    """The store on Supabase; see utils.store.base.Store for the contract."""
+
+    name = "supabase"
+
+    def __init__(self, settings):
+        missing = [n for n in ("SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_JWT_SECRET")
+                   if not getattr(settings, n)]
+        if missing:
+            raise ConfigError("DATA_BACKEND=supabase needs these settings, which are not set: "
+                              + ", ".join(missing))
+        self._url = settings.SUPABASE_URL
+        self._service_key = settings.SUPABASE_KEY
+        self._jwt_secret = settings.SUPABASE_JWT_SECRET
+        # Connections only: no headers, no auth. Credentials go on each request (see docstring).
+        self._http = httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0), follow_redirects=True,
+                                  http2=True)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _client(self, owner_id: str | None) -> Client:
+        """A new client whose requests carry a JWT for owner_id (RLS applies), or the service
+        key when there is no owner."""
+        if owner_id is None:
+            token = self._service_key
+        else:
+            now = datetime.now(timezone.utc)
+            token = jwt.encode({"sub": str(owner_id), "role": "authenticated",
+                                "aud": "authenticated", "iat": now, "exp": now + TOKEN_TTL},
+                               self._jwt_secret, algorithm="HS256")
+        options = ClientOptions(headers={"Authorization": f"Bearer {token}"},
+                                auto_refresh_token=False, persist_session=False,
+                                httpx_client=self._http)
+        return create_client(self._url, self._service_key, options=options)
+
+    # ------------------------------------------------------------------ contacts
+    def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
+                       profile: dict) -> dict:
+        db = self._client(owner_id)
+
+        def lookup() -> dict | None:
+            return _first(db.table("contacts").select("*").eq("owner_id", owner_id)
+                          .eq("platform", platform).eq("platform_user_id", platform_user_id)
+                          .execute())
+
+        row = lookup()
+        if row is None:
+            new = {"owner_id": owner_id, "platform": platform,
+                   "platform_user_id": platform_user_id, "profile": {}}
+            new.update(_profile_changes(new, profile))
+            try:
+                return contact_dict(_obj(db.table("contacts").insert(new).execute().data[0]))
+            except APIError as exc:
+                if exc.code != UNIQUE_VIOLATION:
+                    raise
+                row = lookup()  # created concurrently by another process
+        changes = _profile_changes(row, profile)
+        if changes:
+            row = (db.table("contacts").update(changes).eq("owner_id", owner_id)
+                   .eq("id", row["id"]).execute().data[0])
+        return contact_dict(_obj(row))
+
+    def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
+        if not _is_uuid(contact_id):
+            return None
+        row = _first(self._client(owner_id).table("contacts").select("*")
+                     .eq("owner_id", owner_id).eq("id", contact_id).execute())
+        return contact_dict(_obj(row)) if row else None
+
+    def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
+                      cursor: str | None) -> Page:
+        query = self._client(owner_id).table("contacts").select("*").eq("owner_id", owner_id)
+        if platform:
+            query = query.eq("platform", platform)
+        if q:
+            # the SQL backend's escaped LIKE pattern; PostgREST also reads `*` as a wildcard
+            pattern = sanitize_param(_like(q.lower()))
+            query = query.or_(f"name.ilike.{pattern},email.ilike.{pattern},phone.ilike.{pattern}")
+        rows = _keyset(query, "created_at", cursor, limit).execute().data
+        return _page(rows, limit, contact_dict, "created_at")
+
+    def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
+        if not changes:
+            return self.get_contact(owner_id, contact_id)
+        if not _is_uuid(contact_id):
+            return None
+        row = _first(self._client(owner_id).table("contacts").update(changes)
+                     .eq("owner_id", owner_id).eq("id", contact_id).execute())
+        return contact_dict(_obj(row)) if row else None
+
+    # ------------------------------------------------------------- conversations
+    def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
+                          contact_id: str) -> tuple[dict, bool]:
+        if not _is_uuid(contact_id):
+            raise LookupError("contact not found for this owner")
+        db = self._client(owner_id)
+
+        def lookup() -> dict | None:
+            return _first(db.table("conversations").select(CONVERSATION_COLUMNS)
+                          .eq("owner_id", owner_id).eq("platform_account_id", platform_account_id)
+                          .eq("contact_id", contact_id).execute())
+
+        row = lookup()
+        if row is not None:
+            return _conversation(row), False
+        new = {"owner_id": owner_id, "platform": platform,
+               "platform_account_id": platform_account_id, "contact_id": contact_id}
+        try:
+            row = db.table("conversations").insert(new).select(CONVERSATION_COLUMNS).execute()
+            return _conversation(row.data[0]), True
+        except APIError as exc:
+            if exc.code == FOREIGN_KEY_VIOLATION:  # (contact_id, owner_id) is not a contact
+                raise LookupError("contact not found for this owner") from None
+            if exc.code != UNIQUE_VIOLATION:
+                raise
+        return _conversation(lookup()), False  # opened concurrently by another process
+
+    def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
+        if not _is_uuid(conversation_id):
+            return None
+        row = _first(self._client(owner_id).table("conversations").select(CONVERSATION_COLUMNS)
+                     .eq("owner_id", owner_id).eq("id", conversation_id).execute())
+        return _conversation(row) if row else None
+
+    def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
+                          platform_user_id: str) -> dict | None:
+        """The conversation on this account with this platform user (contact, then
+        conversation: both lookups are on unique keys)."""
+        db = self._client(owner_id)
+        contact = _first(db.table("contacts").select("id").eq("owner_id", owner_id)
+                         .eq("platform", platform).eq("platform_user_id", platform_user_id)
+                         .execute())
+        if contact is None:
+            return None
+        row = _first(db.table("conversations").select(CONVERSATION_COLUMNS)
+                     .eq("owner_id", owner_id).eq("platform_account_id", platform_account_id)
+                     .eq("contact_id", contact["id"]).execute())
+        return _conversation(row) if row else None
+
+    def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
+                           cursor: str | None) -> Page:
+        db = self._client(owner_id)
+        if filters.q:
+            # contact name or any message text: public.search_conversations in the migration
+            query = db.rpc("search_conversations", {"q": filters.q}).select(CONVERSATION_COLUMNS)
+        else:
+            query = db.table("conversations").select(CONVERSATION_COLUMNS)
+        query = query.eq("owner_id", owner_id)
+        for column in ("status", "platform", "assignee_id"):
+            if getattr(filters, column):
+                query = query.eq(column, getattr(filters, column))
+        if filters.label:
+            query = query.contains("labels", [filters.label])
+        rows = _keyset(query, "last_message_at", cursor, limit).execute().data
+        return _page(rows, limit, lambda o: conversation_dict(o, _obj(o.contact)),
+                     "last_message_at")
+
+    def update_conversation(self, owner_id: str, conversation_id: str,
+                            changes: dict) -> dict | None:
+        if not changes:
+            return self.get_conversation(owner_id, conversation_id)
+        if not _is_uuid(conversation_id):
+            return None
+        row = _first(self._client(owner_id).table("conversations").update(changes)
+                     .eq("owner_id", owner_id).eq("id", conversation_id)
+                     .select(CONVERSATION_COLUMNS).execute())
+        return _conversation(row) if row else None
+
+    def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None:
+        return self.update_conversation(owner_id, conversation_id, {"unread_count": 0})
+
+    # ------------------------------------------------------------------ messages
+    def add_message(self, owner_id: str, message: NewMessage) -> dict:
+        db = self._client(owner_id)
+        conv = self._conversation_row(db, owner_id, message.conversation_id)
+        if conv is None:
+            raise LookupError("conversation not found for this owner")
+        created_at = _utc(message.created_at or datetime.now(timezone.utc))
+        row = {
+            "owner_id": owner_id, "conversation_id": conv["id"], "direction": message.direction,
+            "sender_type": message.sender_type, "text": message.text,
+            "attachments": list(message.attachments or []),
+            "platform": message.platform or conv["platform"],
+            "platform_message_id": message.platform_message_id, "status": message.status,
+            "error": message.error, "reply_to": message.reply_to, "is_note": message.is_note,
+            "idempotency_key": message.idempotency_key,
+            "metadata": dict(message.metadata or {}), "created_at": created_at,
+        }
+        try:
+            stored = db.table("messages").insert(row).execute().data[0]
+        except APIError as exc:
+            if exc.code != UNIQUE_VIOLATION:
+                raise
+            existing = None
+            if message.platform_message_id:
+                existing = self.find_message(owner_id, row["platform"],
+                                             message.platform_message_id)
+            if existing is None and message.idempotency_key:
+                existing = self.find_message_by_key(owner_id, message.idempotency_key)
+            raise DuplicateMessage(existing or {}) from None
+        if not message.is_note:
+            self._count_message(db, owner_id, conv, message, created_at)
+        return message_dict(_obj(stored))
+
+    @staticmethod
+    def _conversation_row(db: Client, owner_id: str, conversation_id: str) -> dict | None:
+        if not _is_uuid(conversation_id):
+            return None
+        return _first(db.table("conversations").select("*").eq("owner_id", owner_id)
+                      .eq("id", conversation_id).execute())
+
+    @staticmethod
+    def _count_message(db: Client, owner_id: str, conv: dict, message: NewMessage,
+                       created_at: datetime) -> None:
+        """Update the conversation's counters and last-message fields as SqlStore does,
+        conditioned on the counters read (every counted message changes message_count), so
+        two concurrent messages never lose an increment."""
+        for _ in range(CAS_ATTEMPTS):
+            count, unread = conv["message_count"] or 0, conv["unread_count"] or 0
+            changes: dict = {"message_count": count + 1}
+            if not count or created_at >= _time(conv["last_message_at"]):
+                changes["last_message_at"] = created_at
+                preview = message.text or (
+                    f"[{message.attachments[0].get('type', 'attachment')}]"
+                    if message.attachments else None)
+                changes["last_message_preview"] = preview[:200] if preview else None
+            if message.direction == "inbound":
+                changes["unread_count"] = unread + 1
+                last_inbound = _time(conv["last_inbound_at"])
+                if last_inbound is None or created_at > last_inbound:
+                    changes["last_inbound_at"] = created_at
+            done = (db.table("conversations").update(changes).eq("owner_id", owner_id)
+                    .eq("id", conv["id"]).eq("message_count", conv["message_count"])
+                    .eq("unread_count", conv["unread_count"]).execute().data)
+            if done:
+                return
+            conv = SupabaseStore._conversation_row(db, owner_id, conv["id"])
+            if conv is None:  # deleted meanwhile: nothing left to count on
+                return
+        raise RuntimeError("conversation counters: too many concurrent updates")
+
+    def get_message(self, owner_id: str, message_id: str) -> dict | None:
+        if not _is_uuid(message_id):
+            return None
+        row = _first(self._client(owner_id).table("messages").select("*")
+                     .eq("owner_id", owner_id).eq("id", message_id).execute())
+        return message_dict(_obj(row)) if row else None
+
+    def find_message(self, owner_id: str | None, platform: str,
+                     platform_message_id: str) -> dict | None:
+        """The message with this platform id; owner_id None looks across owners (service key)."""
+        query = (self._client(owner_id).table("messages").select("*").eq("platform", platform)
+                 .eq("platform_message_id", platform_message_id))
+        if owner_id is not None:
+            query = query.eq("owner_id", owner_id)
+        row = _first(query.execute())
+        return message_dict(_obj(row)) if row else None
+
+    def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
+        row = _first(self._client(owner_id).table("messages").select("*")
+                     .eq("owner_id", owner_id).eq("idempotency_key", idempotency_key).execute())
+        return message_dict(_obj(row)) if row else None
+
+    def update_message(self, owner_id: str, message_id: str, text: str | None = None,
+                       metadata: dict | None = None) -> dict | None:
+        """Replace the text and/or merge keys into the metadata (edits, reactions, errors)."""
+        if not _is_uuid(message_id):
+            return None
+        db = self._client(owner_id)
+        for _ in range(CAS_ATTEMPTS):
+            row = _first(db.table("messages").select("*").eq("owner_id", owner_id)
+                         .eq("id", message_id).execute())
+            if row is None:
+                return None
+            changes = {}
+            if text is not None:
+                changes["text"] = text
+            if metadata:
+                changes["metadata"] = {**(row["metadata"] or {}), **metadata}
+            if not changes:
+                return message_dict(_obj(row))
+            # only if the row is as we read it, so a concurrent metadata merge is not lost
+            updated = _first(db.table("messages").update(changes).eq("owner_id", owner_id)
+                             .eq("id", message_id).eq("updated_at", row["updated_at"]).execute())
+            if updated:
+                return message_dict(_obj(updated))
+        raise RuntimeError("message update: too many concurrent updates")
+
+    def mark_outbound_up_to(self, owner_id: str, conversation_id: str, status: str,
+                            until: datetime) -> int:
+        """Watermarks: every outbound message sent at or before `until` reaches `status`."""
+        earlier = [s for s in ("sent", "delivered") if status_moves_forward(s, status)]
+        if not earlier or not _is_uuid(conversation_id):
+            return 0
+        moved = (self._client(owner_id).table("messages").update({"status": status})
+                 .eq("owner_id", owner_id).eq("conversation_id", conversation_id)
+                 .eq("direction", "outbound").eq("is_note", False).in_("status", earlier)
+                 .lte("created_at", _utc(until).isoformat()).select("id").execute().data)
+        return len(moved)
+
+    def list_messages(self, owner_id: str, conversation_id: str, limit: int,
+                      cursor: str | None) -> Page:
+        """Newest page first; each page is oldest-first; the cursor goes back in time."""
+        if not _is_uuid(conversation_id):
+            return Page([], None)
+        query = (self._client(owner_id).table("messages").select("*")
+                 .eq("conversation_id", conversation_id).eq("owner_id", owner_id))
+        page = _page(_keyset(query, "created_at", cursor, limit).execute().data, limit,
+                     message_dict, "created_at")
+        page.items.reverse()
+        return page
+
+    def update_message_status(self, owner_id: str, message_id: str, status: str,
+                              error: str | None = None,
+                              platform_message_id: str | None = None) -> dict | None:
+        if not _is_uuid(message_id):
+            return None
+        db = self._client(owner_id)
+        for _ in range(CAS_ATTEMPTS):
+            row = _first(db.table("messages").select("*").eq("owner_id", owner_id)
+                         .eq("id", message_id).execute())
+            if row is None:
+                return None
+            changes = {}
+            if platform_message_id and not row["platform_message_id"]:
+                changes["platform_message_id"] = platform_message_id
+            if status_moves_forward(row["status"], status):
+                changes["status"] = status
+                if status == "failed":
+                    changes["error"] = error
+            if not changes:
+                return message_dict(_obj(row))
+            # only if nobody moved the status (or set the platform id) since we read it
+            query = (db.table("messages").update(changes).eq("owner_id", owner_id)
+                     .eq("id", message_id).eq("status", row["status"]))
+            updated = _first(_guard(query, "platform_message_id",
+                                    row["platform_message_id"]).execute())
+            if updated:
+                return message_dict(_obj(updated))
+        raise RuntimeError("message status: too many concurrent updates")
+
+    # --------------------------------------------------------------------- tasks
+    def create_task(self, owner_id: str, data: dict) -> dict:
+        try:
+            row = (self._client(owner_id).table("tasks").insert({**data, "owner_id": owner_id})
+                   .execute().data[0])
+        except APIError as exc:
+            if exc.code == FOREIGN_KEY_VIOLATION:  # conversation_id is not the owner's
+                raise LookupError("conversation not found for this owner") from None
+            raise
+        return task_dict(_obj(row))
+
+    def get_task(self, owner_id: str, task_id: str) -> dict | None:
+        if not _is_uuid(task_id):
+            return None
+        row = _first(self._client(owner_id).table("tasks").select("*")
+                     .eq("owner_id", owner_id).eq("id", task_id).execute())
+        return task_dict(_obj(row)) if row else None
+
+    def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
+                   cursor: str | None) -> Page:
+        if filters.conversation_id and not _is_uuid(filters.conversation_id):
+            return Page([], None)
+        query = self._client(owner_id).table("tasks").select("*").eq("owner_id", owner_id)
+        for column in ("status", "priority", "conversation_id"):
+            if getattr(filters, column):
+                query = query.eq(column, getattr(filters, column))
+        rows = _keyset(query, "created_at", cursor, limit).execute().data
+        return _page(rows, limit, task_dict, "created_at")
+
+    def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
+        if not changes:
+            return self.get_task(owner_id, task_id)
+        if not _is_uuid(task_id):
+            return None
+        row = _first(self._client(owner_id).table("tasks").update(changes)
+                     .eq("owner_id", owner_id).eq("id", task_id).execute())
+        return task_dict(_obj(row)) if row else None
+
+    def delete_task(self, owner_id: str, task_id: str) -> bool:
+        if not _is_uuid(task_id):
+            return False
+        deleted = (self._client(owner_id).table("tasks").delete().eq("owner_id", owner_id)
+                   .eq("id", task_id).execute().data)
+        return bool(deleted)
