@@ -1,6 +1,7 @@
 """The explicit registry of connectors: adding a platform is one module plus one line here."""
 from __future__ import annotations
 
+from automation.integrations.base import IntegrationConnector
 from automation.platforms.base import GraphConfig, PlatformConnector
 from automation.platforms.facebook import FacebookConnector
 from automation.platforms.instagram import InstagramConnector
@@ -12,7 +13,8 @@ PLATFORMS: dict[str, type[PlatformConnector]] = {
     "whatsapp": WhatsAppConnector,
 }
 
-# INTEGRATIONS = {...}  (Slack, e-mail, CRM, databases) joins here, keyed the same way.
+# Integrations (Slack, e-mail, CRM, databases), keyed by type; none ship yet.
+INTEGRATIONS: dict[str, IntegrationConnector] = {}
 
 
 def get_connector(platform: str, graph: GraphConfig) -> PlatformConnector:

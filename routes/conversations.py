@@ -6,7 +6,7 @@ from flask import Blueprint, g
 from routes.schemas import (ContactListOut, ContactListQuery, ContactOut, ContactPatchIn,
                             ConversationListOut, ConversationListQuery, ConversationOut,
                             ConversationPatchIn, ListQuery, MessageListOut, MessageOut, NoteIn,
-                            SendMessageIn)
+                            SendMessageIn, SuggestOut)
 from services import conversations as svc
 from services import messaging
 from utils.auth import require_auth
@@ -66,6 +66,14 @@ def send_message(conversation_id: str, body: SendMessageIn):
     """Send an agent reply through the platform; the stored message shows sent or failed."""
     return messaging.send_agent_reply(g.user.id, g.user.id, conversation_id, body.text,
                                       pause_ai=body.pause_ai, tag=body.tag), 201
+
+
+@bp.post("/conversations/<conversation_id>/suggest")
+@require_auth
+@endpoint(response=SuggestOut, tags=TAGS, errors=(404,))
+def suggest(conversation_id: str):
+    """Reply suggestions for an agent, grounded in the knowledge base."""
+    return svc.suggest_replies(g.user.id, conversation_id)
 
 
 @bp.post("/conversations/<conversation_id>/notes")

@@ -69,3 +69,20 @@ def update_contact(owner_id: str, contact_id: str, changes: dict) -> dict:
     if contact is None:
         raise NotFound("No such contact.", code="contact_not_found")
     return contact
+
+
+def suggest_replies(owner_id: str, conversation_id: str, n: int = 3) -> dict:
+    """Draft replies an agent could send, from the knowledge base and the recent thread."""
+    from automation.ai.response_generator import ReplyContext
+    from automation.ai.response_generator import suggest_replies as draft
+    from services import business
+    from services.handoff import conversation_history
+
+    conv = get_conversation(owner_id, conversation_id)
+    history = conversation_history(owner_id, conversation_id)
+    last_customer = next((h["text"] for h in reversed(history) if h["role"] == "customer"), "")
+    ctx = ReplyContext(user_id=owner_id, business=business.get_profile(owner_id),
+                       conversation_id=conversation_id, message_text=last_customer,
+                       history=history, contact_name=conv["contact"].get("name"),
+                       platform=conv["platform"])
+    return {"suggestions": draft(ctx, n)}

@@ -13,6 +13,23 @@ SHIPPING = ("Shipping. We ship to every country in the European Union. Standard 
             "3 to 5 working days and costs 4.90 euros; orders over 50 euros ship free.")
 
 
+OTHER_DOCS = {
+    "Returns": "Returns. You can return any item within 30 days for a full refund; use the "
+               "prepaid label in the box.",
+    "Opening hours": "Opening hours. Our shop in Oslo is open Monday to Friday from 9 to 17 and "
+                     "on Saturdays from 10 to 14.",
+    "Payment": "Payment. We accept Visa, Mastercard, PayPal and bank transfer. Invoices are "
+               "sent by e-mail.",
+}
+
+
+def stock_knowledge(client, user):
+    """A small but realistic knowledge base (retrieval scores need more than one document)."""
+    add_knowledge(client, user, "Shipping", SHIPPING)
+    for title, content in OTHER_DOCS.items():
+        add_knowledge(client, user, title, content)
+
+
 def _ig_text(text: str, igsid: str = "1122334455667788", mid_: str | None = None) -> dict:
     return fb_text(text, psid=igsid, page=IG_ID, mid_=mid_, obj="instagram")
 
@@ -26,7 +43,7 @@ DELIVERIES = {
 
 @pytest.mark.parametrize("platform", ["facebook", "instagram", "whatsapp"])
 def test_question_answered_from_knowledge_base(client, business, fake_graph, platform):
-    add_knowledge(client, business, "Shipping", SHIPPING)
+    stock_knowledge(client, business)
     build, suffix = DELIVERIES[platform]
     resp = post_webhook(client, platform, build("How long does delivery take and what does shipping cost?"))
     assert resp.status_code == 200
@@ -38,11 +55,10 @@ def test_question_answered_from_knowledge_base(client, business, fake_graph, pla
     assert reply["sender_type"] == "ai" and reply["status"] == "sent"
     assert "3 to 5 working days" in reply["text"]
     [sent] = fake_graph.requests_to(suffix)
-    assert sent.headers["Authorization"] == "Bearer EAAG-test-token-123"
+    assert sent.headers["authorization"] == "Bearer EAAG-test-token-123"
     recipient = sent.json.get("to") or sent.json["recipient"]["id"]
     assert recipient == conv["contact"]["platform_user_id"]
-    assert reply["platform_message_id"] and reply["platform_message_id"] in str(fake_graph.responses[-1]) \
-        if hasattr(fake_graph, "responses") else reply["platform_message_id"]
+    assert reply["platform_message_id"]
     event = db.session.scalars(db.select(WebhookEvent)).one()
     assert event.status == "processed" and event.attempts == 1
 
@@ -66,7 +82,7 @@ def test_unanswerable_question_is_handed_off_never_silence(client, business, fak
 
 
 def test_same_delivery_three_times_one_message_one_reply(client, business, fake_graph):
-    add_knowledge(client, business, "Shipping", SHIPPING)
+    stock_knowledge(client, business)
     payload = fb_text("What does shipping cost?", mid_="m_dup_1")
     for _ in range(3):
         assert post_webhook(client, "facebook", payload).status_code == 200
@@ -201,7 +217,7 @@ def test_out_of_order_messages_ordered_by_platform_time(client, business, fake_g
 
 
 def test_ai_quota_exhausted_falls_back_to_handoff(client, business, fake_graph, admin):
-    add_knowledge(client, business, "Shipping", SHIPPING)
+    stock_knowledge(client, business)
     tier = client.post("/api/subscriptions/tiers", headers=admin["headers"], json={
         "name": "One reply", "price": 1, "features": ["ai_replies", "knowledge_base"],
         "platforms": ["facebook"], "monthly_ai_replies": 1, "platform_accounts": 5,

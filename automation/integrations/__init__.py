@@ -1,0 +1,1 @@
+"""Integrations (Slack, e-mail, CRM, databases) behind IntegrationConnector."""
