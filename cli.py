@@ -56,16 +56,23 @@ def register_operations_cli(app: Flask) -> None:
     @click.option("--include-stuck", is_flag=True,
                   help="Also re-run events left 'received'/'processing' (e.g. after a crash).")
     def retry(event_id: int | None, include_stuck: bool):
-        """Re-run failed events (or one event by id)."""
+        """Re-run failed events (or one event by id) in this process.
+
+        An event still 'processing' is taken to be interrupted (its process died): replies
+        that run left unfinished are marked failed with `unknown_outcome`, never re-sent
+        (see docs/realtime.md). A replayed event leaves RQ's failed job registry.
+        """
         from models_db import WebhookEvent, db
         from services.automation_queue import run_event
+        from services.rq_queue import forget_failed_job
 
         if event_id is not None:
             event = db.session.get(WebhookEvent, event_id)
             if event is None:
                 raise click.ClickException(f"No webhook event {event_id}.")
-            event.status = "received"
-            db.session.commit()
+            if event.status in ("processed", "ignored"):
+                event.status = "received"  # so that it runs again (dedupe keeps it harmless)
+                db.session.commit()
             ids = [event_id]
         else:
             statuses = ["failed"] + (["received", "processing"] if include_stuck else [])
@@ -78,6 +85,8 @@ def register_operations_cli(app: Flask) -> None:
         results: dict[str, int] = {}
         for one in ids:
             status = run_event(one)
+            if status in ("processed", "ignored"):
+                forget_failed_job(one)
             results[status] = results.get(status, 0) + 1
             click.echo(f"event {one}: {status}")
         click.echo("done: " + ", ".join(f"{v} {k}" for k, v in sorted(results.items())))
@@ -103,14 +112,15 @@ def register_operations_cli(app: Flask) -> None:
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
     def worker(burst: bool):
-        """Run an RQ worker for the automation queue (needs REDIS_URL)."""
-        from flask import current_app
-        from rq.worker import SimpleWorker
+        """Run an RQ worker for the automation queue (needs REDIS_URL; web: AUTOMATION_QUEUE=rq).
 
-        from services.rq_queue import queue
+        SIGTERM/SIGINT: finish the current job, then exit. A worker killed outright is
+        detected by the others within 3 x RQ_HEARTBEAT_SECONDS and its job runs again.
+        """
+        from flask import current_app
+
+        from services.rq_queue import run_worker
 
         if "dana_redis" not in current_app.extensions:
             raise click.ClickException("REDIS_URL is not set: there is no queue to work on.")
-        q = queue()
-        # SimpleWorker (no fork per job) keeps this app context and its DB pool valid.
-        SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=True)
+        run_worker(current_app._get_current_object(), burst=burst)

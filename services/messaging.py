@@ -31,6 +31,16 @@ def graph_config() -> GraphConfig:
                        retry_wait_max=max(s.GRAPH_RETRY_WAIT_SECONDS * 16, 0.01))
 
 
+def connector_for(platform: str):
+    """This app's connector for a platform, reused so its HTTP connection pool (and TLS set-up)
+    is shared by every send instead of being rebuilt per message."""
+    cache = current_app.extensions.setdefault("dana_connectors", {})
+    connector = cache.get(platform)
+    if connector is None:
+        connector = cache[platform] = get_connector(platform, graph_config())
+    return connector
+
+
 def window_open(conversation: dict, now: datetime | None = None) -> bool:
     """Is the customer's last message recent enough to answer without a tag/template?"""
     last = conversation.get("last_inbound_at")
@@ -89,9 +99,8 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
         return _set_status(owner_id, message, "failed", error="token_invalid",
                            detail="The platform account needs to be re-authorized.")
     outbound.metadata = outbound.metadata or f"dana:{message['id']}"
-    connector = get_connector(conv["platform"], graph_config())
     try:
-        result = connector.send(
+        result = connector_for(conv["platform"]).send(
             AccountCredentials(account.external_id, platforms_service.account_token(account)),
             conv["contact"]["platform_user_id"], outbound)
     except SendError as exc:
@@ -99,10 +108,6 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
         if exc.needs_reauth:
             platforms_service.mark_needs_reauth(account, exc.message)
         return _set_status(owner_id, message, "failed", error=exc.code, detail=exc.message)
-    finally:
-        close = getattr(connector, "close", None)
-        if close:
-            close()
     return _set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
 
 

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
 
     REDIS_URL: str | None = None
     AUTOMATION_QUEUE: Literal["inline", "rq"] = "inline"
+    # RQ (AUTOMATION_QUEUE=rq): seconds to wait before each retry of a failing event (one
+    # retry per value; comma-separated in the environment), and how often a busy worker
+    # heartbeats. A worker silent for 3 heartbeats is dead: its job is re-run elsewhere.
+    RQ_RETRY_INTERVALS: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [2, 10, 60])
+    RQ_HEARTBEAT_SECONDS: int = Field(default=10, ge=1, le=300)
 
     # NoDecode: the env value is the documented comma-separated list, not JSON.
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -95,6 +100,21 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [o.strip() for o in value.split(",") if o.strip()]
         return value or []
+
+    @field_validator("RQ_RETRY_INTERVALS", mode="before")
+    @classmethod
+    def _split_intervals(cls, value):
+        """Accept "2,10,60" (the env form) as well as a list; an empty string means no retry."""
+        if isinstance(value, str):
+            return [int(v) for v in value.replace(" ", "").split(",") if v]
+        return value
+
+    @field_validator("RQ_RETRY_INTERVALS")
+    @classmethod
+    def _non_negative(cls, value: list[int]) -> list[int]:
+        if any(v < 0 for v in value):
+            raise ValueError("RQ_RETRY_INTERVALS must be seconds >= 0")
+        return value
 
     @field_validator("CORS_ORIGINS")
     @classmethod

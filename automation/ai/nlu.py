@@ -27,7 +27,8 @@ _HUMAN = _rx(
     r"\b(customer service|support) (agent|representative|rep|person)\b",
     r"\b(not|no|stop) (a |the |this )?(bot|robot|machine|ai)\b", r"\boperator\b",
     r"\bmensch(en)?\b", r"\b(echte[nrm]?|richtige[nrm]?|lebende[nrm]?) (person|mensch|"
-    r"mitarbeiter)", r"\b(mitarbeiter|berater|kundenberater)(in)?( sprechen)?\b", r"\bkein(en)? bot\b",
+    r"mitarbeiter)", r"\b(mitarbeiter|berater|kundenberater)(in)?( sprechen)?\b",
+    r"\bkein(en)? bot\b",
     r"\bhumain\b", r"\b(un|une) (conseill(er|ere)|agent|operat(eur|rice)|vraie personne|"
     r"personne reelle)\b", r"\bparler (a|avec) (quelqu.?un|un humain|une personne|un conseiller)",
     r"\bhumano\b", r"\b(un|una) (persona real|agente|asesor|asesora|operador|operadora)\b",

@@ -14,9 +14,8 @@ from flask import current_app
 from automation.ai.nlu import INTENTS, detect_intent, detect_language
 from automation.ai.providers import get_provider
 from automation.ai.providers.base import Answer, ProviderError, ReplyContext
-from automation.ai.providers.local import ANSWER_THRESHOLD, LocalProvider, handoff_answer
+from automation.ai.providers.local import LocalProvider, handoff_answer
 from automation.knowledge.database import Passage, search
-from automation.knowledge.text import content_terms, index_text, stem, term_matches
 
 log = logging.getLogger("dana.ai")
 
@@ -36,34 +35,12 @@ def _provider_name() -> str:
         return "local"
 
 
-def _previous_customer_text(ctx: ReplyContext) -> str | None:
-    customer = [h.get("text") or "" for h in (ctx.history or []) if h.get("role") == "customer"]
-    if customer and customer[-1].strip() == (ctx.message_text or "").strip():
-        customer = customer[:-1]
-    return customer[-1] if customer else None
-
-
 def retrieve(ctx: ReplyContext, limit: int = PASSAGES) -> list[Passage]:
-    """The knowledge passages for the message, best first ([] if search fails).
-
-    A short follow-up ("and on Sundays?") is also searched together with the customer's
-    previous message; that wins when it matches better and still matches the follow-up.
-    """
+    """The knowledge passages for the message, best first ([] if search fails)."""
     from models_db import db
 
     try:
-        passages = search(ctx.user_id, ctx.message_text or "", limit)
-        terms = content_terms(ctx.message_text or "")
-        previous = _previous_customer_text(ctx)
-        best = passages[0].score if passages else 0.0
-        if previous and 0 < len(terms) <= 2 and best < ANSWER_THRESHOLD:
-            combined = search(ctx.user_id, f"{previous} {ctx.message_text}", limit)
-            if combined and combined[0].score > best:
-                top = combined[0]
-                toks = set(index_text(top.title, top.heading, top.text).split())
-                if any(term_matches(t, toks, {stem(x) for x in toks}) for t in terms):
-                    passages = combined
-        return passages
+        return search(ctx.user_id, ctx.message_text or "", limit)
     except Exception:
         log.exception("knowledge search failed for user %s", ctx.user_id)
         db.session.rollback()

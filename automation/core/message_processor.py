@@ -15,9 +15,8 @@ from datetime import datetime
 from models_db import PlatformAccount, WebhookEvent, db, utcnow
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
-from automation.registry import get_connector
 from services import platforms as platforms_service
-from services.messaging import graph_config
+from services.messaging import connector_for
 from utils.locks import named_lock
 from utils.realtime import publish
 from utils.store import DuplicateMessage, NewMessage, get_store
@@ -38,7 +37,7 @@ def process_webhook_event(event_id: int) -> str:
     errors: list[str] = []
     handled = 0
     try:
-        connector = get_connector(event.platform, graph_config())
+        connector = connector_for(event.platform)
         items = connector.parse(json.loads(event.raw_body))
         # Out-of-order redeliveries: handle a batch in the platform's timestamp order.
         items.sort(key=lambda item: item.timestamp)
@@ -235,4 +234,4 @@ def _status_error_code(platform: str, error: dict | None) -> str:
     """Map a failed status's Graph error to our error vocabulary, as the connector does for sends."""
     if not error:
         return "platform_error"
-    return get_connector(platform, graph_config()).classify_error(400, {"error": error}).code
+    return connector_for(platform).classify_error(400, {"error": error}).code

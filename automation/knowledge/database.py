@@ -22,7 +22,6 @@ from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
 from utils.pagination import decode_cursor, encode_cursor
 
-FORMATS = ("text", "markdown", "faq")
 # How many passages the FTS stage hands to the reranker at most.
 CANDIDATES = 200
 # The full-text table of migration 0005 (raw DDL, outside the ORM metadata: every FTS object's

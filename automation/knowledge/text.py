@@ -14,8 +14,9 @@ import unicodedata
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
-# Function words and chat filler in the languages Dana's customers write most (en, de, fr,
-# es). They are never searched for and carry no weight in a match.
+# Function words, chat filler and question frames ("how long", "what time", "somewhere
+# else") in the languages Dana's customers write most (en, de, fr, es). They are never
+# searched for and carry no weight in a match; documents are still indexed with them.
 STOPWORDS = frozenset("""
 a an the and or but if of at by for with about against between into through during before
 after above below to from up down in out on off over under again further then once here there
@@ -29,6 +30,8 @@ thx ty cheers ok okay yes yeah yep no nope sure hmm um uh like know tell want wa
 wonder question questions ask asking get got getting let lets need needs would need help
 anyone someone something anything thing things way much many really actually just still
 how when where why whether ever
+long far often soon time times somewhere anywhere everywhere nowhere else possible exactly
+currently moment usually normally generally kind type sort able
 der die das den dem des ein eine einer eines einem einen und oder aber wenn dass ich du er
 sie es wir ihr mich dich sich uns euch mein meine dein deine sein seine unser unsere euer
 ist sind war waren bin bist hat habe haben hast hatte kann koennen konnen kannst muss will
@@ -136,17 +139,28 @@ def coverage(terms: list[str], weights: dict[str, float], text_tokens: list[str]
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9ÄÖÜÉÈÀÂÎÔÛÇÑ¿¡])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+_HEADING_LINE = re.compile(r"^\s*#{1,6}\s")
 
 
 def sentences(text: str) -> list[str]:
-    """Split prose into sentences; list items and lines stay separate."""
+    """Split prose into sentences. Hard-wrapped lines of a paragraph are joined first; list
+    items and headings stay units of their own."""
     out: list[str] = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        for part in _SENTENCE.split(line):
-            part = part.strip()
-            if part:
-                out.append(part)
+    for block in re.split(r"\n\s*\n", text or ""):
+        units: list[str] = []
+        for line in (ln.strip() for ln in block.splitlines()):
+            if not line:
+                continue
+            new_unit = (not units or _LIST_ITEM.match(line) or _HEADING_LINE.match(line)
+                        or units[-1].endswith(":") or _HEADING_LINE.match(units[-1]))
+            if new_unit:
+                units.append(line)
+            else:
+                units[-1] = f"{units[-1]} {line}"
+        for unit in units:
+            if _LIST_ITEM.match(unit) or _HEADING_LINE.match(unit):
+                out.append(unit)
+            else:
+                out.extend(part.strip() for part in _SENTENCE.split(unit) if part.strip())
     return out

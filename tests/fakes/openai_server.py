@@ -1,8 +1,9 @@
 """A minimal OpenAI-compatible chat-completions server on 127.0.0.1 (test infrastructure).
 
 Only `POST /v1/chat/completions` exists. Every request is recorded (`requests`: path,
-headers, parsed JSON body). What it answers is scripted, one step per request, in order;
-when the script is empty it answers `default` (a confident JSON answer):
+headers with lower-case names, parsed JSON body). What it answers is scripted, one step
+per request, in order; when the script is empty it answers `default` (a confident JSON
+answer):
 
     server.reply_json({"answer": "…", "handoff": False, "confidence": 0.9})
     server.reply_content("this is not JSON")         # invalid JSON content
@@ -88,12 +89,13 @@ class FakeOpenAI:
                     body = json.loads(raw or b"null")
                 except ValueError:
                     body = None
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 with fake._lock:
-                    fake.requests.append({"path": self.path, "headers": dict(self.headers),
-                                          "json": body})
+                    fake.requests.append({"path": self.path, "headers": headers, "json": body})
                     step = fake.script.popleft() if fake.script else fake.default
                 if self.path.rstrip("/") != "/v1/chat/completions":
-                    return self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                    return self._send(404, {"error": {"message": "not found",
+                                                      "type": "invalid_request_error"}})
                 if step[0] == "delay":
                     fake._stopping.wait(step[1])
                     step = fake.default
@@ -114,8 +116,8 @@ class FakeOpenAI:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="fake-openai")
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True, name="fake-openai")
         self._thread.start()
         return self
 

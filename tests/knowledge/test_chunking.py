@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from automation.knowledge.chunking import MAX_CHARS, chunk_document, faq_content
-from automation.knowledge.text import content_terms, index_text, stem
+from automation.knowledge.text import content_terms, index_text, sentences, stem
 
 
 def test_prose_is_packed_into_400_to_800_character_passages():
@@ -31,7 +31,8 @@ def test_an_overlong_paragraph_is_cut_at_sentences():
 
 def test_one_enormous_word_is_still_cut():
     chunks = chunk_document("x" * 2000)
-    assert all(len(c.text) <= MAX_CHARS for c in chunks) and "".join(c.text for c in chunks) == "x" * 2000
+    assert all(len(c.text) <= MAX_CHARS for c in chunks)
+    assert "".join(c.text for c in chunks) == "x" * 2000
 
 
 def test_faq_blocks_become_question_answer_passages():
@@ -57,3 +58,11 @@ def test_text_helpers():
     assert stem("shipping") == stem("ships") == "ship"
     assert stem("deliveries") == stem("delivery") == "deliver"
     assert stem("cancellation") == "cancel"
+
+
+def test_sentences_join_wrapped_lines_and_keep_list_items():
+    text = ("We ship to Germany and\nAustria. Parts arrive in 2 days.\n\nWe deliver to:\n"
+            "- Leipzig\n- Halle and\n  Markkleeberg\n## Next\nMore text.")
+    assert sentences(text) == ["We ship to Germany and Austria.", "Parts arrive in 2 days.",
+                               "We deliver to:", "- Leipzig", "- Halle and Markkleeberg",
+                               "## Next", "More text."]

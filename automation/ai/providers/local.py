@@ -16,8 +16,9 @@ from automation.knowledge.database import Passage
 from automation.knowledge.text import content_terms, sentences, stem, tokens, term_matches
 
 # A passage must cover at least this IDF-weighted share of the question's content words to
-# be quoted. Chosen with bench/answers.py (see its output for the trade-off at 0.5/0.6/0.7).
-ANSWER_THRESHOLD = 0.6
+# be quoted. Chosen with bench/answers.py: the middle of the gap between the best-scoring
+# wrong match and the answerable questions (0.6 answered one question wrongly, 0.65–0.7 none).
+ANSWER_THRESHOLD = 0.65
 MAX_REPLY_CHARS = 700
 SMALL_TALK = ("greeting", "thanks", "goodbye")
 
@@ -56,30 +57,71 @@ def _clean(line: str) -> str:
     return line.strip()
 
 
+_NUM = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several)"
+# What kind of answer a question wants, and how a sentence that gives it looks: among
+# sentences matching the question equally well, the one of the right kind is quoted.
+_ANSWER_KINDS = [
+    (re.compile(r"\b(when|how long|what time|wann|wie lange|quand|combien de temps|cuando|"
+                r"cuanto tiempo)\b"),
+     re.compile(rf"\b{_NUM}\s*(?:working |business )?(?:min|minutes?|hours?|days?|weeks?|"
+                r"months?|years?|tage?n?|wochen?|jours?|semaines?|dias?|semanas?)\b|"
+                r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s*(?:am|pm|uhr|h)\b|\b(?:monday|tuesday|"
+                r"wednesday|thursday|friday|saturday|sunday|today|tomorrow)\b", re.I)),
+    (re.compile(r"\b(how much|price|cost|wie ?viel|kostet|combien|prix|cuanto|precio)\b"),
+     re.compile(r"\d+(?:[.,]\d+)?\s*(?:€|euros?|eur|\$|usd|dollars?|£|chf)\b|[€$£]\s*\d",
+                re.I)),
+    (re.compile(r"\b(where|wo|ou|donde)\b"),
+     re.compile(r"\b(?:street|str(?:aße|asse)?\.?|road|avenue|square|platz|stop|floor)\b|"
+                r"\b\d{4,5}\b", re.I)),
+]
+
+
+def _answer_kind(question: str):
+    """The pattern a sentence answering this kind of question tends to contain, if any."""
+    folded = " ".join(tokens(question))
+    return next((want for asks, want in _ANSWER_KINDS if asks.search(folded)), None)
+
+
 def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str]:
-    """The passage's sentences that match the question best (1–3, in their original order)."""
+    """The passage's sentences that answer the question (1–3, in their original order).
+
+    The sentence matching most of the question's words first; then, greedily, sentences
+    that match words not covered yet (a repeat of the same words adds nothing).
+    """
     sents = [s for s in (_clean(x) for x in sentences(passage.text)) if s]
     if not sents:
         return []
     terms = content_terms(question)
 
-    def hits(sentence: str) -> int:
+    def matched(sentence: str) -> set[str]:
         toks = set(tokens(sentence))
         stems = {stem(t) for t in toks}
-        return sum(1 for t in terms if term_matches(t, toks, stems))
+        return {t for t in terms if term_matches(t, toks, stems)}
 
-    scores = [hits(s) for s in sents]
-    if max(scores) == 0:
+    hits = [matched(s) for s in sents]
+    if not any(hits):
         return sents[:min(2, limit)]
-    best = max(range(len(sents)), key=lambda i: (scores[i], -i))
-    chosen = {best}
+    kind = _answer_kind(question)
+    fits = [bool(kind and kind.search(s)) for s in sents]
+
+    def first_hit(sentence: str) -> int:
+        """Where the first matching word sits: a sentence *about* it names it early."""
+        for pos, tok in enumerate(tokens(sentence)):
+            if any(term_matches(t, {tok}, {stem(tok)}) for t in terms):
+                return pos
+        return 10_000
+
+    best = max(range(len(sents)), key=lambda i: (len(hits[i]), fits[i], -first_hit(sents[i]), -i))
+    chosen, covered = {best}, set(hits[best])
     # A line that introduces a list ("We deliver to:") needs the items that follow it.
     if sents[best].endswith(":"):
         chosen.update(range(best + 1, min(best + limit, len(sents))))
-    for i in sorted(range(len(sents)), key=lambda i: (-scores[i], i)):
-        if len(chosen) >= limit or scores[i] == 0:
+    while len(chosen) < limit:
+        gain = max(range(len(sents)), key=lambda i: (len(hits[i] - covered), -abs(i - best)))
+        if gain in chosen or not hits[gain] - covered:
             break
-        chosen.add(i)
+        chosen.add(gain)
+        covered |= hits[gain]
     return [sents[i] for i in sorted(chosen)]
 
 
@@ -97,6 +139,8 @@ def compose_answer(passage: Passage, question: str, lang: str) -> str:
     picked = _best_sentences(passage, question)
     joiner = "\n" if any(s.startswith("- ") for s in picked) else " "
     topic = (passage.heading or "").split(" › ")[-1] or passage.title
+    if len(topic) > 1 and topic[1:2].islower():  # "Opening hours" → "opening hours", not "FAQ"
+        topic = topic[0].lower() + topic[1:]
     lead = tpl.LEAD_IN.get(lang, tpl.LEAD_IN["en"]).format(topic=topic)
     return _fit(f"{lead}\n{joiner.join(picked)}" if picked else passage.text.strip())
 

@@ -143,13 +143,14 @@ class OpenAIProvider(Provider):
     def generate(self, ctx: ReplyContext, passages: list[Passage]) -> Answer:
         from automation.ai.providers.local import handoff_answer
 
-        data, usage = self._complete(ctx, system_prompt(ctx, passages, f"{RULES}\n\n{ANSWER_FORMAT}"))
+        task = f"{RULES}\n\n{ANSWER_FORMAT}"
+        data, usage = self._complete(ctx, system_prompt(ctx, passages, task))
         answer = data.get("answer")
         handoff = data.get("handoff")
         confidence = data.get("confidence", 0.5)
         if not isinstance(handoff, bool) or not isinstance(answer, (str, type(None))) \
                 or isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
-            raise ProviderError(f"the model's JSON does not have the expected fields: {data!r:.200}")
+            raise ProviderError(f"the model's JSON lacks the expected fields: {data!r:.200}")
         confidence = min(1.0, max(0.0, float(confidence)))
         answer = (answer or "").strip()
         if handoff or not answer or confidence < MIN_CONFIDENCE:
