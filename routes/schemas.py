@@ -39,10 +39,6 @@ class RefreshIn(StrictModel):
     refresh_token: str = Field(min_length=1)
 
 
-class LogoutIn(StrictModel):
-    refresh_token: str | None = None
-
-
 class PasswordChangeIn(StrictModel):
     current_password: str = Field(min_length=1, max_length=128)
     new_password: str = Field(min_length=8, max_length=128)

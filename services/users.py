@@ -1,16 +1,14 @@
 """User accounts: registration, login, profile, admin changes, password change."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from models_db import User, db
 from utils.audit import audit
 from utils.auth import revoke_user_sessions
-from utils.errors import ApiError, Conflict, NotFound, Unauthorized
-from utils.pagination import decode_cursor, encode_cursor
+from utils.errors import Conflict, NotFound, Unauthorized
+from utils.pagination import decode_time_cursor, encode_cursor
 
 # A hash to compare against when the e-mail is unknown, so timing does not tell
 # whether an account exists.
@@ -77,13 +75,7 @@ def list_users(q: str | None, limit: int, cursor: str | None) -> dict:
     if q:
         stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
     if cursor:
-        created, uid = decode_cursor(cursor, 2)
-        try:
-            created_at = datetime.fromisoformat(created)
-        except (TypeError, ValueError):
-            created_at = None
-        if created_at is None or not isinstance(uid, str):
-            raise ApiError("The cursor is not valid for this list.", code="invalid_cursor")
+        created_at, uid = decode_time_cursor(cursor)
         stmt = stmt.where((User.created_at > created_at)
                           | ((User.created_at == created_at) & (User.id > uid)))
     rows = list(db.session.scalars(stmt.limit(limit + 1)))

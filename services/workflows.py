@@ -1,14 +1,12 @@
 """Workflows per user (CRUD, the default workflow) and their recorded runs."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import and_, or_, select
 
 from automation.core.workflow_engine import DEFAULT_DEFINITION
 from models_db import Workflow, WorkflowRun, db
 from utils.errors import NotFound
-from utils.pagination import decode_cursor, encode_cursor
+from utils.pagination import decode_time_cursor, encode_cursor
 
 
 def create_default_workflow(user_id: str) -> Workflow:
@@ -72,8 +70,7 @@ def list_runs(user_id: str, workflow_id: str | None, conversation_id: str | None
     if matched is not None:
         stmt = stmt.where(WorkflowRun.matched.is_(matched))
     if cursor:
-        when, run_id = decode_cursor(cursor, 2)
-        when = datetime.fromisoformat(when)
+        when, run_id = decode_time_cursor(cursor)
         stmt = stmt.where(or_(WorkflowRun.started_at < when,
                               and_(WorkflowRun.started_at == when, WorkflowRun.id < run_id)))
     rows = list(db.session.scalars(stmt.order_by(WorkflowRun.started_at.desc(),

@@ -152,7 +152,7 @@ def test_tasks_crud(client, user, other_user, conv):
     assert [t["id"] for t in by_conv] == [task["id"]]
     upd = client.patch(f"/api/tasks/{task['id']}", json={"status": "in_progress"}, headers=h)
     assert upd.status_code == 200 and upd.get_json()["status"] == "in_progress"
-    assert client.get(f"/api/tasks?status=in_progress", headers=h).get_json()["items"][0]["id"] == task["id"]
+    assert client.get("/api/tasks?status=in_progress", headers=h).get_json()["items"][0]["id"] == task["id"]
     # someone else's task and conversation are 404
     oh = other_user["headers"]
     assert client.get(f"/api/tasks/{task['id']}", headers=oh).status_code == 404

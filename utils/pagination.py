@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timezone
 
 from utils.errors import ApiError
+
+
+def _invalid() -> ApiError:
+    return ApiError("The cursor is not valid for this list.", code="invalid_cursor")
 
 
 def encode_cursor(values: list) -> str:
@@ -21,5 +26,24 @@ def decode_cursor(cursor: str, size: int) -> list:
     except Exception:
         values = None
     if not isinstance(values, list) or len(values) != size:
-        raise ApiError("The cursor is not valid for this list.", code="invalid_cursor")
+        raise _invalid()
     return values
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
+    """Unpack a (timestamp, id) cursor, the key of every newest-first list.
+
+    The timestamp comes back timezone-aware in UTC (a naive one is taken as UTC). A cursor of
+    the right shape whose values are unusable (not an ISO timestamp, an id that is not a
+    string) is as invalid as a malformed one: 400 invalid_cursor, never a database error.
+    """
+    when, row_id = decode_cursor(cursor, 2)
+    if not isinstance(when, str) or not isinstance(row_id, str) or not row_id:
+        raise _invalid()
+    try:
+        moment = datetime.fromisoformat(when)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc), row_id
+    except (ValueError, OverflowError):
+        raise _invalid() from None

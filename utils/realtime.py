@@ -1,44 +1,75 @@
 """The Socket.IO server object and publish(); services import this, never socket_server.py.
 
-Async mode is pinned to threading (with simple-websocket for WebSocket transport). With
-REDIS_URL set, Redis is the message queue so any process (web or worker) can emit.
+Async mode is pinned to threading (with simple-websocket for the WebSocket transport): it runs
+under `python main.py` (Werkzeug) and under gunicorn's gthread worker alike, without eventlet
+or gevent monkey-patching. With REDIS_URL set, Redis pub/sub is the message queue, so any
+process (a web instance or an RQ worker) can emit and every web instance delivers to its own
+connected clients.
 """
 from __future__ import annotations
 
 import logging
 
+import socketio as python_socketio
 from flask import Flask
 from flask_socketio import SocketIO
+from redis.connection import parse_url
 
 log = logging.getLogger("dana.realtime")
 
 socketio = SocketIO()
+
+ADMIN_ROOM = "admins"
 
 
 def user_room(user_id: str) -> str:
     return f"user:{user_id}"
 
 
-ADMIN_ROOM = "admins"
+def channel_for(redis_url: str) -> str:
+    """The pub/sub channel of this deployment's Socket.IO messages.
+
+    Redis pub/sub ignores database numbers, so two deployments sharing one Redis on different
+    databases (staging and production, or parallel test runs) would otherwise receive each
+    other's events; the database number is part of the channel name.
+    """
+    return f"dana-socketio-db{parse_url(redis_url).get('db', 0)}"
+
+
+def _client_manager(redis_url: str | None):
+    """A Redis-backed manager with REDIS_URL, else None (rooms kept in this process only).
+
+    Built here rather than through `message_queue=`: Flask-SocketIO keeps options from one
+    init_app to the next, so an app without Redis built after one with Redis (tests, scripts)
+    would silently inherit the old queue.
+    """
+    if not redis_url:
+        return None
+    return python_socketio.RedisManager(redis_url, channel=channel_for(redis_url),
+                                        redis_options={"socket_connect_timeout": 3})
 
 
 def init_realtime(app: Flask) -> None:
     """Bind Socket.IO to the app with the settings' CORS origins and message queue."""
     settings = app.config["DANA_SETTINGS"]
+    socketio.server_options.pop("message_queue", None)
     socketio.init_app(
         app,
         async_mode="threading",
         # None = same origin only; never '*'.
         cors_allowed_origins=settings.CORS_ORIGINS or None,
         cors_credentials=True,
-        message_queue=settings.REDIS_URL,
+        client_manager=_client_manager(settings.REDIS_URL),
         logger=False,
         engineio_logger=False,
     )
 
 
 def publish(user_id: str, event: str, data: dict) -> None:
-    """Send an event to one user's room. Call it only after the database commit."""
+    """Send an event to one user's room. Call it only after the database commit.
+
+    Through Redis when REDIS_URL is set: the user's sockets may be on any web instance.
+    """
     try:
         socketio.emit(event, data, to=user_room(user_id))
     except Exception:  # a notification must never break the business operation

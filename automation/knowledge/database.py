@@ -20,7 +20,7 @@ from automation.knowledge.text import (content_terms, coverage, idf, index_text,
                                        term_matches)
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
-from utils.pagination import decode_cursor, encode_cursor
+from utils.pagination import decode_time_cursor, encode_cursor
 
 # How many passages the FTS stage hands to the reranker at most.
 CANDIDATES = 200
@@ -167,11 +167,7 @@ def list_documents(user_id: str, *, limit: int = 50, cursor: str | None = None,
     """The user's documents, newest first, as {items, next_cursor} (keyset pagination)."""
     stmt = select(KnowledgeDocument).where(KnowledgeDocument.user_id == user_id)
     if cursor:
-        when, doc_id = decode_cursor(cursor, 2)
-        try:
-            when = datetime.fromisoformat(when)
-        except (TypeError, ValueError):
-            decode_cursor("", 2)  # raises the one invalid_cursor error
+        when, doc_id = decode_time_cursor(cursor)
         stmt = stmt.where(or_(KnowledgeDocument.created_at < when,
                               and_(KnowledgeDocument.created_at == when,
                                    KnowledgeDocument.id < doc_id)))

@@ -7,7 +7,7 @@ from models_db import WebhookEvent, db
 from tests.channels.conftest import (IG_ID, PAGE_ID, PHONE_ID, add_knowledge, conversations,
                                      fb_text, messages, mid, now_ms, post_webhook, wa_status,
                                      wa_text)
-from tests.fakes.graph import Reply, graph_error
+
 
 SHIPPING = ("Shipping. We ship to every country in the European Union. Standard delivery takes "
             "3 to 5 working days and costs 4.90 euros; orders over 50 euros ship free.")

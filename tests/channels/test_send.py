@@ -1,11 +1,10 @@
 """Agent replies through the Send API: window, error mapping, reauth, AI pause."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.channels.conftest import (PAGE_ID, conversations, fb_text, messages, now_ms,
+from tests.channels.conftest import (conversations, fb_text, now_ms,
                                      post_webhook)
 from tests.fakes.graph import Reply, graph_error, sample
 

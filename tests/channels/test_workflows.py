@@ -7,7 +7,7 @@ import pytest
 
 from tests.channels.conftest import (conversations, fb_text, messages, now_ms, post_webhook,
                                      wa_status, wa_text)
-from tests.fakes.graph import Reply
+
 
 
 def _workflow(client, user, definition, name="wf", position=10, **extra):

@@ -11,6 +11,7 @@ It understands exactly the shapes utils/store/supabase_backend.py sends, and ans
 PGRST100 to anything else, so the backend cannot quietly come to depend on more:
 
   GET    /rest/v1/<table>?select=&<filters>&order=&limit=
+  HEAD   the same with Prefer count=exact: no body, just the count (Content-Range)
   POST   /rest/v1/<table>             one JSON object; ?select= for the returned row
   PATCH  /rest/v1/<table>?<filters>   JSON object of changes; ?select=
   DELETE /rest/v1/<table>?<filters>
@@ -19,8 +20,12 @@ PGRST100 to anything else, so the backend cannot quietly come to depend on more:
   select   `*`, column names, one to-one embedding `alias:contacts(columns)` on conversations
   filters  eq, lt, lte, ilike (`*` = `%`), cs.{...} (array contains), in.(...), is.null;
            or=(...) of those and and(...), values optionally "double-quoted" (keyset, search)
-  order    column.asc|desc, comma-separated;  limit  N;  Prefer  return=representation
+  order    column.asc|desc, comma-separated;  limit  N
+  Prefer   return=representation; count=exact on GET and HEAD (Content-Range: first-last/N)
   PATCH and DELETE need a filter, as with Supabase's pg-safeupdate.
+
+reset() empties the tables and puts back the rows the migrations seed (the default plans),
+as they were when the fake started.
 
 Every request is recorded in `requests` (method, path, params, body, role, sub, authorization).
 """
@@ -39,7 +44,10 @@ import jwt
 import psycopg
 from psycopg import sql
 
-TABLES = {"contacts", "conversations", "messages", "tasks"}
+TABLES = {"contacts", "conversations", "messages", "tasks", "subscription_tiers",
+          "user_subscriptions"}
+# tables whose rows come from the migrations (reset() restores them); the rest start empty
+SEEDED = ("subscription_tiers",)
 # rpc name -> (table whose rows it returns, its argument names)
 FUNCTIONS = {"search_conversations": ("conversations", {"q"})}
 # (table, embedded table) -> column pairs (ours, theirs) of the foreign key between them
@@ -233,7 +241,7 @@ def build_statement(method: str, path: str, params: list[tuple[str, str]],
     table, function = _resource(method, path)
     query = _parse(params)
     columns = _select_list(query.select, table)
-    if method == "GET" or function:
+    if method in ("GET", "HEAD") or function:
         rows, args = _read(table, function, query, columns, body)
         return sql.SQL("SELECT coalesce(json_agg(_r), '[]'::json)::text FROM ({}) _r").format(
             rows), args
@@ -241,6 +249,17 @@ def build_statement(method: str, path: str, params: list[tuple[str, str]],
     # a data-modifying WITH must be at the top level
     return sql.SQL("WITH _res AS ({}) SELECT coalesce(json_agg(_r), '[]'::json)::text "
                    "FROM (SELECT {} FROM _res AS t) _r").format(write, columns), args
+
+
+def build_count(method: str, path: str,
+                params: list[tuple[str, str]]) -> tuple[sql.Composable, list]:
+    """For Prefer count=exact: the number of rows the read matches, ignoring its limit."""
+    table, function = _resource(method, path)
+    if function or method not in ("GET", "HEAD"):
+        raise _bad("count=exact is supported on table reads only")
+    query = _parse(params)
+    return (sql.SQL("SELECT count(*) FROM public.{} AS t WHERE {}").format(
+        sql.Identifier(table), query.where or sql.SQL("true")), query.args)
 
 
 def _read(table: str, function: str | None, query: _Query, columns: sql.Composable,
@@ -315,19 +334,25 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's naming)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        headers = {}
         try:
-            status, payload = self.server.fake.handle(self.command, self.path, self.headers, raw)
+            status, payload, headers = self.server.fake.handle(self.command, self.path,
+                                                               self.headers, raw)
         except PostgrestError as exc:
             status, payload = exc.status, json.dumps(exc.body)
         data = payload.encode() if payload is not None else b""
         self.send_response(status)
         if payload is not None:
             self.send_header("Content-Type", "application/json; charset=utf-8")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if self.command == "HEAD":  # no body, as HTTP requires
+            data = b""
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    do_POST = do_PATCH = do_DELETE = do_GET
+    do_POST = do_PATCH = do_DELETE = do_HEAD = do_GET
 
     def log_message(self, *args):  # keep test output clean
         pass
@@ -348,6 +373,10 @@ class PostgrestFake:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.service_key = self.mint("service_role")
         self.anon_key = self.mint("anon")
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            self._seed = {table: conn.execute(
+                sql.SQL("select coalesce(json_agg(t), '[]')::text from public.{} t")
+                .format(sql.Identifier(table))).fetchone()[0] for table in SEEDED}
 
     def mint(self, role: str, sub: str | None = None, ttl: int = 3600) -> str:
         """A token signed with the project's secret, like Supabase's keys and user tokens."""
@@ -376,10 +405,16 @@ class PostgrestFake:
         self.stop()
 
     def reset(self) -> None:
-        """Empty the tables (as the database owner, outside the API) and the request log."""
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute("truncate public.contacts, public.conversations, public.messages, "
-                         "public.tasks")
+        """Empty the tables and put the seeded rows back (as the database owner, outside the
+        API), and clear the request log."""
+        tables = sql.SQL(", ").join(sql.SQL("public.{}").format(sql.Identifier(t))
+                                    for t in sorted(TABLES))
+        with psycopg.connect(self.dsn, autocommit=True) as conn, conn.transaction():
+            conn.execute(sql.SQL("truncate {}").format(tables))
+            for table, rows in self._seed.items():
+                conn.execute(sql.SQL("insert into public.{0} select * from "
+                                     "json_populate_recordset(null::public.{0}, %s)")
+                             .format(sql.Identifier(table)), [rows])
         self.requests.clear()
 
     # ----------------------------------------------------------------- requests
@@ -421,8 +456,9 @@ class PostgrestFake:
                 with self._lock:
                     self._pool.append(conn)
 
-    def handle(self, method: str, target: str, headers, raw: bytes) -> tuple[int, str | None]:
-        """Answer one request: (status, JSON text or None)."""
+    def handle(self, method: str, target: str, headers,
+               raw: bytes) -> tuple[int, str | None, dict]:
+        """Answer one request: (status, JSON text or None, extra response headers)."""
         url = urlsplit(target)
         params = parse_qsl(url.query, keep_blank_values=True)
         record = {"method": method, "path": url.path, "params": params, "body": None,
@@ -437,8 +473,10 @@ class PostgrestFake:
         if accept not in ("*/*", "application/json"):
             raise _bad(f"unsupported Accept {accept!r}")
         prefer = {p.strip() for p in (headers.get("Prefer") or "").split(",") if p.strip()}
-        if prefer - {"return=representation"}:
+        if prefer - {"return=representation", "count=exact"}:
             raise _bad(f"unsupported Prefer {sorted(prefer)}")
+        if method == "HEAD" and "count=exact" not in prefer:
+            raise _bad("HEAD is supported with Prefer count=exact only")
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -446,6 +484,7 @@ class PostgrestFake:
         record["body"] = body
 
         query, args = build_statement(method, url.path, params, body)
+        count = build_count(method, url.path, params) if "count=exact" in prefer else None
         with self._connection() as conn:
             try:
                 with conn.transaction():
@@ -454,8 +493,13 @@ class PostgrestFake:
                     conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
                                  [json.dumps(claims)])
                     result = conn.execute(query, args).fetchone()[0]
+                    total = conn.execute(*count).fetchone()[0] if count else None
             except psycopg.Error as exc:
                 raise _pg_error(exc, claims["role"]) from None
+        extra = {}
+        if total is not None:
+            shown = len(json.loads(result))
+            extra["Content-Range"] = f"0-{shown - 1}/{total}" if shown else f"*/{total}"
         if method == "POST" and not url.path.startswith("/rest/v1/rpc/"):
-            return 201, result
-        return 200, result
+            return 201, result, extra
+        return 200, (None if method == "HEAD" else result), extra

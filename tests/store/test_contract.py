@@ -1,10 +1,13 @@
 """The store contract: every backend behaves the same, and never crosses owners."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from utils.errors import ApiError
+from utils.pagination import encode_cursor
 from utils.store import ConversationFilters, DuplicateMessage, NewMessage, TaskFilters
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -42,6 +45,20 @@ def test_open_conversation_is_idempotent(store, owners):
     assert conv["status"] == "open" and conv["ai_enabled"] is True and conv["labels"] == []
     assert conv["contact"] == {"id": contact["id"], "name": "Ada", "platform_user_id": "psid-1",
                                "profile_pic": None}
+
+
+def test_open_conversation_refuses_a_contact_that_is_not_the_owners(store, owners):
+    a, b = owners
+    contact = store.upsert_contact(a, "facebook", "psid-1", {"name": "Ada"})
+    for contact_id in (contact["id"], str(uuid.uuid4()), "not-a-uuid"):
+        with pytest.raises(LookupError):
+            store.open_conversation(b, "facebook", "page-1", contact_id)
+    with pytest.raises(LookupError):
+        store.open_conversation(a, "facebook", "page-1", str(uuid.uuid4()))
+    assert store.list_conversations(b, ConversationFilters(), 10, None).items == []
+    assert store.list_conversations(a, ConversationFilters(), 10, None).items == []
+    _, created = store.open_conversation(a, "facebook", "page-1", contact["id"])
+    assert created
 
 
 def test_messages_dedupe_and_order_by_platform_time(store, owners):
@@ -158,3 +175,32 @@ def test_tasks_crud_filters_and_scoping(store, owners):
     assert store.update_task(a, t1["id"], {"status": "done"})["status"] == "done"
     assert store.delete_task(a, t2["id"]) is True
     assert store.get_task(a, t2["id"]) is None
+
+
+SOME_ID = "00000000-0000-4000-8000-000000000001"
+UNUSABLE_CURSORS = {
+    "not-base64-json": "garbage",
+    "wrong-length": encode_cursor([T0.isoformat()]),
+    "not-a-date": encode_cursor(["not-a-date", SOME_ID]),
+    "date-not-a-string": encode_cursor([12345, SOME_ID]),
+    "id-not-a-string": encode_cursor([T0.isoformat(), 12345]),
+    "date-out-of-range": encode_cursor(["9999-12-31T23:59:59-14:00", SOME_ID]),
+}
+LISTS = {
+    "contacts": lambda store, owner, cursor: store.list_contacts(owner, None, None, 10, cursor),
+    "conversations": lambda store, owner, cursor: store.list_conversations(
+        owner, ConversationFilters(), 10, cursor),
+    "messages": lambda store, owner, cursor: store.list_messages(owner, SOME_ID, 10, cursor),
+    "tasks": lambda store, owner, cursor: store.list_tasks(owner, TaskFilters(), 10, cursor),
+    "subscriptions": lambda store, owner, cursor: store.list_subscriptions(10, cursor),
+}
+
+
+@pytest.mark.parametrize("listing", LISTS.values(), ids=LISTS.keys())
+def test_unusable_cursor_is_invalid_cursor(store, owners, listing):
+    """A cursor of the right shape with values no list could have made is a 400, never a
+    database error."""
+    for name, cursor in UNUSABLE_CURSORS.items():
+        with pytest.raises(ApiError) as refused:
+            listing(store, owners[0], cursor)
+        assert (refused.value.status, refused.value.code) == (400, "invalid_cursor"), name

@@ -2,6 +2,8 @@
 idempotency keys, message edits and read/delivery watermarks. Same tests on every backend."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -56,6 +58,40 @@ def test_update_message_replaces_text_and_merges_metadata(store, owners):
     assert again["text"] == "edited" and again["metadata"]["reactions"] == ["love"]
     assert store.update_message(b, m["id"], text="x") is None
     assert store.get_message(a, m["id"])["text"] == "edited"
+
+
+def test_concurrent_metadata_merges_are_all_kept(app, store, owners, backend):
+    """Merges from several workers at once (reactions, send errors) never lose one another.
+    SQL holds a row lock, so every merge succeeds. Supabase compares-and-sets and may give up
+    (RuntimeError) after a few lost races, but never acknowledges a merge it then loses."""
+    from models_db import db
+    if backend == "sql" and db.engine.dialect.name == "sqlite":
+        pytest.skip("row locks are PostgreSQL's; SQLite is the single-process backend")
+    a, _ = owners
+    m = store.add_message(a, _out(_conv(store, a)["id"], T0, metadata={"author": "ai"}))
+    workers, rounds = 4, 5
+    start = threading.Barrier(workers)
+    acknowledged: dict[str, int] = {}
+
+    def merge(worker: int) -> None:
+        with app.app_context():  # its own database session, as in a request
+            start.wait()
+            for n in range(rounds):
+                key = f"w{worker}.{n}"
+                try:
+                    store.update_message(a, m["id"], metadata={key: n})
+                except RuntimeError:
+                    if backend == "sql":
+                        raise
+                    continue
+                acknowledged[key] = n
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(merge, range(workers)))
+    merged = store.get_message(a, m["id"])["metadata"]
+    assert acknowledged and merged == {"author": "ai", **acknowledged}
+    if backend == "sql":
+        assert len(acknowledged) == workers * rounds
 
 
 def test_watermark_moves_earlier_outbound_messages_only(store, owners):

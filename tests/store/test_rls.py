@@ -175,3 +175,112 @@ def test_anon_sees_nothing(conn, table):
 def test_authenticated_without_a_user_sees_nothing(conn, table):
     with request_as(conn, "authenticated"):
         assert _owners(conn, table) == []
+
+
+# ---------------------------------------------------------------------- subscriptions
+# Plans: everyone reads, no API role but service_role writes. A subscription: its user reads
+# it, nobody writes it but service_role (else a user could give themselves a paid plan).
+
+DEFAULT_TIERS = ["free", "starter", "professional", "enterprise"]
+TIER_WRITES = {
+    "insert": "insert into subscription_tiers (id, name) values ('gold', 'Gold')",
+    "update": "update subscription_tiers set price = 0 where id = 'enterprise'",
+    "delete": "delete from subscription_tiers where id = 'starter'",
+}
+SUBSCRIPTION_WRITES = {
+    "insert-own": "insert into user_subscriptions (user_id, tier_id) values (%(a)s, 'enterprise')",
+    "insert-other": "insert into user_subscriptions (user_id, tier_id) "
+                    "values (%(b)s, 'enterprise')",
+    "update-own": "update user_subscriptions set tier_id = 'enterprise', "
+                  "current_period_end = null where user_id = %(a)s",
+    "update-other": "update user_subscriptions set status = 'canceled' where user_id = %(b)s",
+    "delete-own": "delete from user_subscriptions where user_id = %(a)s",
+}
+
+
+@pytest.fixture(scope="module")
+def subscribed(dsn):
+    """A on Starter, B on Free, written as Dana's server writes them (service_role)."""
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("set local role service_role")
+        conn.execute("insert into user_subscriptions (user_id, tier_id) "
+                     "values (%s, 'starter'), (%s, 'free')", [A, B])
+
+
+def _ids(conn, table: str, column: str = "id") -> list[str]:
+    return sorted(str(r[0]) for r in conn.execute(
+        sql.SQL("select {} from {}").format(sql.Identifier(column), sql.Identifier(table))))
+
+
+def _subscriptions_as_observer(conn) -> list[tuple]:
+    conn.execute("reset role")
+    return conn.execute("select user_id::text, tier_id, status from user_subscriptions "
+                        "order by tier_id").fetchall()
+
+
+@pytest.mark.parametrize("role,sub", [("anon", None), ("authenticated", A),
+                                      ("authenticated", None)], ids=["anon", "user", "no-user"])
+def test_everyone_reads_every_plan_even_archived(conn, role, sub):
+    with conn.transaction(force_rollback=True):
+        conn.execute("update subscription_tiers set is_active = false where id = 'starter'")
+        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+        conn.execute("select set_config('request.jwt.claims', %s, true)",
+                     [json.dumps({"role": role, **({"sub": sub} if sub else {})})])
+        assert _ids(conn, "subscription_tiers") == sorted(DEFAULT_TIERS)
+
+
+@pytest.mark.parametrize("statement", TIER_WRITES.values(), ids=TIER_WRITES.keys())
+@pytest.mark.parametrize("role,sub", [("anon", None), ("authenticated", A)],
+                         ids=["anon", "user"])
+def test_no_api_user_writes_plans(conn, role, sub, statement):
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+        with request_as(conn, role, sub):
+            conn.execute(statement)
+
+
+def test_service_role_writes_plans(conn):
+    with request_as(conn, "service_role"):
+        for statement in TIER_WRITES.values():
+            assert conn.execute(statement).rowcount == 1
+
+
+def test_a_user_reads_only_their_own_subscription(conn, subscribed):
+    with request_as(conn, "authenticated", A):
+        assert _ids(conn, "user_subscriptions", "user_id") == [A]
+    with request_as(conn, "authenticated", B):
+        assert _ids(conn, "user_subscriptions", "user_id") == [B]
+    with request_as(conn, "authenticated"):
+        assert _ids(conn, "user_subscriptions", "user_id") == []
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+        with request_as(conn, "anon"):
+            _ids(conn, "user_subscriptions", "user_id")
+    with request_as(conn, "service_role"):
+        assert _ids(conn, "user_subscriptions", "user_id") == sorted([A, B])
+
+
+@pytest.mark.parametrize("statement", SUBSCRIPTION_WRITES.values(),
+                         ids=SUBSCRIPTION_WRITES.keys())
+def test_a_user_cannot_write_any_subscription(conn, subscribed, statement):
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+        with request_as(conn, "authenticated", A):
+            conn.execute(statement, {"a": A, "b": B})
+
+
+@pytest.mark.parametrize("statement", SUBSCRIPTION_WRITES.values(),
+                         ids=SUBSCRIPTION_WRITES.keys())
+def test_rls_alone_refuses_subscription_writes(conn, subscribed, statement):
+    """Defence in depth: with Supabase's default table grants back, the missing write
+    policies still leave every row as it was."""
+    with conn.transaction(force_rollback=True):
+        before = _subscriptions_as_observer(conn)
+        conn.execute("grant insert, update, delete on user_subscriptions to authenticated")
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', %s, true)",
+                     [json.dumps({"role": "authenticated", "sub": A})])
+        if statement.startswith("insert"):
+            with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+                with conn.transaction():  # a savepoint, so the check below can still run
+                    conn.execute(statement, {"a": A, "b": B})
+        else:
+            assert conn.execute(statement, {"a": A, "b": B}).rowcount == 0
+        assert _subscriptions_as_observer(conn) == before

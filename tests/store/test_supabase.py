@@ -2,6 +2,7 @@
 and no client state shared between owners. The contract itself is in test_contract.py."""
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -109,13 +110,6 @@ def test_duplicate_of_another_owner_message_reveals_nothing(store, owners):
     assert dup.value.existing == {}
 
 
-def test_other_owner_contact_cannot_be_used(store, owners):
-    a, b = owners
-    contact = store.upsert_contact(a, "facebook", "psid-1", {"name": "Ada"})
-    with pytest.raises(LookupError):
-        store.open_conversation(b, "facebook", "page-1", contact["id"])
-
-
 def test_ids_that_are_not_uuids_name_nothing(store, owners):
     a, _ = owners
     assert store.get_conversation(a, "not-a-uuid") is None
@@ -155,3 +149,65 @@ def test_the_fake_refuses_shapes_the_backend_does_not_send(postgrest, query, cod
     with httpx.Client() as http, pytest.raises(APIError) as refused:
         query(_raw_client(postgrest, http, token).table("tasks")).execute()
     assert refused.value.code == code
+
+
+def _calls(postgrest, start: int) -> list[tuple]:
+    """(method, table, role, sub) of each request made since `start`."""
+    return [(r["method"], r["path"].rsplit("/", 1)[1], r["role"], r["sub"])
+            for r in postgrest.requests[start:]]
+
+
+def test_subscription_calls_go_out_with_the_least_key_that_works(store, owners, postgrest):
+    """Plans are read as anon, a subscription as its user; writes and cross-user reads use
+    the service key (the migration gives no API user any write on these tables)."""
+    a, _ = owners
+    expected = [
+        (lambda: store.list_tiers(), [("GET", "subscription_tiers", "anon", None)]),
+        (lambda: store.get_tier("free"), [("GET", "subscription_tiers", "anon", None)]),
+        (lambda: store.create_tier({"name": "Gold", "price": 5}),
+         [("POST", "subscription_tiers", "service_role", None)]),
+        (lambda: store.update_tier("free", {"description": "x"}),
+         [("PATCH", "subscription_tiers", "service_role", None)]),
+        (lambda: store.save_subscription(a, {"tier_id": "starter"}),  # none yet: insert
+         [("PATCH", "user_subscriptions", "service_role", None),
+          ("POST", "user_subscriptions", "service_role", None)]),
+        (lambda: store.save_subscription(a, {"status": "expired"}),
+         [("PATCH", "user_subscriptions", "service_role", None)]),
+        (lambda: store.get_subscription(a), [("GET", "user_subscriptions", "authenticated", a)]),
+        (lambda: store.count_tier_subscriptions("starter"),
+         [("HEAD", "user_subscriptions", "service_role", None)]),
+        (lambda: store.list_subscriptions(10, None),
+         [("GET", "user_subscriptions", "service_role", None)]),
+    ]
+    for call, calls in expected:
+        start = len(postgrest.requests)
+        call()
+        assert _calls(postgrest, start) == calls
+
+
+def test_a_user_token_cannot_change_plans_or_subscriptions(store, owners):
+    """What RLS stops if a token for a user ever writes: no free upgrade, no cheaper plan."""
+    a, b = owners
+    store.save_subscription(a, {"tier_id": "free"})
+    store.save_subscription(b, {"tier_id": "free"})
+    as_a = store._client(a)
+    attempts = [
+        lambda: as_a.table("user_subscriptions").update({"tier_id": "enterprise"})
+        .eq("user_id", a).execute(),
+        lambda: as_a.table("user_subscriptions").update({"status": "canceled"})
+        .eq("user_id", b).execute(),
+        lambda: as_a.table("user_subscriptions").delete().eq("user_id", a).execute(),
+        lambda: as_a.table("user_subscriptions").insert(
+            {"user_id": str(uuid.uuid4()), "tier_id": "enterprise"}).execute(),
+        lambda: as_a.table("subscription_tiers").update({"price": 0})
+        .eq("id", "enterprise").execute(),
+    ]
+    for attempt in attempts:
+        with pytest.raises(APIError) as refused:
+            attempt()
+        assert refused.value.code == "42501"
+    assert store.get_subscription(a)["tier_id"] == store.get_subscription(b)["tier_id"] == "free"
+    assert store.get_tier("enterprise")["price"] == 199
+    # and a user's token reads no one else's subscription, even without the user filter
+    rows = as_a.table("user_subscriptions").select("user_id").execute().data
+    assert [r["user_id"] for r in rows] == [a]

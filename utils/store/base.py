@@ -3,8 +3,11 @@
 The store holds contacts, conversations, messages and tasks (and, from the subscriptions
 work, tiers and user subscriptions). Every user-scoped method takes `owner_id` first and
 never returns another owner's row: a row that is not the caller's is indistinguishable from
-a missing one (None / False). Ingest methods (no user request behind them) still take the
-owner explicitly. Methods return plain dicts in the REST API's shape.
+a missing one (None / False); a write that names another owner's parent row (open_conversation
+with a contact, add_message with a conversation) raises LookupError, as for a missing one.
+Ingest methods (no user request behind them) still take the owner explicitly; the one lookup
+without an owner is find_message(None, ...), the cross-owner duplicate check. Methods return
+plain dicts in the REST API's shape.
 """
 from __future__ import annotations
 
@@ -115,7 +118,8 @@ class Store(Protocol):
     # messages
     def add_message(self, owner_id: str, message: NewMessage) -> dict: ...
     def get_message(self, owner_id: str, message_id: str) -> dict | None: ...
-    def find_message(self, owner_id: str, platform: str, platform_message_id: str) -> dict | None: ...
+    def find_message(self, owner_id: str | None, platform: str,
+                     platform_message_id: str) -> dict | None: ...
     def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None: ...
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page: ...

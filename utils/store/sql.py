@@ -12,98 +12,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
 from models_db import db, utcnow
-from utils.pagination import decode_cursor, encode_cursor
+from utils.pagination import decode_time_cursor
 from utils.store.base import (ConversationFilters, DuplicateMessage, DuplicateTier, NewMessage, Page,
                               TaskFilters, status_moves_forward)
+from utils.store.serialize import (apply_profile, contact_dict, conversation_dict, iso,
+                                   like_pattern, message_dict, page, subscription_dict, task_dict,
+                                   tier_dict)
 from utils.store.sql_models import (Contact, Conversation, Message, SubscriptionTier, Task,
                                    UserSubscription)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def contact_dict(c: Contact) -> dict:
-    return {
-        "id": c.id, "platform": c.platform, "platform_user_id": c.platform_user_id,
-        "name": c.name, "first_name": c.first_name, "last_name": c.last_name,
-        "username": c.username, "profile_pic": c.profile_pic, "locale": c.locale,
-        "phone": c.phone, "email": c.email, "notes": c.notes, "profile": c.profile or {},
-        "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
-    }
-
-
-def conversation_dict(c: Conversation, contact: Contact) -> dict:
-    return {
-        "id": c.id, "platform": c.platform, "platform_account_id": c.platform_account_id,
-        "status": c.status, "ai_enabled": c.ai_enabled, "assignee_id": c.assignee_id,
-        "labels": list(c.labels or []), "unread_count": c.unread_count,
-        "message_count": c.message_count,
-        "last_message_at": _iso(c.last_message_at), "last_inbound_at": _iso(c.last_inbound_at),
-        "last_message_preview": c.last_message_preview, "snoozed_until": _iso(c.snoozed_until),
-        "contact": {"id": contact.id, "name": contact.name,
-                    "platform_user_id": contact.platform_user_id,
-                    "profile_pic": contact.profile_pic},
-        "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
-    }
-
-
-def message_dict(m: Message) -> dict:
-    return {
-        "id": m.id, "conversation_id": m.conversation_id, "direction": m.direction,
-        "sender_type": m.sender_type, "text": m.text, "attachments": list(m.attachments or []),
-        "platform": m.platform, "platform_message_id": m.platform_message_id,
-        "status": m.status, "error": m.error, "reply_to": m.reply_to, "is_note": m.is_note,
-        "metadata": m.meta or {}, "created_at": _iso(m.created_at),
-    }
-
-
-def task_dict(t: Task) -> dict:
-    return {
-        "id": t.id, "title": t.title, "description": t.description,
-        "conversation_id": t.conversation_id, "status": t.status, "priority": t.priority,
-        "due_at": _iso(t.due_at), "assignee_id": t.assignee_id,
-        "created_at": _iso(t.created_at), "updated_at": _iso(t.updated_at),
-    }
-
-
-TIER_FIELDS = ("name", "description", "currency", "billing_interval", "features", "platforms",
-               "monthly_ai_replies", "platform_accounts", "integrations", "knowledge_documents",
-               "is_active")
-
-
-def tier_dict(t: SubscriptionTier) -> dict:
-    out = {"id": t.id, "price": float(t.price)}
-    out.update({f: getattr(t, f) for f in TIER_FIELDS})
-    out["features"] = list(out["features"] or [])
-    out["platforms"] = list(out["platforms"] or [])
-    out["created_at"], out["updated_at"] = _iso(t.created_at), _iso(t.updated_at)
-    return out
-
-
-def subscription_dict(s: UserSubscription) -> dict:
-    return {
-        "id": s.id, "user_id": s.user_id, "tier_id": s.tier_id, "status": s.status,
-        "started_at": _iso(s.started_at), "current_period_end": _iso(s.current_period_end),
-        "cancel_at_period_end": s.cancel_at_period_end, "canceled_at": _iso(s.canceled_at),
-        "payment_reference": s.payment_reference,
-        "created_at": _iso(s.created_at), "updated_at": _iso(s.updated_at),
-    }
-
-
 def _keyset_after(col_time, col_id, cursor: str | None, descending: bool):
-    """WHERE clause continuing a (time, id) ordering after the cursor's row."""
+    """WHERE clause continuing a (time, id) ordering after the cursor's row.
+
+    The redundant bound on the time column alone lets PostgreSQL start the index scan at the
+    cursor instead of filtering every earlier row (deep pages cost what the first page costs).
+    """
     if not cursor:
         return true()
-    when, row_id = decode_cursor(cursor, 2)
-    when = datetime.fromisoformat(when)
+    when, row_id = decode_time_cursor(cursor)
     if descending:
-        return or_(col_time < when, and_(col_time == when, col_id < row_id))
-    return or_(col_time > when, and_(col_time == when, col_id > row_id))
-
-
-def _like(value: str) -> str:
-    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return and_(col_time <= when,
+                    or_(col_time < when, and_(col_time == when, col_id < row_id)))
+    return and_(col_time >= when, or_(col_time > when, and_(col_time == when, col_id > row_id)))
 
 
 def _label_filter(label: str):
@@ -134,21 +65,9 @@ class SqlStore:
                     db.session.add(contact)
             except IntegrityError:  # created concurrently by another process
                 contact = db.session.scalar(stmt)
-        self._apply_profile(contact, profile)
+        apply_profile(contact, profile)
         db.session.commit()
         return contact_dict(contact)
-
-    @staticmethod
-    def _apply_profile(contact: Contact, profile: dict) -> None:
-        for key in ("name", "first_name", "last_name", "username", "profile_pic", "locale",
-                    "phone", "email"):
-            if profile.get(key):
-                setattr(contact, key, profile[key])
-        if not contact.name and (contact.first_name or contact.last_name):
-            contact.name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
-        extra = profile.get("profile")
-        if isinstance(extra, dict) and extra:
-            contact.profile = {**(contact.profile or {}), **extra}
 
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
         c = self._contact(owner_id, contact_id)
@@ -165,13 +84,13 @@ class SqlStore:
         if platform:
             stmt = stmt.where(Contact.platform == platform)
         if q:
-            pattern = _like(q.lower())
+            pattern = like_pattern(q.lower())
             stmt = stmt.where(or_(func.lower(Contact.name).like(pattern, escape="\\"),
                                   func.lower(Contact.email).like(pattern, escape="\\"),
                                   Contact.phone.like(pattern, escape="\\")))
         rows = list(db.session.scalars(
             stmt.order_by(Contact.created_at.desc(), Contact.id.desc()).limit(limit + 1)))
-        return self._page(rows, limit, contact_dict, lambda c: [_iso(c.created_at), c.id])
+        return page(rows, limit, contact_dict, lambda c: [iso(c.created_at), c.id])
 
     def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
         c = self._contact(owner_id, contact_id)
@@ -185,14 +104,19 @@ class SqlStore:
     # ------------------------------------------------------------- conversations
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           contact_id: str) -> tuple[dict, bool]:
+        """The conversation with this contact on this account, created if needed.
+        LookupError when contact_id is not one of the owner's contacts."""
         stmt = (select(Conversation).join(Conversation.contact)
                 .options(contains_eager(Conversation.contact))
                 .where(Conversation.owner_id == owner_id,
                        Conversation.platform_account_id == platform_account_id,
-                       Conversation.contact_id == contact_id))
+                       Conversation.contact_id == contact_id, Contact.owner_id == owner_id))
         conv = db.session.scalar(stmt)
         if conv is not None:
             return conversation_dict(conv, conv.contact), False
+        # The table's foreign key only says the contact exists, not whose it is.
+        if self._contact(owner_id, contact_id) is None:
+            raise LookupError("contact not found for this owner")
         conv = Conversation(owner_id=owner_id, platform=platform,
                             platform_account_id=platform_account_id, contact_id=contact_id,
                             labels=[])
@@ -201,9 +125,11 @@ class SqlStore:
                 db.session.add(conv)
             db.session.commit()
             created = True
-        except IntegrityError:
+        except IntegrityError:  # opened concurrently, or the contact was deleted meanwhile
             created = False
         conv = db.session.scalar(stmt.execution_options(populate_existing=True))
+        if conv is None:
+            raise LookupError("contact not found for this owner")
         return conversation_dict(conv, conv.contact), created
 
     def _conversation_query(self, owner_id: str):
@@ -235,7 +161,7 @@ class SqlStore:
         if filters.label:
             stmt = stmt.where(_label_filter(filters.label))
         if filters.q:
-            pattern = _like(filters.q.lower())
+            pattern = like_pattern(filters.q.lower())
             stmt = stmt.where(or_(
                 func.lower(Contact.name).like(pattern, escape="\\"),
                 exists(select(1).where(Message.conversation_id == Conversation.id,
@@ -243,8 +169,8 @@ class SqlStore:
                                        func.lower(Message.text).like(pattern, escape="\\")))))
         stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
         rows = list(db.session.execute(stmt.limit(limit + 1)))
-        return self._page(rows, limit, lambda r: conversation_dict(*r),
-                          lambda r: [_iso(r[0].last_message_at), r[0].id])
+        return page(rows, limit, lambda r: conversation_dict(*r),
+                    lambda r: [iso(r[0].last_message_at), r[0].id])
 
     def _conversation(self, owner_id: str, conversation_id: str) -> Conversation | None:
         return db.session.scalar(select(Conversation).where(
@@ -323,8 +249,13 @@ class SqlStore:
 
     def update_message(self, owner_id: str, message_id: str, text: str | None = None,
                        metadata: dict | None = None) -> dict | None:
+        """Replace the text and/or merge keys into the metadata (edits, reactions, errors).
+        The row is locked (and re-read) from the read to the commit, so a concurrent merge is
+        not lost."""
         m = db.session.scalar(select(Message).where(Message.id == message_id,
-                                                    Message.owner_id == owner_id))
+                                                    Message.owner_id == owner_id)
+                              .with_for_update()
+                              .execution_options(populate_existing=True))
         if m is None:
             return None
         if text is not None:
@@ -355,16 +286,17 @@ class SqlStore:
                        _keyset_after(Message.created_at, Message.id, cursor, True))
                 .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1))
         rows = list(db.session.scalars(stmt))
-        page = self._page(rows, limit, message_dict, lambda m: [_iso(m.created_at), m.id])
-        page.items.reverse()
-        return page
+        result = page(rows, limit, message_dict, lambda m: [iso(m.created_at), m.id])
+        result.items.reverse()
+        return result
 
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
         m = db.session.scalar(select(Message).where(Message.id == message_id,
                                                     Message.owner_id == owner_id)
-                              .with_for_update())
+                              .with_for_update()
+                              .execution_options(populate_existing=True))
         if m is None:
             return None
         changed = False
@@ -405,7 +337,7 @@ class SqlStore:
                 stmt = stmt.where(getattr(Task, attr) == value)
         rows = list(db.session.scalars(
             stmt.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)))
-        return self._page(rows, limit, task_dict, lambda t: [_iso(t.created_at), t.id])
+        return page(rows, limit, task_dict, lambda t: [iso(t.created_at), t.id])
 
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
         t = self._task(owner_id, task_id)
@@ -498,13 +430,4 @@ class SqlStore:
             stmt = stmt.where(UserSubscription.status == status)
         rows = list(db.session.scalars(stmt.order_by(UserSubscription.created_at.desc(),
                                                      UserSubscription.id.desc()).limit(limit + 1)))
-        return self._page(rows, limit, subscription_dict, lambda s: [_iso(s.created_at), s.id])
-
-    # ------------------------------------------------------------------- helpers
-    @staticmethod
-    def _page(rows: list, limit: int, to_dict, key) -> Page:
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(key(rows[-1]))
-        return Page([to_dict(r) for r in rows], next_cursor)
+        return page(rows, limit, subscription_dict, lambda s: [iso(s.created_at), s.id])

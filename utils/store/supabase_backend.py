@@ -5,9 +5,21 @@ with a JWT minted for that owner: HS256 with SUPABASE_JWT_SECRET, role `authenti
 `sub` = owner id, `aud` authenticated, one minute of life. Supabase's Row-Level Security
 (supabase/migrations/*.sql: auth.uid() = owner_id) then confines the call to the owner's rows.
 Each query also filters by owner_id itself: defence in depth, and it keeps the queries on
-the (owner_id, ...) indexes. This holds for ingest too (the webhook knows the page's owner);
-the service-role key (SUPABASE_KEY, which bypasses RLS) is used only where there is no owner
-at all: find_message(None, ...), the cross-owner duplicate check.
+the (owner_id, ...) indexes. This holds for ingest too (the webhook knows the page's owner).
+The service-role key (SUPABASE_KEY, which bypasses RLS) is used only where no single user's
+token can do the job: find_message(None, ...), the cross-owner duplicate check, and the
+subscription writes and cross-user reads (see "Subscriptions" below).
+
+Subscriptions. Plans have no owner and are public: they are read with an anon token, the
+least privilege that sees them. A user's subscription is read with a token for that user
+(RLS: auth.uid() = user_id), whoever asked - the user, an admin, or ingest checking the plan
+of a page's owner: Dana's service layer has already decided that the caller may see it, just
+as every owner-scoped method mints a token for the owner it is given. Every write to plans and
+subscriptions goes out with the service key, as do the two reads that span users
+(count_tier_subscriptions, list_subscriptions): the migration grants `authenticated` no write
+on these tables at all, since a user who could write their own subscription row could move to
+a paid plan without paying. Dana writes them only after its own checks
+(services/subscriptions.py: the caller's own subscription, or an admin).
 
 Clients. A fresh supabase-py client per store call, never kept, so no client ever carries
 one owner's token into another owner's request. The clients share one httpx connection pool
@@ -15,17 +27,19 @@ per store, which holds no credentials: postgrest-py sends Authorization with eac
 not on the pool (building a client on it costs ~0.4 ms instead of ~50 ms without it). The
 pool is per store instance, never module-level.
 
-Behaviour matches SqlStore (utils/store/sql.py), the reference: the same serializers, keyset
-cursors, monotonic delivery status, DuplicateMessage and LookupError. Where SqlStore holds a
-row lock or one transaction across statements, this backend reads, then updates on condition
-that what it read still holds (compare-and-set on the conversation counters, the delivery
-status, a message's updated_at) and reads again when a concurrent writer got there first.
+Behaviour matches SqlStore (utils/store/sql.py), the reference: the same serializers
+(utils/store/serialize.py), keyset cursors, monotonic delivery status, DuplicateMessage,
+DuplicateTier and LookupError. Where SqlStore holds a row lock or one transaction across
+statements, this backend reads, then updates on condition that what it read still holds
+(compare-and-set on the conversation counters, the delivery status, a message's updated_at)
+and reads again when a concurrent writer got there first.
 Inbox search (?q=) is the SQL function public.search_conversations, called through RPC.
 """
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from types import SimpleNamespace
 
 import httpx
@@ -36,11 +50,12 @@ from supabase import Client, ClientOptions, create_client
 
 from utils.config import ConfigError
 from utils.errors import ApiError
-from utils.pagination import decode_cursor
-from utils.store.base import (ConversationFilters, DuplicateMessage, NewMessage, Page, TaskFilters,
-                              status_moves_forward)
-from utils.store.sql import (SqlStore, _iso, _like, contact_dict, conversation_dict, message_dict,
-                             task_dict)
+from utils.pagination import decode_time_cursor
+from utils.store.base import (ConversationFilters, DuplicateMessage, DuplicateTier, NewMessage,
+                              Page, TaskFilters, status_moves_forward)
+from utils.store.serialize import (apply_profile, contact_dict, conversation_dict, iso,
+                                   like_pattern, message_dict, page, subscription_dict, task_dict,
+                                   tier_dict)
 
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
@@ -50,7 +65,7 @@ CONVERSATION_COLUMNS = "*,contact:contacts(id,name,platform_user_id,profile_pic)
 PROFILE_COLUMNS = ("name", "first_name", "last_name", "username", "profile_pic", "locale",
                    "phone", "email", "profile")
 TIME_COLUMNS = {"created_at", "updated_at", "last_message_at", "last_inbound_at",
-                "snoozed_until", "due_at"}
+                "snoozed_until", "due_at", "started_at", "current_period_end", "canceled_at"}
 
 
 def _is_uuid(value) -> bool:
@@ -87,12 +102,25 @@ def _first(response) -> dict | None:
     return response.data[0] if response.data else None
 
 
+def _values(data: dict) -> dict:
+    """Column values as JSON carries them: a Decimal (numeric) as its exact text, a datetime
+    in UTC (a naive one taken as UTC, as the SQL backend does)."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = _utc(value)
+        out[key] = value
+    return out
+
+
 def _profile_changes(row: dict, profile: dict) -> dict:
-    """The columns SqlStore._apply_profile would change on this contact row."""
+    """The columns apply_profile would change on this contact row."""
     before = {k: row.get(k) for k in PROFILE_COLUMNS}
     before["profile"] = before["profile"] or {}
     after = SimpleNamespace(**before)
-    SqlStore._apply_profile(after, profile)
+    apply_profile(after, profile)
     return {k: v for k, v in vars(after).items() if v != before[k]}
 
 
@@ -100,21 +128,17 @@ def _keyset(query, column: str, cursor: str | None, limit: int):
     """Newest first on (column, id), continuing after the cursor's row; one extra row tells
     whether there is a next page."""
     if cursor:
-        when, row_id = decode_cursor(cursor, 2)
-        try:
-            when = _utc(datetime.fromisoformat(when)).isoformat()
-        except (TypeError, ValueError):
-            when = None
-        if when is None or not _is_uuid(row_id):
+        when, row_id = decode_time_cursor(cursor)
+        if not _is_uuid(row_id):
             raise ApiError("The cursor is not valid for this list.", code="invalid_cursor")
-        when, row_id = sanitize_param(when), sanitize_param(row_id)
+        when, row_id = sanitize_param(when.isoformat()), sanitize_param(row_id)
         query = query.or_(f"{column}.lt.{when},and({column}.eq.{when},id.lt.{row_id})")
     return query.order(column, desc=True).order("id", desc=True).limit(limit + 1)
 
 
 def _page(rows: list[dict], limit: int, to_dict, sort_column: str) -> Page:
-    return SqlStore._page([_obj(r) for r in rows], limit, to_dict,
-                          lambda o: [_iso(getattr(o, sort_column)), o.id])
+    return page([_obj(r) for r in rows], limit, to_dict,
+                lambda o: [iso(getattr(o, sort_column)), o.id])
 
 
 def _guard(query, column: str, value):
@@ -148,12 +172,20 @@ class SupabaseStore:
         """A new client whose requests carry a JWT for owner_id (RLS applies), or the service
         key when there is no owner."""
         if owner_id is None:
-            token = self._service_key
-        else:
-            now = datetime.now(timezone.utc)
-            token = jwt.encode({"sub": str(owner_id), "role": "authenticated",
-                                "aud": "authenticated", "iat": now, "exp": now + TOKEN_TTL},
-                               self._jwt_secret, algorithm="HS256")
+            return self._client_with(self._service_key)
+        return self._client_with(self._token({"sub": str(owner_id), "role": "authenticated",
+                                              "aud": "authenticated"}))
+
+    def _anon_client(self) -> Client:
+        """A new client whose requests carry an anon JWT: what anyone may read (the plans)."""
+        return self._client_with(self._token({"role": "anon"}))
+
+    def _token(self, claims: dict) -> str:
+        now = datetime.now(timezone.utc)
+        return jwt.encode({**claims, "iat": now, "exp": now + TOKEN_TTL}, self._jwt_secret,
+                          algorithm="HS256")
+
+    def _client_with(self, token: str) -> Client:
         options = ClientOptions(headers={"Authorization": f"Bearer {token}"},
                                 auto_refresh_token=False, persist_session=False,
                                 httpx_client=self._http)
@@ -200,7 +232,7 @@ class SupabaseStore:
             query = query.eq("platform", platform)
         if q:
             # the SQL backend's escaped LIKE pattern; PostgREST also reads `*` as a wildcard
-            pattern = sanitize_param(_like(q.lower()))
+            pattern = sanitize_param(like_pattern(q.lower()))
             query = query.or_(f"name.ilike.{pattern},email.ilike.{pattern},phone.ilike.{pattern}")
         rows = _keyset(query, "created_at", cursor, limit).execute().data
         return _page(rows, limit, contact_dict, "created_at")
@@ -509,3 +541,96 @@ class SupabaseStore:
         deleted = (self._client(owner_id).table("tasks").delete().eq("owner_id", owner_id)
                    .eq("id", task_id).execute().data)
         return bool(deleted)
+
+    # ------------------------------------------------------------- subscriptions
+    # Which client each method uses, and why: "Subscriptions" in the module docstring.
+    def list_tiers(self, include_inactive: bool = False) -> list[dict]:
+        """Plans, cheapest first (anon token: plans are public)."""
+        query = self._anon_client().table("subscription_tiers").select("*")
+        if not include_inactive:
+            query = query.eq("is_active", True)
+        rows = query.order("price").order("name").execute().data
+        return [tier_dict(_obj(r)) for r in rows]
+
+    def get_tier(self, tier_id: str) -> dict | None:
+        """One plan, archived or not (anon token: plans are public)."""
+        row = _first(self._anon_client().table("subscription_tiers").select("*")
+                     .eq("id", tier_id).execute())
+        return tier_dict(_obj(row)) if row else None
+
+    def create_tier(self, data: dict) -> dict:
+        """Add a plan; DuplicateTier when the name is taken (service key: no user writes plans)."""
+        try:
+            row = (self._client(None).table("subscription_tiers").insert(_values(data))
+                   .execute().data[0])
+        except APIError as exc:
+            if exc.code == UNIQUE_VIOLATION:
+                raise DuplicateTier() from None
+            raise
+        return tier_dict(_obj(row))
+
+    def update_tier(self, tier_id: str, data: dict) -> dict | None:
+        """Change a plan; DuplicateTier when the new name is taken (service key)."""
+        if not data:
+            return self.get_tier(tier_id)
+        try:
+            row = _first(self._client(None).table("subscription_tiers").update(_values(data))
+                         .eq("id", tier_id).execute())
+        except APIError as exc:
+            if exc.code == UNIQUE_VIOLATION:
+                raise DuplicateTier() from None
+            raise
+        return tier_dict(_obj(row)) if row else None
+
+    def delete_tier(self, tier_id: str) -> bool:
+        """Delete a plan (service key; the caller checks that nobody is on it)."""
+        deleted = (self._client(None).table("subscription_tiers").delete().eq("id", tier_id)
+                   .execute().data)
+        return bool(deleted)
+
+    def count_tier_subscriptions(self, tier_id: str) -> int:
+        """How many users are on this plan (service key: counts every user's row)."""
+        response = (self._client(None).table("user_subscriptions")
+                    .select("id", count="exact", head=True).eq("tier_id", tier_id).execute())
+        return response.count or 0
+
+    def get_subscription(self, user_id: str) -> dict | None:
+        """The user's subscription, read with a token for that user (RLS: their row only)."""
+        if not _is_uuid(user_id):
+            return None
+        row = _first(self._client(user_id).table("user_subscriptions").select("*")
+                     .eq("user_id", user_id).execute())
+        return subscription_dict(_obj(row)) if row else None
+
+    def save_subscription(self, user_id: str, data: dict) -> dict:
+        """Create or change the user's one subscription row (service key: with their own
+        token a user could give themselves a paid plan, so the migration allows them no write)."""
+        db = self._client(None)
+        if not data:
+            return subscription_dict(_obj(_first(
+                db.table("user_subscriptions").select("*").eq("user_id", user_id).execute())))
+        values = _values(data)
+
+        def update() -> dict | None:
+            return _first(db.table("user_subscriptions").update(values).eq("user_id", user_id)
+                          .execute())
+
+        row = update()
+        if row is None:
+            try:
+                row = (db.table("user_subscriptions").insert({**values, "user_id": user_id})
+                       .execute().data[0])
+            except APIError as exc:
+                if exc.code != UNIQUE_VIOLATION:
+                    raise
+                row = update()  # created concurrently: change that row instead
+        return subscription_dict(_obj(row))
+
+    def list_subscriptions(self, limit: int, cursor: str | None,
+                           status: str | None = None) -> Page:
+        """Every user's subscription, newest first (service key: spans users; admin only)."""
+        query = self._client(None).table("user_subscriptions").select("*")
+        if status:
+            query = query.eq("status", status)
+        rows = _keyset(query, "created_at", cursor, limit).execute().data
+        return _page(rows, limit, subscription_dict, "created_at")
