@@ -324,7 +324,8 @@ def run_rounds(targets: dict[str, dict], *, requests: int, rounds: int, **load) 
 def run_load(base_url: str, method: str, path: str, *, requests: int, concurrency: int,
              json: dict | None = None, headers: dict | None = None, expected_status: int = 200,
              warmup: int = 2, time_limit: float = 60.0, request_timeout: float = 30.0,
-             cpu_probe: Callable[[], float] | None = None) -> LoadResult:
+             cpu_probe: Callable[[], float] | None = None,
+             body_factory: Callable[[], tuple[bytes, dict]] | None = None) -> LoadResult:
     """Send `requests` requests over `concurrency` keep-alive connections and time each one.
 
     One thread per connection, each with a stdlib `http.client` connection: it costs the
@@ -334,18 +335,23 @@ def run_load(base_url: str, method: str, path: str, *, requests: int, concurrenc
     sends `warmup` unmeasured requests so connection set-up and cold workers are not timed.
     `cpu_probe` (e.g. GunicornServer.cpu_seconds) is read around the measured phase: server
     CPU per request is far less disturbed by other load on the machine than req/s is.
+    `body_factory`, when given, is called (from the connection threads, so it must be
+    thread-safe) for every request, warm-ups included, and returns (raw body, extra headers):
+    e.g. a webhook delivery with a unique id and its signature.
     """
     require_loopback_url(base_url, "load target")
     parts = urlsplit(base_url)
     host, port = parts.hostname, parts.port or 80
     body = _json.dumps(json).encode() if json is not None else None
-    hdrs = {"Content-Type": "application/json"} if body is not None else {}
+    hdrs = {"Content-Type": "application/json"} \
+        if body is not None or body_factory is not None else {}
     hdrs.update(headers or {})
     result = LoadResult()
     lock = threading.Lock()
     issued = 0
     stop = threading.Event()
     barrier = threading.Barrier(concurrency + 1)
+    go = threading.Event()
 
     def take() -> bool:
         nonlocal issued
@@ -356,7 +362,11 @@ def run_load(base_url: str, method: str, path: str, *, requests: int, concurrenc
             return True
 
     def send(conn: http.client.HTTPConnection) -> tuple[int, bytes]:
-        conn.request(method, path, body=body, headers=hdrs)
+        if body_factory is not None:
+            raw, extra = body_factory()
+            conn.request(method, path, body=raw, headers={**hdrs, **extra})
+        else:
+            conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
         return resp.status, resp.read()
 
@@ -371,10 +381,16 @@ def run_load(base_url: str, method: str, path: str, *, requests: int, concurrenc
                     send(conn)
                 except (OSError, http.client.HTTPException):
                     conn.close()
+            warmed = time.monotonic()
             try:
                 barrier.wait(timeout=request_timeout * (warmup + 1))
             except threading.BrokenBarrierError:
                 return
+            go.wait()
+            if time.monotonic() - warmed > 1.0:
+                # Idle while slower connections warmed up: the server may drop it at its
+                # keep-alive timeout (gunicorn's default is 2 s) just as we send; reconnect.
+                conn.close()
             while not stop.is_set() and take():
                 t0 = time.perf_counter()
                 try:
@@ -404,8 +420,11 @@ def run_load(base_url: str, method: str, path: str, *, requests: int, concurrenc
         t.start()
     try:
         barrier.wait(timeout=request_timeout * (warmup + 1))
+        # Every connection is warmed up and waits for `go`: read the CPU probe now, as
+        # reading /proc takes milliseconds during which a short run would be under way.
         cpu0 = cpu_probe() if cpu_probe else 0.0
         t0 = time.perf_counter()
+        go.set()
         deadline = t0 + time_limit
         for t in threads:
             t.join(max(0.0, deadline - time.perf_counter()))
@@ -420,6 +439,7 @@ def run_load(base_url: str, method: str, path: str, *, requests: int, concurrenc
         result.server_cpu = (cpu_probe() - cpu0) if cpu_probe else 0.0
     except BaseException:
         stop.set()
+        go.set()
         barrier.abort()
         raise
     return result

@@ -1,0 +1,462 @@
+"""Benchmark: signed Messenger text deliveries POSTed to Dana's /webhooks/facebook under
+gunicorn, against a bare Flask endpoint that only parses the same JSON
+(bench/baseline_webhook.py), both served with the same gunicorn settings in the same run.
+
+    .venv/bin/python bench/webhooks.py                    # SQLite and PostgreSQL, both modes
+    .venv/bin/python bench/webhooks.py --database-url sqlite --modes ingest
+    .venv/bin/python bench/webhooks.py --database-url postgresql://postgres@127.0.0.1:5432/test
+
+Modes:
+  ingest    automation handed to the queue: AUTOMATION_QUEUE=rq, REDIS_URL=redis://127.0.0.1:6379/15
+            (that Redis db is flushed before and after; no worker runs, so a request verifies
+            the signature, stores the event and enqueues its id). Target: ratio >= 0.5.
+  pipeline  the full automation inline (AUTOMATION_QUEUE=inline, the default): a connected
+            Facebook Page (user registered through the API, plan raised to Enterprise by a
+            direct SQL update, POST /api/platforms), the offline local AI, a small knowledge
+            document, GRAPH_API_URL pointing at an in-process FakeGraph (tests/fakes/graph.py).
+            Every delivery comes from a new customer (unique PSID and mid) so each must get
+            exactly one Send API call: an AI answer or the hand-off notice.
+
+Every delivery is unique (mid, PSID) and signed with META_APP_SECRET, which the Dana server
+has in its environment. Rate limits are off. Each (database, mode) gets a fresh database
+(SQLite file in a temp dir, or a new PostgreSQL database dropped at the end). Only
+127.0.0.1 is contacted. Prints a table and the Dana/baseline ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `bench` and the app importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from bench.common import (GunicornServer, LoadResult, clean_env, dana_env,  # noqa: E402
+                          database, migrate, print_table, raise_on_sigterm,
+                          require_loopback_url, run_load, temp_workdir)
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+RQ_QUEUE_KEY = "rq:queue:dana-automation"   # services/rq_queue.QUEUE_NAME
+APP_SECRET = "bench-meta-app-secret-0123456789abcdef"
+VERIFY_TOKEN = "bench-verify-token"
+PAGE_ID = "104578263458921"
+PAGE_TOKEN = "EAAG-bench-page-token-123"
+EMAIL, PASSWORD = "shop@bench.example", "correct horse battery staple"
+TARGET_INGEST_RATIO = 0.5
+
+KNOWLEDGE = (
+    "Shipping. We ship to every country in the European Union. Standard delivery takes 3 to 5 "
+    "working days and costs 4.90 euros; orders over 50 euros ship free.\n\n"
+    "Returns. You can return any item within 30 days of delivery for a full refund. Print the "
+    "return label from your order page and drop the parcel at any post office.\n\n"
+    "Opening hours. Our shop in Lyon is open Monday to Saturday from 9:00 to 19:00.")
+# Some are answered from the knowledge above, the others are handed off (and the customer
+# is told a person will reply): one Send API call per delivery either way.
+QUESTIONS = [
+    "How long does delivery take and what does shipping cost?",
+    "Can I return an item and get a refund?",
+    "When is the shop in Lyon open?",
+    "Do you sell gift cards for the holidays?",
+    "I want to talk to a human, my parcel arrived broken!",
+]
+
+
+# ---------------------------------------------------------------------------- deliveries
+
+class Deliveries:
+    """A thread-safe factory of signed Messenger text deliveries, each from a new customer
+    (unique PSID) with a unique mid; `count` is how many were built (= sent)."""
+
+    def __init__(self, secret: str, page_id: str, psid_base: int):
+        self.secret, self.page_id, self.psid_base = secret.encode(), page_id, psid_base
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> tuple[bytes, dict]:
+        with self._lock:
+            n = self.count
+            self.count += 1
+        now = int(time.time() * 1000)
+        psid = str(self.psid_base + n)
+        payload = {"object": "page", "entry": [{"id": self.page_id, "time": now, "messaging": [{
+            "sender": {"id": psid}, "recipient": {"id": self.page_id}, "timestamp": now,
+            "message": {"mid": "m_" + uuid.uuid4().hex, "text": QUESTIONS[n % len(QUESTIONS)]}}]}]}
+        raw = json.dumps(payload).encode()
+        sig = "sha256=" + hmac.new(self.secret, raw, hashlib.sha256).hexdigest()
+        return raw, {"X-Hub-Signature-256": sig}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _check(resp: httpx.Response, status: int, what: str, server: GunicornServer) -> dict:
+    if resp.status_code != status:
+        raise RuntimeError(f"{what} answered {resp.status_code}: {resp.text[:300]}"
+                           f"\n--- dana server log ---\n{server.log_tail()}")
+    return resp.json() if resp.content else {}
+
+
+def _engine(db_url: str):
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(url)
+
+
+def db_stats(db_url: str) -> dict:
+    """What the run left in the database: events by status, messages by kind."""
+    from sqlalchemy import text
+
+    eng = _engine(db_url)
+    try:
+        with eng.connect() as conn:
+            events = dict(conn.execute(text(
+                "SELECT status, count(*) FROM webhook_events GROUP BY status")).all())
+            inbound = conn.execute(text(
+                "SELECT count(*) FROM messages WHERE direction = 'inbound'")).scalar_one()
+            outbound = {f"{s}/{st}": n for s, st, n in conn.execute(text(
+                "SELECT sender_type, status, count(*) FROM messages WHERE direction = 'outbound' "
+                "GROUP BY sender_type, status ORDER BY 1, 2")).all()}
+            errors = [r[0] for r in conn.execute(text(
+                "SELECT error FROM webhook_events WHERE error IS NOT NULL LIMIT 3")).all()]
+    finally:
+        eng.dispose()
+    return {"events": events, "inbound": inbound, "outbound": outbound, "errors": errors}
+
+
+def setup_business(dana: GunicornServer, db_url: str) -> None:
+    """A user on Enterprise with a connected Page and a knowledge document (pipeline mode)."""
+    from sqlalchemy import text
+
+    with httpx.Client(base_url=dana.base_url, trust_env=False, timeout=30) as c:
+        reg = _check(c.post("/api/auth/register", json={"email": EMAIL, "password": PASSWORD,
+                                                       "name": "Velo Shop"}),
+                     201, "register", dana)
+        user_id = reg["user"]["id"]
+        eng = _engine(db_url)
+        try:
+            with eng.begin() as conn:
+                n = conn.execute(text("UPDATE user_subscriptions SET tier_id = 'enterprise' "
+                                      "WHERE user_id = :u"), {"u": user_id}).rowcount
+        finally:
+            eng.dispose()
+        if n != 1:
+            raise RuntimeError("no subscription row to upgrade after registration")
+        headers = {"Authorization": f"Bearer {reg['access_token']}"}
+        sub = _check(c.get("/api/subscriptions/user", headers=headers), 200, "subscription", dana)
+        if (sub.get("effective_tier") or {}).get("id") != "enterprise":
+            raise RuntimeError(f"plan upgrade did not take: {sub}")
+        _check(c.post("/api/platforms", headers=headers, json={
+            "platform": "facebook", "external_id": PAGE_ID, "access_token": PAGE_TOKEN,
+            "name": "Velo Page"}), 201, "POST /api/platforms", dana)
+        _check(c.post("/api/knowledge", headers=headers, json={
+            "title": "Shop facts", "content": KNOWLEDGE}), 201, "POST /api/knowledge", dana)
+
+
+def alternate(targets: dict[str, dict], counts: dict[str, int], *, rounds: int,
+              **load) -> dict[str, LoadResult]:
+    """Like common.run_rounds, with a request count per target: `rounds` alternating rounds
+    (the order flips each round) so background load and drift hit every target alike."""
+    results = {label: LoadResult() for label in targets}
+    labels = list(targets)
+    for i in range(rounds):
+        for label in (labels if i % 2 == 0 else labels[::-1]):
+            total = counts[label]
+            n = total // rounds + (1 if i < total % rounds else 0)
+            if n:
+                kw = dict(targets[label])
+                results[label].add(run_load(kw.pop("base_url"), kw.pop("method"),
+                                            kw.pop("path"), requests=n, **kw, **load))
+    return results
+
+
+CLAIM_KEY = "dana-test:redis-db-claim:{}"   # the tests' protocol (tests/realtime/conftest.py)
+MARKER_KEY = "dana-test:realtime-db"
+
+
+@contextlib.contextmanager
+def claimed_redis(url: str, wait: float = 120.0):
+    """Redis database `url` for this bench alone: claimed in database 0 the way the tests
+    claim theirs (SET NX with an expiry), so a parallel test session never picks it while we
+    use it; flushed before and after, as the bench's brief asks. Waits up to `wait` seconds
+    for another holder to release it."""
+    import redis
+
+    require_loopback_url(url, "REDIS_URL")
+    client = redis.Redis.from_url(url)
+    number = client.connection_pool.connection_kwargs.get("db", 0)
+    admin = redis.Redis.from_url(url, db=0)
+    token = f"bench-webhooks-{os.getpid()}-{uuid.uuid4().hex}"
+    deadline = time.monotonic() + wait
+    while not admin.set(CLAIM_KEY.format(number), token, nx=True, ex=1800):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: Redis database {number} is claimed by another session "
+                             f"({admin.get(CLAIM_KEY.format(number))!r}); try again later")
+        time.sleep(1.0)
+    try:
+        foreign = client.dbsize() - client.exists(MARKER_KEY)
+        if foreign:
+            print(f"  (Redis db {number}: flushing {foreign} leftover key(s) of an earlier "
+                  f"session)", flush=True)
+        client.flushdb()
+        client.set(MARKER_KEY, token)
+        yield client
+    finally:
+        client.flushdb()
+        if admin.get(CLAIM_KEY.format(number)) == token.encode():
+            admin.delete(CLAIM_KEY.format(number))
+        client.close()
+        admin.close()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@dataclass
+class Outcome:
+    db: str
+    mode: str
+    dana: LoadResult
+    base: LoadResult
+    deliveries: int = 0           # sent to dana, warm-ups included
+    replies: int | None = None    # Send API calls the fake Graph received (pipeline)
+    drain_s: float = 0.0          # after the last response, until the last reply arrived
+    queued: int | None = None     # jobs on the RQ queue (ingest)
+    stats: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.dana.rps / self.base.rps if self.base.rps else float("nan")
+
+
+# ---------------------------------------------------------------------------- one run
+
+def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Outcome:
+    """Fresh database + Dana and baseline servers for one (database, mode); measure."""
+    fake = None
+    modedir = work / f"{db_kind}-{mode}"
+    modedir.mkdir()
+    with contextlib.ExitStack() as stack:
+        overrides = dict(META_APP_SECRET=APP_SECRET, META_VERIFY_TOKEN=VERIFY_TOKEN,
+                         AI_PROVIDER="local", RATE_LIMIT_ENABLED="false")
+        rds = None
+        if mode == "ingest":
+            rds = stack.enter_context(claimed_redis(REDIS_URL))
+            overrides.update(AUTOMATION_QUEUE="rq", REDIS_URL=REDIS_URL)
+        else:
+            from tests.fakes.graph import FakeGraph
+            fake = FakeGraph().start()
+            stack.callback(fake.stop)
+            overrides.update(AUTOMATION_QUEUE="inline", GRAPH_API_URL=fake.base_url,
+                             GRAPH_RETRY_WAIT_SECONDS="0.01", GRAPH_TIMEOUT_SECONDS="5")
+        with database(modedir, pg_url) as db_url:
+            env = dana_env(modedir, db_url, **overrides)
+            migrate(env, cwd=modedir)
+            gun = dict(workers=args.workers, threads=args.threads)
+            with GunicornServer("dana", "main:app", env, modedir, **gun) as dana, \
+                    GunicornServer("baseline", "bench.baseline_webhook:app", clean_env(),
+                                   modedir, **gun) as base:
+                dana_bodies = Deliveries(APP_SECRET, PAGE_ID, 10**15)
+                base_bodies = Deliveries(APP_SECRET, PAGE_ID, 2 * 10**15)
+                if mode == "pipeline":
+                    setup_business(dana, db_url)
+                    # one delivery end to end before measuring: the set-up works
+                    raw, hdrs = dana_bodies()
+                    with httpx.Client(trust_env=False, timeout=30) as c:
+                        _check(c.post(dana.base_url + "/webhooks/facebook", content=raw,
+                                      headers={"Content-Type": "application/json", **hdrs}),
+                               200, "first delivery", dana)
+                    if not wait_for(lambda: len(fake.requests_to("/me/messages")) >= 1, 30):
+                        raise RuntimeError("the first delivery got no reply within 30 s"
+                                           f"\n--- dana server log ---\n{dana.log_tail()}")
+                n = args.requests if mode == "ingest" else args.pipeline_requests
+                path = "/webhooks/facebook"
+                targets = {
+                    "dana": dict(base_url=dana.base_url, method="POST", path=path,
+                                 body_factory=dana_bodies, cpu_probe=dana.cpu_seconds),
+                    "baseline": dict(base_url=base.base_url, method="POST", path=path,
+                                     body_factory=base_bodies, cpu_probe=base.cpu_seconds),
+                }
+                # The baseline gets the ingest count in both modes, so its rounds are long
+                # enough to time even when Dana's pipeline rounds are short in requests.
+                counts = {"dana": n, "baseline": args.requests}
+                results = alternate(targets, counts, rounds=args.rounds,
+                                    concurrency=args.concurrency, time_limit=args.time_limit)
+                out = Outcome(db_kind, mode, results["dana"], results["baseline"],
+                              deliveries=dana_bodies.count)
+                for label, r in results.items():
+                    if r.errors or r.timed_out or r.requests == 0:
+                        out.problems.append(
+                            f"{db_kind} {mode} [{label}]: {r.errors} errors"
+                            f"{', time limit hit' if r.timed_out else ''}"
+                            f"{'; first: ' + r.first_error if r.first_error else ''}")
+                if mode == "pipeline":
+                    t0 = time.monotonic()
+                    expected = out.deliveries - out.dana.errors
+                    wait_for(lambda: len(fake.requests_to("/me/messages")) >= expected,
+                             args.drain_timeout)
+                    out.drain_s = time.monotonic() - t0
+                    time.sleep(0.5)  # anything beyond one reply per delivery shows up too
+                    out.replies = len([r for r in fake.requests_to("/me/messages")
+                                       if r.method == "POST"])
+                    if out.replies != out.deliveries:
+                        out.problems.append(
+                            f"{db_kind} pipeline: {out.replies} Send API calls for "
+                            f"{out.deliveries} deliveries (expected one each)")
+                else:
+                    out.queued = rds.llen(RQ_QUEUE_KEY)
+                out.stats = db_stats(db_url)
+                stored = sum(out.stats["events"].values())
+                if stored != out.deliveries:
+                    out.problems.append(f"{db_kind} {mode}: {stored} events stored for "
+                                        f"{out.deliveries} deliveries")
+                if mode == "ingest" and out.queued != out.deliveries:
+                    out.problems.append(f"{db_kind} ingest: {out.queued} jobs queued for "
+                                        f"{out.deliveries} deliveries")
+                if out.problems:
+                    tail = dana.log_tail(2000)
+                    if tail.strip():
+                        out.problems.append("dana log tail:\n" + tail)
+                return out
+
+
+# ---------------------------------------------------------------------------- main
+
+def _fmt_ratio(r: float) -> str:
+    return f"{r:.2f}" if r >= 0.01 else f"{r:.4f}"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database-url", action="append", default=None,
+                   help="'sqlite' or a PostgreSQL server URL on 127.0.0.1 (a fresh database is "
+                        "created on it and dropped afterwards); repeatable; default: sqlite and "
+                        f"{DEFAULT_PG}")
+    p.add_argument("--modes", default="ingest,pipeline",
+                   help="comma-separated: ingest, pipeline (default both)")
+    p.add_argument("--requests", type=int, default=3000,
+                   help="measured deliveries per server in ingest mode (default 3000)")
+    p.add_argument("--pipeline-requests", type=int, default=600,
+                   help="measured deliveries per server in pipeline mode (default 600)")
+    p.add_argument("--concurrency", type=int, default=8,
+                   help="concurrent keep-alive connections (default 8)")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    p.add_argument("--threads", type=int, default=4,
+                   help="gthread threads per worker (default 4)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternating dana/baseline rounds per scenario (default 3)")
+    p.add_argument("--time-limit", type=float, default=30.0,
+                   help="hard limit in seconds for each measured round (default 30)")
+    p.add_argument("--drain-timeout", type=float, default=60.0,
+                   help="pipeline: seconds to wait for the last replies (default 60)")
+    args = p.parse_args(argv)
+    args.database_url = args.database_url or ["sqlite", DEFAULT_PG]
+    for url in args.database_url:
+        if url != "sqlite":
+            require_loopback_url(url, "--database-url")
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not args.modes or set(args.modes) - {"ingest", "pipeline"}:
+        p.error("--modes takes ingest and/or pipeline")
+    if min(args.requests, args.pipeline_requests, args.concurrency, args.workers, args.threads,
+           args.rounds) < 1:
+        p.error("counts must be positive")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    raise_on_sigterm()
+    started = time.perf_counter()
+    print(f"dana webhook bench: gunicorn {args.workers} workers x {args.threads} threads "
+          f"(gthread), {args.concurrency} connections, {args.rounds} alternating rounds; "
+          f"ingest {args.requests} / pipeline {args.pipeline_requests} deliveries per server; "
+          f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    outcomes: list[Outcome] = []
+    with temp_workdir("dana-bench-webhooks-") as work:
+        for url in args.database_url:
+            db_kind = "sqlite" if url == "sqlite" else "postgresql"
+            for mode in args.modes:
+                t0 = time.perf_counter()
+                out = run_one(args, work, db_kind, None if url == "sqlite" else url, mode)
+                outcomes.append(out)
+                d, b = out.dana, out.base
+                extra = (f"; {out.replies} replies for {out.deliveries} deliveries"
+                         if mode == "pipeline" else f"; {out.queued} jobs queued")
+                print(f"  {db_kind:<10} {mode:<8} dana {d.rps:7.1f} req/s, baseline "
+                      f"{b.rps:7.1f} req/s, ratio {_fmt_ratio(out.ratio)}{extra} "
+                      f"[{time.perf_counter() - t0:.0f} s]", flush=True)
+
+    rows = []
+    for o in outcomes:
+        d, b = o.dana, o.base
+        cpu_ratio = d.cpu_ms_per_request / b.cpu_ms_per_request \
+            if b.cpu_ms_per_request else float("nan")
+        rows.append([f"{o.mode} ({o.db})", f"{d.rps:.1f}", f"{b.rps:.1f}", _fmt_ratio(o.ratio),
+                     f"{d.p(50):.1f}", f"{d.p(99):.1f}", f"{b.p(50):.1f}", f"{b.p(99):.1f}",
+                     f"{d.cpu_ms_per_request:.2f}", f"{b.cpu_ms_per_request:.2f}",
+                     f"{cpu_ratio:.1f}", str(d.errors + b.errors)])
+    print()
+    print_table(["mode (database)", "dana req/s", "base req/s", "ratio", "dana p50", "dana p99",
+                 "base p50", "base p99", "dana cpu/req", "base cpu/req", "cpu ratio", "errors"],
+                rows)
+    print("(latencies and cpu/req in ms; ratio = dana/baseline throughput; cpu/req = CPU time "
+          "of the gunicorn master+workers\n per request, not counting PostgreSQL's or Redis's "
+          "own processes. Pipeline: the 200 is sent before the inline\n automation runs, but "
+          "that runs on the same gthread thread, so the connection's next request waits for "
+          "it:\n req/s is the end-to-end processing rate and latencies include a previous "
+          "delivery's processing)")
+    print()
+    for o in outcomes:
+        st = o.stats
+        if o.mode == "ingest":
+            verdict = "met" if o.ratio >= TARGET_INGEST_RATIO else "NOT met"
+            print(f"ingest ({o.db}): ratio {o.ratio:.2f} — target >= {TARGET_INGEST_RATIO} "
+                  f"{verdict}; {o.deliveries} deliveries, events {st['events']}, "
+                  f"{o.queued} jobs on the RQ queue")
+        else:
+            print(f"pipeline ({o.db}): {o.dana.rps:.1f} deliveries/s answered 200 "
+                  f"(ratio {_fmt_ratio(o.ratio)}); Send API calls received by the fake Graph: "
+                  f"{o.replies} for {o.deliveries} deliveries "
+                  f"({'one each' if o.replies == o.deliveries else 'MISMATCH'}; last one "
+                  f"{o.drain_s:.1f} s after the last response); events {st['events']}; "
+                  f"inbound messages {st['inbound']}; outbound {st['outbound']}")
+        if st.get("errors"):
+            print(f"  event errors (first {len(st['errors'])}): {st['errors']}")
+    summary = ", ".join(f"{o.mode}/{o.db} {_fmt_ratio(o.ratio)}" for o in outcomes)
+    print(f"\nratio dana/baseline throughput: {summary}  "
+          f"[total {time.perf_counter() - started:.0f} s]")
+    problems = [p for o in outcomes for p in o.problems]
+    if problems:
+        print("bench: problems:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)
