@@ -286,3 +286,15 @@ def test_docs_page_uses_only_local_assets(client):
 def test_missing_docs_asset_is_404(client):
     assert_error(client.get("/api/docs/assets/nope.js"), 404, "not_found")
 
+
+
+@pytest.mark.parametrize("settings_overrides", [{"TRUSTED_PROXY_HOPS": 1,
+                                                 "RATE_LIMIT_AUTH": "2 per minute"}], indirect=True)
+def test_behind_a_proxy_rate_limits_count_real_client_addresses(client):
+    """With one trusted proxy hop, each client (X-Forwarded-For) has its own login budget."""
+    def login(ip, email):
+        return client.post("/api/auth/login", json={"email": email, "password": "wrong-password"},
+                           headers={"X-Forwarded-For": ip},
+                           environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    assert [login("203.0.113.1", f"a{i}@example.com").status_code for i in range(3)] == [401, 401, 429]
+    assert login("203.0.113.2", "b@example.com").status_code == 401  # another client, same proxy

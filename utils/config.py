@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     RQ_HEARTBEAT_SECONDS: int = Field(default=10, ge=1, le=300)
 
     # NoDecode: the env value is the documented comma-separated list, not JSON.
+    # Reverse proxies in front of Dana (load balancer, nginx): their X-Forwarded-For/-Proto
+    # are trusted for this many hops, so rate limits and logs see the real client address.
+    TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     RATE_LIMIT_AUTH: str = "10 per minute"
     RATE_LIMIT_ENABLED: bool = True

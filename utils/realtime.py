@@ -49,6 +49,29 @@ def _client_manager(redis_url: str | None):
                                         redis_options={"socket_connect_timeout": 3})
 
 
+def origin_policy(allowed: list[str]):
+    """The browser origins that may open a Socket.IO connection: the app's own origin (as
+    for the REST API, where same-origin needs no CORS) plus CORS_ORIGINS; never any origin.
+
+    (Engine.IO, given a list, would accept only the list and refuse the app's own origin.)
+    """
+    listed = set(allowed)
+
+    def allow(origin: str | None, environ: dict) -> bool:
+        if origin in listed:
+            return True
+        host = environ.get("HTTP_HOST", "")
+        scheme = environ.get("wsgi.url_scheme", "http")
+        own = {f"{scheme}://{host}"}
+        if "HTTP_X_FORWARDED_PROTO" in environ or "HTTP_X_FORWARDED_HOST" in environ:
+            fwd_scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
+            fwd_host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
+            own.add(f"{fwd_scheme}://{fwd_host}")
+        return origin in own
+
+    return allow
+
+
 def init_realtime(app: Flask) -> None:
     """Bind Socket.IO to the app with the settings' CORS origins and message queue."""
     settings = app.config["DANA_SETTINGS"]
@@ -56,8 +79,7 @@ def init_realtime(app: Flask) -> None:
     socketio.init_app(
         app,
         async_mode="threading",
-        # None = same origin only; never '*'.
-        cors_allowed_origins=settings.CORS_ORIGINS or None,
+        cors_allowed_origins=origin_policy(settings.CORS_ORIGINS),
         cors_credentials=True,
         client_manager=_client_manager(settings.REDIS_URL),
         logger=False,
