@@ -22,3 +22,25 @@ def seed_conversation(owner_id: str, platform: str = "facebook", account: str = 
             platform=platform, platform_message_id=f"mid.{uuid.uuid4().hex}",
             created_at=start + timedelta(seconds=i)))
     return store.get_conversation(owner_id, conv["id"])
+
+
+USER_KEYS = {"id", "email", "name", "role", "is_active", "timezone", "created_at", "updated_at"}
+
+
+def assert_error(resp, status: int, code: str) -> dict:
+    """The response is the one JSON error shape with this status and code."""
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.is_json, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
+
+
+def audit_rows(event: str) -> list:
+    """The audit_log rows of one event kind, read fresh."""
+    from models_db import AuditLog, db
+
+    db.session.expire_all()
+    return list(db.session.scalars(db.select(AuditLog).where(AuditLog.event == event)))

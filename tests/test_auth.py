@@ -9,30 +9,10 @@ from datetime import datetime, timedelta, timezone
 import jwt
 import pytest
 
+from tests.helpers import USER_KEYS, assert_error, audit_rows
 from tests.conftest import auth_header, register
 
 TOKEN_KEYS = {"access_token", "refresh_token", "token_type", "expires_in", "user"}
-USER_KEYS = {"id", "email", "name", "role", "is_active", "timezone", "created_at", "updated_at"}
-
-
-def assert_error(resp, status: int, code: str) -> dict:
-    """The response is the one JSON error shape with this status and code."""
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.is_json, resp.get_data(as_text=True)
-    body = resp.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]
-
-
-def audit_rows(event: str) -> list:
-    from models_db import AuditLog, db
-
-    db.session.expire_all()
-    return list(db.session.scalars(db.select(AuditLog).where(AuditLog.event == event)))
-
-
 def jwt_secret(app) -> str:
     return app.config["DANA_SETTINGS"].JWT_SECRET_KEY
 

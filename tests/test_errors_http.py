@@ -7,22 +7,13 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.helpers import assert_error
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def assert_error(resp, status: int, code: str) -> dict:
-    """The response is the one JSON error shape with this status and code."""
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.is_json, resp.get_data(as_text=True)
-    body = resp.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]
 
 
 # --- the error shape --------------------------------------------------------------------

@@ -8,30 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from flask import g
 
+from tests.helpers import USER_KEYS, assert_error, audit_rows
 from tests.conftest import register
 from utils.auth import require_auth, validate_user_access
 from utils.pagination import encode_cursor
-
-USER_KEYS = {"id", "email", "name", "role", "is_active", "timezone", "created_at", "updated_at"}
-
-
-def assert_error(resp, status: int, code: str) -> dict:
-    """The response is the one JSON error shape with this status and code."""
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.is_json, resp.get_data(as_text=True)
-    body = resp.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]
-
-
-def audit_rows(event: str) -> list:
-    from models_db import AuditLog, db
-
-    db.session.expire_all()
-    return list(db.session.scalars(db.select(AuditLog).where(AuditLog.event == event)))
-
 
 def add_users(n: int, prefix: str = "bulk", created_at: datetime | None = None) -> list[str]:
     """Insert n users directly (no password hashing, so it is fast); returns their ids."""
