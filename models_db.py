@@ -71,8 +71,11 @@ def render_item(type_, obj, autogen_context):
 
 
 def include_object(obj, name, type_, reflected, compare_to):
-    """Alembic autogenerate: full-text index tables (SQLite FTS5) are managed by hand."""
-    return not (type_ == "table" and name and name.startswith("knowledge_chunks_fts"))
+    """Alembic autogenerate: search structures managed by hand in migrations (the knowledge
+    base's full-text tables, the trigram index of message search) are left alone."""
+    if type_ == "table" and name and name.startswith("knowledge_chunks_fts"):
+        return False
+    return not (type_ == "index" and name == "ix_messages_text_trgm")
 
 
 class User(db.Model):
