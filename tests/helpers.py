@@ -12,7 +12,7 @@ def seed_conversation(owner_id: str, platform: str = "facebook", account: str = 
                       start: datetime | None = None) -> dict:
     """A contact, its conversation and inbound messages (one per text), oldest first."""
     store = get_store()
-    contact = store.upsert_contact(owner_id, platform, f"psid-{uuid.uuid4().hex[:12]}",
+    contact, _ = store.upsert_contact(owner_id, platform, f"psid-{uuid.uuid4().hex[:12]}",
                                    {"name": name})
     conv, _ = store.open_conversation(owner_id, platform, account, contact["id"])
     start = start or datetime(2026, 1, 1, tzinfo=timezone.utc)

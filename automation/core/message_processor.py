@@ -82,10 +82,11 @@ def handle_item(item: InboundEvent) -> bool:
 def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dict, bool, bool]:
     """Find or open the conversation with this contact on this account."""
     store = get_store()
-    contact = store.upsert_contact(account.user_id, item.platform, item.contact_id, item.profile)
+    contact, new_contact = store.upsert_contact(account.user_id, item.platform, item.contact_id,
+                                                item.profile)
     conv, created = store.open_conversation(account.user_id, item.platform, account.external_id,
                                             contact["id"])
-    return conv, created, contact["created_at"] == contact["updated_at"]
+    return conv, created, new_contact
 
 
 def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> None:

@@ -192,3 +192,18 @@ def test_business_profile(client, user):
         "A human will answer soon."
     bad = client.put("/api/business", json={"language": "english"}, headers=user["headers"])
     assert bad.status_code == 400
+
+
+def test_new_contact_condition_matches_only_the_first_time(client, business, fake_graph):
+    [default] = client.get("/api/workflows", headers=business["headers"]).get_json()["items"]
+    client.patch(f"/api/workflows/{default['id']}", json={"enabled": False}, headers=business["headers"])
+    _workflow(client, business, {"trigger": {"type": "message_received"},
+                                 "conditions": [{"type": "new_contact", "value": True}],
+                                 "actions": [{"type": "add_label", "label": "welcome"}]})
+    post_webhook(client, "facebook", fb_text("hi", psid="55"))
+    [conv] = conversations(client, business)
+    assert conv["labels"] == ["welcome"]
+    client.patch(f"/api/conversations/{conv['id']}", json={"labels": []}, headers=business["headers"])
+    post_webhook(client, "facebook", fb_text("hi again", psid="55"))
+    [conv] = conversations(client, business)
+    assert conv["labels"] == []  # a returning contact is not new

@@ -14,7 +14,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def _conv(store, owner, platform="facebook", account="page-1", puid="psid-1", name="Ada"):
-    contact = store.upsert_contact(owner, platform, puid, {"name": name})
+    contact, _ = store.upsert_contact(owner, platform, puid, {"name": name})
     conv, created = store.open_conversation(owner, platform, account, contact["id"])
     return contact, conv, created
 
@@ -26,11 +26,13 @@ def _msg(conv_id, mid, at, text="hi", direction="inbound", sender="contact", **k
 
 def test_contact_upsert_updates_profile_and_is_per_owner(store, owners):
     a, b = owners
-    c1 = store.upsert_contact(a, "facebook", "psid-1", {"first_name": "Ada", "last_name": "L"})
-    c2 = store.upsert_contact(a, "facebook", "psid-1", {"profile_pic": "https://x/p.jpg"})
+    c1, created1 = store.upsert_contact(a, "facebook", "psid-1", {"first_name": "Ada", "last_name": "L"})
+    c2, created2 = store.upsert_contact(a, "facebook", "psid-1", {"profile_pic": "https://x/p.jpg"})
+    assert (created1, created2) == (True, False)
     assert c1["id"] == c2["id"]
     assert c2["name"] == "Ada L" and c2["profile_pic"] == "https://x/p.jpg"
-    other = store.upsert_contact(b, "facebook", "psid-1", {"name": "Someone"})
+    other, created_other = store.upsert_contact(b, "facebook", "psid-1", {"name": "Someone"})
+    assert created_other is True
     assert other["id"] != c1["id"]
     assert store.get_contact(b, c1["id"]) is None
     assert store.update_contact(b, c1["id"], {"name": "x"}) is None
@@ -49,7 +51,7 @@ def test_open_conversation_is_idempotent(store, owners):
 
 def test_open_conversation_refuses_a_contact_that_is_not_the_owners(store, owners):
     a, b = owners
-    contact = store.upsert_contact(a, "facebook", "psid-1", {"name": "Ada"})
+    contact, _ = store.upsert_contact(a, "facebook", "psid-1", {"name": "Ada"})
     for contact_id in (contact["id"], str(uuid.uuid4()), "not-a-uuid"):
         with pytest.raises(LookupError):
             store.open_conversation(b, "facebook", "page-1", contact_id)

@@ -14,7 +14,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def _conv(store, owner, puid="psid-1", account="page-1"):
-    contact = store.upsert_contact(owner, "facebook", puid, {"name": "Ada"})
+    contact, _ = store.upsert_contact(owner, "facebook", puid, {"name": "Ada"})
     conv, _ = store.open_conversation(owner, "facebook", account, contact["id"])
     return conv
 

@@ -33,7 +33,7 @@ def _owner_named(request: dict) -> str | None:
 
 def _work(store, owner: str, n: int) -> None:
     """A bit of everything the store does, for one owner."""
-    contact = store.upsert_contact(owner, "facebook", f"psid-{n}", {"name": f"Ada {n}"})
+    contact, _ = store.upsert_contact(owner, "facebook", f"psid-{n}", {"name": f"Ada {n}"})
     conv, _ = store.open_conversation(owner, "facebook", "page-1", contact["id"])
     store.add_message(owner, NewMessage(conversation_id=conv["id"], direction="inbound",
                                         sender_type="contact", text=f"order {n}",
@@ -101,7 +101,7 @@ def test_only_the_ownerless_lookup_uses_the_service_key(store, owners, postgrest
 def test_duplicate_of_another_owner_message_reveals_nothing(store, owners):
     a, b = owners
     _work(store, a, 1)
-    contact = store.upsert_contact(b, "facebook", "psid-b", {})
+    contact, _ = store.upsert_contact(b, "facebook", "psid-b", {})
     conv, _ = store.open_conversation(b, "facebook", "page-1", contact["id"])
     with pytest.raises(DuplicateMessage) as dup:
         store.add_message(b, NewMessage(conversation_id=conv["id"], direction="inbound",

@@ -53,21 +53,23 @@ class SqlStore:
 
     # ------------------------------------------------------------------ contacts
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
-                       profile: dict) -> dict:
+                       profile: dict) -> tuple[dict, bool]:
         stmt = select(Contact).where(Contact.owner_id == owner_id, Contact.platform == platform,
                                      Contact.platform_user_id == platform_user_id)
         contact = db.session.scalar(stmt)
+        created = False
         if contact is None:
             contact = Contact(owner_id=owner_id, platform=platform,
                               platform_user_id=platform_user_id, profile={})
             try:
                 with db.session.begin_nested():
                     db.session.add(contact)
+                created = True
             except IntegrityError:  # created concurrently by another process
                 contact = db.session.scalar(stmt)
         apply_profile(contact, profile)
         db.session.commit()
-        return contact_dict(contact)
+        return contact_dict(contact), created
 
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
         c = self._contact(owner_id, contact_id)

@@ -193,7 +193,7 @@ class SupabaseStore:
 
     # ------------------------------------------------------------------ contacts
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
-                       profile: dict) -> dict:
+                       profile: dict) -> tuple[dict, bool]:
         db = self._client(owner_id)
 
         def lookup() -> dict | None:
@@ -207,7 +207,7 @@ class SupabaseStore:
                    "platform_user_id": platform_user_id, "profile": {}}
             new.update(_profile_changes(new, profile))
             try:
-                return contact_dict(_obj(db.table("contacts").insert(new).execute().data[0]))
+                return contact_dict(_obj(db.table("contacts").insert(new).execute().data[0])), True
             except APIError as exc:
                 if exc.code != UNIQUE_VIOLATION:
                     raise
@@ -216,7 +216,7 @@ class SupabaseStore:
         if changes:
             row = (db.table("contacts").update(changes).eq("owner_id", owner_id)
                    .eq("id", row["id"]).execute().data[0])
-        return contact_dict(_obj(row))
+        return contact_dict(_obj(row)), False
 
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
         if not _is_uuid(contact_id):
