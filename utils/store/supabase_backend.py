@@ -237,14 +237,19 @@ class SupabaseStore:
         rows = _keyset(query, "created_at", cursor, limit).execute().data
         return _page(rows, limit, contact_dict, "created_at")
 
+    def _update_owned(self, table: str, owner_id: str, row_id: str, changes: dict):
+        """UPDATE one of the owner's rows by id; the updated row, or None when not theirs."""
+        if not _is_uuid(row_id):
+            return None
+        row = _first(self._client(owner_id).table(table).update(changes)
+                     .eq("owner_id", owner_id).eq("id", row_id).execute())
+        return _obj(row) if row else None
+
     def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
         if not changes:
             return self.get_contact(owner_id, contact_id)
-        if not _is_uuid(contact_id):
-            return None
-        row = _first(self._client(owner_id).table("contacts").update(changes)
-                     .eq("owner_id", owner_id).eq("id", contact_id).execute())
-        return contact_dict(_obj(row)) if row else None
+        row = self._update_owned("contacts", owner_id, contact_id, changes)
+        return contact_dict(row) if row else None
 
     # ------------------------------------------------------------- conversations
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
@@ -529,11 +534,8 @@ class SupabaseStore:
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
         if not changes:
             return self.get_task(owner_id, task_id)
-        if not _is_uuid(task_id):
-            return None
-        row = _first(self._client(owner_id).table("tasks").update(changes)
-                     .eq("owner_id", owner_id).eq("id", task_id).execute())
-        return task_dict(_obj(row)) if row else None
+        row = self._update_owned("tasks", owner_id, task_id, changes)
+        return task_dict(row) if row else None
 
     def delete_task(self, owner_id: str, task_id: str) -> bool:
         if not _is_uuid(task_id):
