@@ -63,16 +63,10 @@ def register_operations_cli(app: Flask) -> None:
         (see docs/realtime.md). A replayed event leaves RQ's failed job registry.
         """
         from models_db import WebhookEvent, db
-        from services.automation_queue import run_event
-        from services.rq_queue import forget_failed_job
+        from services.webhook_events import replay_event
+        from utils.errors import ApiError
 
         if event_id is not None:
-            event = db.session.get(WebhookEvent, event_id)
-            if event is None:
-                raise click.ClickException(f"No webhook event {event_id}.")
-            if event.status in ("processed", "ignored"):
-                event.status = "received"  # so that it runs again (dedupe keeps it harmless)
-                db.session.commit()
             ids = [event_id]
         else:
             statuses = ["failed"] + (["received", "processing"] if include_stuck else [])
@@ -84,9 +78,10 @@ def register_operations_cli(app: Flask) -> None:
             return
         results: dict[str, int] = {}
         for one in ids:
-            status = run_event(one)
-            if status in ("processed", "ignored"):
-                forget_failed_job(one)
+            try:
+                status = replay_event(one)
+            except ApiError as exc:
+                raise click.ClickException(f"event {one}: {exc.message}") from None
             results[status] = results.get(status, 0) + 1
             click.echo(f"event {one}: {status}")
         click.echo("done: " + ", ".join(f"{v} {k}" for k, v in sorted(results.items())))

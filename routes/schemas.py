@@ -604,3 +604,18 @@ class KnowledgeSearchOut(BaseModel):
 class KnowledgeImportOut(BaseModel):
     created: int
     items: list[KnowledgeDocumentSummaryOut]
+
+
+class WebhookEventListQuery(ListQuery):
+    status: Literal["received", "processing", "processed", "ignored", "failed",
+                    "rejected"] | None = None
+    platform: Platform | None = None
+
+
+class WebhookEventListOut(BaseModel):
+    items: list[WebhookEventOut]
+    next_cursor: str | None
+
+
+class WebhookEventDetailOut(WebhookEventOut):
+    raw_body: str

@@ -235,3 +235,44 @@ def test_ai_quota_exhausted_falls_back_to_handoff(client, business, fake_graph, 
     tasks = client.get("/api/tasks", headers=business["headers"]).get_json()["items"]
     assert [t["conversation_id"] for t in tasks] == [by_contact["2"]["id"]]
     assert "quota" in tasks[0]["description"]
+
+
+def test_admin_lists_inspects_and_replays_failed_events(client, business, fake_graph, admin,
+                                                        monkeypatch):
+    from automation.core import message_processor
+
+    original = message_processor.handle_item
+    state = {"fail": True}
+
+    def flaky(item):
+        if state["fail"]:
+            raise RuntimeError("store unavailable")
+        return original(item)
+
+    monkeypatch.setattr(message_processor, "handle_item", flaky)
+    post_webhook(client, "facebook", fb_text("Do you ship to Spain?"))
+    post_webhook(client, "facebook", b"not json")
+    h = admin["headers"]
+    assert client.get("/api/admin/webhook-events", headers=business["headers"]).status_code == 403
+    failed = client.get("/api/admin/webhook-events?status=failed", headers=h).get_json()
+    [event] = failed["items"]
+    assert "store unavailable" in event["error"] and "raw_body" not in event
+    detail = client.get(f"/api/admin/webhook-events/{event['id']}", headers=h).get_json()
+    assert "Do you ship to Spain?" in detail["raw_body"]
+    state["fail"] = False
+    replayed = client.post(f"/api/admin/webhook-events/{event['id']}/retry", headers=h)
+    assert replayed.status_code == 200 and replayed.get_json()["status"] == "processed"
+    [conv] = conversations(client, business)
+    assert len(messages(client, business, conv["id"])) == 2
+    again = client.post(f"/api/admin/webhook-events/{event['id']}/retry", headers=h)
+    assert again.get_json()["status"] == "processed"
+    assert len(messages(client, business, conv["id"])) == 2  # nothing stored or sent twice
+    assert len(fake_graph.requests_to("/me/messages")) == 1
+    [rejected] = client.get("/api/admin/webhook-events?status=rejected", headers=h).get_json()["items"]
+    resp = client.post(f"/api/admin/webhook-events/{rejected['id']}/retry", headers=h)
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "event_not_replayable"
+    assert client.post("/api/admin/webhook-events/999999/retry", headers=h).status_code == 404
+    page = client.get("/api/admin/webhook-events?limit=1", headers=h).get_json()
+    rest = client.get(f"/api/admin/webhook-events?limit=5&cursor={page['next_cursor']}", headers=h).get_json()
+    assert [e["id"] for e in page["items"] + rest["items"]] == sorted(
+        [event["id"], rejected["id"]], reverse=True)
