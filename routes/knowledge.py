@@ -44,7 +44,8 @@ def search(query: KnowledgeSearchQuery):
 
 @bp.post("/import")
 @require_auth
-@endpoint(response=KnowledgeImportOut, status=201, tags=TAGS, errors=(400, 402, 413))
+@endpoint(response=KnowledgeImportOut, status=201, tags=TAGS, errors=(400, 402, 413),
+          form={"file": "file", "tags": "string"})
 def import_documents():
     """Import a multipart `file` (.md, .markdown, .txt, .csv with question,answer); optional
     form field `tags` (comma-separated)."""

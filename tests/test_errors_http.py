@@ -289,3 +289,10 @@ def test_behind_a_proxy_rate_limits_count_real_client_addresses(client):
                            environ_base={"REMOTE_ADDR": "10.9.9.9"})
     assert [login("203.0.113.1", f"a{i}@example.com").status_code for i in range(3)] == [401, 401, 429]
     assert login("203.0.113.2", "b@example.com").status_code == 401  # another client, same proxy
+
+
+def test_openapi_documents_the_multipart_import(client):
+    body = client.get("/api/openapi.json").get_json()["paths"]["/api/knowledge/import"]["post"]["requestBody"]
+    schema = body["content"]["multipart/form-data"]["schema"]
+    assert schema["properties"]["file"] == {"type": "string", "format": "binary"}
+    assert schema["required"] == ["file"]

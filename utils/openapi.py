@@ -49,8 +49,12 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
 def endpoint(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
              response: type[BaseModel] | None = None, status: int = 200,
              summary: str | None = None, tags: list[str] | None = None,
-             errors: tuple[int, ...] = ()):
-    """Parse and document a view. The view receives `body=` / `query=` keyword arguments."""
+             errors: tuple[int, ...] = (), form: dict[str, str] | None = None):
+    """Parse and document a view. The view receives `body=` / `query=` keyword arguments.
+
+    `form` documents a multipart/form-data body ({field: "file" | "string"}) that the view
+    reads itself (file uploads).
+    """
 
     def decorate(view):
         @wraps(view)
@@ -64,7 +68,7 @@ def endpoint(*, body: type[BaseModel] | None = None, query: type[BaseModel] | No
         wrapper._dana_doc = {
             "body": body, "query": query, "response": response, "status": status,
             "summary": summary or (view.__doc__ or "").strip().split("\n")[0],
-            "tags": tags, "errors": errors,
+            "tags": tags, "errors": errors, "form": form,
         }
         return wrapper
 
@@ -144,6 +148,12 @@ def build_spec(app: Flask) -> dict:
             if doc["body"] is not None:
                 op["requestBody"] = {"required": True, "content": {
                     "application/json": {"schema": _schema(doc["body"], components, "validation")}}}
+            if doc.get("form"):
+                props = {name: ({"type": "string", "format": "binary"} if kind == "file"
+                                else {"type": "string"}) for name, kind in doc["form"].items()}
+                required = [name for name, kind in doc["form"].items() if kind == "file"]
+                op["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+                    "schema": {"type": "object", "properties": props, "required": required}}}}
             ok: dict[str, Any] = {"description": "Success"}
             if doc["response"] is not None:
                 ok["content"] = {"application/json": {
