@@ -59,15 +59,14 @@ def settle_interrupted_sends(event) -> int:
     the re-run will not send it again; a person can check the conversation and resend.
     Returns how many messages were settled.
     """
-    from automation.registry import get_connector
     from services import platforms as platforms_service
-    from services.messaging import graph_config
+    from services.messaging import connector_for
     from utils.realtime import publish
     from utils.store import get_store
 
     store = get_store()
     try:
-        items = get_connector(event.platform, graph_config()).parse(json.loads(event.raw_body))
+        items = connector_for(event.platform).parse(json.loads(event.raw_body))
     except Exception:  # unparsable: the run itself will record why; nothing was sent
         return 0
     settled = 0

@@ -23,9 +23,12 @@ from utils.store import DuplicateMessage, NewMessage, get_store
 log = logging.getLogger("dana.messaging")
 
 
-def graph_config() -> GraphConfig:
+def graph_config(platform: str | None = None) -> GraphConfig:
+    """Where a platform's Send API lives: Instagram accounts connected with Instagram Login
+    are served by graph.instagram.com (INSTAGRAM_GRAPH_API_URL), everything else by Graph."""
     s = current_app.config["DANA_SETTINGS"]
-    return GraphConfig(base_url=s.GRAPH_API_URL, version=s.GRAPH_API_VERSION,
+    base = s.INSTAGRAM_GRAPH_API_URL if platform == "instagram" else s.GRAPH_API_URL
+    return GraphConfig(base_url=base, version=s.GRAPH_API_VERSION,
                        timeout=s.GRAPH_TIMEOUT_SECONDS, retry_attempts=s.GRAPH_RETRY_ATTEMPTS,
                        retry_wait_initial=s.GRAPH_RETRY_WAIT_SECONDS,
                        retry_wait_max=max(s.GRAPH_RETRY_WAIT_SECONDS * 16, 0.01))
@@ -37,7 +40,7 @@ def connector_for(platform: str):
     cache = current_app.extensions.setdefault("dana_connectors", {})
     connector = cache.get(platform)
     if connector is None:
-        connector = cache[platform] = get_connector(platform, graph_config())
+        connector = cache[platform] = get_connector(platform, graph_config(platform))
     return connector
 
 

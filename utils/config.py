@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     INSTAGRAM_APP_SECRET: str | None = None
     GRAPH_API_URL: str = "https://graph.facebook.com"
     GRAPH_API_VERSION: str = "v21.0"
+    # Instagram accounts use Graph too, or graph.instagram.com with Instagram Login tokens.
+    INSTAGRAM_GRAPH_API_URL: str | None = None
     GRAPH_TIMEOUT_SECONDS: float = 10.0
     GRAPH_RETRY_ATTEMPTS: int = 4
     GRAPH_RETRY_WAIT_SECONDS: float = 0.5
@@ -132,6 +134,8 @@ class Settings(BaseSettings):
         """Fill the defaults that depend on other settings."""
         if self.INSTAGRAM_APP_SECRET is None:
             self.INSTAGRAM_APP_SECRET = self.META_APP_SECRET
+        if self.INSTAGRAM_GRAPH_API_URL is None:
+            self.INSTAGRAM_GRAPH_API_URL = self.GRAPH_API_URL
         if self.AI_PROVIDER is None:
             self.AI_PROVIDER = "openai" if self.OPENAI_API_KEY else "local"
         if self.AUTOMATION_QUEUE == "rq" and not self.REDIS_URL:

@@ -104,3 +104,23 @@ def test_new_message_event_reaches_only_the_owner(app, client, business, other_u
     assert got[0]["args"][0]["conversation_id"] == conversations(client, business)[0]["id"]
     assert [e for e in theirs.get_received() if e["name"] == "new_message"] == []
     mine.disconnect(); theirs.disconnect()
+
+
+def test_instagram_login_accounts_use_their_own_graph_host(app, client, business, fake_graph):
+    """INSTAGRAM_GRAPH_API_URL (graph.instagram.com in production) serves Instagram replies."""
+    from tests.channels.conftest import IG_ID
+    from tests.fakes.graph import FakeGraph
+
+    instagram_graph = FakeGraph().start()
+    try:
+        app.config["DANA_SETTINGS"].INSTAGRAM_GRAPH_API_URL = instagram_graph.base_url
+        app.extensions.pop("dana_connectors", None)
+        post_webhook(client, "instagram", fb_text("hi", psid="4455", page=IG_ID, obj="instagram"))
+        conv = [c for c in conversations(client, business) if c["platform"] == "instagram"][0]
+        msg = _send(client, business, conv)
+        assert msg["status"] == "sent"
+        # the automated greeting and the agent's reply both went to the Instagram host
+        assert len(instagram_graph.requests_to("/me/messages")) == 2
+        assert fake_graph.requests == []
+    finally:
+        instagram_graph.stop()
