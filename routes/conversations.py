@@ -61,11 +61,13 @@ def list_messages(conversation_id: str, query: ListQuery):
 
 @bp.post("/conversations/<conversation_id>/messages")
 @require_auth
-@endpoint(body=SendMessageIn, response=MessageOut, status=201, tags=TAGS, errors=(404,))
+@endpoint(body=SendMessageIn, response=MessageOut, status=201, tags=TAGS, errors=(404, 422))
 def send_message(conversation_id: str, body: SendMessageIn):
     """Send an agent reply through the platform; the stored message shows sent or failed."""
+    template = body.template.model_dump() if body.template else None
     return messaging.send_agent_reply(g.user.id, g.user.id, conversation_id, body.text,
-                                      pause_ai=body.pause_ai, tag=body.tag), 201
+                                      pause_ai=body.pause_ai, tag=body.tag,
+                                      template=template), 201
 
 
 @bp.post("/conversations/<conversation_id>/suggest")

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 
 class StrictModel(BaseModel):
@@ -423,12 +423,27 @@ class PlatformAccountListOut(BaseModel):
     next_cursor: str | None
 
 
+class WhatsAppTemplateIn(StrictModel):
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(default="en_US", min_length=2, max_length=16)
+    components: list[dict] = Field(default_factory=list, max_length=10,
+                                   description="WhatsApp template components (header/body/button parameters)")
+
+
 class SendMessageIn(StrictModel):
-    text: str = Field(min_length=1, max_length=4096)
+    text: str | None = Field(default=None, min_length=1, max_length=4096)
+    template: WhatsAppTemplateIn | None = Field(
+        default=None, description="WhatsApp only: a pre-approved template (allowed outside the 24 h window)")
     pause_ai: bool = Field(default=True, description="an agent reply pauses the AI unless false")
     tag: Literal["HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE",
                  "POST_PURCHASE_UPDATE"] | None = Field(
         default=None, description="Messenger/Instagram message tag to send outside the 24 h window")
+
+    @model_validator(mode="after")
+    def _text_or_template(self) -> "SendMessageIn":
+        if not self.text and self.template is None:
+            raise ValueError("send a text or a template")
+        return self
 
 
 class WebhookEventOut(BaseModel):

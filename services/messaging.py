@@ -16,7 +16,7 @@ from automation.platforms.base import (AccountCredentials, GraphConfig, Outbound
                                        SendError)
 from automation.registry import get_connector
 from services import platforms as platforms_service
-from utils.errors import NotFound
+from utils.errors import NotFound, Unprocessable
 from utils.realtime import publish
 from utils.store import DuplicateMessage, NewMessage, get_store
 
@@ -90,7 +90,7 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
     else:
         publish(owner_id, "new_message", {"conversation_id": conversation_id, "message": message})
 
-    if not outbound.tag and not window_open(conv):
+    if not outbound.tag and not outbound.template and not window_open(conv):
         return _set_status(owner_id, message, "failed", error="outside_window",
                            detail="The customer's last message is older than the messaging window; "
                                   "a tag or template is needed.")
@@ -114,11 +114,27 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
     return _set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
 
 
-def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: str,
-                     pause_ai: bool = True, tag: str | None = None) -> dict:
-    """A human reply from the inbox; by default it pauses the AI for this conversation."""
-    message = send_message(owner_id, conversation_id, OutboundMessage(text=text, tag=tag),
-                           "agent", metadata={"author_id": agent_id})
+def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: str | None,
+                     pause_ai: bool = True, tag: str | None = None,
+                     template: dict | None = None) -> dict:
+    """A human reply from the inbox; by default it pauses the AI for this conversation.
+
+    `template` (WhatsApp only) sends a pre-approved template, which WhatsApp allows outside
+    the 24-hour window; the thread shows it as "[template <name>]".
+    """
+    if template is not None:
+        conv = get_store().get_conversation(owner_id, conversation_id)
+        if conv is None:
+            raise NotFound("No such conversation.", code="conversation_not_found")
+        if conv["platform"] != "whatsapp":
+            raise Unprocessable("Message templates are a WhatsApp feature; on Messenger and "
+                                "Instagram use a tag such as HUMAN_AGENT.",
+                                code="template_not_supported")
+        text = text or f"[template {template['name']}]"
+    message = send_message(owner_id, conversation_id,
+                           OutboundMessage(text=text, tag=tag, template=template),
+                           "agent", metadata={"author_id": agent_id,
+                                              **({"template": template} if template else {})})
     if pause_ai:
         conv = get_store().get_conversation(owner_id, conversation_id)
         if conv and conv["ai_enabled"]:

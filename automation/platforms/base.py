@@ -69,6 +69,7 @@ class OutboundMessage:
     reply_to: str | None = None                              # quote this mid/wamid (WhatsApp context)
     tag: str | None = None                                   # e.g. HUMAN_AGENT (Messenger/IG outside 24 h)
     metadata: str | None = None                              # Messenger metadata (comes back in the echo)
+    template: dict | None = None                             # WhatsApp template: {name, language, components?}
 
 
 @dataclass

@@ -181,6 +181,10 @@ class MessengerStyleConnector(GraphConnector):
         Buttons render as a button template (postback or web_url; at most 3, text <= 640),
         quick replies as text quick replies (at most 13); extras beyond Meta's caps are dropped.
         """
+        if message.template:
+            raise SendError("invalid_request",
+                            f"{self.platform}: message templates are a WhatsApp feature; "
+                            "use a tag (e.g. HUMAN_AGENT) outside the 24-hour window")
         parts: list[dict] = []
         if message.media:
             parts.append({"attachment": _media_attachment(message.media)})

@@ -181,6 +181,14 @@ class WhatsAppConnector(GraphConnector):
         rows); URL buttons have no reply-button form, so they are appended to the text as
         "title: url" lines. `reply_to` quotes the original on the first part only.
         """
+        envelope = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient_id}
+        if message.template:
+            # A pre-approved template: the only message allowed outside the 24-hour window.
+            template = {"name": message.template["name"],
+                        "language": {"code": message.template.get("language") or "en_US"}}
+            if message.template.get("components"):
+                template["components"] = message.template["components"]
+            return [{**envelope, "type": "template", "template": template}]
         text = message.text or ""
         links = [b for b in message.buttons if b.get("url")]
         if links:
@@ -205,7 +213,6 @@ class WhatsAppConnector(GraphConnector):
             parts[-1] = _interactive(parts[-1]["text"]["body"], options)
         if message.reply_to and parts:
             parts[0]["context"] = {"message_id": message.reply_to}
-        envelope = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient_id}
         return [{**envelope, **part} for part in parts]
 
 

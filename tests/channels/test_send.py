@@ -124,3 +124,36 @@ def test_instagram_login_accounts_use_their_own_graph_host(app, client, business
         assert fake_graph.requests == []
     finally:
         instagram_graph.stop()
+
+
+def test_whatsapp_template_outside_the_window(client, business, fake_graph):
+    from tests.channels.conftest import PHONE_ID, wa_text
+    import time as _time
+    post_webhook(client, "whatsapp", wa_text("old question", ts=_time.time() - 26 * 3600))
+    fake_graph.requests.clear()
+    [c] = [c for c in conversations(client, business) if c["platform"] == "whatsapp"]
+    plain = _send(client, business, c)
+    assert plain["status"] == "failed" and plain["error"] == "outside_window"
+    resp = client.post(f"/api/conversations/{c['id']}/messages", headers=business["headers"], json={
+        "template": {"name": "order_update", "language": "en_US", "components": [
+            {"type": "body", "parameters": [{"type": "text", "text": "A-1042"}]}]}})
+    assert resp.status_code == 201
+    msg = resp.get_json()
+    assert msg["status"] == "sent" and msg["text"] == "[template order_update]"
+    [req] = fake_graph.requests_to(f"/{PHONE_ID}/messages")
+    assert req.json["type"] == "template"
+    assert req.json["template"]["name"] == "order_update"
+    assert req.json["template"]["language"] == {"code": "en_US"}
+    assert req.json["template"]["components"][0]["parameters"][0]["text"] == "A-1042"
+
+
+def test_template_refused_on_messenger_and_body_validated(client, business, conv):
+    resp = client.post(f"/api/conversations/{conv['id']}/messages", headers=business["headers"],
+                       json={"template": {"name": "order_update"}})
+    assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "template_not_supported"
+    empty = client.post(f"/api/conversations/{conv['id']}/messages", headers=business["headers"], json={})
+    assert empty.status_code == 400 and empty.get_json()["error"]["code"] == "validation_error"
+    bad = client.post(f"/api/conversations/{conv['id']}/messages", headers=business["headers"],
+                      json={"template": {"name": "Order Update!"}})
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["details"][0]["field"] == "template.name"
