@@ -41,7 +41,6 @@ import random
 import re
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,43 +49,17 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (FERNET_KEY, JWT_SECRET_KEY, ROOT, SECRET_KEY,  # noqa: E402
-                          percentile, print_table, raise_on_sigterm, require_loopback_url,
+from bench.common import (FERNET_KEY, JWT_SECRET_KEY, SECRET_KEY,  # noqa: E402
+                          database, percentile, print_table, raise_on_sigterm, require_loopback_url,
                           temp_workdir)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-INDEX_MIGRATION = ROOT / "migrations" / "versions" / "0007_store_indexes.py"
 PAGE = 50
 FREQUENT_WORD = "refund"       # in ~1% of the messages
 RARE_WORD = "zyxwvut"          # in no message: the worst case for a LIKE search
 
 
 # ---------------------------------------------------------------------------- database
-
-@contextmanager
-def fresh_postgres(admin_url: str):
-    """CREATE DATABASE dana_bench_conv_<rand> next to admin_url; DROP it afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    require_loopback_url(admin_url, "--database-url")
-    base = make_url(admin_url)
-    if base.get_backend_name() != "postgresql":
-        raise SystemExit("bench: --database-url must be a PostgreSQL URL")
-    base = base.set(drivername="postgresql+psycopg")
-    name = f"dana_bench_conv_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
 
 def build_app(work: Path, database_url: str):
     """The real app, built like the tests build it (fixed secrets, no .env)."""
@@ -580,19 +553,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     raise_on_sigterm()
     started = time.perf_counter()
-    has_index_migration = INDEX_MIGRATION.exists()
-    with temp_workdir("dana-bench-conv-") as work, fresh_postgres(args.database_url) as url:
+    if not args.database_url.startswith("postgresql"):
+        raise SystemExit("bench: --database-url must be a PostgreSQL URL")
+    require_loopback_url(args.database_url, "--database-url")
+    with temp_workdir("dana-bench-conv-") as work, database(work, args.database_url) as url:
         app = build_app(work, url)
         try:
             with app.app_context():
                 from models_db import db
                 from utils.store import get_store
 
-                migrate_to("0006" if has_index_migration else "head")
+                migrate_to("head")
                 print(f"dana conversation store bench: PostgreSQL, database "
-                      f"{url.rsplit('/', 1)[1]}, schema "
-                      f"{'0006 (then head with 0007)' if has_index_migration else 'head'}",
-                      flush=True)
+                      f"{url.rsplit('/', 1)[1]}, schema head", flush=True)
                 s = seed(args)
                 c = s.counts
                 print(f"seeded in {s.seconds:.1f} s: {c['conversations']} conversations, "
@@ -603,21 +576,9 @@ def main(argv=None) -> int:
                 store = get_store()
                 log = StatementLog(db.engine)
                 passes = []
-                title = "schema 0006 (before)" if has_index_migration else "schema head"
-                sc, _ = measure(store, s, args, log, title)
+                sc, _ = measure(store, s, args, log, "schema head")
                 report(sc, args.full_plans)
-                passes.append(("before" if has_index_migration else "as is", sc))
-                if has_index_migration:
-                    migrate_to("head")
-                    db.session.remove()
-                    with db.engine.connect().execution_options(
-                            isolation_level="AUTOCOMMIT") as conn:
-                        conn.exec_driver_sql("ANALYZE conversations")
-                        conn.exec_driver_sql("ANALYZE messages")
-                    title = "schema head with 0007 (after)"
-                    sc, _ = measure(store, s, args, log, title)
-                    report(sc, args.full_plans)
-                    passes.append(("after 0007", sc))
+                passes.append(("as is", sc))
                 if args.what_if_desc_index:
                     title = "what-if: DESC composite indexes instead of the ASC ones"
                     with temporary_ddl(DESC_INDEXES):
