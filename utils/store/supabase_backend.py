@@ -427,27 +427,17 @@ class SupabaseStore:
     def update_message(self, owner_id: str, message_id: str, text: str | None = None,
                        metadata: dict | None = None) -> dict | None:
         """Replace the text and/or merge keys into the metadata (edits, reactions, errors)."""
-        if not _is_uuid(message_id):
-            return None
-        db = self._client(owner_id)
-        for _ in range(CAS_ATTEMPTS):
-            row = _first(db.table("messages").select("*").eq("owner_id", owner_id)
-                         .eq("id", message_id).execute())
-            if row is None:
-                return None
+        def changes_for(row: dict) -> dict:
             changes = {}
             if text is not None:
                 changes["text"] = text
             if metadata:
                 changes["metadata"] = {**(row["metadata"] or {}), **metadata}
-            if not changes:
-                return message_dict(_obj(row))
-            # only if the row is as we read it, so a concurrent metadata merge is not lost
-            updated = _first(db.table("messages").update(changes).eq("owner_id", owner_id)
-                             .eq("id", message_id).eq("updated_at", row["updated_at"]).execute())
-            if updated:
-                return message_dict(_obj(updated))
-        raise RuntimeError("message update: too many concurrent updates")
+            return changes
+
+        # only if the row is as we read it, so a concurrent metadata merge is not lost
+        return self._update_message_cas(owner_id, message_id, changes_for,
+                                        lambda q, row: q.eq("updated_at", row["updated_at"]))
 
     def mark_outbound_up_to(self, owner_id: str, conversation_id: str, status: str,
                             until: datetime) -> int:
@@ -476,6 +466,25 @@ class SupabaseStore:
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
+        def changes_for(row: dict) -> dict:
+            changes = {}
+            if platform_message_id and not row["platform_message_id"]:
+                changes["platform_message_id"] = platform_message_id
+            if status_moves_forward(row["status"], status):
+                changes["status"] = status
+                if status == "failed":
+                    changes["error"] = error
+            return changes
+
+        # only if nobody moved the status (or set the platform id) since we read it
+        return self._update_message_cas(
+            owner_id, message_id, changes_for,
+            lambda q, row: _guard(q.eq("status", row["status"]), "platform_message_id",
+                                  row["platform_message_id"]))
+
+    def _update_message_cas(self, owner_id: str, message_id: str, changes_for, guard):
+        """Read-modify-write one of the owner's messages without losing a concurrent write:
+        the UPDATE applies only while `guard` still matches the row read; else read again."""
         if not _is_uuid(message_id):
             return None
         db = self._client(owner_id)
@@ -484,23 +493,14 @@ class SupabaseStore:
                          .eq("id", message_id).execute())
             if row is None:
                 return None
-            changes = {}
-            if platform_message_id and not row["platform_message_id"]:
-                changes["platform_message_id"] = platform_message_id
-            if status_moves_forward(row["status"], status):
-                changes["status"] = status
-                if status == "failed":
-                    changes["error"] = error
+            changes = changes_for(row)
             if not changes:
                 return message_dict(_obj(row))
-            # only if nobody moved the status (or set the platform id) since we read it
-            query = (db.table("messages").update(changes).eq("owner_id", owner_id)
-                     .eq("id", message_id).eq("status", row["status"]))
-            updated = _first(_guard(query, "platform_message_id",
-                                    row["platform_message_id"]).execute())
+            query = db.table("messages").update(changes).eq("owner_id", owner_id).eq("id", message_id)
+            updated = _first(guard(query, row).execute())
             if updated:
                 return message_dict(_obj(updated))
-        raise RuntimeError("message status: too many concurrent updates")
+        raise RuntimeError("message update: too many concurrent updates")
 
     # --------------------------------------------------------------------- tasks
     def create_task(self, owner_id: str, data: dict) -> dict:
