@@ -119,6 +119,49 @@ def database(workdir: Path, postgres_admin_url: str | None) -> Iterator[str]:
         admin.dispose()
 
 
+# ------------------------------------------------------------------------------ redis
+
+REDIS_CLAIM_KEY = "dana-test:redis-db-claim:{}"   # the tests' protocol (tests/realtime/conftest.py)
+REDIS_MARKER_KEY = "dana-test:realtime-db"
+
+
+@contextlib.contextmanager
+def claimed_redis(url: str, owner: str, wait: float = 120.0):
+    """The Redis database of `url` for this bench alone, yielding a client on it.
+
+    Claimed in database 0 the way the tests claim theirs (SET NX with an expiry), so a
+    parallel test session never picks it while we use it; flushed before and after. Waits up
+    to `wait` seconds for another holder to release it.
+    """
+    import redis
+
+    require_loopback_url(url, "REDIS_URL")
+    client = redis.Redis.from_url(url)
+    number = client.connection_pool.connection_kwargs.get("db", 0)
+    admin = redis.Redis.from_url(url, db=0)
+    token = f"bench-{owner}-{os.getpid()}-{uuid.uuid4().hex}"
+    deadline = time.monotonic() + wait
+    while not admin.set(REDIS_CLAIM_KEY.format(number), token, nx=True, ex=3600):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: Redis database {number} is claimed by another session "
+                             f"({admin.get(REDIS_CLAIM_KEY.format(number))!r}); try again later")
+        time.sleep(1.0)
+    try:
+        foreign = client.dbsize() - client.exists(REDIS_MARKER_KEY)
+        if foreign:
+            print(f"  (Redis db {number}: flushing {foreign} leftover key(s) of an earlier "
+                  f"session)", flush=True)
+        client.flushdb()
+        client.set(REDIS_MARKER_KEY, token)
+        yield client
+    finally:
+        client.flushdb()
+        if admin.get(REDIS_CLAIM_KEY.format(number)) == token.encode():
+            admin.delete(REDIS_CLAIM_KEY.format(number))
+        client.close()
+        admin.close()
+
+
 # ---------------------------------------------------------------------------- servers
 
 def free_port() -> int:

@@ -50,14 +50,13 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the app impor
 
 import httpx  # noqa: E402
 
-from bench.common import (LOOPBACK, PYTHON, ROOT, GunicornServer, dana_env,  # noqa: E402
+from bench.common import (LOOPBACK, PYTHON, ROOT, GunicornServer, claimed_redis,  # noqa: E402
+                          dana_env,
                           database, migrate, percentile, print_table, raise_on_sigterm,
-                          require_loopback_url, temp_workdir)
+                          temp_workdir)
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 APP_SECRET = "bench-realtime-app-secret-0123456789"
-CLAIM_KEY = "dana-test:redis-db-claim:{}"   # the tests' protocol (tests/realtime/conftest.py)
-MARKER_KEY = "dana-test:realtime-db"
 CLIENT_PROCESSES = 4
 KNOWLEDGE = (
     "Shipping. We ship to every country in the European Union. Standard delivery takes 3 to 5 "
@@ -71,34 +70,6 @@ QUESTIONS = ["How long does delivery take and what does shipping cost?",
 
 
 # ---------------------------------------------------------------------------- infrastructure
-
-@contextlib.contextmanager
-def claimed_redis(url: str, wait: float = 120.0):
-    """The Redis database `url` for this run alone (claimed in db 0 with SET NX, as the tests
-    do), flushed before and after."""
-    import redis
-
-    require_loopback_url(url, "--redis-url")
-    client = redis.Redis.from_url(url)
-    number = client.connection_pool.connection_kwargs.get("db", 0)
-    admin = redis.Redis.from_url(url, db=0)
-    token = f"bench-realtime-{os.getpid()}-{uuid.uuid4().hex}"
-    deadline = time.monotonic() + wait
-    while not admin.set(CLAIM_KEY.format(number), token, nx=True, ex=3600):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: Redis database {number} is claimed by another session")
-        time.sleep(1.0)
-    try:
-        client.flushdb()
-        client.set(MARKER_KEY, token)
-        yield url
-    finally:
-        client.flushdb()
-        if admin.get(CLAIM_KEY.format(number)) == token.encode():
-            admin.delete(CLAIM_KEY.format(number))
-        client.close()
-        admin.close()
-
 
 class Instance(GunicornServer):
     """One web instance as production runs it: gunicorn -c gunicorn.conf.py main:app."""
@@ -480,7 +451,8 @@ def main() -> int:
     pg = None if args.database_url == "sqlite" else args.database_url
     raise_on_sigterm()
 
-    with temp_workdir("dana-bench-realtime-") as work, claimed_redis(args.redis_url) as redis_url:
+    with temp_workdir("dana-bench-realtime-") as work, claimed_redis(args.redis_url, "realtime"):
+        redis_url = args.redis_url
         print(f"bench/realtime.py: database {'PostgreSQL' if pg else 'SQLite'}, "
               f"Redis {redis_url}, {os.cpu_count()} CPUs", flush=True)
         if args.part in ("latency", "both"):

@@ -42,8 +42,8 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the app impor
 
 import httpx  # noqa: E402
 
-from bench.common import (GunicornServer, LoadResult, clean_env, dana_env,  # noqa: E402
-                          database, migrate, print_table, raise_on_sigterm,
+from bench.common import (GunicornServer, LoadResult, claimed_redis, clean_env,  # noqa: E402
+                          dana_env, database, migrate, print_table, raise_on_sigterm,
                           require_loopback_url, run_load, temp_workdir)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -184,43 +184,6 @@ def alternate(targets: dict[str, dict], counts: dict[str, int], *, rounds: int,
     return results
 
 
-CLAIM_KEY = "dana-test:redis-db-claim:{}"   # the tests' protocol (tests/realtime/conftest.py)
-MARKER_KEY = "dana-test:realtime-db"
-
-
-@contextlib.contextmanager
-def claimed_redis(url: str, wait: float = 120.0):
-    """Redis database `url` for this bench alone: claimed in database 0 the way the tests
-    claim theirs (SET NX with an expiry), so a parallel test session never picks it while we
-    use it; flushed before and after, as the bench's brief asks. Waits up to `wait` seconds
-    for another holder to release it."""
-    import redis
-
-    require_loopback_url(url, "REDIS_URL")
-    client = redis.Redis.from_url(url)
-    number = client.connection_pool.connection_kwargs.get("db", 0)
-    admin = redis.Redis.from_url(url, db=0)
-    token = f"bench-webhooks-{os.getpid()}-{uuid.uuid4().hex}"
-    deadline = time.monotonic() + wait
-    while not admin.set(CLAIM_KEY.format(number), token, nx=True, ex=1800):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: Redis database {number} is claimed by another session "
-                             f"({admin.get(CLAIM_KEY.format(number))!r}); try again later")
-        time.sleep(1.0)
-    try:
-        foreign = client.dbsize() - client.exists(MARKER_KEY)
-        if foreign:
-            print(f"  (Redis db {number}: flushing {foreign} leftover key(s) of an earlier "
-                  f"session)", flush=True)
-        client.flushdb()
-        client.set(MARKER_KEY, token)
-        yield client
-    finally:
-        client.flushdb()
-        if admin.get(CLAIM_KEY.format(number)) == token.encode():
-            admin.delete(CLAIM_KEY.format(number))
-        client.close()
-        admin.close()
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
@@ -262,7 +225,7 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                          AI_PROVIDER="local", RATE_LIMIT_ENABLED="false")
         rds = None
         if mode == "ingest":
-            rds = stack.enter_context(claimed_redis(REDIS_URL))
+            rds = stack.enter_context(claimed_redis(REDIS_URL, "webhooks"))
             overrides.update(AUTOMATION_QUEUE="rq", REDIS_URL=REDIS_URL)
         else:
             from tests.fakes.graph import FakeGraph
