@@ -42,6 +42,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 def _ts(value) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=timezone.utc) if value else None
 
@@ -181,18 +185,18 @@ def _sync(user_id: str, current: dict, stripe_sub: dict, actor: str | None) -> s
               "provider_subscription_id": stripe_sub["id"], "past_due_since": None,
               "canceled_at": None}
     if status == "past_due":
-        fields["past_due_since"] = (current.get("past_due_since")
+        fields["past_due_since"] = (_iso(current.get("past_due_since"))
                                     if current["status"] == "past_due" else None) or _now()
     if cancel_at_end and status in ("active", "trialing"):
         # ours: canceled, running to the end of the paid period
-        fields.update(status="canceled", canceled_at=current.get("canceled_at") or _now())
+        fields.update(status="canceled", canceled_at=_iso(current.get("canceled_at")) or _now())
     if status == "canceled":  # Stripe's canceled has ended: nothing runs on
         fields.update(canceled_at=_ts(stripe_sub.get("canceled_at")) or _now(),
                       cancel_at_period_end=False,
                       current_period_end=min(period_end or _now(), _now()))
     if current.get("started_at") and current["tier_id"] == tier["id"] \
             and current.get("provider") == "stripe":
-        fields["started_at"] = current["started_at"]
+        fields["started_at"] = _iso(current["started_at"])
     subscribe(user_id, tier["id"], None, actor, provider="stripe",
               event="subscription_synced_from_stripe", **fields)
     return "applied"
@@ -228,7 +232,7 @@ def _invoice_paid(sub: dict, invoice: dict) -> str:
             for line in ((invoice.get("lines") or {}).get("data") or [])]
     period_end = _ts(max((e for e in ends if e), default=None))
     if period_end is None and sub["current_period_end"]:
-        period_end = datetime.fromisoformat(sub["current_period_end"])
+        period_end = _iso(sub["current_period_end"])
     status = "canceled" if sub["status"] == "canceled" and sub["cancel_at_period_end"] \
         else "active"
     get_store().save_subscription(sub["user_id"], {

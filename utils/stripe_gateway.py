@@ -46,13 +46,20 @@ def is_configured() -> bool:
 
 
 def _client() -> stripe.StripeClient:
-    settings = _settings()
-    addresses = {"api": settings.STRIPE_API_URL.rstrip("/")} if settings.STRIPE_API_URL else None
-    return stripe.StripeClient(
-        settings.STRIPE_SECRET_KEY, base_addresses=addresses,
-        max_network_retries=settings.STRIPE_MAX_RETRIES,
-        # httpx is already a pinned runtime dependency; requests is only a test one
-        http_client=stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS))
+    """The app's StripeClient, built once (its HTTP connection pool is reused)."""
+    client = current_app.extensions.get("dana_stripe")
+    if client is None:
+        settings = _settings()
+        addresses = ({"api": settings.STRIPE_API_URL.rstrip("/")}
+                     if settings.STRIPE_API_URL else None)
+        client = stripe.StripeClient(
+            settings.STRIPE_SECRET_KEY, base_addresses=addresses,
+            max_network_retries=settings.STRIPE_MAX_RETRIES,
+            # httpx is already a pinned runtime dependency (requests is only a test one)
+            http_client=stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS,
+                                           allow_sync_methods=True))
+        current_app.extensions["dana_stripe"] = client
+    return client
 
 
 def _call(what: str, fn):
