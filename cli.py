@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from models_db import User, db
 from routes.schemas import TierUpdateIn
-from services.subscriptions import list_tiers, subscribe
+from services.subscriptions import check_price_free, list_tiers, subscribe
 from utils.audit import audit
 from utils.errors import ApiError
 from utils.store import get_store
@@ -174,6 +174,10 @@ def register_plans_cli(app: Flask) -> None:
             TierUpdateIn(**changes)
         except ValidationError as exc:
             raise click.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+        try:
+            check_price_free(changes["stripe_price_id"], tier["id"])
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
         get_store().update_tier(tier["id"], changes)
         audit("tier_updated_cli", tier_id=tier["id"], fields=sorted(changes))
         click.echo(f"{tier['name']}: stripe_price_id={changes['stripe_price_id']}"

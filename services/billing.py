@@ -212,6 +212,8 @@ def _checkout_completed(session: dict) -> tuple[str, str | None]:
         log.warning("checkout session %s: customer and client_reference_id disagree",
                     session.get("id"))
         return "unknown_customer", None
+    if not isinstance(session.get("subscription"), str):
+        return "not_a_subscription", user_id
     stripe_sub = stripe_gateway.retrieve_subscription(session["subscription"])
     if stripe_sub.get("customer") != sub["provider_customer_id"]:
         return "unknown_customer", user_id

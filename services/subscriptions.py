@@ -35,14 +35,26 @@ def list_tiers(include_inactive: bool = False) -> dict:
 
 
 def get_tier(tier_id: str, include_inactive: bool = False) -> dict:
+    """One plan; 404 tier_not_found if missing (or archived, unless include_inactive)."""
     tier = get_store().get_tier(tier_id)
     if tier is None or (not tier["is_active"] and not include_inactive):
         raise NotFound("No such plan.", code="tier_not_found")
     return tier
 
 
+def check_price_free(price_id: str | None, tier_id: str | None = None) -> None:
+    """A Stripe price bills one plan only: webhooks find the plan by it."""
+    if not price_id:
+        return
+    for tier in get_store().list_tiers(include_inactive=True):
+        if tier["stripe_price_id"] == price_id and tier["id"] != tier_id:
+            raise Conflict(f"The {tier['name']} plan already has this Stripe price.",
+                           code="stripe_price_in_use")
+
+
 def create_tier(actor: User, data: dict) -> dict:
-    """Admin: add a plan; its name must be unique."""
+    """Admin: add a plan; its name (and Stripe price, if any) must be unique."""
+    check_price_free(data.get("stripe_price_id"))
     try:
         tier = get_store().create_tier(data)
     except DuplicateTier:
@@ -56,6 +68,7 @@ def update_tier(actor: User, tier_id: str, data: dict) -> dict:
     get_tier(tier_id, include_inactive=True)
     if "trial_days" in data and data["trial_days"] is None:
         del data["trial_days"]
+    check_price_free(data.get("stripe_price_id"), tier_id)
     try:
         tier = get_store().update_tier(tier_id, data)
     except DuplicateTier:

@@ -373,7 +373,19 @@ def test_plan_trial_and_stripe_price_are_admin_settings(client, user, admin):
         {"stripe_price_id", "trial_days"}
     assert client.put(f"/api/subscriptions/tiers/{tier['id']}", json={"trial_days": 30},
                       headers=user["headers"]).status_code == 403
-    defaults = client.get("/api/subscriptions/tiers/starter").get_json()
+    # one Stripe price bills one plan: webhooks find the plan by it
+    assert client.put("/api/subscriptions/tiers/starter", json={"stripe_price_id": "price_1S"},
+                      headers=admin["headers"]).status_code == 200
+    for method, path in (("put", f"/api/subscriptions/tiers/{tier['id']}"),
+                         ("post", "/api/subscriptions/tiers")):
+        taken = getattr(client, method)(path, json={**NEW_TIER, "name": "Other",
+                                                    "stripe_price_id": "price_1S"},
+                                        headers=admin["headers"])
+        assert taken.status_code == 409, method
+        assert taken.get_json()["error"]["code"] == "stripe_price_in_use"
+    assert client.put("/api/subscriptions/tiers/starter", json={"stripe_price_id": "price_1S"},
+                      headers=admin["headers"]).status_code == 200  # its own price again
+    defaults = client.get("/api/subscriptions/tiers/professional").get_json()
     assert (defaults["trial_days"], defaults["stripe_price_id"]) == (0, None)
 
 
@@ -401,5 +413,8 @@ def test_cli_grant_plan_and_set_stripe_price(app, client, user):
     assert (starter["stripe_price_id"], starter["trial_days"]) == ("price_1Starter", 14)
     result = runner.invoke(args=["set-stripe-price", "--tier", "Starter", "--price-id", "nope"])
     assert result.exit_code != 0
+    result = runner.invoke(args=["set-stripe-price", "--tier", "Enterprise", "--price-id",
+                                 "price_1Starter"])
+    assert result.exit_code != 0 and "already has this Stripe price" in result.output
     assert client.get("/api/subscriptions/tiers/starter").get_json()["stripe_price_id"] == \
         "price_1Starter"

@@ -29,17 +29,20 @@ def post_event(client, body: str, *, secret: str | None = None, timestamp: int |
 
 
 def ask(client, user, tier: str):
+    """The user asks for a plan for themselves."""
     return client.post("/api/subscriptions/user", json={"tier_id": tier},
                        headers=user["headers"])
 
 
 def me(client, user) -> dict:
+    """The user's subscription as the API shows it to them."""
     resp = client.get("/api/subscriptions/user", headers=user["headers"])
     assert resp.status_code == 200
     return resp.get_json()
 
 
 def checkout_url(client, user, tier: str = "starter") -> str:
+    """Ask for a paid plan: the 402's checkout_url."""
     resp = ask(client, user, tier)
     assert resp.status_code == 402, resp.get_json()
     err = resp.get_json()["error"]
@@ -56,6 +59,7 @@ def pay(client, user, stripe_fake, tier: str = "starter") -> dict:
 
 
 def stored_events() -> int:
+    """How many Stripe events were recorded as applied."""
     return db.session.scalar(db.select(db.func.count()).select_from(StripeEvent))
 
 

@@ -57,6 +57,8 @@ def invoice(customer: str, subscription: str, price: str, period_end: int,
 
 @dataclass
 class Recorded:
+    """One request the fake received."""
+
     method: str
     path: str
     form: dict
