@@ -59,6 +59,10 @@ def request_plan(actor: User, tier_id: str, user_id: str | None = None,
                            "the end of the paid period).", code="subscription_billed")
         return subscribe(target.id, tier["id"], None, actor.id, provider=None,
                          event="subscription_changed")
+    if _is_stripe_billed(current):
+        # a second Checkout would bill the user twice
+        raise Conflict("Your current plan is billed through Stripe: cancel it first, then "
+                       "choose the new plan.", code="subscription_billed")
     if tier["trial_days"] > 0 and not current.get("trial_started_at"):
         now = datetime.now(timezone.utc)
         return subscribe(target.id, tier["id"], None, actor.id, provider=None,

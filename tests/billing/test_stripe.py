@@ -268,9 +268,13 @@ def test_a_stripe_outage_answers_503_and_changes_nothing(client, user, priced, s
 def test_cancel_stops_billing_at_period_end_in_stripe(client, user, priced, stripe_fake):
     uid = user["user"]["id"]
     stripe_sub = pay(client, user, stripe_fake, "starter")
-    # a paid plan cannot be swapped for Free while Stripe still bills it
-    resp = ask(client, user, "free")
-    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "subscription_billed"
+    # a billed plan cannot be swapped for Free, nor for a second Checkout (billed twice)
+    sessions = len(stripe_fake.sessions)
+    for tier in ("free", "professional"):
+        resp = ask(client, user, tier)
+        assert resp.status_code == 409, tier
+        assert resp.get_json()["error"]["code"] == "subscription_billed"
+    assert len(stripe_fake.sessions) == sessions and me(client, user)["tier_id"] == "starter"
 
     resp = client.post(f"/api/subscriptions/user/{uid}/cancel", headers=user["headers"])
     assert resp.status_code == 200
