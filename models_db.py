@@ -257,6 +257,9 @@ class StripeEvent(db.Model):
     type: Mapped[str] = mapped_column(String(100), nullable=False)
     user_id: Mapped[str | None] = mapped_column(String(36))
     outcome: Mapped[str | None] = mapped_column(String(32))
+    # when Stripe created the event: deliveries are not ordered, so an event older than one
+    # already applied for the same user is not applied over it
+    created_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
 
 

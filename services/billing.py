@@ -21,6 +21,7 @@ import logging
 from datetime import datetime, timezone
 
 from flask import current_app
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from models_db import StripeEvent, User, db
@@ -83,7 +84,8 @@ def handle_webhook(payload: bytes, signature: str | None) -> dict:
         raise ApiError("STRIPE_WEBHOOK_SECRET is not configured.", status=503,
                        code="webhook_not_configured")
     event = stripe_gateway.verify_event(payload, signature)  # 400 before anything is stored
-    claim = StripeEvent(id=event["id"], type=event["type"], received_at=_now())
+    claim = StripeEvent(id=event["id"], type=event["type"], received_at=_now(),
+                        created_at=_ts(event.get("created")))
     try:
         db.session.add(claim)
         db.session.commit()
@@ -124,7 +126,18 @@ def _apply(event: dict) -> tuple[str, str | None]:
         return "unknown_customer", None
     if sub.get("provider") == "admin":
         return "ignored_grant", sub["user_id"]
+    if _older_than_applied(sub["user_id"], event):
+        return "stale", sub["user_id"]
     return handler(sub, obj), sub["user_id"]
+
+
+def _older_than_applied(user_id: str, event: dict) -> bool:
+    """Stripe does not deliver in order: a failed payment created before an already applied
+    paid invoice must not make the subscription past due again."""
+    created = _ts(event.get("created"))
+    newest = db.session.scalar(select(func.max(StripeEvent.created_at)).where(
+        StripeEvent.user_id == user_id, StripeEvent.outcome == "applied"))
+    return bool(created and newest and created < newest)
 
 
 def _ours(customer_id) -> dict | None:

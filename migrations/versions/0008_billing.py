@@ -37,6 +37,7 @@ def upgrade():
     sa.Column('type', sa.String(length=100), nullable=False),
     sa.Column('user_id', sa.String(length=36), nullable=True),
     sa.Column('outcome', sa.String(length=32), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stripe_events'))
     )

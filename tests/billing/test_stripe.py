@@ -199,6 +199,23 @@ def test_a_replayed_event_is_applied_once(client, user, priced, stripe_fake):
     assert stored_events() == 3
 
 
+def test_an_event_older_than_one_applied_is_not_applied_over_it(
+        client, user, priced, stripe_fake):
+    stripe_sub = pay(client, user, stripe_fake, "starter")
+    now = int(time.time())
+    paid = event("invoice.paid", invoice(stripe_sub["customer"], stripe_sub["id"],
+                                         "price_1Starter", stripe_sub["current_period_end"]),
+                 created=now)
+    assert post_event(client, paid).get_json()["outcome"] == "applied"
+    # the failure of the same renewal, created before the payment but delivered after it
+    late = event("invoice.payment_failed", invoice(
+        stripe_sub["customer"], stripe_sub["id"], "price_1Starter",
+        stripe_sub["current_period_end"], paid=False), created=now - 120)
+    resp = post_event(client, late)
+    assert resp.status_code == 200 and resp.get_json()["outcome"] == "stale"
+    assert me(client, user)["status"] == "active"
+
+
 def test_a_user_cannot_activate_a_plan_by_posting_an_event(
         client, user, other_user, priced, stripe_fake):
     uid, oid = user["user"]["id"], other_user["user"]["id"]

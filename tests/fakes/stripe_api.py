@@ -34,10 +34,11 @@ def sign(body: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) 
     return f"t={t},v1={mac}"
 
 
-def event(kind: str, obj: dict, event_id: str | None = None) -> str:
-    """The JSON body of a Stripe event of this type carrying obj."""
+def event(kind: str, obj: dict, event_id: str | None = None, created: int | None = None) -> str:
+    """The JSON body of a Stripe event of this type carrying obj (created: now by default)."""
     return json.dumps({"id": event_id or "evt_" + uuid.uuid4().hex[:24], "object": "event",
-                       "api_version": "2025-03-31.basil", "created": int(time.time()),
+                       "api_version": "2025-03-31.basil",
+                       "created": int(time.time()) if created is None else created,
                        "livemode": False, "pending_webhooks": 1, "type": kind,
                        "data": {"object": obj}})
 
