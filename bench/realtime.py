@@ -288,7 +288,8 @@ def run_latency(args, work: Path, db_url: str, redis_url: str) -> list[list[str]
         instances = [one, two]
         try:
             print(f"  registering {args.users} users ...", flush=True)
-            users = [business(one.base_url, db_url, fake, str(10**14 + i)) for i in range(args.users)]
+            users = [business(one.base_url, db_url, fake, str(10**14 + i))
+                     for i in range(args.users)]
             per_user = args.clients // args.users
             sockets = [(instances[j % 2].base_url, u["access_token"])
                        for u in users for j in range(per_user)]

@@ -400,7 +400,8 @@ class PlatformAccountIn(StrictModel):
                              description="Page id, Instagram account id or WhatsApp phone_number_id")
     access_token: str = Field(min_length=10, max_length=4096, repr=False,
                               description="Page token (Messenger, Instagram) or system-user token "
-                                          "(WhatsApp); checked with Graph before anything is stored")
+                                          "(WhatsApp); checked with Graph before anything "
+                                          "is stored")
     name: str = Field(default="", max_length=200,
                       description="empty: the Page name / Instagram username / WhatsApp verified "
                                   "name that Graph answers")

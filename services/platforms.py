@@ -77,9 +77,9 @@ def connect_account(user_id: str, platform: str, external_id: str, access_token:
         PlatformAccount.platform == platform, PlatformAccount.external_id == external_id))
     if taken:
         raise Conflict("This account is already connected.", code="account_already_connected")
+    number = (profile.display_phone_number or "")[:32] or None
     account = PlatformAccount(user_id=user_id, platform=platform, external_id=external_id,
-                              name=(name or profile.name)[:200],
-                              display_phone_number=(profile.display_phone_number or "")[:32] or None,
+                              name=(name or profile.name)[:200], display_phone_number=number,
                               access_token_encrypted=encrypt(access_token))
     db.session.add(account)
     try:

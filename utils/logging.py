@@ -34,6 +34,7 @@ class RedactSecretsFilter(logging.Filter):
     """Redact secret query parameters from a record (werkzeug's and gunicorn's request lines)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message when it carries a secret; never drop a record."""
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record is logging's problem, not ours

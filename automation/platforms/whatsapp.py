@@ -174,7 +174,8 @@ class WhatsAppConnector(GraphConnector):
 
     def profile_of(self, body: dict) -> AccountProfile:
         """The business's verified name and the number customers see."""
-        return AccountProfile(id=str(body.get("id") or ""), name=str(body.get("verified_name") or ""),
+        return AccountProfile(id=str(body.get("id") or ""),
+                              name=str(body.get("verified_name") or ""),
                               display_phone_number=as_str(body.get("display_phone_number")),
                               raw=body)
 

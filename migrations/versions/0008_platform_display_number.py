@@ -17,10 +17,12 @@ depends_on = None
 
 
 def upgrade():
+    """Add the nullable column (existing accounts get it on their next token update)."""
     with op.batch_alter_table('platform_accounts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('display_phone_number', sa.String(length=32), nullable=True))
 
 
 def downgrade():
+    """Drop the column."""
     with op.batch_alter_table('platform_accounts', schema=None) as batch_op:
         batch_op.drop_column('display_phone_number')

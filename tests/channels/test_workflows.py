@@ -219,7 +219,8 @@ def test_catastrophic_regex_on_a_long_message_completes_with_the_right_answer(
         "actions": [{"type": "add_label", "label": "all-a"}]})
     post_webhook(client, "facebook", fb_text("a" * 29 + "!", psid="801"))
     post_webhook(client, "facebook", fb_text("A" * 30, psid="802"))   # case-insensitive
-    labels = {c["contact"]["platform_user_id"]: c["labels"] for c in conversations(client, business)}
+    labels = {c["contact"]["platform_user_id"]: c["labels"]
+              for c in conversations(client, business)}
     assert labels == {"801": [], "802": ["all-a"]}
 
 
