@@ -72,6 +72,7 @@ def connect_account(user_id: str, platform: str, external_id: str, access_token:
     count = db.session.scalar(select(func.count()).select_from(PlatformAccount)
                               .where(PlatformAccount.user_id == user_id)) or 0
     entitlements.require_platform(user_id, platform, connected_accounts=count)
+    db.session.commit()   # hold no connection (or transaction) while Graph answers
     profile = verify_ownership(platform, external_id, access_token)
     taken = db.session.scalar(select(PlatformAccount.id).where(
         PlatformAccount.platform == platform, PlatformAccount.external_id == external_id))
@@ -106,7 +107,9 @@ def update_account(user_id: str, account_id: str, changes: dict) -> PlatformAcco
     nothing changed), and then makes a needs_reauth account active again."""
     account = get_account(user_id, account_id)
     if changes.get("access_token"):
-        profile = verify_ownership(account.platform, account.external_id, changes["access_token"])
+        platform, external_id = account.platform, account.external_id
+        db.session.commit()   # hold no connection (or transaction) while Graph answers
+        profile = verify_ownership(platform, external_id, changes["access_token"])
         account.access_token_encrypted = encrypt(changes["access_token"])
         account.status, account.last_error = "active", None
         if profile.display_phone_number:

@@ -181,3 +181,15 @@ def test_openapi_documents_the_check(client):
     post = spec["paths"]["/api/platforms"]["post"]["responses"]
     patch = spec["paths"]["/api/platforms/{account_id}"]["patch"]["responses"]
     assert {"402", "409", "422"} <= set(post) and "422" in patch
+
+
+@pytest.mark.parametrize("external_id", ["me", "..", "me.."])
+def test_an_id_that_is_not_an_account_id_cannot_pass_the_check(client, user, fake_graph,
+                                                                external_id):
+    """`GET /me` with an Instagram token answers the token's own account: the answered id must
+    equal the claimed one, so "me" (or a path trick) never gets stored."""
+    set_plan(user["user"]["id"], "professional")
+    fake_graph.manage("IGQ-real-token-123", IG_ID, username="nora.shop")
+    resp = _post(client, user, "instagram", external_id, "IGQ-real-token-123")
+    assert resp.status_code == 422
+    assert _stored() == []
