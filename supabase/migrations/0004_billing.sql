@@ -1,5 +1,5 @@
 -- Dana billing on Supabase (DATA_BACKEND=supabase): the same columns as Alembic migration
--- migrations/versions/0008_billing.py adds to SubscriptionTier and UserSubscription
+-- migrations/versions/0009_billing.py adds to SubscriptionTier and UserSubscription
 -- (utils/store/sql_models.py). Requires 0002_subscriptions.sql.
 --
 -- The row-level security of 0002 is unchanged: a user still reads only their own
