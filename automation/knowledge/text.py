@@ -122,19 +122,85 @@ def term_matches(term: str, doc_tokens: set[str], doc_stems: set[str]) -> bool:
     return False
 
 
+# Customers' words for what the knowledge calls otherwise, per language (folded, one word
+# each side; a group's words are interchangeable). Keep groups narrow: a synonym that is
+# wrong half the time turns near misses into wrong answers.
+SYNONYMS: dict[str, list[tuple[str, ...]]] = {
+    "en": [
+        ("shop", "store", "boutique"), ("return", "refund", "exchange"),
+        ("price", "cost", "costs", "fee", "charge", "expensive", "cheap", "cheapest"),
+        ("open", "opening", "hours", "close", "closed", "closing"),
+        ("book", "booking", "reserve", "reservation", "appointment", "appointments"),
+        ("cancel", "cancelling", "cancellation", "unsubscribe"),
+        ("deliver", "delivery", "shipping", "ship"),
+        ("phone", "call", "telephone"), ("email", "mail"),
+        ("address", "located", "location"), ("park", "parking"),
+        ("wheelchair", "accessible", "lift", "elevator"),
+        ("kid", "kids", "child", "children", "baby", "toddler"),
+        ("vegetarian", "veggie"), ("voucher", "vouchers", "gift"),
+        ("discount", "discounts"), ("trial", "try"),
+        ("receipt", "receipts", "invoice", "invoices", "bill"),
+        ("app", "iphone", "ios", "android", "mobile"),
+        ("insurance", "insurer", "covered"),
+        ("nervous", "anxious", "scared", "terrified", "afraid", "anxiety"),
+    ],
+    "de": [
+        ("termin", "termine"), ("geoffnet", "offnungszeiten", "offen"),
+        ("parkplatz", "parken"), ("preis", "kosten", "kostet"),
+    ],
+    "fr": [
+        ("reserver", "reservation"), ("horaires", "ouvert", "ouverts", "ferme"),
+        ("prix", "coute", "tarif"),
+    ],
+    "es": [
+        ("precio", "cuesta", "cuanto"), ("cancelar", "baja"),
+    ],
+}
+# Multi-word phrases customers use, rewritten to the word the knowledge uses.
+PHRASES = {
+    "send back": "return", "money back": "refund", "credit card": "card",
+}
+_GROUPS: dict[str, set[str]] = {}
+for _groups in SYNONYMS.values():
+    for _group in _groups:
+        for _word in _group:
+            _GROUPS.setdefault(_word, set()).update(_group)
+
+
+def rewrite_phrases(text: str) -> str:
+    """The text, folded, with customers' multi-word phrases replaced by the knowledge's word."""
+    out = " ".join(tokens(text))
+    for phrase, word in PHRASES.items():
+        out = re.sub(rf"\b{phrase}\b", word, out)
+    return out
+
+
+def alternatives(term: str) -> list[str]:
+    """The term and its synonyms (the term first)."""
+    return [term] + sorted(_GROUPS.get(term, set()) - {term})
+
+
+def any_matches(alts: list[str], doc_tokens: set[str], doc_stems: set[str]) -> bool:
+    """Does any of a term's alternatives occur in a text (see term_matches)?"""
+    return any(term_matches(a, doc_tokens, doc_stems) for a in alts)
+
+
 def idf(df: int, n: int) -> float:
     """BM25's inverse document frequency: always positive, highest for unseen words."""
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
-def coverage(terms: list[str], weights: dict[str, float], text_tokens: list[str]) -> float:
-    """The IDF-weighted share of the query's terms that a text contains (0..1)."""
+def coverage(terms: list[str], weights: dict[str, float], text_tokens: list[str],
+             alts: dict[str, list[str]] | None = None) -> float:
+    """The IDF-weighted share of the query's terms that a text contains (0..1); with `alts`,
+    a term counts as contained when one of its synonyms is."""
     total = sum(weights[t] for t in terms)
     if total <= 0:
         return 0.0
     toks = set(text_tokens)
     stems = {stem(t) for t in toks}
-    hit = sum(weights[t] for t in terms if term_matches(t, toks, stems))
+    hit = sum(weights[t] for t in terms
+              if any_matches((alts or {}).get(t, [t]), toks, stems))
     return hit / total
 
 
