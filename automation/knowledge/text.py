@@ -30,6 +30,7 @@ thx ty cheers ok okay yes yeah yep no nope sure hmm um uh like know tell want wa
 wonder question questions ask asking get got getting let lets need needs would need help
 anyone someone something anything thing things way much many really actually just still
 how when where why whether ever
+whats wheres hows whos u r ur ya guys anything really actually right now
 long far often soon time times somewhere anywhere everywhere nowhere else possible exactly
 currently moment usually normally generally kind type sort able
 der die das den dem des ein eine einer eines einem einen und oder aber wenn dass ich du er
@@ -159,6 +160,7 @@ SYNONYMS: dict[str, list[tuple[str, ...]]] = {
 # Multi-word phrases customers use, rewritten to the word the knowledge uses.
 PHRASES = {
     "send back": "return", "money back": "refund", "credit card": "card",
+    "phone number": "phone", "sit outside": "terrace",
 }
 _GROUPS: dict[str, set[str]] = {}
 for _groups in SYNONYMS.values():
