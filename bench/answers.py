@@ -205,6 +205,7 @@ def time_decision(rows: list[dict]) -> list[list[str]]:
     from automation.ai.response_generator import ReplyContext, generate_reply
     from automation.knowledge import search
     from automation.knowledge.database import _new_document
+    from automation.knowledge.decision import features, load_model
     from models_db import db
 
     user_id = new_user("timing@example.com", "Timing")
@@ -214,11 +215,15 @@ def time_decision(rows: list[dict]) -> list[list[str]]:
         _new_document(user_id, item)
     db.session.commit()
     biz = {"name": "Timing", "handoff_message": HANDOFF_TEXT, "language": "en"}
-    searched, decided = [], []
+    searched, decided, modelled = [], [], []
+    model = load_model()
     for r in rows * 2:
         t0 = time.perf_counter()
-        search(user_id, r["question"], 5)
+        hits = search(user_id, r["question"], 5)
         searched.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.should_answer(features(r["question"], hits))
+        modelled.append(time.perf_counter() - t0)
         ctx = ReplyContext(user_id=user_id, business=biz, conversation_id=None,
                            message_text=r["question"], history=[], contact_name=None,
                            platform="facebook")
@@ -229,6 +234,8 @@ def time_decision(rows: list[dict]) -> list[list[str]]:
     base = percentile(searched, 99)
     return [["search only (baseline)", str(len(searched)), ms(searched, 50), ms(searched, 99),
              "1.00"],
+            ["features + model only", str(len(modelled)), ms(modelled, 50), ms(modelled, 99),
+             f"{percentile(modelled, 99) / base:.2f}"],
             ["decision (generate_reply)", str(len(decided)), ms(decided, 50), ms(decided, 99),
              f"{percentile(decided, 99) / base:.2f}"]]
 

@@ -16,7 +16,7 @@ from typing import Callable
 from sqlalchemy import and_, delete, exists, func, or_, select, text, true
 
 from automation.knowledge.chunking import chunk_document
-from automation.knowledge.text import (alternatives, any_matches, content_terms, coverage,
+from automation.knowledge.text import (TermMatcher, alternatives, any_matches, content_terms,
                                        idf, index_text, rewrite_phrases, stem)
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
@@ -265,20 +265,23 @@ class _SqliteFts:
 
     @staticmethod
     def candidates(q: str, user_id: str, limit: int):
-        sql = (f"SELECT {_COLUMNS} FROM {FTS_TABLE} "
-               f"JOIN knowledge_chunks c ON c.id = {FTS_TABLE}.rowid "
+        # The MATCH runs once, in a materialised CTE: joined directly, SQLite may walk the
+        # user's chunks and re-run the MATCH for each of them (seconds at 500 documents).
+        sql = (f"WITH m AS MATERIALIZED (SELECT rowid AS id, bm25({FTS_TABLE}) AS r "
+               f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q) "
+               f"SELECT {_COLUMNS} FROM m JOIN knowledge_chunks c ON c.id = m.id "
                "JOIN knowledge_documents d ON d.id = c.document_id "
-               f"WHERE {FTS_TABLE} MATCH :q AND {_SCOPE} "
-               f"ORDER BY bm25({FTS_TABLE}), c.id LIMIT :limit")
+               f"WHERE {_SCOPE} ORDER BY m.r, c.id LIMIT :limit")
         return db.session.execute(text(sql), {"q": q, "user_id": user_id, "enabled": True,
                                               "limit": limit}).all()
 
     @staticmethod
     def count(q: str, user_id: str) -> int:
-        sql = (f"SELECT count(*) FROM {FTS_TABLE} "
-               f"JOIN knowledge_chunks c ON c.id = {FTS_TABLE}.rowid "
+        sql = (f"WITH m AS MATERIALIZED (SELECT rowid AS id FROM {FTS_TABLE} "
+               f"WHERE {FTS_TABLE} MATCH :q) "
+               "SELECT count(*) FROM m JOIN knowledge_chunks c ON c.id = m.id "
                "JOIN knowledge_documents d ON d.id = c.document_id "
-               f"WHERE {FTS_TABLE} MATCH :q AND {_SCOPE}")
+               f"WHERE {_SCOPE}")
         return db.session.execute(text(sql), {"q": q, "user_id": user_id,
                                               "enabled": True}).scalar_one()
 
@@ -352,15 +355,14 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     if not rows:
         return []
     n = max(_searchable_chunks(user_id), len(rows))
-    tokenised = []
-    for row in rows:
-        toks = row.search_text.split()
-        tokenised.append((row, toks, set(toks), {stem(x) for x in toks}))
+    matchers = {t: TermMatcher(alts[t]) for t in terms}
+    # Which query terms each candidate contains, in its whole text and in its "focus" fields
+    # (title, heading, FAQ question).
+    hits = [{t for t in terms if matchers[t](row.search_text)} for row in rows]
     if len(rows) < CANDIDATES:
         # Every passage that matches any term is a candidate: count document frequencies
         # with exactly the reranker's matching rule.
-        df = {t: sum(1 for _r, _t, toks, stems in tokenised if any_matches(alts[t], toks, stems))
-              for t in terms}
+        df = {t: sum(1 for h in hits if t in h) for t in terms}
     else:
         df = {t: engine.count(engine.query(alts[t]), user_id) for t in terms}
     weights = {t: idf(df[t], n) for t in terms}
@@ -368,15 +370,15 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     unknown = sum(weights[t] for t in terms if df[t] == 0) / total
 
     scored = []
-    for pos, (row, toks, tokset, stems) in enumerate(tokenised):
-        score = coverage(terms, weights, toks, alts)
-        focus = coverage(terms, weights, index_text(row.title, row.heading, row.question).split(),
-                         alts)
-        scored.append((score, focus, pos, row, tokset, stems))
+    for pos, (row, hit) in enumerate(zip(rows, hits)):
+        score = sum(weights[t] for t in hit) / total
+        focus_text = index_text(row.title, row.heading, row.question)
+        focus = sum(weights[t] for t in hit if matchers[t](focus_text)) / total
+        scored.append((score, focus, pos, row, hit))
     scored.sort(key=lambda s: (-round(s[0], 9), -round(s[1], 9), s[2]))
     out = []
-    for rank, (score, focus, _pos, row, tokset, stems) in enumerate(scored[:limit], start=1):
-        lacking = [weights[t] for t in terms if not any_matches(alts[t], tokset, stems)]
+    for rank, (score, focus, _pos, row, hit) in enumerate(scored[:limit], start=1):
+        lacking = [weights[t] for t in terms if t not in hit]
         out.append(Passage(chunk_id=row.id, document_id=row.document_id, title=row.title,
                            text=row.text, question=row.question, answer=row.answer,
                            score=round(score, 4), rank=rank, heading=row.heading,

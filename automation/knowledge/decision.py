@@ -13,7 +13,7 @@ shipped as decision.json next to this module; the threshold on the probability i
 with the lowest cost on that split when a wrong answer costs WRONG_COST hand-offs. Because
 every feature is a share or a difference of IDF-weighted shares, the same weights hold as a
 business adds documents (the IDF weights move with the knowledge base). Fitting needs no
-library: a few hundred Newton steps of a 9-weight logistic regression in plain Python.
+library: a few dozen Newton steps of a 10-weight logistic regression in plain Python.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ MODEL_FILE = Path(__file__).with_name("decision.json")
 # A wrong answer costs this many needless hand-offs (a customer misled vs. a short wait).
 WRONG_COST = 4.0
 
-FEATURES = ("score", "margin", "focus", "qsim", "kind_fit", "kind_miss", "unknown",
+FEATURES = ("score", "known", "margin", "focus", "qsim", "kind_fit", "kind_miss", "unknown",
             "missing", "short")
 
 _NUM = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several)"
@@ -114,14 +114,17 @@ def features(question: str, passages: list) -> dict[str, float]:
     text = best.answer or best.text
     fit = bool(kind and kind.search(text))
     n_terms = max(1, getattr(best, "n_terms", 1))
+    unknown = getattr(best, "unknown", 0.0)
     return {
         "score": best.score,
+        # the score over the words the knowledge base knows at all (typos, "guys", a brand)
+        "known": best.score / (1.0 - unknown) if unknown < 1.0 else 0.0,
         "margin": best.score - second,
         "focus": getattr(best, "focus", 0.0),
         "qsim": getattr(best, "qsim", 0.0),
         "kind_fit": 1.0 if fit else 0.0,
         "kind_miss": 1.0 if kind and not fit else 0.0,
-        "unknown": getattr(best, "unknown", 0.0),
+        "unknown": unknown,
         "missing": getattr(best, "missing", 0.0),
         "short": 1.0 / n_terms,
     }

@@ -8,6 +8,7 @@ surface forms (ship ← ships, shipped, shipping), so an FTS prefix query finds 
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -72,6 +73,7 @@ def index_text(*parts: str | None) -> str:
     return " ".join(t for part in parts if part for t in tokens(part))
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light, language-agnostic stem that is a prefix of the word's common forms.
 
@@ -185,6 +187,36 @@ def alternatives(term: str) -> list[str]:
 def any_matches(alts: list[str], doc_tokens: set[str], doc_stems: set[str]) -> bool:
     """Does any of a term's alternatives occur in a text (see term_matches)?"""
     return any(term_matches(a, doc_tokens, doc_stems) for a in alts)
+
+
+class TermMatcher:
+    """term_matches() for one query term and its synonyms, run on an index_text() string.
+
+    The same rule, but as one regex search over the passage's token stream instead of a
+    Python loop over its tokens: a stem of 4+ letters matches any word it begins; a shorter
+    stem matches the term itself or a word with that same stem.
+    """
+
+    def __init__(self, alts: list[str]):
+        long_stems, self.short = [], []
+        for a in alts:
+            s = stem(a)
+            if len(s) >= 4:
+                long_stems.append(re.escape(s))
+            else:
+                self.short.append((a, s, re.compile(rf"(?:^| )({re.escape(s)}\w*)")))
+        self.long = re.compile(rf"(?:^| )(?:{'|'.join(long_stems)})") if long_stems else None
+
+    def __call__(self, text: str) -> bool:
+        """Does the term (or a synonym) occur in this space-separated token stream?"""
+        if self.long is not None and self.long.search(text):
+            return True
+        for term, s, rx in self.short:
+            for m in rx.finditer(text):
+                word = m.group(1)
+                if word == term or stem(word) == s:
+                    return True
+        return False
 
 
 def idf(df: int, n: int) -> float:

@@ -14,7 +14,7 @@ import re
 from automation.ai import templates as tpl
 from automation.ai.nlu import detect_intent, detect_language
 from automation.ai.providers.base import Answer, Provider, ReplyContext
-from automation.knowledge.database import Passage
+from automation.knowledge.database import Passage, search
 from automation.knowledge.decision import answer_kind, features, load_model
 from automation.knowledge.text import content_terms, sentences, stem, tokens, term_matches
 
@@ -144,20 +144,33 @@ class LocalProvider(Provider):
                           confidence=1.0, sources=[], provider=self.name)
         if intent == "human_request":
             return handoff_answer(ctx, "customer_asked_for_human", 1.0, lang=lang)
-        best = passages[0] if passages else None
-        if best is None:
-            return handoff_answer(ctx, "low_confidence", 0.0, lang=lang)
+        parts = split_questions(ctx.message_text)
+        if len(parts) > 1:
+            # Several questions in one message: answer all of them, or hand the whole
+            # message to a person (half an answer reads as if the rest were ignored).
+            found = [(part, search(ctx.user_id, part, 5)) for part in parts]
+        else:
+            found = [(ctx.message_text, passages)]
         model = load_model()
-        confidence = model.probability(features(ctx.message_text, passages))
-        if confidence < model.threshold:
-            return handoff_answer(ctx, "low_confidence", confidence, lang=lang)
-        text = compose_answer(best, ctx.message_text, lang)
+        texts, sources, confidence = [], [], 1.0
+        for part, hits in found:
+            if not hits:
+                return handoff_answer(ctx, "low_confidence", 0.0, lang=lang)
+            confidence = min(confidence, model.probability(features(part, hits)))
+            if confidence < model.threshold:
+                return handoff_answer(ctx, "low_confidence", confidence, lang=lang)
+            if hits[0].document_id not in sources or hits[0].answer:
+                texts.append(compose_answer(hits[0], part, lang))
+            sources.append(hits[0].document_id)
+        text = _fit("\n\n".join(dict.fromkeys(texts)))
+        best = found[0][1][0]
         if detect_intent_opening(ctx.message_text):
             name = first_name(ctx.contact_name)
             text = tpl.HELLO.get(lang, tpl.HELLO["en"]).format(name=f" {name}" if name else "") \
                 + text
         return Answer(text=text, handoff=False, reason=None, confidence=round(confidence, 4),
-                      sources=[best.document_id], provider=self.name)
+                      sources=list(dict.fromkeys([best.document_id, *sources])),
+                      provider=self.name)
 
     def suggest(self, ctx: ReplyContext, passages: list[Passage], n: int) -> list[str]:
         lang = reply_language(ctx)
@@ -170,6 +183,25 @@ class LocalProvider(Provider):
                 out.append(compose_answer(p, ctx.message_text, lang))
         out.extend(tpl.SUGGESTIONS.get(lang, tpl.SUGGESTIONS["en"]))
         return list(dict.fromkeys(s for s in out if s))[:n]
+
+
+_ASKS = (r"(?:do|does|is|are|can|could|how|what|when|where|which|will|would|should|"
+         r"wann|wo|wie|was|kann|gibt|habt|haben|ist|sind|"
+         r"est|peut|pouvez|avez|quand|comment|combien|"
+         r"cuando|donde|como|cuanto|puedo|tienen|hay)")
+_SPLIT = re.compile(rf"\?+\s*|\s+(?:and|und|et|y)\s+(?={_ASKS}\b)|[.!;]\s+(?={_ASKS}\b)",
+                    re.IGNORECASE)
+
+
+def split_questions(text: str) -> list[str]:
+    """The separate questions of one message ("How much is X and do you do Y?" → two).
+
+    A part counts only when it has a content word of its own; a message with one question
+    comes back as a one-item list.
+    """
+    parts = [p.strip(" ,") for p in _SPLIT.split(text or "") if p and p.strip(" ,")]
+    parts = [p for p in parts if content_terms(p)]
+    return parts if len(parts) > 1 else [text]
 
 
 def detect_intent_opening(text: str) -> bool:
