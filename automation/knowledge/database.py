@@ -369,12 +369,17 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     total = sum(weights.values()) or 1.0
     unknown = sum(weights[t] for t in terms if df[t] == 0) / total
 
-    scored = []
-    for pos, (row, hit) in enumerate(zip(rows, hits)):
-        score = sum(weights[t] for t in hit) / total
+    scored = [(sum(weights[t] for t in hit) / total, 0.0, pos, row, hit)
+              for pos, (row, hit) in enumerate(zip(rows, hits))]
+    scored.sort(key=lambda s: (-round(s[0], 9), s[2]))
+    # Only passages that can still make the top `limit` need their focus (the tie-break).
+    cut = round(scored[min(limit, len(scored)) - 1][0], 9)
+    for i, (score, _f, pos, row, hit) in enumerate(scored):
+        if round(score, 9) < cut:
+            break
         focus_text = index_text(row.title, row.heading, row.question)
         focus = sum(weights[t] for t in hit if matchers[t](focus_text)) / total
-        scored.append((score, focus, pos, row, hit))
+        scored[i] = (score, focus, pos, row, hit)
     scored.sort(key=lambda s: (-round(s[0], 9), -round(s[1], 9), s[2]))
     out = []
     for rank, (score, focus, _pos, row, hit) in enumerate(scored[:limit], start=1):
