@@ -1,6 +1,6 @@
 """Benchmark: how well the local provider answers from a knowledge base, and when it hands off.
 
-    .venv/bin/python bench/answers.py                      # SQLite in a temp dir (make bench-answers)
+    .venv/bin/python bench/answers.py                      # SQLite in a temp dir
     .venv/bin/python bench/answers.py --database-url postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/answers.py --verbose            # every question, its passage, reply
     .venv/bin/python bench/answers.py --fit                # refit decision.json on the dev split

@@ -198,6 +198,7 @@ class TermMatcher:
     """
 
     def __init__(self, alts: list[str]):
+        """Compile the matcher for a term's alternatives (the term and its synonyms)."""
         long_stems, self.short = [], []
         for a in alts:
             s = stem(a)
