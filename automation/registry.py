@@ -13,8 +13,8 @@ PLATFORMS: dict[str, type[PlatformConnector]] = {
     "whatsapp": WhatsAppConnector,
 }
 
-# Integrations (Slack, e-mail, CRM, databases), keyed by type; none ship yet.
-INTEGRATIONS: dict[str, IntegrationConnector] = {}
+# Integrations (Slack, e-mail, CRM, databases), keyed by type: one module plus one line here.
+INTEGRATIONS: dict[str, type[IntegrationConnector]] = {}
 
 
 def get_connector(platform: str, graph: GraphConfig) -> PlatformConnector:
