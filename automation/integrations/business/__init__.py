@@ -1,0 +1,1 @@
+"""Business-tool integrations: Slack, e-mail, CRM, helpdesk and analytics connectors."""
