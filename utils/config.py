@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     SLACK_SIGNING_SECRET: str | None = None
     SLACK_API_URL: str | None = None
 
+    # Integrations at run time: bounded retries with exponential back-off; a service's
+    # Retry-After is honoured up to INTEGRATION_RETRY_MAX_WAIT_SECONDS.
+    INTEGRATION_RETRY_ATTEMPTS: int = Field(default=3, ge=1, le=10)
+    INTEGRATION_RETRY_WAIT_SECONDS: float = Field(default=0.5, ge=0, le=60)
+    INTEGRATION_RETRY_MAX_WAIT_SECONDS: float = Field(default=30.0, ge=0, le=300)
+    # An extra CA bundle (PEM) trusted for SMTP TLS, e.g. a company's internal CA. TLS is
+    # always verified; this only changes which CAs are trusted.
+    SMTP_CA_FILE: str | None = None
+
     LOG_FORMAT: Literal["plain", "json"] = "plain"
     LOG_LEVEL: str = "INFO"
     MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024

@@ -19,13 +19,15 @@ import time
 from typing import ClassVar
 from urllib.error import URLError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
 from automation.integrations.base import (IntegrationCheckFailed, IntegrationConnector,
                                           IntegrationError, Notification)
+from automation.integrations.catalogue import SECRET
+from automation.integrations.catalogue import SlackConfig as CatalogueSlackConfig
 
 DEFAULT_API_URL = "https://slack.com/api/"
 TIMEOUT_SECONDS = 10
@@ -43,17 +45,17 @@ DRAFT_INPUT_BLOCK, DRAFT_INPUT_ACTION = "dana_draft", "dana_draft_text"
 MAX_TEXT = 3000   # a section block's text limit
 
 
-class SlackConfig(BaseModel):
-    """A business's Slack workspace: the bot token, the channel to post in, the app's secret."""
+class SlackConfig(CatalogueSlackConfig):
+    """The catalogue's Slack config, with Slack's formats and the posting options."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    bot_token: str = Field(min_length=10, max_length=512, pattern=r"^xox[bpae]-[\w-]+$",
+    bot_token: str = Field(min_length=10, max_length=300, pattern=r"^xox[bpae]-[\w-]+$",
+                           json_schema_extra=SECRET,
                            description="Bot User OAuth Token (xoxb-…) of your Slack app")
-    channel_id: str = Field(min_length=3, max_length=32, pattern=r"^[CGD][A-Z0-9]+$",
+    channel_id: str = Field(min_length=3, max_length=64, pattern=r"^[CGD][A-Z0-9]+$",
                             description="ID of the channel to post in (C…); invite the bot there")
     signing_secret: str | None = Field(
-        default=None, min_length=8, max_length=128, pattern=r"^[A-Za-z0-9]+$",
+        default=None, min_length=8, max_length=300, pattern=r"^[A-Za-z0-9]+$",
+        json_schema_extra=SECRET,
         description="Signing Secret of your Slack app (Basic Information); without it the "
                     "server's SLACK_SIGNING_SECRET verifies this workspace's events")
     post_new_conversations: bool = Field(
