@@ -364,5 +364,18 @@ class KnowledgeChunk(db.Model):
     search_text: Mapped[str] = mapped_column(Text, nullable=False)
 
 
+class SlackInbound(db.Model):
+    """Each request from Slack that Dana acted on, by its unique key: the Events API's
+    `event_id` (Slack retries a delivery with the same id) or an interaction's trigger id.
+    The primary key makes a retry or a replayed request a no-op, in every process."""
+
+    __tablename__ = "slack_inbound"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+
+
 # The store's SQL tables share this metadata (one Alembic history for everything).
 import utils.store.sql_models  # noqa: E402,F401

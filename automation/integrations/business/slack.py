@@ -69,6 +69,11 @@ def escape(text: str | None) -> str:
     return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def thread_key(channel: str, thread_ts: str) -> str:
+    """How a conversation's thread is found back from an inbound event: "<channel>:<ts>"."""
+    return f"{channel}:{thread_ts}"
+
+
 def message_item(message: dict) -> dict:
     """The API's Slack message shape: {ts, user, text, thread_ts, reply_count}."""
     return {"ts": message.get("ts"), "user": message.get("user") or message.get("bot_id"),
@@ -283,6 +288,9 @@ class SlackConnector(IntegrationConnector):
                 "type": "section", "text": {"type": "mrkdwn",
                                             "text": (title + escape(n.text))[:MAX_TEXT]}}])
             return {"channel": posted["channel"], "ts": posted["ts"]}
+        if (n.kind == "new_conversation" and not self.config.post_new_conversations) or \
+                (n.kind == "customer_message" and not self.config.post_customer_messages):
+            return {"status": "skipped"}
         refs = ((conversation.get("integration_refs") or {}).get("slack") or {})
         thread_ts = refs.get("thread_ts") if refs.get("channel", channel) == channel else None
         state = {"handoff": "needs a human", "new_conversation": "new conversation"}.get(
@@ -296,7 +304,8 @@ class SlackConnector(IntegrationConnector):
         body, blocks = self._thread_body(n)
         posted = self.post(body, blocks=blocks, thread_ts=thread_ts, channel=channel,
                            attachments=_media_attachments(n.message) or None)
-        return {"channel": channel, "thread_ts": thread_ts, "ts": posted["ts"]}
+        return {"channel": channel, "thread_ts": thread_ts, "ts": posted["ts"],
+                "external_id": thread_key(channel, thread_ts)}
 
     @staticmethod
     def _thread_body(n: Notification) -> tuple[str, list[dict] | None]:
