@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from routes.admin_api import bp as admin_api_bp
     from routes.auth import bp as auth_bp
     from routes.conversations import bp as conversations_bp
+    from routes.integrations import bp as integrations_bp
     from routes.knowledge import bp as knowledge_bp
     from routes.meta import bp as meta_bp
     from routes.platforms import bp as platforms_bp
@@ -132,7 +133,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from routes.workflows import bp as workflows_bp
 
     for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
-               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, knowledge_bp):
+               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, knowledge_bp,
+               integrations_bp):
         app.register_blueprint(bp)
 
     from utils.store import init_store

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, field
 
 from automation.core import definitions as d
+from automation.integrations.base import Notification
 from automation.platforms.base import InboundEvent, OutboundMessage
-from services import entitlements, handoff, messaging, tasks
+from services import entitlements, handoff, integrations, messaging, tasks
 from utils.realtime import publish
 from utils.store import get_store
 
@@ -179,20 +180,26 @@ def handoff_action(ctx: RunContext, spec: d.HandoffAction) -> dict:
 
 
 def notify(ctx: RunContext, spec: d.NotifyAction) -> dict:
-    """Tell the team: on the dashboard (Socket.IO) or through an integration (extension point)."""
-    text = render_template(spec.message, ctx)
-    payload = {"conversation_id": ctx.conversation["id"], "message": text,
-               "trigger": ctx.trigger}
-    if spec.channel == "dashboard":
-        publish(ctx.owner_id, "notification", payload)
-        return {"status": "ok", "channel": "dashboard"}
-    from automation.registry import INTEGRATIONS
+    """Tell the team: on the dashboard (Socket.IO) or through a configured integration.
 
-    integration = INTEGRATIONS.get(spec.channel)
-    if integration is None:
-        raise ActionFailed(f"no '{spec.channel}' integration is available")
-    result = integration.notify(ctx.owner_id, text, payload)
-    return {"status": "ok", "channel": spec.channel, **(result or {})}
+    An integration's delivery happens after the customer has been answered (it is queued
+    here); its failure shows on the integration (status error, `integration_error`).
+    """
+    text = render_template(spec.template, ctx)
+    if spec.channel == "dashboard":
+        publish(ctx.owner_id, "notification", {"conversation_id": ctx.conversation["id"],
+                                               "message": text, "trigger": ctx.trigger})
+        return {"status": "ok", "channel": "dashboard"}
+    try:
+        integrations.require_enabled(ctx.owner_id, spec.channel)
+    except LookupError as exc:
+        raise ActionFailed(str(exc)) from None
+    integrations.submit(Notification(
+        owner_id=ctx.owner_id, kind="notify", text=text,
+        title=render_template(spec.title, ctx) if spec.title else "",
+        conversation=ctx.conversation, message=ctx.message, target=spec.target,
+        link=integrations.conversation_link(ctx.conversation["id"])), only_type=spec.channel)
+    return {"status": "queued", "channel": spec.channel}
 
 
 # The registry: action type -> function. Adding an action is a function plus a line here
