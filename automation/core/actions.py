@@ -15,7 +15,7 @@ from automation.integrations.base import Notification
 from automation.platforms.base import InboundEvent, OutboundMessage
 from services import entitlements, handoff, integrations, messaging, tasks
 from utils.realtime import publish
-from utils.store import get_store
+from utils.store import DuplicateMessage, NewMessage, get_store
 
 
 class ActionFailed(Exception):
@@ -102,6 +102,9 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
     if ctx.message and get_store().find_message_by_key(ctx.owner_id, f"auto:{ctx.message['id']}"):
         ctx.sends += 1
         return {"status": "ok", "detail": "already answered"}
+    if ctx.message and spec.draft_for_approval and get_store().find_message_by_key(
+            ctx.owner_id, f"ai-draft:{ctx.message['id']}"):
+        return {"status": "ok", "detail": "already drafted"}
     if not entitlements.consume_ai_reply(ctx.owner_id):
         return _do_handoff(ctx, "quota_exhausted")
     history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
@@ -112,11 +115,41 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
         platform=ctx.conversation["platform"]))
     if answer.handoff or not answer.text:
         return _do_handoff(ctx, answer.reason or "low_confidence")
+    if spec.draft_for_approval:
+        return _draft_for_approval(ctx, answer)
     out = _send(ctx, OutboundMessage(text=answer.text), "ai",
                 {"ai": {"provider": answer.provider, "confidence": round(answer.confidence, 3),
                         "sources": answer.sources}})
     out["provider"] = answer.provider
     return out
+
+
+def _draft_for_approval(ctx: RunContext, answer) -> dict:
+    """Keep the AI's answer as a draft note and post it to Slack for approval, unsent.
+
+    Nobody could approve it without Slack, so then a human is called in instead (never
+    silence). Approve / Send edited in Slack sends it (services/slack.py).
+    """
+    try:
+        integrations.require_enabled(ctx.owner_id, "slack")
+    except LookupError:
+        return _do_handoff(ctx, "draft_needs_approval")
+    key = f"ai-draft:{ctx.message['id']}" if ctx.message else None
+    try:
+        draft = get_store().add_message(ctx.owner_id, NewMessage(
+            conversation_id=ctx.conversation["id"], direction="outbound", sender_type="ai",
+            text=answer.text, is_note=True, status="sent", idempotency_key=key,
+            metadata={"ai_draft": {"status": "pending", "provider": answer.provider,
+                                   "confidence": round(answer.confidence, 3)}}))
+    except DuplicateMessage:
+        return {"status": "ok", "detail": "already drafted"}
+    publish(ctx.owner_id, "new_message", {"conversation_id": ctx.conversation["id"],
+                                          "message": draft})
+    integrations.submit(Notification(
+        owner_id=ctx.owner_id, kind="ai_draft", text=answer.text, title="AI draft",
+        conversation=ctx.conversation, message=draft,
+        link=integrations.conversation_link(ctx.conversation["id"])), only_type="slack")
+    return {"status": "ok", "detail": "draft posted for approval", "draft_id": draft["id"]}
 
 
 def send_text(ctx: RunContext, spec: d.SendTextAction) -> dict:

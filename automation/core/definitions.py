@@ -96,6 +96,11 @@ Condition = Annotated[Union[PlatformCondition, KeywordsCondition, RegexCondition
 
 class AiReplyAction(_Strict):
     type: Literal["ai_reply"]
+    draft_for_approval: bool = Field(
+        default=False,
+        description="post the AI's answer to the Slack thread as a draft instead of sending it; "
+                    "a person approves (or edits) it there and it is sent then. Without an "
+                    "enabled Slack integration the conversation is handed off instead")
 
 
 class SendTextAction(_Strict):

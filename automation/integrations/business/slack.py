@@ -15,6 +15,7 @@ bot write `<!channel>` or a disguised link. Requests from Slack are verified wit
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import ClassVar
 from urllib.error import URLError
@@ -43,6 +44,7 @@ ACTION_TAKE, ACTION_CLOSE = "dana_take", "dana_close"
 ACTION_APPROVE, ACTION_SEND_EDITED = "dana_approve", "dana_send_edited"
 DRAFT_INPUT_BLOCK, DRAFT_INPUT_ACTION = "dana_draft", "dana_draft_text"
 MAX_TEXT = 3000   # a section block's text limit
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
 class SlackConfig(CatalogueSlackConfig):
@@ -105,14 +107,19 @@ def _contact_name(conversation: dict) -> str:
 
 
 def conversation_blocks(conversation: dict, link: str | None, state: str,
-                        task: dict | None = None) -> tuple[str, list[dict]]:
-    """The thread's parent post: who, where, the state, and buttons (take / close / open)."""
+                        task: dict | None = None, by_user: str | None = None
+                        ) -> tuple[str, list[dict]]:
+    """The thread's parent post: who, where, the state, and buttons (take / close / open).
+
+    `by_user` (a Slack user id) is mentioned after the state, e.g. "taken by @Sam".
+    """
     name, platform = _contact_name(conversation), str(conversation.get("platform", "")).capitalize()
     headline = f"{name} on {platform}"
     text = escape(f"{headline}: {state}")
+    mention = f" by <@{by_user}>" if by_user and SLACK_USER_ID.match(by_user) else ""
     blocks: list[dict] = [
         {"type": "section", "text": {"type": "mrkdwn",
-                                      "text": f"*{escape(headline)}*\n{escape(state)}"}},
+                                      "text": f"*{escape(headline)}*\n{escape(state)}{mention}"}},
     ]
     elements: list[dict] = []
     if task is not None and task.get("status", "open") == "open":
@@ -282,7 +289,9 @@ class SlackConnector(IntegrationConnector):
         n = notification
         channel = n.target or self.config.channel_id
         conversation = n.conversation
-        if conversation is None:
+        # A workflow's notice to another channel is one post there: the conversation's thread
+        # stays in the integration's own channel.
+        if conversation is None or channel != self.config.channel_id:
             title = f"*{escape(n.title)}*\n" if n.title else ""
             posted = self.post(escape(n.text), channel=channel, blocks=[{
                 "type": "section", "text": {"type": "mrkdwn",
