@@ -137,7 +137,10 @@ class SmtpServer:
         self.controller = Controller(
             _Handler(self), hostname=self.host, port=self.port,
             authenticator=self._authenticate if self.users else None,
-            auth_require_tls=bool(tls), auth_required=bool(self.users), **kwargs)
+            # (with implicit TLS aiosmtpd cannot tell the session is encrypted: AUTH is allowed)
+            auth_require_tls=bool(tls) and not implicit_tls,
+            # AUTH is offered either way; required only with TLS (aiosmtpd warns otherwise).
+            auth_required=bool(self.users and tls and not implicit_tls), **kwargs)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         if not isinstance(auth_data, LoginPassword):
