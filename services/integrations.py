@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import after_this_request, current_app, g, has_app_context, has_request_context
 from pydantic import ValidationError
@@ -34,6 +34,7 @@ from utils.audit import audit
 from utils.crypto import decrypt, encrypt
 from utils.errors import ApiError, NotFound, Unprocessable, ValidationFailed, validation_details
 from utils.realtime import publish
+from utils.store import ConversationFilters, TaskFilters, get_store
 
 log = logging.getLogger("dana.integrations")
 
@@ -413,6 +414,39 @@ def conversation_link(conversation_id: str) -> str:
     return f"{_settings().APP_URL.rstrip('/')}/conversations/{conversation_id}"
 
 
-def today() -> datetime:
-    """Now, in UTC (one place for the digest's notion of time)."""
-    return datetime.now(timezone.utc)
+# ----------------------------------------------------------------------- daily digest
+
+def _in_window(value: str | None, start: datetime, end: datetime) -> bool:
+    return bool(value) and start <= datetime.fromisoformat(value) < end
+
+
+def digest_for(owner_id: str, now: datetime | None = None) -> Notification:
+    """The daily digest: open hand-offs, and yesterday's (UTC) conversations and hand-offs."""
+    now = now or datetime.now(timezone.utc)
+    end = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=1)
+    store = get_store()
+    open_tasks = store.list_tasks(owner_id, TaskFilters(status="open"), 100, None).items
+    handoffs = [t for t in open_tasks if t["conversation_id"]]
+    recent = store.list_conversations(owner_id, ConversationFilters(), 100, None).items
+    new_yesterday = sum(_in_window(c["created_at"], start, end) for c in recent)
+    tasks_yesterday = sum(_in_window(t["created_at"], start, end) for t in open_tasks)
+    lines = [f"Yesterday ({start:%Y-%m-%d}): {new_yesterday} new conversation(s), "
+             f"{tasks_yesterday} of them still waiting for a person.", "",
+             f"Open hand-offs: {len(handoffs)}"]
+    for task in handoffs:
+        lines.append(f"- [{task['priority']}] {task['title']} (since {task['created_at'][:16]}Z)"
+                     f" {conversation_link(task['conversation_id'])}")
+    if not handoffs:
+        lines.append("None: every customer has an answer.")
+    return Notification(owner_id=owner_id, kind="digest", text="\n".join(lines),
+                        title=f"Dana daily digest: {len(handoffs)} open hand-off(s)",
+                        link=_settings().APP_URL)
+
+
+def send_digests(now: datetime | None = None) -> dict:
+    """E-mail each user with an enabled e-mail integration their digest; {user_id: outcome}."""
+    owners = db.session.scalars(select(Integration.user_id).where(
+        Integration.type == "email", Integration.enabled.is_(True)).order_by(Integration.user_id))
+    return {owner: deliver(digest_for(owner, now), only_type="email").get("email")
+            for owner in list(owners)}

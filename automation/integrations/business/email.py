@@ -153,6 +153,8 @@ def _describe(exc: Exception) -> str:
         return f"the SMTP server refused the recipients {', '.join(exc.recipients)}"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return f"the SMTP server closed the connection: {_one_line(str(exc)) or 'no reason given'}"
+    if isinstance(exc, smtplib.SMTPException):
+        return f"SMTP error: {_one_line(str(exc))}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS with the SMTP server failed: {_one_line(str(exc))}"
     if isinstance(exc, TimeoutError):
