@@ -115,8 +115,14 @@ def list_messages(user, limit: int, cursor: str | None) -> dict:
         raise _upstream(exc) from None
 
 
+def _find_thread(channel: str, thread_ts: str) -> tuple[str, str, dict] | None:
+    """(owner, conversation id, refs) of the conversation whose Slack thread this is."""
+    return integrations.find_conversation_by_ref("slack",
+                                                 slack_core.thread_key(channel, thread_ts))
+
+
 def _thread_owner(channel: str, thread_ts: str) -> str | None:
-    found = integrations.find_conversation_by_ref("slack", slack_core.thread_key(channel, thread_ts))
+    found = _find_thread(channel, thread_ts)
     return found[0] if found else None
 
 
@@ -291,7 +297,7 @@ def _handle_event(verified: Verified) -> None:
     channel, ts, thread_ts = event.get("channel"), event.get("ts"), event.get("thread_ts")
     if not channel or not thread_ts or thread_ts == ts:
         return  # top-level chatter in the channel, not a reply in a conversation's thread
-    found = integrations.find_conversation_by_ref("slack", slack_core.thread_key(channel, thread_ts))
+    found = _find_thread(channel, thread_ts)
     if found is None:
         return
     owner_id, conversation_id, _refs = found
@@ -343,7 +349,8 @@ def receive_interaction(raw: bytes, timestamp: str | None, signature: str | None
     if payload.get("type") != "block_actions" or not payload.get("actions"):
         return {"status": "ignored"}
     action = payload["actions"][0]
-    key = payload.get("trigger_id") or f"{action.get('action_ts')}:{(payload.get('user') or {}).get('id')}"
+    user_id = (payload.get("user") or {}).get("id")
+    key = payload.get("trigger_id") or f"{action.get('action_ts')}:{user_id}"
     if not claim(f"interaction:{key}", "interaction", (payload.get("team") or {}).get("id")):
         return {"status": "duplicate"}
     _after_response(_handle_interaction, verified, channel, thread_ts)
@@ -359,7 +366,7 @@ def _handle_interaction(verified: Verified, channel: str | None, thread_ts: str 
         return
     if not channel or not thread_ts:
         return
-    found = integrations.find_conversation_by_ref("slack", slack_core.thread_key(channel, thread_ts))
+    found = _find_thread(channel, thread_ts)
     if found is None:
         return
     owner_id, conversation_id, refs = found

@@ -53,6 +53,7 @@ class FakeSlack:
     """The server: `base_url` for WebClient, `requests` recorded, `messages` per channel."""
 
     def __init__(self) -> None:
+        """An empty workspace with one bot token and channel; call start() to serve."""
         self.requests: list[Recorded] = []
         # token -> identity; channel -> members (bot user ids) and messages (oldest first)
         self.tokens: dict[str, dict] = {}

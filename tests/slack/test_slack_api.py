@@ -52,7 +52,8 @@ def test_connected_slack_health_post_history_thread(client, slack_business, fake
     reply = client.post("/api/slack/messages", headers=h,
                         json={"text": "in the thread", "thread_ts": parent["ts"]})
     assert reply.status_code == 201
-    assert fake_slack.calls("chat.postMessage")[0].params["blocks"][0]["text"]["text"] == "*Hello* team"
+    posted = fake_slack.calls("chat.postMessage")[0].params
+    assert posted["blocks"][0]["text"]["text"] == "*Hello* team"
 
     listed = client.get("/api/slack/messages?limit=5", headers=h).get_json()
     assert listed["items"] == [{"ts": parent["ts"], "user": "U0DANABOT", "text": "Hello team",
@@ -110,7 +111,8 @@ def test_another_users_thread_cannot_be_read_or_posted_into(client, slack_busine
                                                             fake_slack):
     # the business's conversation gets its Slack thread
     post_webhook(client, "facebook", fb_text("I want to speak to a human please"))
-    [parent] = client.get("/api/slack/messages", headers=slack_business["headers"]).get_json()["items"]
+    listed = client.get("/api/slack/messages", headers=slack_business["headers"]).get_json()
+    [parent] = listed["items"]
     # another business connected to the same Slack channel (same workspace)
     other = register(client)
     other["headers"] = auth_header(other)

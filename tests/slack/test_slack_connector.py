@@ -60,7 +60,8 @@ def test_one_thread_per_conversation_and_messages_follow(fake_slack):
                                        message={"id": "m2"}))
     assert second["thread_ts"] == first["thread_ts"]
     thread = fake_slack.thread(CHANNEL_ID, first["thread_ts"])
-    assert [m["text"] for m in thread[1:]] == ["*Ann Lee:* Hello?", "*Ann Lee:* Are you open today?"]
+    assert [m["text"] for m in thread[1:]] == ["*Ann Lee:* Hello?",
+                                                "*Ann Lee:* Are you open today?"]
     # one top-level post for the conversation, with a reply count of 2
     top = slack.history()["items"]
     assert len(top) == 1 and top[0]["reply_count"] == 2
@@ -129,7 +130,8 @@ def _sign(secret: str, ts: str, body: bytes) -> str:
 
 
 def test_signature_v0_window():
-    body, secret, now = b'{"type":"event_callback"}', "8f742231b10e8888abcd99yyyzzz85a5", time.time()
+    body, secret = b'{"type":"event_callback"}', "8f742231b10e8888abcd99yyyzzz85a5"
+    now = time.time()
     ts = str(int(now))
     assert verify_signature(secret, body, ts, _sign(secret, ts, body), now=now)
     assert not verify_signature(secret, body + b" ", ts, _sign(secret, ts, body), now=now)

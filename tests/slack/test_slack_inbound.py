@@ -10,8 +10,8 @@ import pytest
 from tests.channels.conftest import conversations, fb_text, messages, post_webhook
 from tests.fakes.slack import BOT_ID, BOT_USER_ID, CHANNEL_ID
 from tests.helpers import assert_error
-from tests.slack.conftest import (SERVER_SECRET, SIGNING_SECRET, block_action, connect_slack,
-                                  post_event, post_interaction, reply_event, slack_headers)
+from tests.slack.conftest import (SERVER_SECRET, block_action, connect_slack, post_event,
+                                  post_interaction, reply_event, slack_headers)
 
 PSID = "7354923876541234"
 
@@ -261,3 +261,17 @@ def test_workspace_without_own_secret_uses_the_server_secret(client, business, f
     post_event(client, reply_event(thread_ts, "server app", event_id="Ev0SRV2"),
                secret=SERVER_SECRET)
     assert "server app" in graph_texts(fake_graph)
+
+
+def test_undeliverable_reply_is_reported_in_the_thread(client, slack_business, fake_graph,
+                                                       fake_slack):
+    from tests.fakes.graph import Reply
+    thread_ts = handed_off_thread(client, fake_slack)
+    fake_graph.queue("/me/messages", Reply.error(551, status=400))
+    post_event(client, reply_event(thread_ts, "Are you there?", event_id="Ev0UNAV"))
+    last = fake_slack.thread(CHANNEL_ID, thread_ts)[-1]
+    assert last["text"].startswith(":warning: Not delivered to the customer")
+    [conv] = conversations(client, slack_business)
+    [agent] = [m for m in messages(client, slack_business, conv["id"])
+               if m["sender_type"] == "agent" and not m["is_note"]]
+    assert agent["status"] == "failed"

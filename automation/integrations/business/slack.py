@@ -148,7 +148,8 @@ def draft_blocks(draft: str, conversation_id: str, draft_id: str) -> tuple[str, 
     text = escape(f"AI draft (not sent yet): {draft}")
     blocks = [
         {"type": "section", "text": {"type": "mrkdwn",
-                                      "text": f"*AI draft, not sent yet:*\n{escape(draft)[:MAX_TEXT]}"}},
+                                      "text": "*AI draft, not sent yet:*\n"
+                                              + escape(draft)[:MAX_TEXT]}},
         {"type": "input", "block_id": DRAFT_INPUT_BLOCK, "optional": True,
          "label": {"type": "plain_text", "text": "Edit before sending"},
          "element": {"type": "plain_text_input", "action_id": DRAFT_INPUT_ACTION,
@@ -235,10 +236,12 @@ class SlackConnector(IntegrationConnector):
         except IntegrationError as exc:
             reason = str(exc).rsplit(": ", 1)[-1]
             hints = {"not_in_channel": " (invite the bot: /invite @your-app in the channel)",
-                     "channel_not_found": " (check channel_id, and invite the bot if it is private)",
+                     "channel_not_found": " (check channel_id; invite the bot if it is private)",
                      "missing_scope": " (add the scopes listed in docs/SLACK_SETUP_GUIDE.md)"}
-            raise IntegrationCheckFailed(f"Slack refused: {reason}{hints.get(reason, '')}") from None
-        return f"workspace {who.get('team') or who.get('team_id')}, channel {self.config.channel_id}"
+            hint = hints.get(reason, "")
+            raise IntegrationCheckFailed(f"Slack refused: {reason}{hint}") from None
+        workspace = who.get("team") or who.get("team_id")
+        return f"workspace {workspace}, channel {self.config.channel_id}"
 
     def post(self, text: str, *, thread_ts: str | None = None, blocks: list | None = None,
              attachments: list | None = None, channel: str | None = None) -> dict:
