@@ -340,24 +340,28 @@ def deliver(notification: Notification, only_type: str | None = None) -> dict:
         return {"error": str(exc)}
     conv_id = (notification.conversation or {}).get("id")
     for row in rows:
-        refs = conversation_ref(row.user_id, conv_id, row.type) if conv_id else None
-        if notification.kind == "customer_message" and not refs:
-            continue  # only integrations following this conversation (e.g. a Slack thread)
-        note = notification
-        if notification.conversation is not None:
-            note = replace(notification, conversation={
-                **notification.conversation, "integration_refs": _all_refs(row.user_id, conv_id)})
         try:
-            result = run_operation(row, lambda connector, n=note: connector.notify(n)) or {}
-        except Exception as exc:  # recorded on the integration and published
+            outcome[row.type] = _deliver_one(row, notification, conv_id)
+        except Exception as exc:  # recorded on the integration (run_operation) and published
+            db.session.rollback()
             outcome[row.type] = {"status": "failed", "error": str(exc)}
-            continue
-        if conv_id and (result.get("thread_ts") or result.get("external_id")):
-            keep = {k: v for k, v in result.items() if v is not None and k != "status"}
-            set_conversation_ref(row.user_id, conv_id, row.type, keep,
-                                 external_id=result.get("external_id") or result.get("thread_ts"))
-        outcome[row.type] = result
     return outcome
+
+
+def _deliver_one(row: Integration, notification: Notification, conv_id: str | None) -> dict:
+    refs = conversation_ref(row.user_id, conv_id, row.type) if conv_id else None
+    if notification.kind == "customer_message" and not refs:
+        return {"status": "skipped"}  # only integrations following this conversation
+    note = notification
+    if notification.conversation is not None:
+        note = replace(notification, conversation={
+            **notification.conversation, "integration_refs": _all_refs(row.user_id, conv_id)})
+    result = run_operation(row, lambda connector: connector.notify(note)) or {}
+    if conv_id and (result.get("thread_ts") or result.get("external_id")):
+        keep = {k: v for k, v in result.items() if v is not None and k != "status"}
+        set_conversation_ref(row.user_id, conv_id, row.type, keep,
+                             external_id=result.get("external_id") or result.get("thread_ts"))
+    return result
 
 
 def submit(notification: Notification, only_type: str | None = None) -> None:

@@ -148,7 +148,7 @@ class SmtpServer:
         login, password = auth_data.login.decode(), auth_data.password.decode()
         ok = self.users.get(login) == password
         self.logins.append((login, ok))
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     def start(self) -> "SmtpServer":
         self.controller.start()
