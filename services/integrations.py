@@ -23,10 +23,14 @@ from flask import after_this_request, current_app, g, has_app_context, has_reque
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from tenacity import (Retrying, retry_if_exception, stop_after_attempt, wait_exponential)
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from automation.integrations.base import (IntegrationCheckFailed, IntegrationConnector,
-                                          IntegrationError, Notification)
+from automation.integrations.base import (
+    IntegrationCheckFailed,
+    IntegrationConnector,
+    IntegrationError,
+    Notification,
+)
 from automation.registry import INTEGRATIONS
 from models_db import Integration, IntegrationRef, db, utcnow
 from services import entitlements
@@ -331,7 +335,7 @@ def _targets(notification: Notification, only_type: str | None) -> list[Integrat
 
 
 def deliver(notification: Notification, only_type: str | None = None) -> dict:
-    """Deliver a notification now to the owner's integrations; {type: result or error}. Never raises."""
+    """Deliver a notification now to the owner's integrations; {type: result}. Never raises."""
     outcome = {}
     try:
         rows = _targets(notification, only_type)

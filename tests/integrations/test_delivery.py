@@ -3,6 +3,7 @@ visible (status error + integration_error) and never in the way of the customer'
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import ClassVar
 
 import pytest
 
@@ -191,8 +192,8 @@ class FlakyConnector(IntegrationConnector):
     config_model = HubSpotConfig
     secret_fields = frozenset({"access_token"})
     operations = frozenset({"notify"})
-    script: list = []
-    calls: list = []
+    script: ClassVar[list] = []
+    calls: ClassVar[list] = []
 
     def check(self) -> str:
         return "ok"
