@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from routes.schemas import (IntegrationIn, IntegrationListOut, IntegrationOut,
-                            IntegrationTestOut, IntegrationTypeListOut)
+from routes.schemas import (
+    IntegrationIn,
+    IntegrationListOut,
+    IntegrationOut,
+    IntegrationTestOut,
+    IntegrationTypeListOut,
+)
 from services import integrations as svc
 from utils.auth import require_auth
 from utils.openapi import endpoint

@@ -23,10 +23,14 @@ from flask import after_this_request, current_app, g, has_app_context, has_reque
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from tenacity import (Retrying, retry_if_exception, stop_after_attempt, wait_exponential)
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from automation.integrations.base import (IntegrationCheckFailed, IntegrationConnector,
-                                          IntegrationError, Notification)
+from automation.integrations.base import (
+    IntegrationCheckFailed,
+    IntegrationConnector,
+    IntegrationError,
+    Notification,
+)
 from automation.registry import INTEGRATIONS
 from models_db import Integration, IntegrationRef, db, utcnow
 from services import entitlements
@@ -331,7 +335,7 @@ def _targets(notification: Notification, only_type: str | None) -> list[Integrat
 
 
 def deliver(notification: Notification, only_type: str | None = None) -> dict:
-    """Deliver a notification now to the owner's integrations; {type: result or error}. Never raises."""
+    """Deliver a notification now to the owner's integrations; {type: result}. Never raises."""
     outcome = {}
     try:
         rows = _targets(notification, only_type)
@@ -340,24 +344,28 @@ def deliver(notification: Notification, only_type: str | None = None) -> dict:
         return {"error": str(exc)}
     conv_id = (notification.conversation or {}).get("id")
     for row in rows:
-        refs = conversation_ref(row.user_id, conv_id, row.type) if conv_id else None
-        if notification.kind == "customer_message" and not refs:
-            continue  # only integrations following this conversation (e.g. a Slack thread)
-        note = notification
-        if notification.conversation is not None:
-            note = replace(notification, conversation={
-                **notification.conversation, "integration_refs": _all_refs(row.user_id, conv_id)})
         try:
-            result = run_operation(row, lambda connector, n=note: connector.notify(n)) or {}
-        except Exception as exc:  # recorded on the integration and published
+            outcome[row.type] = _deliver_one(row, notification, conv_id)
+        except Exception as exc:  # recorded on the integration (run_operation) and published
+            db.session.rollback()
             outcome[row.type] = {"status": "failed", "error": str(exc)}
-            continue
-        if conv_id and (result.get("thread_ts") or result.get("external_id")):
-            keep = {k: v for k, v in result.items() if v is not None and k != "status"}
-            set_conversation_ref(row.user_id, conv_id, row.type, keep,
-                                 external_id=result.get("external_id") or result.get("thread_ts"))
-        outcome[row.type] = result
     return outcome
+
+
+def _deliver_one(row: Integration, notification: Notification, conv_id: str | None) -> dict:
+    refs = conversation_ref(row.user_id, conv_id, row.type) if conv_id else None
+    if notification.kind == "customer_message" and not refs:
+        return {"status": "skipped"}  # only integrations following this conversation
+    note = notification
+    if notification.conversation is not None:
+        note = replace(notification, conversation={
+            **notification.conversation, "integration_refs": _all_refs(row.user_id, conv_id)})
+    result = run_operation(row, lambda connector: connector.notify(note)) or {}
+    if conv_id and (result.get("thread_ts") or result.get("external_id")):
+        keep = {k: v for k, v in result.items() if v is not None and k != "status"}
+        set_conversation_ref(row.user_id, conv_id, row.type, keep,
+                             external_id=result.get("external_id") or result.get("thread_ts"))
+    return result
 
 
 def submit(notification: Notification, only_type: str | None = None) -> None:

@@ -36,14 +36,18 @@ class Notification:
     """What a `notify` action or a hand-off delivers to a team channel."""
 
     owner_id: str
-    kind: str                  # "handoff" | "new_conversation" | "customer_message" | "notify" | "digest"
-    text: str                  # plain-text body (already rendered from the workflow's template)
+    # "handoff" | "new_conversation" | "customer_message" | "notify" | "digest"
+    kind: str
+    # plain-text body (already rendered from the workflow's template)
+    text: str
     title: str = ""
-    conversation: dict | None = None   # store's conversation dict (id, platform, contact, integration_refs...)
+    # the store's conversation dict (id, platform, contact, integration_refs...)
+    conversation: dict | None = None
     message: dict | None = None
     task: dict | None = None
     link: str | None = None
-    target: str | None = None  # per-workflow override: Slack channel id / e-mail addresses (comma-sep)
+    # per-workflow override: Slack channel id / e-mail addresses (comma-separated)
+    target: str | None = None
 
 
 class IntegrationConnector:
@@ -51,7 +55,8 @@ class IntegrationConnector:
 
     type: ClassVar[str]                    # "slack"
     name: ClassVar[str]                    # "Slack"
-    category: ClassVar[str]                # "messaging"|"email"|"crm"|"helpdesk"|"analytics"|"database"
+    # "messaging" | "email" | "crm" | "helpdesk" | "analytics" | "database"
+    category: ClassVar[str]
     config_model: ClassVar[type[pydantic.BaseModel]]   # validates `config`; JSON schema for /types
     secret_fields: ClassVar[frozenset[str]]             # encrypted at rest, masked "••••"+last4
     operations: ClassVar[frozenset[str]] = frozenset()  # e.g. {"notify"}; later {"crm_sync"}, ...
@@ -62,9 +67,15 @@ class IntegrationConnector:
         self.config, self.settings = config, settings
 
     def check(self) -> str:
-        """ONE real call proving the credentials work; returns a short detail, raises IntegrationCheckFailed."""
+        """ONE real call proving the credentials work.
+
+        Returns a short detail; raises IntegrationCheckFailed with the service's reason.
+        """
         raise NotImplementedError
 
     def notify(self, notification: Notification) -> dict:
-        """Deliver it; returns refs to keep (e.g. {"thread_ts": ..., "channel": ...}); raises IntegrationError."""
+        """Deliver it; raises IntegrationError.
+
+        Returns refs to keep about the conversation (e.g. {"thread_ts": ..., "channel": ...}).
+        """
         raise NotImplementedError

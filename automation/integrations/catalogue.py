@@ -48,7 +48,7 @@ class EmailConfig(_Config):
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     @model_validator(mode="after")
-    def _port_and_auth(self) -> "EmailConfig":
+    def _port_and_auth(self) -> EmailConfig:
         if self.smtp_port is None:
             self.smtp_port = _DEFAULT_PORTS[self.security]
         if self.password and not self.username:

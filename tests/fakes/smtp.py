@@ -106,7 +106,7 @@ class Received:
 
 
 class _Handler:
-    def __init__(self, server: "SmtpServer"):
+    def __init__(self, server: SmtpServer):
         self.server = server
 
     async def handle_DATA(self, smtp, session, envelope):
@@ -148,9 +148,9 @@ class SmtpServer:
         login, password = auth_data.login.decode(), auth_data.password.decode()
         ok = self.users.get(login) == password
         self.logins.append((login, ok))
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         self.controller.start()
         return self
 
@@ -186,7 +186,7 @@ class HangUpServer:
                 except OSError:
                     pass
 
-    def start(self) -> "HangUpServer":
+    def start(self) -> HangUpServer:
         self._thread.start()
         return self
 

@@ -14,8 +14,12 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import ClassVar
 
-from automation.integrations.base import (IntegrationCheckFailed, IntegrationConnector,
-                                          IntegrationError, Notification)
+from automation.integrations.base import (
+    IntegrationCheckFailed,
+    IntegrationConnector,
+    IntegrationError,
+    Notification,
+)
 from automation.integrations.catalogue import EmailConfig
 
 # E-mail is for people reading an inbox: no message per customer message or new conversation.
