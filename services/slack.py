@@ -139,7 +139,11 @@ def post_message(user, text: str, thread_ts: str | None, blocks: list | None) ->
     if thread_ts:
         _own_thread(user, slack, thread_ts)
     try:
-        return slack.connector.post(text, thread_ts=thread_ts, blocks=blocks)
+        if slack.row is None:
+            return slack.connector.post(text, thread_ts=thread_ts, blocks=blocks)
+        # the integration's retries; a failure shows on it (status error, integration_error)
+        return integrations.run_operation(
+            slack.row, lambda c: c.post(text, thread_ts=thread_ts, blocks=blocks))
     except IntegrationError as exc:
         if "thread_not_found" in str(exc):
             raise NotFound("No such Slack thread.", code="thread_not_found") from None

@@ -97,8 +97,15 @@ def test_admin_falls_back_to_server_slack_but_a_user_does_not(client, admin, use
                  409, "slack_not_configured")
 
 
-def test_slack_down_shows_error(client, slack_business, fake_slack):
-    fake_slack.fail("*", status=500, times=5)
+def test_slack_down_shows_error(app, client, slack_business, fake_slack):
+    from utils.realtime import socketio
+    sock = socketio.test_client(app, auth={"token": slack_business["access_token"]})
+    fake_slack.fail("*", status=500, times=10)
+    assert_error(client.post("/api/slack/messages", json={"text": "x"},
+                             headers=slack_business["headers"]), 502, "slack_error")
+    assert len(fake_slack.calls("chat.postMessage")) == 2      # INTEGRATION_RETRY_ATTEMPTS
+    assert [e for e in sock.get_received() if e["name"] == "integration_error"]
+    sock.disconnect()
     health = client.get("/api/slack/health", headers=slack_business["headers"]).get_json()
     assert health["status"] == "error" and "internal_error" in health["detail"]
     assert client.get("/api/integrations/slack",
