@@ -255,3 +255,18 @@ def test_relay_without_auth_is_checked_with_noop(client, starter):
     assert test["ok"] is False and "cannot reach the SMTP server" in test["detail"]
     assert client.get("/api/integrations/email",
                       headers=starter["headers"]).get_json()["status"] == "error"
+
+
+def test_a_stored_config_gone_invalid_never_echoes_the_secret(client, starter, smtp):
+    from models_db import Integration, db
+
+    client.post("/api/integrations", headers=starter["headers"],
+                json={"type": "email", "config": email_config(smtp)})
+    row = db.session.scalar(db.select(Integration))
+    # rules changed between versions: a whole-config error (pydantic would echo every value)
+    row.config = {k: v for k, v in row.config.items() if k != "username"}
+    db.session.commit()
+    test = client.post("/api/integrations/email/test", headers=starter["headers"]).get_json()
+    assert test["ok"] is False and "no longer valid" in test["detail"]
+    stored = client.get("/api/integrations/email", headers=starter["headers"]).get_data(as_text=True)
+    assert PASSWORD not in test["detail"] and PASSWORD not in stored
