@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.x typed models: users, auth sessions and refresh tokens, audit log.
+"""SQLAlchemy 2.x typed models: users, auth sessions and refresh tokens, audit log, platform
+accounts, integrations, webhook events, workflows, knowledge.
 
 The SQL side of the conversation/subscription store lives in utils/store/sql_models.py
 and shares this metadata so that one Alembic history covers every table.

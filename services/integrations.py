@@ -112,7 +112,13 @@ def _get_row(user_id: str, type_: str) -> Integration:
 def build_connector(row: Integration) -> IntegrationConnector:
     """A connector for a stored integration, its secrets decrypted in memory only."""
     cls = _connector_class(row.type)
-    return cls(cls.config_model.model_validate(_decrypted(cls, row)), _settings())
+    try:
+        config = cls.config_model.model_validate(_decrypted(cls, row))
+    except ValidationError as exc:  # e.g. the type's fields changed; names only, never values
+        fields = ", ".join(d["field"] for d in validation_details(exc))
+        raise IntegrationError(f"the stored configuration is no longer valid ({fields}); "
+                               "configure the integration again", permanent=True) from None
+    return cls(config, _settings())
 
 
 # ------------------------------------------------------------------------ the config API

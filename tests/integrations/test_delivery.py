@@ -251,3 +251,17 @@ def test_thread_ref_is_kept_and_customer_messages_follow(client, business, flaky
         owner, conv["id"], {"thread_ts": "1700000000.000100", "channel": "C1"})
     assert find_conversation_by_ref("hubspot", "1700000000.000100", owner_id="someone-else") \
         is None
+
+
+def test_customer_text_cannot_inject_mail_headers(client, business, smtp):
+    _connect_email(client, business, smtp)
+    client.post("/api/workflows", headers=business["headers"], json={
+        "name": "echo", "definition": {"trigger": {"type": "message_received"},
+                                       "actions": [{"type": "notify", "channel": "email",
+                                                    "title": "Re: {{message.text}}",
+                                                    "template": "{{message.text}}"}]}})
+    post_webhook(client, "facebook", fb_text("hello\r\nBcc: thief@evil.example\r\n\r\nbody"))
+    [mail] = smtp.messages
+    assert mail.rcpt_tos == ["team@shop.example.com", "owner@shop.example.com"]
+    assert mail.message["Bcc"] is None
+    assert mail.message["Subject"] == "Re: hello Bcc: thief@evil.example body"
