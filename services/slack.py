@@ -180,22 +180,19 @@ def _secret_of(row: Integration) -> str | None:
 def _candidates(channel: str | None, thread_ts: str | None) -> list[tuple[str | None, str]]:
     """(owner or None, signing secret) pairs that may have signed a request about this place."""
     out: list[tuple[str | None, str]] = []
-    owners: set[str] = set()
-    if channel and thread_ts:
-        owner = _thread_owner(channel, thread_ts)
-        if owner:
-            owners.add(owner)
-    if not owners:
+    owner = _thread_owner(channel, thread_ts) if channel and thread_ts else None
+    if owner is not None:
+        rows = [row for row in [_user_row(owner)] if row is not None]
+    else:
         # Not one of our threads: the integrations posting in this channel (or, without a
         # channel, e.g. url_verification, every Slack integration with its own secret).
-        for row in db.session.scalars(select(Integration).where(Integration.type == "slack")):
-            if channel is None or (row.config or {}).get("channel_id") == channel:
-                owners.add(row.user_id)
-    for owner in sorted(owners):
-        row = _user_row(owner)
-        secret = _secret_of(row) if row is not None else None
+        rows = [row for row in db.session.scalars(select(Integration).where(
+                    Integration.type == "slack").order_by(Integration.created_at))
+                if channel is None or (row.config or {}).get("channel_id") == channel]
+    for row in rows:
+        secret = _secret_of(row)
         if secret:
-            out.append((owner, secret))
+            out.append((row.user_id, secret))
     if _settings().SLACK_SIGNING_SECRET:
         out.append((None, _settings().SLACK_SIGNING_SECRET))
     return out
