@@ -275,3 +275,16 @@ def test_undeliverable_reply_is_reported_in_the_thread(client, slack_business, f
     [agent] = [m for m in messages(client, slack_business, conv["id"])
                if m["sender_type"] == "agent" and not m["is_note"]]
     assert agent["status"] == "failed"
+
+
+def test_only_handoffs_when_new_conversations_are_not_posted(client, business, fake_graph,
+                                                            fake_slack):
+    assert connect_slack(client, business, post_new_conversations=False).status_code == 201
+    post_webhook(client, "facebook", fb_text("Hello there", psid="111"))
+    assert fake_slack.calls("chat.postMessage") == []
+    thread_ts = handed_off_thread(client, fake_slack)
+    texts = [m["text"] for m in fake_slack.thread(CHANNEL_ID, thread_ts)]
+    assert "needs a human" in texts[0] and any("A human is needed" in t for t in texts)
+    # the customer's next message follows in that thread
+    post_webhook(client, "facebook", fb_text("Still waiting", psid=PSID))
+    assert "Still waiting" in fake_slack.thread(CHANNEL_ID, thread_ts)[-1]["text"]
