@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import auth_header, register
 from tests.channels.conftest import fb_text, post_webhook, set_plan
+from tests.conftest import auth_header, register
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID
 from tests.helpers import assert_error
 from tests.slack.conftest import connect_slack

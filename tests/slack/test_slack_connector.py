@@ -8,16 +8,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from automation.integrations.base import IntegrationCheckFailed, IntegrationError, Notification
-from automation.integrations.business.slack import SlackConfig, SlackConnector, verify_signature
-from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlack
-
-
-@pytest.fixture
-def fake_slack():
-    server = FakeSlack().start()
-    yield server
-    server.stop()
+from automation.integrations.base import (
+    IntegrationCheckFailed,
+    IntegrationError,
+    Notification,
+)
+from automation.integrations.business.slack import (
+    SlackConfig,
+    SlackConnector,
+    verify_signature,
+)
+from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID
 
 
 def connector(fake, token=BOT_TOKEN, channel=CHANNEL_ID) -> SlackConnector:

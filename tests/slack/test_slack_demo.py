@@ -3,18 +3,9 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 import slack_demo
-from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlack
+from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID
 from utils.config import Settings
-
-
-@pytest.fixture
-def fake_slack():
-    server = FakeSlack().start()
-    yield server
-    server.stop()
 
 
 def run(argv, **settings):
@@ -43,3 +34,22 @@ def test_demo_reports_a_refused_token(fake_slack):
 def test_demo_without_settings_says_not_configured():
     code, out = run([], SLACK_BOT_TOKEN=None, SLACK_CHANNEL_ID=None)
     assert code == 2 and "not_configured" in out
+
+
+def test_demo_with_a_users_stored_integration(app, client, fake_slack, settings_overrides):
+    from tests.channels.conftest import set_plan
+    from tests.conftest import auth_header, register
+    from tests.slack.conftest import connect_slack
+    user = register(client)
+    user["headers"] = auth_header(user)
+    set_plan(user["user"]["id"], "professional")
+    assert connect_slack(client, user).status_code == 201
+    out = io.StringIO()
+    settings = app.config["DANA_SETTINGS"]
+    code = slack_demo.main(["--user", user["user"]["email"], "--text", "from the demo"],
+                           settings, out)
+    assert code == 0, out.getvalue()
+    assert fake_slack.calls("chat.postMessage")[-1].params["text"] == "from the demo"
+    assert "from the demo" in out.getvalue()
+    code = slack_demo.main(["--user", "nobody@example.com"], settings, io.StringIO())
+    assert code == 2
