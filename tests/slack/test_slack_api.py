@@ -148,3 +148,15 @@ def test_thread_ts_is_validated(client, slack_business):
 def test_unknown_thread_is_404(client, slack_business):
     assert_error(client.get("/api/slack/threads/1111111111.000001",
                             headers=slack_business["headers"]), 404, "thread_not_found")
+
+
+def test_secrets_appear_in_no_log(client, business, fake_slack, caplog):
+    import logging
+    from tests.slack.conftest import SIGNING_SECRET
+    caplog.set_level(logging.DEBUG)
+    assert connect_slack(client, business).status_code == 201
+    client.post("/api/slack/messages", json={"text": "hi"}, headers=business["headers"])
+    fake_slack.fail("*", status=500, times=5)
+    client.get("/api/slack/health", headers=business["headers"])
+    assert "slack" in caplog.text.lower()          # the client did log its requests
+    assert BOT_TOKEN not in caplog.text and SIGNING_SECRET not in caplog.text
