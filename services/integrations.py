@@ -320,7 +320,9 @@ def run_operation(row: Integration, operation):
         log.warning("integration %s of user %s failed: %s", row.type, row.user_id, detail)
         _record_failure(row, detail)
         raise
-    if row.status != "active" or row.last_error:
+    skipped = isinstance(result, dict) and result.get("status") == "skipped"
+    if not skipped and (row.status != "active" or row.last_error):
+        # only a call that reached the service proves it works again ("skipped": none made)
         row.status, row.last_error = "active", None
         db.session.commit()
     return result

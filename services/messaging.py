@@ -12,9 +12,11 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
+from automation.integrations.base import Notification
 from automation.platforms.base import (AccountCredentials, GraphConfig, OutboundMessage,
                                        SendError)
 from automation.registry import get_connector
+from services import integrations
 from services import platforms as platforms_service
 from utils.errors import NotFound, Unprocessable
 from utils.realtime import publish
@@ -111,7 +113,19 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
         if exc.needs_reauth:
             platforms_service.mark_needs_reauth(account, exc.message)
         return _set_status(owner_id, message, "failed", error=exc.code, detail=exc.message)
-    return _set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
+    sent = _set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
+    _tell_the_team(owner_id, conv, sent)
+    return sent
+
+
+def _tell_the_team(owner_id: str, conv: dict, message: dict) -> None:
+    """A conversation's Slack thread shows the business's replies too (after this request;
+    a reply written in that thread is already there)."""
+    if (message.get("metadata") or {}).get("source") == "slack":
+        return
+    integrations.submit(Notification(
+        owner_id=owner_id, kind="business_message", text=message.get("text") or "",
+        conversation=conv, message=message), only_type="slack")
 
 
 def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: str | None,

@@ -65,6 +65,21 @@ def test_full_round_trip_handoff_to_slack_and_back(client, slack_business, fake_
     assert agent["status"] == "sent" and agent["metadata"]["source"] == "slack"
     assert agent["metadata"]["slack"]["user"] == "U0AGENT1"
     assert conv["ai_enabled"] is False
+    posted = [m["text"] for m in fake_slack.thread(CHANNEL_ID, thread_ts)]
+    assert any(t.startswith("_Dana replied:_") for t in posted)   # the hand-off notice
+    assert not any("Sam here" in t for t in posted)   # the person's own reply: not echoed
+
+
+def test_replies_from_the_inbox_follow_in_the_thread(client, slack_business, fake_graph,
+                                                     fake_slack):
+    thread_ts = handed_off_thread(client, fake_slack)
+    [conv] = conversations(client, slack_business)
+    resp = client.post(f"/api/conversations/{conv['id']}/messages", json={"text": "On my way"},
+                       headers=slack_business["headers"])
+    resp.close()
+    assert resp.status_code == 201
+    last = fake_slack.thread(CHANNEL_ID, thread_ts)[-1]
+    assert last["text"] == "_Agent (in Dana) replied:_ On my way"
 
 
 def test_slack_retry_and_replay_send_once(client, slack_business, fake_graph, fake_slack):

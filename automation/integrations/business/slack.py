@@ -64,6 +64,9 @@ class SlackConfig(CatalogueSlackConfig):
         default=True, description="start a thread for every new conversation (hand-offs always do)")
     post_customer_messages: bool = Field(
         default=True, description="post the customer's later messages into the thread")
+    post_replies: bool = Field(
+        default=True, description="post the business's replies (AI, agents in Dana) into the "
+                                  "thread too, so it reads as the whole conversation")
 
 
 def escape(text: str | None) -> str:
@@ -301,10 +304,13 @@ class SlackConnector(IntegrationConnector):
                                             "text": (title + escape(n.text))[:MAX_TEXT]}}])
             return {"channel": posted["channel"], "ts": posted["ts"]}
         if (n.kind == "new_conversation" and not self.config.post_new_conversations) or \
-                (n.kind == "customer_message" and not self.config.post_customer_messages):
+                (n.kind == "customer_message" and not self.config.post_customer_messages) or \
+                (n.kind == "business_message" and not self.config.post_replies):
             return {"status": "skipped"}
         refs = ((conversation.get("integration_refs") or {}).get("slack") or {})
         thread_ts = refs.get("thread_ts") if refs.get("channel", channel) == channel else None
+        if thread_ts is None and n.kind == "business_message":
+            return {"status": "skipped"}   # a reply alone does not start a thread
         state = {"handoff": "needs a human", "new_conversation": "new conversation"}.get(
             n.kind, "conversation")
         if thread_ts is None:
@@ -330,6 +336,10 @@ class SlackConnector(IntegrationConnector):
             body = f"*{escape(who)}:* {escape(n.text) or '_(attachment)_'}"
         elif n.kind == "handoff":
             body = ":raising_hand: *A human is needed.*\n" + escape(n.text)
+        elif n.kind == "business_message":
+            sender = (n.message or {}).get("sender_type")
+            who = {"ai": "AI", "agent": "Agent (in Dana)"}.get(sender, "Dana")
+            body = f"_{who} replied:_ {escape(n.text) or '_(attachment)_'}"
         else:
             body = (f"*{escape(n.title)}*\n" if n.title else "") + escape(n.text)
         return body, [{"type": "section", "text": {"type": "mrkdwn", "text": body[:MAX_TEXT]}}]
