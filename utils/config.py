@@ -99,12 +99,15 @@ class Settings(BaseSettings):
     # An extra CA bundle (PEM) trusted for SMTP TLS, e.g. a company's internal CA. TLS is
     # always verified; this only changes which CAs are trusted.
     SMTP_CA_FILE: str | None = None
+    # Hosted setups: the only SMTP hosts users may configure (comma-separated; empty = any),
+    # so that an e-mail integration cannot be pointed at internal services.
+    SMTP_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     LOG_FORMAT: Literal["plain", "json"] = "plain"
     LOG_LEVEL: str = "INFO"
     MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    @field_validator("CORS_ORIGINS", "SMTP_ALLOWED_HOSTS", mode="before")
     @classmethod
     def _split_origins(cls, value):
         """Accept a comma-separated string (the env form) as well as a list."""

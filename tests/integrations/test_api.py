@@ -270,3 +270,12 @@ def test_a_stored_config_gone_invalid_never_echoes_the_secret(client, starter, s
     assert test["ok"] is False and "no longer valid" in test["detail"]
     stored = client.get("/api/integrations/email", headers=starter["headers"]).get_data(as_text=True)
     assert PASSWORD not in test["detail"] and PASSWORD not in stored
+
+
+@pytest.mark.parametrize("settings_overrides", [{"SMTP_ALLOWED_HOSTS": "smtp.example.com"}],
+                         indirect=True)
+def test_hosts_outside_the_allow_list_are_never_contacted(client, starter, smtp):
+    resp = client.post("/api/integrations", headers=starter["headers"],
+                       json={"type": "email", "config": email_config(smtp)})
+    assert "not allowed" in assert_error(resp, 422, "integration_check_failed")["message"]
+    assert smtp.logins == [] and smtp.messages == []

@@ -28,6 +28,10 @@ _SUBJECTS = {"handoff": "A customer needs a person", "digest": "Your daily Dana 
              "notify": "Dana notification"}
 
 
+class _HostNotAllowed(Exception):
+    """The configured SMTP host is outside SMTP_ALLOWED_HOSTS (nothing was contacted)."""
+
+
 class EmailConnector(IntegrationConnector):
     """Sends notifications through the business's SMTP server."""
 
@@ -46,9 +50,16 @@ class EmailConnector(IntegrationConnector):
             context.load_verify_locations(cafile=ca_file)
         return context
 
+    def _allowed(self) -> bool:
+        allowed = getattr(self.settings, "SMTP_ALLOWED_HOSTS", None) or []
+        return not allowed or self.config.smtp_host.lower() in {h.lower() for h in allowed}
+
     def _connect(self) -> smtplib.SMTP:
         """An authenticated (when configured) SMTP session; the caller quits it."""
         cfg = self.config
+        if not self._allowed():
+            raise _HostNotAllowed(f"the SMTP host {cfg.smtp_host} is not allowed here "
+                                  "(SMTP_ALLOWED_HOSTS)")
         if cfg.security == "ssl":
             smtp = smtplib.SMTP_SSL(cfg.smtp_host, cfg.smtp_port, timeout=cfg.timeout_seconds,
                                     context=self._tls_context())
@@ -96,7 +107,7 @@ class EmailConnector(IntegrationConnector):
                 refused = smtp.send_message(message, to_addrs=recipients)
             finally:
                 _close(smtp)
-        except smtplib.SMTPAuthenticationError as exc:
+        except (smtplib.SMTPAuthenticationError, _HostNotAllowed) as exc:
             raise IntegrationError(_describe(exc), permanent=True) from None
         except smtplib.SMTPRecipientsRefused as exc:
             raise IntegrationError(_describe(exc), permanent=True) from None
@@ -147,6 +158,8 @@ def _one_line(text: str) -> str:
 
 def _describe(exc: Exception) -> str:
     """The server's reason in one line (never the credentials: smtplib does not echo them)."""
+    if isinstance(exc, _HostNotAllowed):
+        return str(exc)
     if isinstance(exc, smtplib.SMTPResponseException):
         reply = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
             else str(exc.smtp_error)
