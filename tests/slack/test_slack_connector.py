@@ -141,3 +141,16 @@ def test_signature_v0_window():
     assert not verify_signature(secret, body, stale, _sign(secret, stale, body), now=now)
     assert not verify_signature(secret, body, "not-a-number", "v0=00", now=now)
     assert not verify_signature(secret, body, None, None, now=now)
+
+
+def test_a_thread_deleted_in_slack_is_started_anew(fake_slack):
+    slack = connector(fake_slack)
+    refs = slack.notify(Notification(owner_id="u1", kind="new_conversation", text="Hi",
+                                     conversation=CONV))
+    fake_slack.channels[CHANNEL_ID]["messages"].clear()      # someone deleted the thread
+    again = slack.notify(Notification(owner_id="u1", kind="handoff", text="Refund please",
+                                      conversation={**CONV, "integration_refs": {"slack": refs}},
+                                      task={"id": "t1", "status": "open"}))
+    assert again["thread_ts"] != refs["thread_ts"]
+    texts = [m["text"] for m in fake_slack.thread(CHANNEL_ID, again["thread_ts"])]
+    assert "needs a human" in texts[0] and "Refund please" in texts[1]

@@ -180,6 +180,11 @@ def _media_attachments(message: dict | None) -> list[dict]:
     return out
 
 
+def _gone(exc: IntegrationError) -> bool:
+    """Slack no longer has the thread's parent (deleted in Slack)."""
+    return str(exc).endswith(("thread_not_found", "message_not_found"))
+
+
 class SlackConnector(IntegrationConnector):
     """Posts into a business's Slack channel and reads it back, through slack-sdk."""
 
@@ -313,15 +318,27 @@ class SlackConnector(IntegrationConnector):
             return {"status": "skipped"}   # a reply alone does not start a thread
         state = {"handoff": "needs a human", "new_conversation": "new conversation"}.get(
             n.kind, "conversation")
+        parent_text, parent_blocks = conversation_blocks(conversation, n.link, state, n.task)
         if thread_ts is None:
-            text, blocks = conversation_blocks(conversation, n.link, state, n.task)
-            thread_ts = self.post(text, blocks=blocks, channel=channel)["ts"]
+            thread_ts = self.post(parent_text, blocks=parent_blocks, channel=channel)["ts"]
         elif n.kind == "handoff":
-            text, blocks = conversation_blocks(conversation, n.link, state, n.task)
-            self.update(thread_ts, text, blocks=blocks, channel=channel)
+            try:
+                self.update(thread_ts, parent_text, blocks=parent_blocks, channel=channel)
+            except IntegrationError as exc:
+                if not _gone(exc):
+                    raise
         body, blocks = self._thread_body(n)
-        posted = self.post(body, blocks=blocks, thread_ts=thread_ts, channel=channel,
-                           attachments=_media_attachments(n.message) or None)
+        media = _media_attachments(n.message) or None
+        try:
+            posted = self.post(body, blocks=blocks, thread_ts=thread_ts, channel=channel,
+                               attachments=media)
+        except IntegrationError as exc:
+            if not _gone(exc):
+                raise
+            # the thread's parent was deleted in Slack: start the conversation's thread anew
+            thread_ts = self.post(parent_text, blocks=parent_blocks, channel=channel)["ts"]
+            posted = self.post(body, blocks=blocks, thread_ts=thread_ts, channel=channel,
+                               attachments=media)
         return {"channel": channel, "thread_ts": thread_ts, "ts": posted["ts"],
                 "external_id": thread_key(channel, thread_ts)}
 
