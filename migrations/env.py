@@ -9,10 +9,9 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-# disable_existing_loggers=False: migrations also run inside the app (create_app on SQLite);
-# the default would silence every logger imported before them (e.g. dana.integrations).
+# Interpret the config file for Python logging (Alembic's own progress lines), but keep the
+# loggers that already exist: by default fileConfig disables them, which silenced every
+# `dana.*` logger of the app (and werkzeug's) after `python main.py` ran the migrations.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 

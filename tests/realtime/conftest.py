@@ -391,21 +391,24 @@ def register(base_url: str, name: str = "Live User") -> dict:
     return body
 
 
-def connect_page(base_url: str, user: dict, page_id: str | None = None) -> str:
-    """Connect a Facebook Page (the free plan allows one) and return its id."""
+def connect_page(base_url: str, user: dict, graph: FakeGraph, page_id: str | None = None) -> str:
+    """Connect a Facebook Page (the free plan allows one) and return its id; the Page's token
+    is registered in the fake Graph first, which the server asks who the token is."""
     page_id = page_id or str(10**14 + uuid.uuid4().int % 10**14)
+    token = f"EAAG-live-{page_id}-token"
+    graph.manage(token, page_id, name="Live Page")
     with api(base_url) as c:
         resp = c.post("/api/platforms", headers=user["headers"], json={
             "platform": "facebook", "external_id": page_id,
-            "access_token": "EAAG-live-test-token", "name": "Live Page"})
+            "access_token": token, "name": "Live Page"})
     assert resp.status_code == 201, resp.text
     return page_id
 
 
-def business(base_url: str, name: str = "Live Shop") -> dict:
+def business(base_url: str, graph: FakeGraph, name: str = "Live Shop") -> dict:
     """A registered user with a connected Page (user['page_id'])."""
     user = register(base_url, name)
-    user["page_id"] = connect_page(base_url, user)
+    user["page_id"] = connect_page(base_url, user, graph)
     return user
 
 

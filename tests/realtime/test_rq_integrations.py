@@ -26,7 +26,7 @@ def test_handoff_email_is_sent_by_the_worker_after_the_reply(make_stack):
     try:
         stack = make_stack(redis=True)
         server = stack.server("web", AUTOMATION_QUEUE="rq").wait_ready()
-        owner = business(server.base_url)
+        owner = business(server.base_url, stack.graph)
         _admin_grants_starter(stack, server, owner)
         with api(server.base_url) as c:
             resp = c.post("/api/integrations", headers=owner["headers"], json={

@@ -1,7 +1,7 @@
 """integrations and their per-conversation refs
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 
 One row per user and integration type (config JSON with secret fields encrypted), and what
 an integration keeps about a conversation (e.g. the Slack thread it posted).
@@ -9,8 +9,8 @@ an integration keeps about a conversation (e.g. the Slack thread it posted).
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
