@@ -124,10 +124,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     from routes.admin_api import bp as admin_api_bp
     from routes.auth import bp as auth_bp
     from routes.conversations import bp as conversations_bp
+    from routes.integrations import bp as integrations_bp
     from routes.knowledge import bp as knowledge_bp
     from routes.meta import bp as meta_bp
     from routes.platforms import bp as platforms_bp
     from routes.stripe_webhooks import bp as stripe_webhooks_bp
+    from routes.slack import bp as slack_bp
+    from routes.slack_api import bp as slack_api_bp
     from routes.subscriptions import bp as subscriptions_bp
     from routes.tasks import bp as tasks_bp
     from routes.users import bp as users_bp
@@ -136,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
                subscriptions_bp, platforms_bp, stripe_webhooks_bp, webhooks_bp, workflows_bp,
-               knowledge_bp):
+               knowledge_bp, integrations_bp, slack_bp, slack_api_bp):
         app.register_blueprint(bp)
 
     from utils.store import init_store

@@ -9,6 +9,7 @@ from models_db import User, db
 from routes.schemas import TierUpdateIn
 from services.subscriptions import check_price_free, list_tiers, subscribe
 from utils.audit import audit
+from services import integrations as integrations_service
 from utils.errors import ApiError
 from utils.store import get_store
 
@@ -110,6 +111,23 @@ def register_operations_cli(app: Flask) -> None:
                        f"{(e.error or '').splitlines()[0] if e.error else ''}")
 
     app.cli.add_command(events)
+
+    integrations = click.Group("integrations", help="Business-tool integrations.")
+
+    @integrations.command("digest")
+    def digest():
+        """E-mail every user with an enabled e-mail integration their daily digest.
+
+        Run it once a day (e.g. cron `0 7 * * *`): open hand-offs and yesterday's numbers.
+        """
+        outcomes = integrations_service.send_digests()
+        for owner, outcome in outcomes.items():
+            click.echo(f"{owner}: {(outcome or {}).get('status', 'not sent')}")
+        click.echo(f"done: {len(outcomes)} digest(s)")
+        if any((o or {}).get("status") == "failed" for o in outcomes.values()):
+            raise SystemExit(1)
+
+    app.cli.add_command(integrations)
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.x typed models: users, auth sessions and refresh tokens, audit log.
+"""SQLAlchemy 2.x typed models: users, auth sessions and refresh tokens, audit log, platform
+accounts, integrations, webhook events, workflows, knowledge.
 
 The SQL side of the conversation/subscription store lives in utils/store/sql_models.py
 and shares this metadata so that one Alembic history covers every table.
@@ -381,6 +382,68 @@ class KnowledgeChunk(db.Model):
     question: Mapped[str | None] = mapped_column(Text)
     answer: Mapped[str | None] = mapped_column(Text)
     search_text: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class Integration(db.Model):
+    """A business tool connected by a user: one row per user and type.
+
+    `config` is the validated config with its secret fields (the connector's secret_fields)
+    replaced by Fernet tokens (utils/crypto.py); status: pending -> active | error.
+    """
+
+    __tablename__ = "integrations"
+    __table_args__ = (UniqueConstraint("user_id", "type", name="uq_integrations_user_type"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False, index=True)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    config: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    last_checked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class IntegrationRef(db.Model):
+    """What an integration keeps about one conversation (e.g. its Slack channel and thread ts).
+
+    external_id is the integration's own key for it (e.g. the thread ts), so an inbound event
+    from the service (a reply in that thread) finds its conversation.
+    """
+
+    __tablename__ = "integration_refs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "conversation_id", "type", name="uq_integration_refs_conv"),
+        Index("ix_integration_refs_external", "type", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False)
+    conversation_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    refs: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class SlackInbound(db.Model):
+    """Each request from Slack that Dana acted on, by its unique key: the Events API's
+    `event_id` (Slack retries a delivery with the same id) or an interaction's trigger id.
+    The primary key makes a retry or a replayed request a no-op, in every process."""
+
+    __tablename__ = "slack_inbound"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
 
 
 # The store's SQL tables share this metadata (one Alembic history for everything).

@@ -671,3 +671,100 @@ class WebhookEventListOut(BaseModel):
 
 class WebhookEventDetailOut(WebhookEventOut):
     raw_body: str
+
+
+# --------------------------------------------------------------------------- integrations
+
+class IntegrationIn(StrictModel):
+    """Configure (or reconfigure) one integration; checked with the service before stored."""
+
+    type: str = Field(min_length=1, max_length=32,
+                      description="slack, email, hubspot, salesforce, zendesk, "
+                                  "google_analytics, mysql, postgresql, mongodb, sqlserver")
+    config: dict = Field(description="the type's fields (see /api/integrations/types); on an "
+                                     "update, a secret left out or sent back masked is kept")
+    enabled: bool = True
+
+
+class IntegrationOut(BaseModel):
+    type: str
+    status: Literal["active", "pending", "error"]
+    enabled: bool
+    config: dict = Field(description="secret fields only as '••••' + their last 4 characters")
+    last_checked_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IntegrationListOut(BaseModel):
+    items: list[IntegrationOut]
+    next_cursor: str | None
+
+
+class IntegrationTypeOut(BaseModel):
+    type: str
+    name: str
+    category: Literal["messaging", "email", "crm", "helpdesk", "analytics", "database"]
+    available: bool = Field(description="false: specified, not built yet (cannot be configured)")
+    in_plan: bool = Field(description="whether the caller's plan includes this integration")
+    operations: list[str]
+    secret_fields: list[str]
+    config_schema: dict = Field(description="JSON Schema of `config`")
+
+
+class IntegrationTypeListOut(BaseModel):
+    items: list[IntegrationTypeOut]
+    next_cursor: str | None
+
+
+class IntegrationTestOut(BaseModel):
+    ok: bool
+    detail: str
+    checked_at: datetime
+
+
+# ---------------------------------------------------------------------------------- slack
+
+SlackTs = Annotated[str, Field(pattern=r"^\d{1,12}\.\d{1,9}$", max_length=24,
+                               description="a Slack message timestamp, e.g. 1712345678.000100")]
+
+
+class SlackHealthOut(BaseModel):
+    status: Literal["ok", "error", "not_configured"]
+    source: Literal["integration", "server"] | None = Field(
+        description="the caller's own integration, or (admins) the server's SLACK_BOT_TOKEN")
+    channel_id: str | None
+    detail: str = Field(description="the workspace and channel, or Slack's reason")
+    checked_at: datetime | None = None
+
+
+class SlackMessageOut(BaseModel):
+    ts: str
+    user: str | None = Field(description="Slack user id (or bot id) of the author")
+    text: str
+    thread_ts: str | None
+    reply_count: int
+
+
+class SlackMessageListOut(BaseModel):
+    items: list[SlackMessageOut]
+    next_cursor: str | None
+
+
+class SlackListQuery(StrictModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=500)
+
+
+class SlackPostIn(StrictModel):
+    text: str = Field(min_length=1, max_length=4000,
+                      description="plain text / mrkdwn; also the notification fallback")
+    thread_ts: SlackTs | None = Field(default=None, description="reply in this thread")
+    blocks: list[dict] | None = Field(default=None, max_length=50,
+                                      description="Block Kit blocks (rich formatting)")
+
+
+class SlackPostOut(BaseModel):
+    ts: str
+    channel: str

@@ -6,8 +6,9 @@ import logging
 
 from flask import current_app
 
+from automation.integrations.base import Notification
 from automation.platforms.base import OutboundMessage
-from services import business, messaging, tasks
+from services import business, integrations, messaging, tasks
 from utils.realtime import publish
 from utils.store import TaskFilters, get_store
 
@@ -44,6 +45,11 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *, trigger_message_
                            f"Conversation: {link}",
             "conversation_id": conv_id,
             "priority": "high" if reason in URGENT_REASONS else "normal"})
+        # Every enabled team integration (Slack, e-mail) hears of each new hand-off; delivered
+        # after the customer's answer (services.integrations.submit).
+        integrations.submit(Notification(
+            owner_id=owner_id, kind="handoff", title=task["title"], text=task["description"],
+            conversation=conversation, task=task, link=link))
     changes = {}
     if conversation["ai_enabled"]:
         changes["ai_enabled"] = False

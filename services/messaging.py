@@ -12,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
+from automation.integrations.base import Notification
 from automation.platforms.base import AccountCredentials, OutboundMessage, SendError
+from services import integrations
 from services import platforms as platforms_service
 from services.connectors import connector_for, graph_config  # noqa: F401  (re-exported)
 from utils.errors import NotFound, Unprocessable
@@ -89,16 +91,30 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
         if exc.needs_reauth:
             platforms_service.mark_needs_reauth(account, exc.message)
         return _set_status(owner_id, message, "failed", error=exc.code, detail=exc.message)
-    return _set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
+    sent = _set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
+    _tell_the_team(owner_id, conv, sent)
+    return sent
+
+
+def _tell_the_team(owner_id: str, conv: dict, message: dict) -> None:
+    """A conversation's Slack thread shows the business's replies too (after this request;
+    a reply written in that thread is already there)."""
+    if (message.get("metadata") or {}).get("source") == "slack":
+        return
+    integrations.submit(Notification(
+        owner_id=owner_id, kind="business_message", text=message.get("text") or "",
+        conversation=conv, message=message), only_type="slack")
 
 
 def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: str | None,
                      pause_ai: bool = True, tag: str | None = None,
-                     template: dict | None = None) -> dict:
-    """A human reply from the inbox; by default it pauses the AI for this conversation.
+                     template: dict | None = None, *, idempotency_key: str | None = None,
+                     metadata: dict | None = None) -> dict:
+    """A human reply from the inbox (or a Slack thread); by default it pauses the AI here.
 
     `template` (WhatsApp only) sends a pre-approved template, which WhatsApp allows outside
-    the 24-hour window; the thread shows it as "[template <name>]".
+    the 24-hour window; the thread shows it as "[template <name>]". `idempotency_key` makes a
+    repeated request (e.g. Slack's retry of one thread reply) return the first send.
     """
     if template is not None:
         conv = get_store().get_conversation(owner_id, conversation_id)
@@ -111,8 +127,9 @@ def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: s
         text = text or f"[template {template['name']}]"
     message = send_message(owner_id, conversation_id,
                            OutboundMessage(text=text, tag=tag, template=template),
-                           "agent", metadata={"author_id": agent_id,
-                                              **({"template": template} if template else {})})
+                           "agent", idempotency_key=idempotency_key,
+                           metadata={**(metadata or {}), "author_id": agent_id,
+                                     **({"template": template} if template else {})})
     if pause_ai:
         conv = get_store().get_conversation(owner_id, conversation_id)
         if conv and conv["ai_enabled"]:

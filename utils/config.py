@@ -105,12 +105,23 @@ class Settings(BaseSettings):
     # where Stripe Checkout sends the user back (default: APP_URL + /app?checkout=...)
     STRIPE_SUCCESS_URL: str | None = None
     STRIPE_CANCEL_URL: str | None = None
+    # Integrations at run time: bounded retries with exponential back-off; a service's
+    # Retry-After is honoured up to INTEGRATION_RETRY_MAX_WAIT_SECONDS.
+    INTEGRATION_RETRY_ATTEMPTS: int = Field(default=3, ge=1, le=10)
+    INTEGRATION_RETRY_WAIT_SECONDS: float = Field(default=0.5, ge=0, le=60)
+    INTEGRATION_RETRY_MAX_WAIT_SECONDS: float = Field(default=30.0, ge=0, le=300)
+    # An extra CA bundle (PEM) trusted for SMTP TLS, e.g. a company's internal CA. TLS is
+    # always verified; this only changes which CAs are trusted.
+    SMTP_CA_FILE: str | None = None
+    # Hosted setups: the only SMTP hosts users may configure (comma-separated; empty = any),
+    # so that an e-mail integration cannot be pointed at internal services.
+    SMTP_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     LOG_FORMAT: Literal["plain", "json"] = "plain"
     LOG_LEVEL: str = "INFO"
     MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    @field_validator("CORS_ORIGINS", "SMTP_ALLOWED_HOSTS", mode="before")
     @classmethod
     def _split_origins(cls, value):
         """Accept a comma-separated string (the env form) as well as a list."""

@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass, field
 
 from automation.core import definitions as d
+from automation.integrations.base import Notification
 from automation.platforms.base import InboundEvent, OutboundMessage
-from services import entitlements, handoff, messaging, tasks
+from services import entitlements, handoff, integrations, messaging, tasks
 from utils.realtime import publish
-from utils.store import get_store
+from utils.store import DuplicateMessage, NewMessage, get_store
 
 
 class ActionFailed(Exception):
@@ -101,6 +102,9 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
     if ctx.message and get_store().find_message_by_key(ctx.owner_id, f"auto:{ctx.message['id']}"):
         ctx.sends += 1
         return {"status": "ok", "detail": "already answered"}
+    if ctx.message and spec.draft_for_approval and get_store().find_message_by_key(
+            ctx.owner_id, f"ai-draft:{ctx.message['id']}"):
+        return {"status": "ok", "detail": "already drafted"}
     if not entitlements.consume_ai_reply(ctx.owner_id):
         return _do_handoff(ctx, "quota_exhausted")
     history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
@@ -111,11 +115,41 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
         platform=ctx.conversation["platform"]))
     if answer.handoff or not answer.text:
         return _do_handoff(ctx, answer.reason or "low_confidence")
+    if spec.draft_for_approval:
+        return _draft_for_approval(ctx, answer)
     out = _send(ctx, OutboundMessage(text=answer.text), "ai",
                 {"ai": {"provider": answer.provider, "confidence": round(answer.confidence, 3),
                         "sources": answer.sources}})
     out["provider"] = answer.provider
     return out
+
+
+def _draft_for_approval(ctx: RunContext, answer) -> dict:
+    """Keep the AI's answer as a draft note and post it to Slack for approval, unsent.
+
+    Nobody could approve it without Slack, so then a human is called in instead (never
+    silence). Approve / Send edited in Slack sends it (services/slack.py).
+    """
+    try:
+        integrations.require_enabled(ctx.owner_id, "slack")
+    except LookupError:
+        return _do_handoff(ctx, "draft_needs_approval")
+    key = f"ai-draft:{ctx.message['id']}" if ctx.message else None
+    try:
+        draft = get_store().add_message(ctx.owner_id, NewMessage(
+            conversation_id=ctx.conversation["id"], direction="outbound", sender_type="ai",
+            text=answer.text, is_note=True, status="sent", idempotency_key=key,
+            metadata={"ai_draft": {"status": "pending", "provider": answer.provider,
+                                   "confidence": round(answer.confidence, 3)}}))
+    except DuplicateMessage:
+        return {"status": "ok", "detail": "already drafted"}
+    publish(ctx.owner_id, "new_message", {"conversation_id": ctx.conversation["id"],
+                                          "message": draft})
+    integrations.submit(Notification(
+        owner_id=ctx.owner_id, kind="ai_draft", text=answer.text, title="AI draft",
+        conversation=ctx.conversation, message=draft,
+        link=integrations.conversation_link(ctx.conversation["id"])), only_type="slack")
+    return {"status": "ok", "detail": "draft posted for approval", "draft_id": draft["id"]}
 
 
 def send_text(ctx: RunContext, spec: d.SendTextAction) -> dict:
@@ -179,20 +213,26 @@ def handoff_action(ctx: RunContext, spec: d.HandoffAction) -> dict:
 
 
 def notify(ctx: RunContext, spec: d.NotifyAction) -> dict:
-    """Tell the team: on the dashboard (Socket.IO) or through an integration (extension point)."""
-    text = render_template(spec.message, ctx)
-    payload = {"conversation_id": ctx.conversation["id"], "message": text,
-               "trigger": ctx.trigger}
-    if spec.channel == "dashboard":
-        publish(ctx.owner_id, "notification", payload)
-        return {"status": "ok", "channel": "dashboard"}
-    from automation.registry import INTEGRATIONS
+    """Tell the team: on the dashboard (Socket.IO) or through a configured integration.
 
-    integration = INTEGRATIONS.get(spec.channel)
-    if integration is None:
-        raise ActionFailed(f"no '{spec.channel}' integration is available")
-    result = integration.notify(ctx.owner_id, text, payload)
-    return {"status": "ok", "channel": spec.channel, **(result or {})}
+    An integration's delivery happens after the customer has been answered (it is queued
+    here); its failure shows on the integration (status error, `integration_error`).
+    """
+    text = render_template(spec.template, ctx)
+    if spec.channel == "dashboard":
+        publish(ctx.owner_id, "notification", {"conversation_id": ctx.conversation["id"],
+                                               "message": text, "trigger": ctx.trigger})
+        return {"status": "ok", "channel": "dashboard"}
+    try:
+        integrations.require_enabled(ctx.owner_id, spec.channel)
+    except LookupError as exc:
+        raise ActionFailed(str(exc)) from None
+    integrations.submit(Notification(
+        owner_id=ctx.owner_id, kind="notify", text=text,
+        title=render_template(spec.title, ctx) if spec.title else "",
+        conversation=ctx.conversation, message=ctx.message, target=spec.target,
+        link=integrations.conversation_link(ctx.conversation["id"])), only_type=spec.channel)
+    return {"status": "queued", "channel": spec.channel}
 
 
 # The registry: action type -> function. Adding an action is a function plus a line here

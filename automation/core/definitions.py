@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from automation.core.patterns import MAX_PATTERN_LENGTH, PatternError, compile_pattern
 
@@ -101,6 +101,11 @@ Condition = Annotated[Union[PlatformCondition, KeywordsCondition, RegexCondition
 
 class AiReplyAction(_Strict):
     type: Literal["ai_reply"]
+    draft_for_approval: bool = Field(
+        default=False,
+        description="post the AI's answer to the Slack thread as a draft instead of sending it; "
+                    "a person approves (or edits) it there and it is sent then. Without an "
+                    "enabled Slack integration the conversation is handed off instead")
 
 
 class SendTextAction(_Strict):
@@ -153,11 +158,25 @@ class HandoffAction(_Strict):
 
 
 class NotifyAction(_Strict):
+    """Tell the team: on the dashboard (Socket.IO `notification`) or through an integration."""
+
     type: Literal["notify"]
     channel: str = Field(default="dashboard", min_length=1, max_length=32,
-                         description="'dashboard' (Socket.IO) or an integration type such as "
-                                     "slack or email (the integrations extension point)")
-    message: str = Field(min_length=1, max_length=2000, description="template variables allowed")
+                         pattern=r"^[a-z_]+$",
+                         description="'dashboard' (Socket.IO) or an integration type: slack, "
+                                     "email, ... (it must be configured and enabled)")
+    template: str = Field(min_length=1, max_length=2000,
+                          validation_alias=AliasChoices("template", "message"),
+                          description="the text; variables {{contact.name}}, "
+                                      "{{contact.first_name}}, {{business.name}}, "
+                                      "{{message.text}}, {{conversation.platform}} "
+                                      "(`message` is accepted as an older name)")
+    title: str | None = Field(default=None, max_length=200,
+                              description="subject / heading; variables allowed")
+    target: str | None = Field(default=None, max_length=1000,
+                               description="this workflow's destination instead of the "
+                                           "integration's default: a Slack channel id, or "
+                                           "comma-separated e-mail addresses")
 
 
 Action = Annotated[Union[AiReplyAction, SendTextAction, SendQuickRepliesAction, CreateTaskAction,

@@ -14,7 +14,9 @@ from datetime import datetime
 
 from models_db import PlatformAccount, WebhookEvent, db, utcnow
 from automation.platforms import base as ev
+from automation.integrations.base import Notification
 from automation.platforms.base import InboundEvent
+from services import integrations
 from services import platforms as platforms_service
 from services.messaging import connector_for
 from utils.locks import named_lock
@@ -90,6 +92,13 @@ def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dic
 
 
 def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> None:
+    # Team notifications (Slack, e-mail) raised while handling the message are delivered when
+    # this block ends: after the customer's reply, outside the conversation's lock.
+    with integrations.deferred_notifications():
+        _ingest_customer_message_locked(account, item)
+
+
+def _ingest_customer_message_locked(account: PlatformAccount, item: InboundEvent) -> None:
     owner = account.user_id
     store = get_store()
     if not item.contact_id:
@@ -112,12 +121,27 @@ def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> No
                 return  # a redelivery of a message already handled: nothing to do
         else:
             publish(owner, "new_message", {"conversation_id": conv["id"], "message": message})
+            _tell_the_team(owner, conv, message, opened)
         conv = store.get_conversation(owner, conv["id"])
         if conv["status"] in ("resolved", "snoozed"):
             conv = store.update_conversation(owner, conv["id"], {"status": "open",
                                                                  "snoozed_until": None})
             publish(owner, "conversation_updated", conv)
         _run_automation(owner, conv, message, item, opened=opened, new_contact=new_contact)
+
+
+def _tell_the_team(owner: str, conv: dict, message: dict, opened: bool) -> None:
+    """A new conversation (its first customer message) or a later customer message: for the
+    team's integrations (a Slack thread per conversation follows the customer's messages)."""
+    contact = conv.get("contact") or {}
+    who = contact.get("name") or contact.get("platform_user_id") or "A customer"
+    text = message.get("text") or "(attachment)"
+    platform = conv["platform"].capitalize()
+    integrations.submit(Notification(
+        owner_id=owner, kind="new_conversation" if opened else "customer_message",
+        title=f"New conversation with {who} on {platform}" if opened else f"{who} on {platform}",
+        text=text, conversation=conv, message=message,
+        link=integrations.conversation_link(conv["id"])))
 
 
 def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *,
