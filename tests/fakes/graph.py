@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-META_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "meta"
+META_SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "meta"
 
 
 def graph_error(code: int, message: str = "Graph error", *, subcode: int | None = None,
@@ -39,7 +39,7 @@ def graph_error(code: int, message: str = "Graph error", *, subcode: int | None 
 
 
 def sample(name: str) -> dict:
-    """One of the JSON samples in shared/meta (e.g. the real Send API error bodies)."""
+    """One of the JSON samples in tests/fixtures/meta (e.g. the real Send API error bodies)."""
     return json.loads((META_SAMPLES / name).read_text(encoding="utf-8"))
 
 
