@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from models_db import db, include_object, render_item
 from utils.config import ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
+from utils.http import install_request_guards
 from utils.logging import configure_logging
 from utils.ratelimit import limiter
 
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Flask:
              supports_credentials=True, expose_headers=["X-Request-ID"])
     app.after_request(_security_headers)
     register_error_handlers(app)
+    install_request_guards(app)
 
     from routes.admin_api import bp as admin_api_bp
     from routes.auth import bp as auth_bp
