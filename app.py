@@ -8,6 +8,7 @@ from flask_cors import CORS
 from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import NoSuchModuleError
 
 from models_db import db, include_object, render_item
 from utils.config import ConfigError, Settings, load_settings
@@ -110,7 +111,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     configure_logging(app)
     _connect_redis(app, settings)
-    db.init_app(app)
+    try:
+        db.init_app(app)  # creates the engine: the driver is imported here
+    except (ImportError, NoSuchModuleError) as exc:
+        backend = make_url(settings.DATABASE_URL).drivername
+        raise ConfigError(f"DATABASE_URL uses '{backend}', but no driver for it is installed "
+                          f"({exc}); Dana supports sqlite:// and postgresql://") from None
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True,
                      render_item=render_item, include_object=include_object)
     limiter.init_app(app)

@@ -320,3 +320,81 @@ def test_migrations_match_the_models(app):
     assert current == tuple(heads)
     # The metadata really is the app's: the foundation tables are in it.
     assert {"users", "auth_sessions", "refresh_tokens", "audit_log"} <= set(db.metadata.tables)
+
+
+# --- start-up errors are one clear line ----------------------------------------------------
+
+
+def _start(tmp_path, timeout=60, args=(), **settings):
+    """Run `python main.py` to its end; (exit status, stderr)."""
+    env = subprocess_env(PORT=settings.pop("PORT", free_port()),
+                         DATABASE_URL=settings.pop("DATABASE_URL", f"sqlite:///{tmp_path}/d.db"),
+                         **settings)
+    proc = subprocess.run([PYTHON, str(ROOT / "main.py"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stderr, proc.stdout
+
+
+def _one_line_naming(stderr: str, setting: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert setting in lines[0] and "Traceback" not in stderr
+    assert "serving on" not in stderr
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("DATABASE_URL", "not a database url"),
+    ("DATABASE_URL", "mysql://root@127.0.0.1:3306/test"),       # no MySQL driver installed
+    ("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/dana"),  # nothing listens on port 1
+    ("REDIS_URL", "127.0.0.1:6379"),                             # no scheme
+])
+def test_python_main_start_up_errors_are_one_line_exit_2(tmp_path, setting, value):
+    status, stderr, _ = _start(tmp_path, **{setting: value})
+    assert status == 2, stderr
+    _one_line_naming(stderr, setting)
+
+
+def test_python_main_with_a_dotenv_that_is_not_utf8(tmp_path):
+    (tmp_path / ".env").write_bytes(b"APP_URL=http://caf\xe9.example.com\n")
+    status, stderr, _ = _start(tmp_path)
+    assert status == 2, stderr
+    _one_line_naming(stderr, ".env")
+
+
+def test_python_main_says_when_the_port_is_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        status, stderr, _ = _start(tmp_path, PORT=port, HOST="127.0.0.1")
+    assert status == 2, stderr
+    _one_line_naming(stderr, "PORT")
+    assert "in use" in stderr
+
+
+def test_python_main_help_prints_usage_and_exits_0(tmp_path):
+    status, stderr, stdout = _start(tmp_path, args=["--help"], DATABASE_URL="not a url")
+    assert status == 0, stderr
+    assert "usage: python main.py" in stdout and "HOST:PORT" in stdout
+    assert not (tmp_path / "instance").exists()  # nothing was built or generated
+    status, stderr, _ = _start(tmp_path, args=["--port", "1"])
+    assert status == 2 and "usage:" in stderr
+
+
+def test_serving_on_is_printed_once_the_port_accepts_connections(tmp_path):
+    port = free_port()
+    env = subprocess_env(DATABASE_URL=f"sqlite:///{tmp_path}/d.db", HOST="127.0.0.1", PORT=port)
+    proc = subprocess.Popen([PYTHON, str(ROOT / "main.py")], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "serving on" in line:
+                break
+        assert any("serving on" in line for line in seen), "".join(seen)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # bound before the line was printed: connecting at once succeeds
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
