@@ -269,17 +269,42 @@ def test_flask_create_admin_makes_an_admin(app, tmp_path):
     assert [r.user_id for r in rows] == [admin_id]
 
 
-def test_create_admin_promotes_an_existing_user(app, client, user):
+def _login(client, email, password):
+    return client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+def test_create_admin_promotes_an_existing_user_keeping_the_password(app, client, user):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["create-admin", "--email", user["user"]["email"].upper(),
+    email = user["user"]["email"]
+    result = runner.invoke(args=["create-admin", "--email", email.upper(),
                                  "--password", "a new admin password"])
     assert result.exit_code == 0, result.output
-    assert "Promoted" in result.output
-    login = client.post("/api/auth/login", json={"email": user["user"]["email"],
-                                                 "password": "a new admin password"})
-    assert login.status_code == 200
+    assert "promoted to admin" in result.output and "password unchanged" in result.output
+    assert "--reset-password" in result.output
+    # The password was NOT reset: the old one still works, the new one does not.
+    assert _login(client, email, "a new admin password").status_code == 401
+    login = _login(client, email, user["password"])
+    assert login.status_code == 200 and login.get_json()["user"]["role"] == "admin"
     assert client.get("/api/users", headers={
         "Authorization": f"Bearer {login.get_json()['access_token']}"}).status_code == 200
+    # Without --password it asks for nothing.
+    again = runner.invoke(args=["create-admin", "--email", email], input="")
+    assert again.exit_code == 0 and "was already an admin" in again.output
+
+
+def test_create_admin_reset_password_sets_it_and_signs_sessions_out(app, client, user):
+    runner = app.test_cli_runner()
+    email = user["user"]["email"]
+    result = runner.invoke(args=["create-admin", "--email", email, "--reset-password",
+                                 "--password", "a new admin password"])
+    assert result.exit_code == 0, result.output
+    assert "password reset" in result.output
+    assert _login(client, email, user["password"]).status_code == 401
+    assert _login(client, email, "a new admin password").status_code == 200
+    assert client.get("/api/auth/me", headers=user["headers"]).status_code == 401
+    weak = runner.invoke(args=["create-admin", "--email", email, "--reset-password",
+                               "--password", "short"])
+    assert weak.exit_code != 0 and "password" in weak.output
 
 
 def test_create_admin_refuses_a_weak_password(app, client):
