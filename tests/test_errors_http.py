@@ -2,6 +2,7 @@
 /health, the OpenAPI document and the offline docs page."""
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlparse
 
@@ -272,6 +273,20 @@ def test_docs_page_uses_only_local_assets(client):
     # Swagger UI's default online validator badge would be fetched from another host.
     assert re.search(r"validatorUrl:\s*null", init_js)
     assert not re.search(r"(https?:)?//[A-Za-z0-9]", init_js)
+
+
+def test_docs_viewer_renders_openapi_31_without_a_downgrade(client):
+    """The spec is OpenAPI 3.1 (JSON Schema 2020-12 nullables, no 3.0 `nullable`), and the
+    vendored Swagger UI is a 5.x release, the first to render 3.1."""
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"] == "3.1.0"
+    assert "nullable" not in json.dumps(spec)
+    task = spec["components"]["schemas"]["TaskOut"]["properties"]["assignee_id"]
+    assert {"type": "null"} in task["anyOf"]
+    bundle = client.get("/api/docs/assets/swagger-ui-bundle.js").get_data(as_text=True)
+    versions = {tuple(map(int, v.split("."))) for v in re.findall(r'"(\d+\.\d+\.\d+)"', bundle)}
+    assert max(versions) >= (5, 0, 0)
+    assert "isOAS31" in bundle  # Swagger UI's OpenAPI 3.1 support
 
 
 def test_missing_docs_asset_is_404(client):

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 log = logging.getLogger("dana.tests.schemathesis")
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
 SHRINK = os.environ.get("SCHEMATHESIS_SHRINK") == "1"
-ONLY = os.environ.get("SCHEMATHESIS_ONLY", "")  # e.g. "GET /api/tasks" while investigating
+ONLY = os.environ.get("SCHEMATHESIS_ONLY", "")  # e.g. "/api/tasks" while investigating
 
 
 def _run_operation(operation, mode, headers) -> tuple[int, str | None]:
@@ -48,6 +48,7 @@ def _run_operation(operation, mode, headers) -> tuple[int, str | None]:
     return tried, None
 
 
+@pytest.mark.timeout(1200)  # bounded by EXAMPLES; a busy shared machine is slow
 def test_api_has_no_server_errors_and_conforms_to_its_spec(app, admin):
     """Every documented operation, valid and invalid inputs: no 5xx, answers as documented."""
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
@@ -56,7 +57,7 @@ def test_api_has_no_server_errors_and_conforms_to_its_spec(app, admin):
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        if ONLY and ONLY != f"{operation.method.upper()} {operation.path}":
+        if ONLY not in f"{operation.method.upper()} {operation.path}":
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             tried, failure = _run_operation(operation, mode, headers)
