@@ -49,11 +49,11 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
 def endpoint(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
              response: type[BaseModel] | None = None, status: int = 200,
              summary: str | None = None, tags: list[str] | None = None,
-             errors: tuple[int, ...] = (), form: dict[str, str] | None = None):
+             errors: tuple[int, ...] = (), form: dict[str, str | tuple[str, str]] | None = None):
     """Parse and document a view. The view receives `body=` / `query=` keyword arguments.
 
-    `form` documents a multipart/form-data body ({field: "file" | "string"}) that the view
-    reads itself (file uploads).
+    `form` documents a multipart/form-data body ({field: "file" | "string", or (kind,
+    description)}) that the view reads itself (file uploads).
     """
 
     def decorate(view):
@@ -139,9 +139,16 @@ def build_spec(app: Flask) -> dict:
                 op["requestBody"] = {"required": True, "content": {
                     "application/json": {"schema": _schema(doc["body"], components, "validation")}}}
             if doc.get("form"):
-                props = {name: ({"type": "string", "format": "binary"} if kind == "file"
-                                else {"type": "string"}) for name, kind in doc["form"].items()}
-                required = [name for name, kind in doc["form"].items() if kind == "file"]
+                props, required = {}, []
+                for name, spec in doc["form"].items():
+                    kind, description = spec if isinstance(spec, tuple) else (spec, None)
+                    prop = {"type": "string", "format": "binary"} if kind == "file" \
+                        else {"type": "string"}
+                    if description:
+                        prop["description"] = description
+                    props[name] = prop
+                    if kind == "file":
+                        required.append(name)
                 op["requestBody"] = {"required": True, "content": {"multipart/form-data": {
                     "schema": {"type": "object", "properties": props, "required": required}}}}
             ok: dict[str, Any] = {"description": "Success"}
