@@ -420,6 +420,18 @@ def test_serving_on_is_printed_once_the_port_accepts_connections(tmp_path):
         assert any("serving on" in line for line in seen), "".join(seen)
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # bound before the line was printed: connecting at once succeeds
+        # The server's own protocol errors use the JSON error shape too.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(f"GET /api/{'x' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            raw = b""
+            while chunk := conn.recv(65536):
+                raw += chunk
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].split(b" ")[1] == b"414", raw[:300]
+        assert b"Content-Type: application/json" in head
+        assert json.loads(body)["error"]["code"] == "http_414"
+        resp = httpx.get(f"http://127.0.0.1:{port}/api/{'x' * 9_000}", timeout=30)
+        assert resp.status_code == 414 and resp.json()["error"]["code"] == "uri_too_long"
     finally:
         proc.terminate()
         proc.wait(timeout=15)
