@@ -176,3 +176,11 @@ def test_spec_lists_402_415_and_429_where_they_happen(client):
         assert "429" in paths[path]["post"]["responses"]
     sent = client.post("/api/tasks", data="title=x", content_type="text/plain")
     assert sent.status_code in (401, 415)
+
+
+def test_login_with_an_unknown_email_and_the_timing_dummy_password_is_401(client):
+    """Found by schemathesis: the password of the timing-equalizing dummy hash passed the
+    check for an e-mail without an account, and the login crashed with a 500."""
+    resp = client.post("/api/auth/login", json={"email": "nobody@example.com",
+                                                "password": "not-a-real-password"})
+    assert_error(resp, 401, "invalid_credentials")
