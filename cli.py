@@ -1,4 +1,4 @@
-"""Flask CLI commands (`flask --app app create-admin ...`)."""
+"""Flask CLI commands (`flask --app main create-admin ...`)."""
 from __future__ import annotations
 
 import click
