@@ -27,10 +27,17 @@ run: install
 	$(BIN)/python main.py
 
 migrate: install
-	$(BIN)/flask --app app:create_app db upgrade
+	$(BIN)/flask --app main db upgrade
 
-## make test: install and run the whole suite on SQLite, then on PostgreSQL
-test: install-dev test-sqlite test-postgres
+## make test: install and run the whole suite on SQLite, then on PostgreSQL. Both passes run
+## and are reported even when the first fails; the exit status is non-zero if either failed.
+test: install-dev
+	@sqlite=0; postgres=0; \
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS) || sqlite=$$?; \
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest $(PYTEST_ARGS) || postgres=$$?; \
+	verdict() { if [ "$$1" = 0 ]; then echo passed; else echo "FAILED (exit $$1)"; fi; }; \
+	echo "make test: SQLite $$(verdict $$sqlite); PostgreSQL $$(verdict $$postgres)"; \
+	[ $$sqlite = 0 ] && [ $$postgres = 0 ]
 
 test-sqlite: install-dev
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)

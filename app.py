@@ -8,10 +8,12 @@ from flask_cors import CORS
 from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import NoSuchModuleError
 
 from models_db import db, include_object, render_item
 from utils.config import ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
+from utils.http import install_request_guards
 from utils.logging import configure_logging
 from utils.ratelimit import limiter
 
@@ -111,7 +113,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     configure_logging(app)
     _connect_redis(app, settings)
-    db.init_app(app)
+    try:
+        db.init_app(app)  # creates the engine: the driver is imported here
+    except (ImportError, NoSuchModuleError) as exc:
+        backend = make_url(settings.DATABASE_URL).drivername
+        raise ConfigError(f"DATABASE_URL uses '{backend}', but no driver for it is installed "
+                          f"({exc}); Dana supports sqlite:// and postgresql://") from None
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True,
                      render_item=render_item, include_object=include_object)
     limiter.init_app(app)
@@ -120,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Flask:
              supports_credentials=True, expose_headers=["X-Request-ID"])
     app.after_request(_security_headers)
     register_error_handlers(app)
+    install_request_guards(app)
 
     from routes.admin_api import bp as admin_api_bp
     from routes.auth import bp as auth_bp

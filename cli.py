@@ -1,4 +1,4 @@
-"""Flask CLI commands (`flask --app app create-admin ...`)."""
+"""Flask CLI commands (`flask --app main create-admin ...`)."""
 from __future__ import annotations
 
 import click
@@ -19,27 +19,47 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("create-admin")
     @click.option("--email", required=True)
-    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--password", default=None,
+                  help="The new account's password (asked for when needed and not given).")
     @click.option("--name", default="Administrator")
-    def create_admin(email: str, password: str, name: str):
-        """Create an administrator account (or promote an existing one)."""
+    @click.option("--reset-password", is_flag=True,
+                  help="For an existing account: also set its password to --password.")
+    def create_admin(email: str, password: str | None, name: str, reset_password: bool):
+        """Create an administrator account, or promote an existing one.
+
+        An existing account keeps its password unless --reset-password is given (a typo in
+        the e-mail must not silently take over somebody's login).
+        """
         from models_db import User, db
         from routes.schemas import RegisterIn
         from services.users import register_user
         from utils.audit import audit
+        from utils.auth import revoke_user_sessions
         from pydantic import ValidationError
 
+        existing = db.session.scalar(db.select(User).where(User.email == User.normalize_email(email)))
+        needs_password = existing is None or reset_password
+        if needs_password and password is None:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         try:
-            RegisterIn(email=email, password=password, name=name)
+            RegisterIn(email=email, password=password if needs_password else "x" * 8, name=name)
         except ValidationError as exc:
             raise click.BadParameter("; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
-        existing = db.session.scalar(db.select(User).where(User.email == User.normalize_email(email)))
         if existing is not None:
+            was_admin = existing.role == "admin"
             existing.role = "admin"
-            existing.set_password(password)
-            audit("admin_promoted_cli", user_id=existing.id)
-            click.echo(f"Promoted {existing.email} to admin.")
+            if reset_password:
+                existing.set_password(password)
+            if reset_password:  # a new password signs every existing session out
+                revoke_user_sessions(existing.id, "password_reset_cli")
+            audit("admin_promoted_cli", user_id=existing.id, password_reset=reset_password)
+            state = "was already an admin" if was_admin else "promoted to admin"
+            click.echo(f"{existing.email} {state}; " + (
+                "password reset, existing sessions signed out." if reset_password else
+                "password unchanged (use --reset-password to set a new one)."))
+            if password is not None and not reset_password:
+                click.echo("Note: --password was ignored for this existing account.", err=True)
             return
         try:
             user = register_user(email, password, name, role="admin")

@@ -48,6 +48,11 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # health-check/idle interval so the LB, not gunicorn, decides when to close them.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 
+# The longest request line gunicorn accepts (its maximum; the default is 4094). Dana itself
+# answers a URI over 8,000 characters with a JSON 414 (utils/http.py); only a request line
+# over this limit gets gunicorn's own error page.
+limit_request_line = 8190
+
 # No max_requests: recycling the worker would drop every open WebSocket of this instance.
 max_requests = 0
 

@@ -1,9 +1,11 @@
 """Service endpoints: /health, /api/openapi.json and the offline docs page /api/docs."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import flask_swagger_ui
 from flask import Blueprint, current_app, render_template_string, send_from_directory
 from sqlalchemy import text
-import swagger_ui_bundle
 
 from models_db import db
 from routes.schemas import HealthOut
@@ -12,6 +14,9 @@ from utils.openapi import build_spec, endpoint
 bp = Blueprint("meta", __name__)
 
 VERSION = "1.0.0"
+# Swagger UI 5.x (renders OpenAPI 3.1, which the spec is), vendored by the flask-swagger-ui
+# package: served from here, so the docs page needs no other host.
+SWAGGER_UI_DIST = str(Path(flask_swagger_ui.__file__).resolve().parent / "dist")
 
 _DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Dana API docs</title>
@@ -59,8 +64,9 @@ def docs():
 
 @bp.get("/api/docs/assets/<path:filename>")
 def docs_asset(filename: str):
+    """Swagger UI's files, and the small script that points it at /api/openapi.json."""
     if filename == "dana-docs.js":
         from flask import url_for
         return current_app.response_class(_DOCS_INIT % url_for("meta.openapi_json"),
                                           mimetype="application/javascript")
-    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=3600)
+    return send_from_directory(SWAGGER_UI_DIST, filename, max_age=3600)

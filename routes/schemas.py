@@ -9,10 +9,33 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 
+def _has_nul(value) -> bool:
+    """True when a string anywhere in value (lists, dicts, their keys) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class StrictModel(BaseModel):
-    """Request bodies refuse unknown fields so typos are reported, not ignored."""
+    """Request bodies and query strings: unknown fields and NUL characters are refused.
+
+    Unknown fields are reported, not ignored (typos). A NUL character is refused in every
+    string, however deeply nested: PostgreSQL cannot store it, and no legitimate text has one
+    (400 validation_error naming the field, on SQLite as on PostgreSQL).
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value):
+        if _has_nul(value):
+            raise ValueError("must not contain NUL characters (\\u0000)")
+        return value
 
 
 def _check_timezone(value: str | None) -> str | None:

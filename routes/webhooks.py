@@ -74,7 +74,7 @@ def receive(platform: str):
     text = raw.decode("utf-8", errors="replace")
     try:
         payload = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         payload = None
     if not isinstance(payload, dict):
         # Authentic but unusable: keep it for inspection, tell the sender.

@@ -1,6 +1,7 @@
 """Conversations, messages and contacts of one owner, through the store."""
 from __future__ import annotations
 
+from services.assignees import check_assignee
 from utils.errors import NotFound
 from utils.realtime import publish
 from utils.store import ConversationFilters, NewMessage, get_store
@@ -24,6 +25,7 @@ def update_conversation(owner_id: str, conversation_id: str, changes: dict) -> d
     """Change status, assignee, labels or ai_enabled; notifies the owner."""
     if changes.get("status") and changes["status"] != "snoozed":
         changes.setdefault("snoozed_until", None)
+    check_assignee(owner_id, changes.get("assignee_id"))
     conv = get_store().update_conversation(owner_id, conversation_id, changes)
     if conv is None:
         raise NotFound("No such conversation.", code="conversation_not_found")

@@ -1,6 +1,7 @@
 """Tasks for humans (follow-ups, handoffs), owner-scoped, with live notifications."""
 from __future__ import annotations
 
+from services.assignees import check_assignee
 from utils.errors import NotFound
 from utils.realtime import publish
 from utils.store import TaskFilters, get_store
@@ -14,6 +15,7 @@ def _check_conversation(owner_id: str, conversation_id: str | None) -> None:
 def create_task(owner_id: str, data: dict) -> dict:
     """Create a task (optionally on one of the owner's conversations); emits task_created."""
     _check_conversation(owner_id, data.get("conversation_id"))
+    check_assignee(owner_id, data.get("assignee_id"))
     task = get_store().create_task(owner_id, data)
     publish(owner_id, "task_created", task)
     return task
@@ -33,6 +35,7 @@ def get_task(owner_id: str, task_id: str) -> dict:
 def update_task(owner_id: str, task_id: str, changes: dict) -> dict:
     """Change a task; emits task_updated."""
     _check_conversation(owner_id, changes.get("conversation_id"))
+    check_assignee(owner_id, changes.get("assignee_id"))
     task = get_store().update_task(owner_id, task_id, changes)
     if task is None:
         raise NotFound("No such task.", code="task_not_found")

@@ -67,12 +67,12 @@ def test_bad_cursor_is_400(client, user):
 def test_patch_read_and_messages(client, user, conv):
     h = user["headers"]
     resp = client.patch(f"/api/conversations/{conv['id']}",
-                        json={"status": "resolved", "assignee_id": "agent-1",
+                        json={"status": "resolved", "assignee_id": user["user"]["id"],
                               "labels": ["a", "a", " b "], "ai_enabled": False}, headers=h)
     assert resp.status_code == 200
     body = resp.get_json()
     assert (body["status"], body["assignee_id"], body["labels"], body["ai_enabled"]) == \
-        ("resolved", "agent-1", ["a", "b"], False)
+        ("resolved", user["user"]["id"], ["a", "b"], False)
     assert client.post(f"/api/conversations/{conv['id']}/read", headers=h).get_json()["unread_count"] == 0
     msgs = client.get(f"/api/conversations/{conv['id']}/messages", headers=h).get_json()
     assert [m["text"] for m in msgs["items"]] == ["Hello", "Do you ship to Oslo?"]

@@ -17,6 +17,8 @@ from cryptography.fernet import Fernet
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 GENERATED_SECRETS = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS")
 
@@ -132,6 +134,27 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value or []
 
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """A SQLAlchemy URL: refused at start, not at the first query."""
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("DATABASE_URL is not a database URL (expected e.g. "
+                             "sqlite:///instance/dana.db or postgresql://user@host:5432/dana)"
+                             ) from None
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """redis://, rediss:// or unix://: Redis' client would otherwise fail with a traceback."""
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix:// "
+                             "(e.g. redis://127.0.0.1:6379/0)")
+        return value or None
+
     @field_validator("RQ_RETRY_INTERVALS", mode="before")
     @classmethod
     def _split_intervals(cls, value):
@@ -236,11 +259,15 @@ def load_settings(**overrides) -> Settings:
         settings = Settings(**overrides)
     except SettingsError as exc:  # a value pydantic-settings could not even parse
         raise ConfigError(str(exc)) from None
+    except UnicodeDecodeError:
+        env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+        raise ConfigError(f"the settings file {env_file} is not UTF-8 text: save it as UTF-8"
+                          ) from None
     except Exception as exc:  # pydantic.ValidationError: say which setting, no trace
         errors = getattr(exc, "errors", None)
         if callable(errors):
             names = ", ".join(str(e["loc"][0]) if e["loc"] else e["msg"] for e in errors())
-            msgs = "; ".join(e["msg"] for e in errors())
+            msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in errors())
             raise ConfigError(f"invalid setting(s) {names}: {msgs}") from None
         raise
     _ensure_secrets(settings)

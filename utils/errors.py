@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -89,6 +89,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     429: "rate_limited",
 }
@@ -157,5 +158,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
+        sqlalchemy = current_app.extensions.get("sqlalchemy")
+        if sqlalchemy is not None:  # a failed statement must not poison the next request
+            sqlalchemy.session.rollback()
         return error_response(500, "internal_error",
                               "Something went wrong on our side; it has been logged.")

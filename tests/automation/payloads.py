@@ -1,7 +1,7 @@
-"""Builders for real-shaped Meta webhook payloads, and the shared/meta samples.
+"""Builders for real-shaped Meta webhook payloads, and Meta's samples.
 
-The samples live in shared/meta beside the repository (CI clones the repo elsewhere but puts
-a copy of shared/ next to the clone), so they are found relative to the repo root's parent.
+The samples are in tests/fixtures/meta (copies of the project's docs-shaped Meta samples, see
+the README there): tests never read outside the repository.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-META = ROOT.parent / "shared" / "meta"
+META = ROOT / "tests" / "fixtures" / "meta"
 
 PAGE_ID = "104578263458921"
 PSID = "7354923876541234"

@@ -9,7 +9,7 @@ import pytest
 from models_db import WebhookEvent, db
 from tests.channels.conftest import PAGE_ID, connect, fb_text, post_webhook, sign
 
-META = Path(__file__).resolve().parents[2].parent / "shared" / "meta"
+META = Path(__file__).resolve().parents[1] / "fixtures" / "meta"
 
 
 def _events():

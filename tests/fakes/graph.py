@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
-META_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "meta"
+META_SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "meta"
 
 
 def graph_error(code: int, message: str = "Graph error", *, subcode: int | None = None,
@@ -61,7 +61,7 @@ def unreadable_object_error(object_id: str) -> dict:
 
 
 def sample(name: str) -> dict:
-    """One of the JSON samples in shared/meta (e.g. the real Send API error bodies)."""
+    """One of the JSON samples in tests/fixtures/meta (e.g. the real Send API error bodies)."""
     return json.loads((META_SAMPLES / name).read_text(encoding="utf-8"))
 
 
