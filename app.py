@@ -61,7 +61,7 @@ def _security_headers(response):
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Content-Security-Policy",
                        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                       "frame-ancestors 'none'")
+                       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     return response
 
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
 
     from routes.admin_api import bp as admin_api_bp
+    from routes.analytics import bp as analytics_bp
     from routes.auth import bp as auth_bp
     from routes.conversations import bp as conversations_bp
     from routes.knowledge import bp as knowledge_bp
@@ -132,8 +133,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     from routes.workflows import bp as workflows_bp
 
     for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
-               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, knowledge_bp):
+               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, knowledge_bp,
+               analytics_bp):
         app.register_blueprint(bp)
+
+    from routes.pages import init_pages
+    init_pages(app)
 
     from utils.store import init_store
     init_store(app)

@@ -1,0 +1,80 @@
+"""WTForms forms of the pages: they parse and validate what a browser posts, and carry the
+per-field errors shown next to each field. (CSRF is checked once, by the page blueprints.)"""
+from __future__ import annotations
+
+import json
+
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, EmailField, HiddenField, PasswordField, SelectField,
+                     StringField, TextAreaField)
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+
+
+class PageForm(FlaskForm):
+    """Base form: CSRF is already enforced for the whole request by the blueprint."""
+
+    class Meta:
+        csrf = False
+
+
+class LoginForm(PageForm):
+    email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False),
+                                             Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    next = HiddenField()
+
+
+class ReplyForm(PageForm):
+    text = TextAreaField("Reply", validators=[Optional(), Length(max=4096)])
+    template_name = StringField("WhatsApp template name", validators=[Optional(), Length(max=512)])
+    template_language = StringField("Template language", default="en_US",
+                                    validators=[Optional(), Length(min=2, max=16)])
+
+    def validate_text(self, field):
+        if not (field.data or "").strip() and not (self.template_name.data or "").strip():
+            raise ValidationError("Write a reply (or choose a template outside the window).")
+
+    def validate_template_name(self, field):
+        name = (field.data or "").strip()
+        if name and not all(c.islower() or c.isdigit() or c == "_" for c in name):
+            raise ValidationError("Template names are lower-case letters, digits and _.")
+
+
+class KnowledgeForm(PageForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=300)])
+    content = TextAreaField("Content", validators=[DataRequired(), Length(max=200_000)])
+    format = SelectField("Format", choices=[("text", "Text"), ("markdown", "Markdown"),
+                                            ("faq", "FAQ")], default="text")
+
+
+class WorkflowForm(PageForm):
+    definition = TextAreaField("Workflow (JSON)", validators=[DataRequired()])
+
+    def validate_definition(self, field):
+        try:
+            value = json.loads(field.data)
+        except ValueError as exc:
+            raise ValidationError(f"Not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValidationError("The workflow must be a JSON object.")
+        field.parsed = value
+
+
+class PlatformForm(PageForm):
+    platform = SelectField("Platform", choices=[("facebook", "Facebook Page"),
+                                                ("instagram", "Instagram account"),
+                                                ("whatsapp", "WhatsApp number")])
+    external_id = StringField("Page / account / phone number id",
+                              validators=[DataRequired(), Length(max=128)])
+    access_token = PasswordField("Access token", validators=[DataRequired(), Length(max=4096)])
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+
+
+class AdminUserForm(PageForm):
+    role = SelectField("Role", choices=[("user", "user"), ("admin", "admin")])
+    is_active = BooleanField("Active")
+
+
+class GrantForm(PageForm):
+    user_id = StringField("User id", validators=[DataRequired(), Length(max=36)])
+    tier_id = SelectField("Plan", validators=[DataRequired()], choices=[])
