@@ -38,12 +38,19 @@ def _settings():
     return current_app.config["DANA_SETTINGS"]
 
 
+def _forget() -> None:
+    """Empty the cookie session, and the CSRF token Flask-WTF cached from it for this request
+    (the next form gets a token of the new session)."""
+    session.clear()
+    g.pop("csrf_token", None)
+
+
 def sign_in(user: User) -> None:
     """Start a browser session for an authenticated user (a fresh cookie: no fixation)."""
     auth_session = open_session(user)
     db.session.commit()
     now = int(time.time())
-    session.clear()
+    _forget()
     session.permanent = True
     session.update(sid=auth_session.id, uid=user.id, iat=now, seen=now)
 
@@ -55,7 +62,7 @@ def sign_out(reason: str = "logout") -> None:
     if row is not None:
         revoke_session(row, reason)
         db.session.commit()
-    session.clear()
+    _forget()
 
 
 def current_session() -> tuple[User, AuthSession] | None:
@@ -74,7 +81,7 @@ def current_session() -> tuple[User, AuthSession] | None:
         if expired and row is not None and row.revoked_at is None:
             revoke_session(row, "expired")
             db.session.commit()
-        session.clear()
+        _forget()
         return None
     if now - int(session.get("seen", 0)) >= 30:  # re-sign the cookie at most twice a minute
         session["seen"] = now
