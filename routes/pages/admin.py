@@ -3,6 +3,7 @@ subscriptions, webhook events with replay, the audit log and health."""
 from __future__ import annotations
 
 from flask import g, redirect, request, url_for
+from wtforms.fields import SelectChoice
 
 from routes.pages.common import done, page_blueprint, render
 from routes.pages.forms import AdminUserForm, GrantForm
@@ -44,7 +45,7 @@ def plans():
     """Plans and every user's subscription; grant a plan to a user."""
     tiers = subscriptions.list_tiers(include_inactive=True)["items"]
     form = GrantForm(user_id=request.args.get("user_id", ""))
-    form.tier_id.choices = [(t["id"], t["name"]) for t in tiers]
+    form.tier_id.choices = [SelectChoice(t["id"], t["name"]) for t in tiers]
     subs = subscriptions.admin_list(100, request.args.get("cursor") or None, None)
     return render("admin/plans.html", tiers=tiers, subs=subs, form=form)
 
@@ -54,7 +55,7 @@ def grant():
     """Put a user on a plan now (a manual deal), audited."""
     tiers = subscriptions.list_tiers(include_inactive=True)["items"]
     form = GrantForm()
-    form.tier_id.choices = [(t["id"], t["name"]) for t in tiers]
+    form.tier_id.choices = [SelectChoice(t["id"], t["name"]) for t in tiers]
     if not form.validate():
         subs = subscriptions.admin_list(100, None, None)
         return render("admin/plans.html", 400, tiers=tiers, subs=subs, form=form)

@@ -7,6 +7,7 @@ import json
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, EmailField, HiddenField, PasswordField, SelectField,
                      StringField, TextAreaField)
+from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 
@@ -25,7 +26,7 @@ class LoginForm(PageForm):
 
 
 class ReplyForm(PageForm):
-    text = TextAreaField("Reply", validators=[Optional(), Length(max=4096)])
+    text = TextAreaField("Reply", validators=[Length(max=4096)])
     template_name = StringField("WhatsApp template name", validators=[Optional(), Length(max=512)])
     template_language = StringField("Template language", default="en_US",
                                     validators=[Optional(), Length(min=2, max=16)])
@@ -43,8 +44,9 @@ class ReplyForm(PageForm):
 class KnowledgeForm(PageForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=300)])
     content = TextAreaField("Content", validators=[DataRequired(), Length(max=200_000)])
-    format = SelectField("Format", choices=[("text", "Text"), ("markdown", "Markdown"),
-                                            ("faq", "FAQ")], default="text")
+    format = SelectField("Format", choices=[SelectChoice("text", "Text"),
+                                            SelectChoice("markdown", "Markdown"),
+                                            SelectChoice("faq", "FAQ")], default="text")
 
 
 class WorkflowForm(PageForm):
@@ -61,9 +63,9 @@ class WorkflowForm(PageForm):
 
 
 class PlatformForm(PageForm):
-    platform = SelectField("Platform", choices=[("facebook", "Facebook Page"),
-                                                ("instagram", "Instagram account"),
-                                                ("whatsapp", "WhatsApp number")])
+    platform = SelectField("Platform", choices=[
+        SelectChoice("facebook", "Facebook Page"), SelectChoice("instagram", "Instagram account"),
+        SelectChoice("whatsapp", "WhatsApp number")])
     external_id = StringField("Page / account / phone number id",
                               validators=[DataRequired(), Length(max=128)])
     access_token = PasswordField("Access token", validators=[DataRequired(), Length(max=4096)])
@@ -71,7 +73,7 @@ class PlatformForm(PageForm):
 
 
 class AdminUserForm(PageForm):
-    role = SelectField("Role", choices=[("user", "user"), ("admin", "admin")])
+    role = SelectField("Role", choices=[SelectChoice("user"), SelectChoice("admin")])
     is_active = BooleanField("Active")
 
 
