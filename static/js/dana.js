@@ -121,6 +121,8 @@
       if (inbox) { refreshInbox(); }
       if (thread && c.id === thread.dataset.conversationId) {
         var s = document.getElementById("conv-status"); if (s) { s.textContent = c.status; }
+        var ai = document.getElementById("ai-state");
+        if (ai) { ai.textContent = c.ai_enabled ? "AI answers" : "AI paused"; }
       }
     });
   }
