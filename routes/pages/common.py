@@ -9,20 +9,22 @@ in all.
 """
 from __future__ import annotations
 
+import logging
 import time
-from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template,
                    request, session, url_for)
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from models_db import AuthSession, User, db
 from utils.auth import open_session, revoke_session
 from utils.errors import ApiError
 
 csrf = CSRFProtect()
+log = logging.getLogger("dana.pages")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -158,6 +160,17 @@ def page_blueprint(name: str, url_prefix: str | None, *, login: bool = True,
             return jsonify({"error": {"code": "not_found", "message": "Not found."}}), 404
         return render("error.html", 404, title="Not found",
                       message="There is no such page, or it is not yours.")
+
+    @bp.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return exc
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        message = "Something went wrong on our side; it has been logged."
+        if wants_json():
+            return jsonify({"error": {"code": "internal_error", "message": message}}), 500
+        return render("error.html", 500, title="Something went wrong", message=message)
 
     @bp.errorhandler(429)
     def _too_many(exc):

@@ -9,6 +9,7 @@ from flask import current_app, g, jsonify, request, url_for
 from pydantic import ValidationError
 
 from automation.knowledge import database as kb
+from automation.knowledge.importers import import_file
 from routes.pages.common import done, page_blueprint, render, wants_json
 from routes.pages.forms import KnowledgeForm, PlatformForm, ReplyForm, WorkflowForm
 from routes.schemas import ConversationListQuery, WorkflowPatchIn
@@ -144,13 +145,34 @@ def task_action(task_id: str, action: str):
 
 
 @bp.get("/knowledge")
-def knowledge(form: KnowledgeForm | None = None, status: int = 200):
-    """Documents of the knowledge base, a form to add one, and a test question."""
+def knowledge(form: KnowledgeForm | None = None, status: int = 200,
+              import_error: str | None = None):
+    """Documents of the knowledge base, forms to add or import some, and a test question."""
     question = (request.args.get("q") or "").strip()[:1000]
     preview = conv_svc.preview_answer(g.user.id, question) if question else None
     docs = kb.list_documents(g.user.id, limit=100)
     return render("app/knowledge.html", status, docs=docs, form=form or KnowledgeForm(),
-                  question=question, preview=preview)
+                  question=question, preview=preview, import_error=import_error)
+
+
+@bp.post("/knowledge/import")
+def knowledge_import():
+    """Import a .md/.txt file or a question,answer .csv (the page shows the upload's progress)."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        message = "Choose a file to import."
+        if wants_json():
+            return jsonify({"error": {"code": "file_required", "message": message}}), 400
+        return knowledge(status=400, import_error=message)
+    tags = [t.strip() for t in (request.form.get("tags") or "").split(",") if t.strip()]
+    try:
+        result = import_file(g.user.id, upload.filename, upload.read(), tags=tags)
+    except ApiError as exc:
+        if wants_json():
+            raise
+        return knowledge(status=exc.status, import_error=exc.message)
+    return done(f"Imported {result['created']} document(s) from {upload.filename}.",
+                "console.knowledge")
 
 
 @bp.post("/knowledge")

@@ -44,6 +44,39 @@
     });
   });
 
+  // File imports: a progress bar while the file uploads, then while the server indexes it.
+  document.querySelectorAll("form[data-upload]").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var bar = form.querySelector("progress"), state = form.querySelector("[role=status]");
+      var errorEl = form.querySelector("[data-form-error]");
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("X-CSRFToken", csrfToken);
+      xhr.setRequestHeader("Accept", "application/json");
+      bar.hidden = false; bar.value = 0; errorEl.hidden = true;
+      xhr.upload.onprogress = function (ev) {
+        if (ev.lengthComputable) { bar.value = Math.round(90 * ev.loaded / ev.total); }
+        state.textContent = "Uploading…";
+      };
+      xhr.upload.onload = function () { bar.value = 90; state.textContent = "Indexing…"; };
+      xhr.onload = function () {
+        var data = {};
+        try { data = JSON.parse(xhr.responseText); } catch (err) { data = {}; }
+        if (xhr.status < 300) {
+          bar.value = 100; state.textContent = data.message || "Imported.";
+          form.dataset.done = "true";
+        } else {
+          bar.hidden = true; state.textContent = "";
+          errorEl.textContent = (data.error && data.error.message) || "The import failed.";
+          errorEl.hidden = false;
+        }
+      };
+      xhr.onerror = function () { errorEl.textContent = "Network error."; errorEl.hidden = false; };
+      xhr.send(new FormData(form));
+    });
+  });
+
   // Reply suggestions ("quick replies"): one click puts a draft in the reply box.
   var suggest = document.getElementById("suggest-button");
   if (suggest) {

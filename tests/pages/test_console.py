@@ -181,3 +181,19 @@ def test_pages_load_only_local_assets(browser):
         assert src in page
         assert browser.get(src).status_code == 200
     assert CSRF.search(page)
+
+
+def test_import_a_knowledge_file(browser):
+    import io
+    csv = b"question,answer\nDo you deliver?,\"Yes, every weekday.\"\nCan I pay by card?,Yes.\n"
+    resp = browser.post("/app/knowledge/import", content_type="multipart/form-data", data={
+        "file": (io.BytesIO(csv), "faq.csv"), "tags": "faq", "csrf_token": browser.csrf})
+    assert resp.status_code == 302, html(resp)
+    page = html(browser.get("/app/knowledge"))
+    assert "Imported 1 document(s) from faq.csv." in page and "<strong>Faq</strong>" in page
+    missing = browser.post("/app/knowledge/import", content_type="multipart/form-data",
+                           data={"csrf_token": browser.csrf})
+    assert missing.status_code == 400 and "Choose a file to import." in html(missing)
+    bad = browser.post("/app/knowledge/import", content_type="multipart/form-data", data={
+        "file": (io.BytesIO(b"\x00\x01"), "x.exe"), "csrf_token": browser.csrf})
+    assert bad.status_code == 400 and 'id="import-file-error"' in html(bad)
