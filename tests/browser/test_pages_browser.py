@@ -47,8 +47,13 @@ def test_sign_in_see_a_message_live_reply_and_take_the_task(make_stack, tabs):
     page = tab.page
     row = page.locator(f'[data-conversation-id="{conv["id"]}"]')
     row.wait_for()
-    assert "Can I pay with goats?" in row.inner_text()
+    assert "pending" in row.inner_text()  # handed off to a human, who is told in the preview
+    assert "will get back to you" in row.inner_text()
     tab.screenshot("inbox.png")
+    # a new customer writes: the inbox shows it without a reload
+    post_webhook(server.base_url, fb_message(shop["page_id"], "Is the shop open today?"))
+    page.locator("#inbox-list .conversation", has_text="Is the shop open today?").wait_for()
+    assert page.locator("#inbox-list .conversation").count() == 2
 
     row.locator("a").click()
     page.wait_for_url(f"**/app/conversations/{conv['id']}")
@@ -72,12 +77,13 @@ def test_sign_in_see_a_message_live_reply_and_take_the_task(make_stack, tabs):
 
     # the AI handed the goats question off: a task waits for a human
     page.get_by_role("link", name="Tasks").click()
-    task = page.locator(".task", has_text="Reply to")
+    task = page.locator(".task", has_text=f"Reply to {psid}")
     task.get_by_role("button", name="Take").click()
     page.locator(".flash", has_text="Task in progress.").wait_for()
-    page.locator(".task", has_text="Reply to").get_by_role("button", name="Resolve").wait_for()
+    page.locator(".task", has_text=f"Reply to {psid}").get_by_role("button", name="Resolve").wait_for()
     with api(server.base_url) as c:
-        [t] = c.get("/api/tasks", headers=shop["headers"]).json()["items"]
+        [t] = [t for t in c.get("/api/tasks", headers=shop["headers"]).json()["items"]
+               if t["conversation_id"] == conv["id"]]
     assert t["status"] == "in_progress" and t["assignee_id"] == shop["user"]["id"]
     assert tab.errors == []
 
@@ -96,6 +102,16 @@ def test_dashboard_draws_the_charts(make_stack, tabs):
     tab.page.wait_for_selector("canvas#messages-chart[data-drawn='true']")
     assert tab.page.locator("#stat-in").inner_text() == "3"
     tab.screenshot("dashboard.png")
+    # import a knowledge file: the progress bar runs to the end and says what was imported
+    tab.page.get_by_role("link", name="Knowledge").click()
+    tab.page.get_by_label("File (.md").set_input_files(files=[{
+        "name": "hours.md", "mimeType": "text/markdown",
+        "buffer": b"# Opening hours\n\nWe are open Monday to Friday, 9 to 6.\n"}])
+    tab.page.get_by_role("button", name="Import").click()
+    tab.page.locator("form[data-upload][data-done='true']").wait_for(state="attached")
+    assert tab.page.locator("#import-progress").get_attribute("value") is not None
+    assert tab.page.eval_on_selector("#import-progress", "p => p.value") == 100
+    assert "Imported 1 document(s) from hours.md." in tab.page.locator("#import-state").inner_text()
     # phone width: the inbox still reads without sideways scrolling
     phone = tabs(server.base_url, viewport={"width": 390, "height": 844}, is_mobile=True)
     phone.sign_in(shop["user"]["email"])
