@@ -639,8 +639,9 @@ class WebhookEventDetailOut(WebhookEventOut):
 # ----------------------------------------------------------------- analytics
 
 class AnalyticsQuery(StrictModel):
-    from_: date | None = Field(default=None, alias="from",
-                               description="first day (UTC, YYYY-MM-DD); default: 29 days before 'to'")
+    from_: date | None = Field(
+        default=None, alias="from",
+        description="first day (UTC, YYYY-MM-DD); default: 29 days before 'to'")
     to: date | None = Field(default=None, description="last day, inclusive (UTC); default: today")
 
 

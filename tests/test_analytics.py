@@ -19,8 +19,8 @@ def at(day, hh, mm=0, ss=0):
 def _msg(owner, conv, direction, sender, when, text="hi", note=False):
     get_store().add_message(owner, NewMessage(
         conversation_id=conv["id"], direction=direction, sender_type=sender, text=text,
-        platform=conv["platform"], is_note=note, status="received" if direction == "inbound" else "sent",
-        created_at=when))
+        platform=conv["platform"], is_note=note,
+        status="received" if direction == "inbound" else "sent", created_at=when))
 
 
 def _set_times(conversation_id, **values):

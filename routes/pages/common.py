@@ -33,6 +33,7 @@ class CookieSessionInterface(SecureCookieSessionInterface):
     TRUSTED_PROXY_HOPS), so `make run` over plain HTTP still signs in."""
 
     def get_cookie_secure(self, app) -> bool:
+        """Secure when configured, or when this request came over HTTPS."""
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
 

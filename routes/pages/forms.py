@@ -15,10 +15,14 @@ class PageForm(FlaskForm):
     """Base form: CSRF is already enforced for the whole request by the blueprint."""
 
     class Meta:
+        """WTForms options."""
+
         csrf = False
 
 
 class LoginForm(PageForm):
+    """The sign-in form (the API login's fields)."""
+
     email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False),
                                              Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
@@ -26,22 +30,28 @@ class LoginForm(PageForm):
 
 
 class ReplyForm(PageForm):
+    """An agent's reply: text, or a WhatsApp template outside the window."""
+
     text = TextAreaField("Reply", validators=[Length(max=4096)])
     template_name = StringField("WhatsApp template name", validators=[Optional(), Length(max=512)])
     template_language = StringField("Template language", default="en_US",
                                     validators=[Optional(), Length(min=2, max=16)])
 
     def validate_text(self, field):
+        """A text, unless a template is sent."""
         if not (field.data or "").strip() and not (self.template_name.data or "").strip():
             raise ValidationError("Write a reply (or choose a template outside the window).")
 
     def validate_template_name(self, field):
+        """WhatsApp template names: lower-case letters, digits and underscores."""
         name = (field.data or "").strip()
         if name and not all(c.islower() or c.isdigit() or c == "_" for c in name):
             raise ValidationError("Template names are lower-case letters, digits and _.")
 
 
 class KnowledgeForm(PageForm):
+    """A knowledge-base document typed into the page."""
+
     title = StringField("Title", validators=[DataRequired(), Length(max=300)])
     content = TextAreaField("Content", validators=[DataRequired(), Length(max=200_000)])
     format = SelectField("Format", choices=[SelectChoice("text", "Text"),
@@ -50,9 +60,12 @@ class KnowledgeForm(PageForm):
 
 
 class WorkflowForm(PageForm):
+    """A workflow definition edited as JSON."""
+
     definition = TextAreaField("Workflow (JSON)", validators=[DataRequired()])
 
     def validate_definition(self, field):
+        """JSON, and an object (its shape is checked by the API's model afterwards)."""
         try:
             value = json.loads(field.data)
         except ValueError as exc:
@@ -63,6 +76,8 @@ class WorkflowForm(PageForm):
 
 
 class PlatformForm(PageForm):
+    """Connect a Page, Instagram account or WhatsApp number."""
+
     platform = SelectField("Platform", choices=[
         SelectChoice("facebook", "Facebook Page"), SelectChoice("instagram", "Instagram account"),
         SelectChoice("whatsapp", "WhatsApp number")])
@@ -73,10 +88,14 @@ class PlatformForm(PageForm):
 
 
 class AdminUserForm(PageForm):
+    """An administrator's change to a user: role, active."""
+
     role = SelectField("Role", choices=[SelectChoice("user"), SelectChoice("admin")])
     is_active = BooleanField("Active")
 
 
 class GrantForm(PageForm):
+    """An administrator puts a user on a plan."""
+
     user_id = StringField("User id", validators=[DataRequired(), Length(max=36)])
     tier_id = SelectField("Plan", validators=[DataRequired()], choices=[])

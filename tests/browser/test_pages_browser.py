@@ -80,7 +80,8 @@ def test_sign_in_see_a_message_live_reply_and_take_the_task(make_stack, tabs):
     task = page.locator(".task", has_text=f"Reply to {psid}")
     task.get_by_role("button", name="Take").click()
     page.locator(".flash", has_text="Task in progress.").wait_for()
-    page.locator(".task", has_text=f"Reply to {psid}").get_by_role("button", name="Resolve").wait_for()
+    taken = page.locator(".task", has_text=f"Reply to {psid}")
+    taken.get_by_role("button", name="Resolve").wait_for()
     with api(server.base_url) as c:
         [t] = [t for t in c.get("/api/tasks", headers=shop["headers"]).json()["items"]
                if t["conversation_id"] == conv["id"]]

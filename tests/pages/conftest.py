@@ -6,6 +6,9 @@ import re
 import pytest
 from flask.testing import FlaskClient
 
+# Every page test's app sends to a fake Graph API (replies from the console go out through it).
+from tests.channels.conftest import fake_graph, settings_overrides  # noqa: F401  (fixtures)
+
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

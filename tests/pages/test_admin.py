@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.channels.conftest import (PAGE_ID, connect, fake_graph, fb_text,  # noqa: F401
-                                     post_webhook, settings_overrides)
+from tests.channels.conftest import PAGE_ID, connect, fb_text, post_webhook
 from tests.helpers import audit_rows
 from tests.pages.conftest import sign_in
 

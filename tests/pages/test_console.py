@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from tests.channels.conftest import (PAGE_ID, connect, fake_graph, fb_text,  # noqa: F401
-                                     post_webhook, settings_overrides)
+from tests.channels.conftest import PAGE_ID, connect, fb_text, post_webhook
 from tests.helpers import seed_conversation
 from tests.pages.conftest import CSRF
 
@@ -197,3 +196,13 @@ def test_import_a_knowledge_file(browser):
     bad = browser.post("/app/knowledge/import", content_type="multipart/form-data", data={
         "file": (io.BytesIO(b"\x00\x01"), "x.exe"), "csrf_token": browser.csrf})
     assert bad.status_code == 400 and 'id="import-file-error"' in html(bad)
+
+
+def test_suggested_replies_fill_the_box_without_sending(browser, shop, fake_graph):
+    before = len(fake_graph.requests_to("/me/messages"))
+    resp = browser.post(f"/app/conversations/{shop['id']}/suggest", headers={
+        "Accept": "application/json", "X-CSRFToken": browser.csrf})
+    assert resp.status_code == 200
+    suggestions = resp.get_json()["suggestions"]
+    assert suggestions and all(isinstance(s, str) and s for s in suggestions)
+    assert len(fake_graph.requests_to("/me/messages")) == before

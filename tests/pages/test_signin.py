@@ -84,7 +84,7 @@ def test_logout_needs_post_and_csrf_and_revokes_the_session(app, browser):
     assert browser.get("/app").status_code == 200
     cookie = browser.get_cookie("dana_session").value
     resp = browser.post("/logout", data={"csrf_token": browser.csrf})
-    assert resp.status_code == 302 and resp.headers["Location"] == "/login", resp.get_data(as_text=True)[-900:]
+    assert resp.status_code == 302 and resp.headers["Location"] == "/login"
     assert browser.get("/app").status_code == 302
     replay = app.test_client()   # the old cookie, replayed: revoked server-side
     replay.set_cookie("dana_session", cookie)
