@@ -206,3 +206,29 @@ def test_suggested_replies_fill_the_box_without_sending(browser, shop, fake_grap
     suggestions = resp.get_json()["suggestions"]
     assert suggestions and all(isinstance(s, str) and s for s in suggestions)
     assert len(fake_graph.requests_to("/me/messages")) == before
+
+
+def test_whatsapp_template_outside_the_window_from_the_form(app, client, fake_graph):
+    import time
+
+    from tests.channels.conftest import PHONE_ID, set_plan, wa_text
+    from tests.conftest import auth_header, register
+    from tests.pages.conftest import csrf_of, sign_in
+    owner = register(client)
+    owner["headers"] = auth_header(owner)
+    set_plan(owner["user"]["id"], "professional")
+    connect(client, owner, "whatsapp", PHONE_ID)
+    post_webhook(client, "whatsapp", wa_text("Is my order ready?", ts=time.time() - 2 * 86400))
+    conv = client.get("/api/conversations", headers=owner["headers"]).get_json()["items"][0]
+    tab = app.test_client()
+    assert sign_in(tab, owner["user"]["email"], owner["password"]).status_code == 302
+    token = csrf_of(tab, f"/app/conversations/{conv['id']}")
+    resp = tab.post(f"/app/conversations/{conv['id']}/reply", data={
+        "text": "", "template_name": "order_update", "template_language": "en_US",
+        "csrf_token": token})
+    assert resp.status_code == 302
+    [sent] = [r.json for r in fake_graph.requests if r.json and r.json.get("type") == "template"]
+    assert sent["template"]["name"] == "order_update"
+    bad = tab.post(f"/app/conversations/{conv['id']}/reply", data={
+        "template_name": "Order Update!", "csrf_token": token})
+    assert bad.status_code == 400 and 'id="template_name-error"' in html(bad)
