@@ -93,7 +93,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         DANA_SETTINGS=settings,
         SECRET_KEY=settings.SECRET_KEY,
         SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # hide_parameters: a database error's message (logged with its traceback) must not
+        # carry bound values such as password hashes or encrypted tokens.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         RATELIMIT_ENABLED=settings.RATE_LIMIT_ENABLED,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",

@@ -9,6 +9,14 @@ This file is read by gunicorn's master process. It builds no app there (see on_s
 the worker builds its own, so no Redis or database connection crosses a fork.
 """
 import os
+import sys
+
+from gunicorn.glogging import Logger
+
+# The project's modules (utils.logging below, the app in on_starting) next to this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from utils.logging import RedactSecretsFilter, redact_secrets
 
 # Where to listen: the same HOST/PORT settings as `python main.py` (README "Configuration").
 # Behind a load balancer on another host, set HOST=0.0.0.0.
@@ -70,6 +78,28 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 access_log_format = ('%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s '
                      '"%(f)s" "%(a)s"')
 
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger with secret query parameters (Meta's hub.verify_token, any *token,
+    *secret or *password) replaced by [redacted] in the request line, query string and
+    referrer of access lines, and in error-log lines (e.g. an invalid request line)."""
+
+    def setup(self, cfg):
+        """Gunicorn's set-up, plus the redacting filter on the error log."""
+        super().setup(cfg)
+        self.error_log.addFilter(RedactSecretsFilter())
+
+    def atoms(self, resp, req, environ, request_time):
+        """The access-log atoms with secrets redacted from every URL-bearing one."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "q", "f"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact_secrets(atoms[key])
+        return atoms
+
+
+logger_class = RedactingLogger
+
 proc_name = f"dana-web-{os.environ.get('PORT', '5000')}"
 
 
@@ -81,8 +111,6 @@ def on_starting(server):
     the same error stops gunicorn at once with status 2, named like `python main.py` names it.
     Only modules are imported; the throwaway Redis client is closed before any fork.
     """
-    import sys
-
     from flask import Flask
 
     from app import _connect_redis

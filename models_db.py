@@ -205,6 +205,7 @@ class PlatformAccount(db.Model):
     platform: Mapped[str] = mapped_column(String(16), nullable=False)
     external_id: Mapped[str] = mapped_column(String(128), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    display_phone_number: Mapped[str | None] = mapped_column(String(32))  # WhatsApp, from Graph
     access_token_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -215,7 +216,8 @@ class PlatformAccount(db.Model):
     def to_dict(self) -> dict:
         """The account as the API shows it: never the token."""
         return {"id": self.id, "platform": self.platform, "external_id": self.external_id,
-                "name": self.name, "status": self.status, "last_error": self.last_error,
+                "name": self.name, "display_phone_number": self.display_phone_number,
+                "status": self.status, "last_error": self.last_error,
                 "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
 
 

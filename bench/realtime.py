@@ -155,8 +155,11 @@ def _sql(db_url: str, statement: str, **params) -> int:
         eng.dispose()
 
 
-def business(base_url: str, db_url: str, page_id: str, knowledge: bool = False) -> dict:
-    """A user (Enterprise plan by direct SQL, as bench/webhooks.py does) with a connected Page."""
+def business(base_url: str, db_url: str, graph, page_id: str, knowledge: bool = False) -> dict:
+    """A user (Enterprise plan by direct SQL, as bench/webhooks.py does) with a connected Page
+    (its token registered in the fake Graph, which Dana asks who the token is)."""
+    token = f"EAAG-bench-{page_id}-token"
+    graph.manage(token, page_id, name="Bench Page")
     with httpx.Client(base_url=base_url, trust_env=False, timeout=30) as c:
         resp = c.post("/api/auth/register", json={
             "email": f"bench-{uuid.uuid4().hex[:10]}@example.com",
@@ -170,7 +173,7 @@ def business(base_url: str, db_url: str, page_id: str, knowledge: bool = False) 
         headers = {"Authorization": f"Bearer {user['access_token']}"}
         resp = c.post("/api/platforms", headers=headers, json={
             "platform": "facebook", "external_id": page_id,
-            "access_token": "EAAG-bench-token", "name": "Bench Page"})
+            "access_token": token, "name": "Bench Page"})
         if resp.status_code != 201:
             raise RuntimeError(f"POST /api/platforms answered {resp.status_code}: {resp.text[:300]}")
         if knowledge:
@@ -285,7 +288,8 @@ def run_latency(args, work: Path, db_url: str, redis_url: str) -> list[list[str]
         instances = [one, two]
         try:
             print(f"  registering {args.users} users ...", flush=True)
-            users = [business(one.base_url, db_url, str(10**14 + i)) for i in range(args.users)]
+            users = [business(one.base_url, db_url, fake, str(10**14 + i))
+                     for i in range(args.users)]
             per_user = args.clients // args.users
             sockets = [(instances[j % 2].base_url, u["access_token"])
                        for u in users for j in range(per_user)]
@@ -387,7 +391,7 @@ def run_throughput(args, work: Path, db_url: str, redis_url: str | None, mode: s
     running: list[Worker] = []
     try:
         with Instance("web", "main:app", env, work, threads=50) as web:
-            owner = business(web.base_url, db_url, "104578263458921", knowledge=True)
+            owner = business(web.base_url, db_url, fake, "104578263458921", knowledge=True)
             for i in range(workers):
                 running.append(Worker(f"worker-{i + 1}", env, work))
             if running:

@@ -230,6 +230,7 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
         else:
             from tests.fakes.graph import FakeGraph
             fake = FakeGraph().start()
+            fake.manage(PAGE_TOKEN, PAGE_ID, name="Velo Page")   # the connect-time check
             stack.callback(fake.stop)
             overrides.update(AUTOMATION_QUEUE="inline", GRAPH_API_URL=fake.base_url,
                              GRAPH_RETRY_WAIT_SECONDS="0.01", GRAPH_TIMEOUT_SECONDS="5")

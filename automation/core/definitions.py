@@ -5,10 +5,11 @@ documents; the engine only ever runs definitions that passed them.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from automation.core.patterns import MAX_PATTERN_LENGTH, PatternError, compile_pattern
 
 _Platform = Literal["facebook", "instagram", "whatsapp"]
 
@@ -37,16 +38,20 @@ class KeywordsCondition(_Strict):
 
 
 class RegexCondition(_Strict):
+    """Matches the message text (case-insensitive) with RE2 syntax, in linear time."""
+
     type: Literal["regex"]
-    pattern: str = Field(min_length=1, max_length=500)
+    pattern: str = Field(min_length=1, max_length=MAX_PATTERN_LENGTH,
+                         description="RE2 syntax (no backreferences or look-around), "
+                                     "case-insensitive, searched in the first 4000 characters")
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
+            compile_pattern(value)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-from .base import MESSAGE, REACTION, STATUS, AccountCredentials, InboundEvent, OutboundMessage, SendError
+from .base import (MESSAGE, REACTION, STATUS, AccountCredentials, AccountProfile, InboundEvent,
+                   OutboundMessage, SendError)
 from .common import (Envelope, as_dict, as_int, as_list, as_str, clip, first_datetime, flag, scalars,
                      split_text, utf16_len)
 from .graph_connector import PERMISSION_DENIED, GraphConnector
@@ -166,6 +167,17 @@ class WhatsAppConnector(GraphConnector):
                          error=_error(status.get("errors")), metadata=metadata)
 
     # ------------------------------------------------------------------ sending
+
+    def account_check(self, account: AccountCredentials) -> tuple[str, str]:
+        """WhatsApp: the phone number object, readable only with a token of its business."""
+        return account.external_id, "id,display_phone_number,verified_name"
+
+    def profile_of(self, body: dict) -> AccountProfile:
+        """The business's verified name and the number customers see."""
+        return AccountProfile(id=str(body.get("id") or ""),
+                              name=str(body.get("verified_name") or ""),
+                              display_phone_number=as_str(body.get("display_phone_number")),
+                              raw=body)
 
     def send_path(self, account: AccountCredentials) -> str:
         return f"{account.external_id}/messages"

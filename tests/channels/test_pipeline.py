@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from models_db import WebhookEvent, db
-from tests.channels.conftest import (IG_ID, PAGE_ID, PHONE_ID, add_knowledge, conversations,
-                                     fb_text, messages, mid, now_ms, post_webhook, wa_status,
-                                     wa_text)
+from tests.channels.conftest import (IG_ID, PAGE_ID, PHONE_ID, account_token, add_knowledge,
+                                     conversations, fb_text, messages, mid, now_ms, post_webhook,
+                                     wa_status, wa_text)
 
 
 SHIPPING = ("Shipping. We ship to every country in the European Union. Standard delivery takes "
@@ -55,7 +55,8 @@ def test_question_answered_from_knowledge_base(client, business, fake_graph, pla
     assert reply["sender_type"] == "ai" and reply["status"] == "sent"
     assert "3 to 5 working days" in reply["text"]
     [sent] = fake_graph.requests_to(suffix)
-    assert sent.headers["authorization"] == "Bearer EAAG-test-token-123"
+    ext = {"facebook": PAGE_ID, "instagram": IG_ID, "whatsapp": PHONE_ID}[platform]
+    assert sent.headers["authorization"] == f"Bearer {account_token(platform, ext)}"
     recipient = sent.json.get("to") or sent.json["recipient"]["id"]
     assert recipient == conv["contact"]["platform_user_id"]
     assert reply["platform_message_id"]

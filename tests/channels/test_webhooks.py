@@ -114,16 +114,16 @@ def test_three_megabytes_accepted(client):
     {"object": "page", "entry": [{"id": PAGE_ID, "time": 1, "messaging": [
         {"sender": {"id": "1"}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "optin": {"ref": "x"}}]}]},
 ])
-def test_authentic_but_unknown_is_200_and_ignored(client, user, payload):
-    connect(client, user, "facebook", PAGE_ID)
+def test_authentic_but_unknown_is_200_and_ignored(client, user, fake_graph, payload):
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
     resp = post_webhook(client, "facebook", payload)
     assert resp.status_code == 200
     [event] = _events()
     assert event.status == "ignored"
 
 
-def test_wrong_content_type_still_reads_raw_body(client, user):
-    connect(client, user, "facebook", PAGE_ID)
+def test_wrong_content_type_still_reads_raw_body(client, user, fake_graph):
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
     resp = post_webhook(client, "facebook", fb_text("hello"), headers={"Content-Type": "text/plain"})
     assert resp.status_code == 200
     assert _events()[0].status == "processed"

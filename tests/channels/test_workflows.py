@@ -207,3 +207,49 @@ def test_new_contact_condition_matches_only_the_first_time(client, business, fak
     post_webhook(client, "facebook", fb_text("hi again", psid="55"))
     [conv] = conversations(client, business)
     assert conv["labels"] == []  # a returning contact is not new
+
+
+@pytest.mark.timeout(60)   # Python's backtracking `re` needed minutes here and froze the process
+def test_catastrophic_regex_on_a_long_message_completes_with_the_right_answer(
+        client, business, fake_graph):
+    """`(a+)+$` is exponential for a backtracking engine; RE2 answers in linear time."""
+    _workflow(client, business, {
+        "trigger": {"type": "message_received"},
+        "conditions": [{"type": "regex", "pattern": "(a+)+$"}],
+        "actions": [{"type": "add_label", "label": "all-a"}]})
+    post_webhook(client, "facebook", fb_text("a" * 29 + "!", psid="801"))
+    post_webhook(client, "facebook", fb_text("A" * 30, psid="802"))   # case-insensitive
+    labels = {c["contact"]["platform_user_id"]: c["labels"]
+              for c in conversations(client, business)}
+    assert labels == {"801": [], "802": ["all-a"]}
+
+
+@pytest.mark.parametrize("pattern", [
+    "(a)\\1",                     # backreference: needs backtracking
+    "(?=a)b", "(?<!a)b",          # look-around
+    "([",                         # invalid
+    "(\\pL|\\d){500}x{500}",      # compiles to a program over RE2's memory budget
+    "a" * 501,                    # over-long
+])
+def test_patterns_re2_cannot_run_safely_are_a_400_naming_the_field(client, user, pattern):
+    resp = client.post("/api/workflows", json={"name": "x", "definition": {
+        "trigger": {"type": "message_received"},
+        "conditions": [{"type": "keywords", "any": ["hi"]}, {"type": "regex", "pattern": pattern}],
+        "actions": [{"type": "ai_reply"}]}}, headers=user["headers"])
+    assert resp.status_code == 400
+    error = resp.get_json()["error"]
+    assert error["code"] == "validation_error"
+    assert [d["field"] for d in error["details"]] == ["definition.conditions.1.regex.pattern"]
+    wf = client.get("/api/workflows", headers=user["headers"]).get_json()["items"]
+    assert len(wf) == 1   # only the default workflow: nothing was saved
+
+
+def test_regex_patch_is_checked_too(client, user):
+    wf = _workflow(client, user, {"trigger": {"type": "message_received"},
+                                  "actions": [{"type": "add_label", "label": "x"}]})
+    resp = client.patch(f"/api/workflows/{wf['id']}", json={"definition": {
+        "trigger": {"type": "message_received"},
+        "conditions": [{"type": "regex", "pattern": "(\\w+)\\s\\1"}],
+        "actions": [{"type": "add_label", "label": "x"}]}}, headers=user["headers"])
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["details"][0]["field"].startswith("definition.conditions.0")

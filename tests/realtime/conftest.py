@@ -135,14 +135,30 @@ class LiveServer(Proc):
         super().__init__(name, cmd, env, workdir)
         self.base_url = f"http://{LOOPBACK}:{self.port}"
 
+    def _use_port(self, port: int) -> None:
+        self.port = port
+        self.env = {**self.env, "PORT": str(port)}
+        self.base_url = f"http://{LOOPBACK}:{port}"
+
     def wait_ready(self, timeout: float = 45.0) -> "LiveServer":
+        """Wait for Dana's own /health on the port; if another process took the port between
+        free_port() and the bind (a race under load), start again on a new free port."""
         deadline = time.monotonic() + timeout
+        retries = 3
         with httpx.Client(trust_env=False, timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if not self.alive():
+                    if retries and self.proc.returncode != 0 and "in use" in self.log():
+                        retries -= 1
+                        self.stop()
+                        self._use_port(free_port())
+                        self.start()
+                        continue
                     pytest.fail(f"{self.name} exited with {self.proc.returncode}\n{self.log()[-3000:]}")
                 try:
-                    if client.get(self.base_url + "/health").status_code == 200:
+                    resp = client.get(self.base_url + "/health")
+                    # Dana stamps every response with X-Request-ID; a stranger on the port does not.
+                    if resp.status_code == 200 and "X-Request-ID" in resp.headers:
                         return self
                 except httpx.TransportError:
                     pass
@@ -375,21 +391,24 @@ def register(base_url: str, name: str = "Live User") -> dict:
     return body
 
 
-def connect_page(base_url: str, user: dict, page_id: str | None = None) -> str:
-    """Connect a Facebook Page (the free plan allows one) and return its id."""
+def connect_page(base_url: str, user: dict, graph: FakeGraph, page_id: str | None = None) -> str:
+    """Connect a Facebook Page (the free plan allows one) and return its id; the Page's token
+    is registered in the fake Graph first, which the server asks who the token is."""
     page_id = page_id or str(10**14 + uuid.uuid4().int % 10**14)
+    token = f"EAAG-live-{page_id}-token"
+    graph.manage(token, page_id, name="Live Page")
     with api(base_url) as c:
         resp = c.post("/api/platforms", headers=user["headers"], json={
             "platform": "facebook", "external_id": page_id,
-            "access_token": "EAAG-live-test-token", "name": "Live Page"})
+            "access_token": token, "name": "Live Page"})
     assert resp.status_code == 201, resp.text
     return page_id
 
 
-def business(base_url: str, name: str = "Live Shop") -> dict:
+def business(base_url: str, graph: FakeGraph, name: str = "Live Shop") -> dict:
     """A registered user with a connected Page (user['page_id'])."""
     user = register(base_url, name)
-    user["page_id"] = connect_page(base_url, user)
+    user["page_id"] = connect_page(base_url, user, graph)
     return user
 
 

@@ -30,7 +30,7 @@ def test_gunicorn_serves_http_and_socketio_websockets(make_stack, listeners):
 def test_gunicorn_processes_webhooks_after_the_response_and_notifies(make_stack, listeners):
     stack = make_stack()
     server = stack.server("gunicorn", gunicorn=True).wait_ready()
-    owner = business(server.base_url)
+    owner = business(server.base_url, stack.graph)
     client = listeners(server.base_url, owner["access_token"]).connect()
     assert post_webhook(server.base_url, fb_message(owner["page_id"], QUESTION)).status_code == 200
     client.wait_for("new_message", lambda d: d["message"]["direction"] == "inbound")

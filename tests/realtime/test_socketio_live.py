@@ -86,7 +86,8 @@ def test_valid_token_connects(base_url, listeners, transports):
 
 
 def test_webhook_notifies_the_pages_owner_and_nobody_else(live, base_url, listeners):
-    owner, other = business(base_url, "Owner Shop"), business(base_url, "Other Shop")
+    owner = business(base_url, live.graph, "Owner Shop")
+    other = business(base_url, live.graph, "Other Shop")
     mine = listeners(base_url, owner["access_token"]).connect()
     theirs = listeners(base_url, other["access_token"]).connect()
 
