@@ -35,7 +35,7 @@ def _first_conversation(base_url: str, user: dict) -> dict:
 
 def test_sign_in_see_a_message_live_reply_and_take_the_task(make_stack, tabs):
     stack, server = _live(make_stack)
-    shop = business(server.base_url, "Nora's Cakes")
+    shop = business(server.base_url, stack.graph, "Nora's Cakes")
     psid = "7" + uuid.uuid4().hex[:15].translate(str.maketrans("abcdef", "123456"))
     assert post_webhook(server.base_url, fb_message(shop["page_id"], "Can I pay with goats?",
                                                     psid)).status_code == 200
@@ -91,7 +91,7 @@ def test_sign_in_see_a_message_live_reply_and_take_the_task(make_stack, tabs):
 
 def test_dashboard_draws_the_charts(make_stack, tabs):
     stack, server = _live(make_stack)
-    shop = business(server.base_url, "Chart Shop")
+    shop = business(server.base_url, stack.graph, "Chart Shop")
     for text in ("Hello", "Are you open?", "Thanks"):
         post_webhook(server.base_url, fb_message(shop["page_id"], text))
     with api(server.base_url) as c:
@@ -124,7 +124,7 @@ def test_dashboard_draws_the_charts(make_stack, tabs):
 
 def test_admin_replays_an_event_and_a_non_admin_cannot_reach_admin(make_stack, tabs):
     stack, server = _live(make_stack)
-    shop = business(server.base_url, "Replay Shop")
+    shop = business(server.base_url, stack.graph, "Replay Shop")
     post_webhook(server.base_url, fb_message(shop["page_id"], "Hi there"))
     _first_conversation(server.base_url, shop)
     [(event_id,)] = stack.query("SELECT id FROM webhook_events")
@@ -158,7 +158,7 @@ def test_admin_replays_an_event_and_a_non_admin_cannot_reach_admin(make_stack, t
 
 def test_csrf_refusals_in_the_browser(make_stack, tabs):
     stack, server = _live(make_stack)
-    shop = business(server.base_url, "CSRF Shop")
+    shop = business(server.base_url, stack.graph, "CSRF Shop")
     post_webhook(server.base_url, fb_message(shop["page_id"], QUESTION))
     conv = _first_conversation(server.base_url, shop)
     _handoff_task(server.base_url, shop)

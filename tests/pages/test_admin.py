@@ -69,7 +69,7 @@ def test_admin_grants_a_plan(admin_browser, client, user):
 
 
 def test_admin_filters_and_replays_a_webhook_event(admin_browser, client, user, fake_graph):
-    connect(client, user, "facebook", PAGE_ID)
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
     post_webhook(client, "facebook", fb_text("Hello?"))
     from services.webhook_events import list_events
     [event] = list_events(None, None, 10, None)["items"]

@@ -15,9 +15,9 @@ def html(resp) -> str:
 
 
 @pytest.fixture
-def shop(client, user):
+def shop(client, user, fake_graph):
     """The signed-in user's Page with one customer message that came through the webhook."""
-    connect(client, user, "facebook", PAGE_ID)
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
     post_webhook(client, "facebook", fb_text("Do you deliver on Sundays?", psid="555"))
     conv = client.get("/api/conversations", headers=user["headers"]).get_json()["items"][0]
     return conv
@@ -138,7 +138,10 @@ def test_knowledge_add_and_test_question(browser):
     assert missing.status_code == 400 and 'id="title-error"' in html(missing)
 
 
-def test_connect_a_page_from_the_form(browser):
+def test_connect_a_page_from_the_form(browser, user, fake_graph):
+    from tests.channels.conftest import set_plan
+    set_plan(user["user"]["id"], "professional")  # room for more than one account
+    fake_graph.manage("EAAG-x", "12345", name="Shop")
     data = {"platform": "facebook", "external_id": "12345", "access_token": "EAAG-x",
             "name": "Shop", "csrf_token": browser.csrf}
     assert browser.post("/app/platforms", data=data).status_code == 302
@@ -146,6 +149,9 @@ def test_connect_a_page_from_the_form(browser):
     assert "12345" in page and "EAAG-x" not in page  # the token is never shown
     again = browser.post("/app/platforms", data=data)
     assert again.status_code == 409 and "already connected" in html(again)
+    wrong = browser.post("/app/platforms", data=dict(data, external_id="999", name="Not mine"))
+    assert wrong.status_code == 422 and 'id="external_id-error"' in html(wrong)
+    assert "999" not in html(browser.get("/app/platforms"))
 
 
 def test_socket_token_is_the_sessions_and_needs_csrf(app, browser):
@@ -217,7 +223,7 @@ def test_whatsapp_template_outside_the_window_from_the_form(app, client, fake_gr
     owner = register(client)
     owner["headers"] = auth_header(owner)
     set_plan(owner["user"]["id"], "professional")
-    connect(client, owner, "whatsapp", PHONE_ID)
+    connect(client, owner, fake_graph, "whatsapp", PHONE_ID)
     post_webhook(client, "whatsapp", wa_text("Is my order ready?", ts=time.time() - 2 * 86400))
     conv = client.get("/api/conversations", headers=owner["headers"]).get_json()["items"][0]
     tab = app.test_client()
