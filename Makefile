@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test test-sqlite test-postgres install install-dev migrate bench clean
+.PHONY: run test test-sqlite test-postgres install install-dev migrate bench bench-answers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test-postgres: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/auth.py
+
+## make bench-answers: answer quality per business (dev and test splits) and decision time
+bench-answers: install-dev
+	$(BIN)/python bench/answers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
