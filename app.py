@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from routes.knowledge import bp as knowledge_bp
     from routes.meta import bp as meta_bp
     from routes.platforms import bp as platforms_bp
+    from routes.stripe_webhooks import bp as stripe_webhooks_bp
     from routes.subscriptions import bp as subscriptions_bp
     from routes.tasks import bp as tasks_bp
     from routes.users import bp as users_bp
@@ -135,8 +136,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from routes.workflows import bp as workflows_bp
 
     for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
-               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, knowledge_bp,
-               analytics_bp):
+               subscriptions_bp, platforms_bp, stripe_webhooks_bp, webhooks_bp, workflows_bp,
+               knowledge_bp, analytics_bp):
         app.register_blueprint(bp)
 
     from routes.pages import init_pages

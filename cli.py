@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from pydantic import ValidationError
 
+from models_db import User, db
+from routes.schemas import TierUpdateIn
+from services.subscriptions import check_price_free, list_tiers, subscribe
+from utils.audit import audit
 from utils.errors import ApiError
+from utils.store import get_store
 
 
 def register_cli(app: Flask) -> None:
@@ -42,6 +48,7 @@ def register_cli(app: Flask) -> None:
         click.echo(f"Created admin {user.email} ({user.id}).")
 
     register_operations_cli(app)
+    register_plans_cli(app)
     from automation.knowledge.cli import register_knowledge_cli
     register_knowledge_cli(app)
 
@@ -119,3 +126,59 @@ def register_operations_cli(app: Flask) -> None:
         if "dana_redis" not in current_app.extensions:
             raise click.ClickException("REDIS_URL is not set: there is no queue to work on.")
         run_worker(current_app._get_current_object(), burst=burst)
+
+
+def _tier_by_name(name: str) -> dict:
+    """A plan by its name (any case) or id, archived ones included."""
+    wanted = name.strip().lower()
+    for tier in list_tiers(include_inactive=True)["items"]:
+        if tier["id"] == name or tier["name"].lower() == wanted:
+            return tier
+    raise click.ClickException(f"No plan named {name!r}.")
+
+
+def register_plans_cli(app: Flask) -> None:
+    """`flask grant-plan` (an operator grants a plan without a payment provider) and
+    `flask set-stripe-price` (which Stripe Price bills a plan)."""
+
+    @app.cli.command("grant-plan")
+    @click.option("--email", required=True, help="E-mail of the account.")
+    @click.option("--tier", "tier_name", required=True, help="Plan name (e.g. Professional).")
+    @click.option("--reference", default=None, help="A reference kept with the grant.")
+    def grant_plan(email: str, tier_name: str, reference: str | None):
+        """Grant a plan to an account, with no payment; it runs until changed."""
+        user = db.session.scalar(db.select(User).where(User.email == User.normalize_email(email)))
+        if user is None:
+            raise click.ClickException(f"No account with e-mail {email}.")
+        tier = _tier_by_name(tier_name)
+        try:
+            subscribe(user.id, tier["id"], reference, None, provider="admin",
+                      event="subscription_granted_cli")
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"Granted {tier['name']} to {user.email}.")
+
+    @app.cli.command("set-stripe-price")
+    @click.option("--tier", "tier_name", required=True, help="Plan name (e.g. Starter).")
+    @click.option("--price-id", required=True,
+                  help="The Stripe Price id (price_...) that bills the plan; '' to clear.")
+    @click.option("--trial-days", type=click.IntRange(0, 365), default=None,
+                  help="Also set the plan's free trial, in days (0 = none).")
+    def set_stripe_price(tier_name: str, price_id: str, trial_days: int | None):
+        """Set which Stripe Price bills a plan (Checkout and webhooks map plans by it)."""
+        tier = _tier_by_name(tier_name)
+        changes: dict = {"stripe_price_id": price_id.strip() or None}
+        if trial_days is not None:
+            changes["trial_days"] = trial_days
+        try:
+            TierUpdateIn(**changes)
+        except ValidationError as exc:
+            raise click.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+        try:
+            check_price_free(changes["stripe_price_id"], tier["id"])
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        get_store().update_tier(tier["id"], changes)
+        audit("tier_updated_cli", tier_id=tier["id"], fields=sorted(changes))
+        click.echo(f"{tier['name']}: stripe_price_id={changes['stripe_price_id']}"
+                   + (f", trial_days={trial_days}" if trial_days is not None else ""))

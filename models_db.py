@@ -248,6 +248,23 @@ class WebhookEvent(db.Model):
                 "processed_at": self.processed_at.isoformat() if self.processed_at else None}
 
 
+class StripeEvent(db.Model):
+    """A Stripe webhook event that was (or is being) applied: its id is unique, so a
+    redelivered or replayed event is recognised and applied once. Only events whose
+    signature verified are ever written here."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    # when Stripe created the event: deliveries are not ordered, so an event older than one
+    # already applied for the same user is not applied over it
+    created_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+
+
 class BusinessProfile(db.Model):
     """How the business wants its AI to sound and when it hands off (one row per user)."""
 

@@ -95,6 +95,21 @@ class Settings(BaseSettings):
     SLACK_SIGNING_SECRET: str | None = None
     SLACK_API_URL: str | None = None
 
+    # Stripe (paid plans). Without STRIPE_SECRET_KEY no payment provider is configured and
+    # paid plans are granted by an admin only. STRIPE_API_URL is the library's api_base
+    # (tests point it at a loopback fake). A failed renewal keeps the paid plan for
+    # STRIPE_GRACE_DAYS, then the user is on Free until an invoice is paid.
+    STRIPE_SECRET_KEY: str | None = None
+    STRIPE_WEBHOOK_SECRET: str | None = None
+    STRIPE_API_URL: str | None = None
+    STRIPE_GRACE_DAYS: int = Field(default=7, ge=0, le=90)
+    STRIPE_WEBHOOK_TOLERANCE_SECONDS: int = Field(default=300, ge=1, le=3600)
+    STRIPE_TIMEOUT_SECONDS: float = 10.0
+    STRIPE_MAX_RETRIES: int = Field(default=2, ge=0, le=5)
+    # where Stripe Checkout sends the user back (default: APP_URL + /app?checkout=...)
+    STRIPE_SUCCESS_URL: str | None = None
+    STRIPE_CANCEL_URL: str | None = None
+
     LOG_FORMAT: Literal["plain", "json"] = "plain"
     LOG_LEVEL: str = "INFO"
     MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024
@@ -142,6 +157,11 @@ class Settings(BaseSettings):
             self.INSTAGRAM_GRAPH_API_URL = self.GRAPH_API_URL
         if self.AI_PROVIDER is None:
             self.AI_PROVIDER = "openai" if self.OPENAI_API_KEY else "local"
+        base = self.APP_URL.rstrip("/")
+        if self.STRIPE_SUCCESS_URL is None:
+            self.STRIPE_SUCCESS_URL = f"{base}/app?checkout=success"
+        if self.STRIPE_CANCEL_URL is None:
+            self.STRIPE_CANCEL_URL = f"{base}/app?checkout=canceled"
         if self.AUTOMATION_QUEUE == "rq" and not self.REDIS_URL:
             raise ValueError("AUTOMATION_QUEUE=rq needs REDIS_URL")
         return self

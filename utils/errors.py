@@ -22,17 +22,21 @@ class ApiError(Exception):
     message = "The request could not be processed."
 
     def __init__(self, message: str | None = None, *, code: str | None = None,
-                 status: int | None = None, details: list | None = None):
+                 status: int | None = None, details: list | None = None,
+                 extra: dict | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.code = code or self.code
         self.status = status or self.status
         self.details = details
+        self.extra = extra  # more fields of the error object (e.g. 402's checkout_url)
 
     def to_dict(self) -> dict:
         body = {"code": self.code, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
+        for key, value in (self.extra or {}).items():
+            body.setdefault(key, value)
         return {"error": body}
 
 
@@ -62,6 +66,10 @@ class Conflict(ApiError):
 
 class PaymentRequired(ApiError):
     status, code, message = 402, "plan_limit", "Your plan does not include this."
+
+
+class ServiceUnavailable(ApiError):
+    status, code, message = 503, "service_unavailable", "A service we depend on is unavailable."
 
 
 class Unprocessable(ApiError):

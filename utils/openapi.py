@@ -115,7 +115,11 @@ _ERROR_SCHEMA = {
     "properties": {"error": {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                       "details": {"type": "array", "items": {"type": "object"}}},
+                       "details": {"type": "array", "items": {"type": "object"}},
+                       "checkout_url": {
+                           "type": "string", "format": "uri",
+                           "description": "402 payment_required with Stripe configured: "
+                                          "where the user pays for the plan"}},
     }},
 }
 

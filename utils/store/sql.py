@@ -424,6 +424,12 @@ class SqlStore:
         db.session.commit()
         return subscription_dict(sub)
 
+    def find_subscription_by_customer(self, customer_id: str) -> dict | None:
+        s = db.session.scalar(select(UserSubscription)
+                              .where(UserSubscription.provider_customer_id == customer_id)
+                              .limit(1))
+        return subscription_dict(s) if s else None
+
     def list_subscriptions(self, limit: int, cursor: str | None,
                            status: str | None = None) -> Page:
         stmt = select(UserSubscription).where(

@@ -65,7 +65,8 @@ CONVERSATION_COLUMNS = "*,contact:contacts(id,name,platform_user_id,profile_pic)
 PROFILE_COLUMNS = ("name", "first_name", "last_name", "username", "profile_pic", "locale",
                    "phone", "email", "profile")
 TIME_COLUMNS = {"created_at", "updated_at", "last_message_at", "last_inbound_at",
-                "snoozed_until", "due_at", "started_at", "current_period_end", "canceled_at"}
+                "snoozed_until", "due_at", "started_at", "current_period_end", "canceled_at",
+                "past_due_since", "trial_started_at"}
 
 
 def _is_uuid(value) -> bool:
@@ -627,6 +628,13 @@ class SupabaseStore:
                     raise
                 row = update()  # created concurrently: change that row instead
         return subscription_dict(_obj(row))
+
+    def find_subscription_by_customer(self, customer_id: str) -> dict | None:
+        """The subscription billed to this payment-provider customer (service key: a
+        webhook has no user behind it, and the stored customer id is what says whose it is)."""
+        row = _first(self._client(None).table("user_subscriptions").select("*")
+                     .eq("provider_customer_id", customer_id).limit(1).execute())
+        return subscription_dict(_obj(row)) if row else None
 
     def list_subscriptions(self, limit: int, cursor: str | None,
                            status: str | None = None) -> Page:
