@@ -63,7 +63,7 @@ def _security_headers(response):
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Content-Security-Policy",
                        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                       "frame-ancestors 'none'")
+                       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     return response
 
@@ -130,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_request_guards(app)
 
     from routes.admin_api import bp as admin_api_bp
+    from routes.analytics import bp as analytics_bp
     from routes.auth import bp as auth_bp
     from routes.conversations import bp as conversations_bp
     from routes.integrations import bp as integrations_bp
@@ -147,8 +148,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
                subscriptions_bp, platforms_bp, stripe_webhooks_bp, webhooks_bp, workflows_bp,
-               knowledge_bp, integrations_bp, slack_bp, slack_api_bp):
+               knowledge_bp, integrations_bp, slack_bp, slack_api_bp, analytics_bp):
         app.register_blueprint(bp)
+
+    from routes.pages import init_pages
+    init_pages(app)
 
     from utils.store import init_store
     init_store(app)

@@ -1,7 +1,7 @@
 """Pydantic request/response models; the OpenAPI spec is generated from these."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
@@ -791,3 +791,49 @@ class SlackPostIn(StrictModel):
 class SlackPostOut(BaseModel):
     ts: str
     channel: str
+# ----------------------------------------------------------------- analytics
+
+class AnalyticsQuery(StrictModel):
+    from_: date | None = Field(
+        default=None, alias="from",
+        description="first day (UTC, YYYY-MM-DD); default: 29 days before 'to'")
+    to: date | None = Field(default=None, description="last day, inclusive (UTC); default: today")
+
+
+class AnalyticsDayOut(BaseModel):
+    date: str
+    platform: str
+    inbound: int
+    outbound: int
+
+
+class AnalyticsSpreadOut(BaseModel):
+    median: float | None = Field(description="seconds")
+    p90: float | None = Field(description="seconds (nearest rank)")
+    count: int
+
+
+class AnalyticsConversationsOut(BaseModel):
+    new: int
+    active: int = Field(description="with a message in the period")
+    resolved: int
+
+
+class AnalyticsTotalsOut(BaseModel):
+    inbound: int
+    outbound: int
+
+
+class AnalyticsSummaryOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    messages: list[AnalyticsDayOut] = Field(description="per day and platform; notes left out")
+    totals: AnalyticsTotalsOut
+    conversations: AnalyticsConversationsOut
+    first_response_seconds: AnalyticsSpreadOut
+    ai_answered_share: float | None = Field(
+        description="answered conversations answered by the AI alone (0..1)")
+    handoffs: int = Field(description="tasks opened on a conversation in the period")
+    resolution_seconds: AnalyticsSpreadOut

@@ -88,3 +88,18 @@ def suggest_replies(owner_id: str, conversation_id: str, n: int = 3) -> dict:
                        history=history, contact_name=conv["contact"].get("name"),
                        platform=conv["platform"])
     return {"suggestions": draft(ctx, n)}
+
+
+def preview_answer(owner_id: str, question: str) -> dict:
+    """What the AI would answer a customer asking `question` now (nothing is sent or stored):
+    the knowledge base's passages it found and its answer or hand-off."""
+    from automation.ai.response_generator import ReplyContext, generate_reply, retrieve
+    from services import business
+
+    ctx = ReplyContext(user_id=owner_id, business=business.get_profile(owner_id),
+                       conversation_id=None, message_text=question, history=[],
+                       contact_name=None, platform="facebook")
+    answer = generate_reply(ctx)
+    return {"text": answer.text, "handoff": answer.handoff, "reason": answer.reason,
+            "confidence": answer.confidence,
+            "passages": [p.to_dict() for p in retrieve(ctx)]}

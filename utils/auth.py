@@ -71,13 +71,30 @@ def issue_tokens(user: User, session: AuthSession) -> dict:
     }
 
 
-def start_session(user: User) -> dict:
-    """Open a new login session for the user and return its first token pair (committed)."""
+def issue_access_token(user: User, session: AuthSession) -> str:
+    """Mint an access token only (no refresh token): what a signed-in page hands its
+    Socket.IO client. Revoking the browser session refuses it at once."""
+    s = _settings()
+    now = datetime.now(timezone.utc)
+    return _encode({
+        "sub": user.id, "sid": session.id, "jti": str(uuid.uuid4()), "type": "access",
+        "role": user.role, "iat": now, "exp": now + timedelta(seconds=s.ACCESS_TOKEN_TTL_SECONDS),
+    })
+
+
+def open_session(user: User) -> AuthSession:
+    """Record a new login session of the user (flushed, not committed)."""
     ip = request.remote_addr if request else None
     ua = (request.headers.get("User-Agent") or "")[:255] if request else None
     session = AuthSession(user_id=user.id, ip=ip, user_agent=ua)
     db.session.add(session)
     db.session.flush()
+    return session
+
+
+def start_session(user: User) -> dict:
+    """Open a new login session for the user and return its first token pair (committed)."""
+    session = open_session(user)
     pair = issue_tokens(user, session)
     db.session.commit()
     return pair

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     JWT_ALGORITHM: Literal["HS256", "HS384", "HS512"] = "HS256"
     ACCESS_TOKEN_TTL_SECONDS: int = 15 * 60
     REFRESH_TOKEN_TTL_SECONDS: int = 30 * 24 * 3600
+    # Browser sign-in (/login): signed out after this long without a request, and after this
+    # long in all, whatever the activity.
+    WEB_SESSION_IDLE_MINUTES: int = 30
+    WEB_SESSION_MAX_HOURS: int = 12
 
     DATA_BACKEND: Literal["sql", "supabase"] = "sql"
     SUPABASE_URL: str | None = None

@@ -644,3 +644,11 @@ class SupabaseStore:
             query = query.eq("status", status)
         rows = _keyset(query, "created_at", cursor, limit).execute().data
         return _page(rows, limit, subscription_dict, "created_at")
+
+    # ------------------------------------------------------------- analytics
+    def analytics_facts(self, owner_id: str, since: datetime, until: datetime) -> dict:
+        """Not on this backend yet: PostgREST caps a read at one page of rows, and the period's
+        messages need either paging or an aggregate SQL function (a migration of its own)."""
+        raise ApiError("Analytics are not available on the Supabase backend yet "
+                       "(DATA_BACKEND=supabase); they work on DATA_BACKEND=sql.",
+                       status=501, code="not_implemented")
