@@ -1,19 +1,21 @@
 """The team console under /app: inbox, conversation, tasks, knowledge, workflows, platform
-accounts, plan and analytics. Thin views over the same services as the API."""
+accounts, integrations, plan and analytics. Thin views over the same services as the API."""
 from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta, timezone
 
-from flask import current_app, g, jsonify, request, url_for
+from flask import abort, current_app, flash, g, jsonify, redirect, request, url_for
 from pydantic import ValidationError
 
 from automation.knowledge import database as kb
 from automation.knowledge.importers import import_file
+from routes.pages import integration_forms
 from routes.pages.common import done, page_blueprint, render, wants_json
 from routes.pages.forms import KnowledgeForm, PlatformForm, ReplyForm, WorkflowForm
 from routes.schemas import ConversationListQuery, WorkflowPatchIn
 from services import analytics
+from services import integrations as integ_svc
 from services import conversations as conv_svc
 from services import messaging, platforms, subscriptions, tasks, workflows
 from utils.auth import issue_access_token
@@ -245,6 +247,89 @@ def platform_accounts():
             status = 400
     items = platforms.list_accounts(g.user.id)["items"]
     return render("app/platforms.html", status, items=items, form=form)
+
+
+def _integrations_page(status: int = 200, posted: dict | None = None):
+    """Every type of the catalogue with, for the caller's configured ones, their state and a
+    form; `posted` = {"type", "fields", "errors"} of a refused form, shown again."""
+    mine = {i["type"]: i for i in integ_svc.list_integrations(g.user.id)["items"]}
+    types = []
+    for info in integ_svc.list_types(g.user.id)["items"]:
+        current = mine.get(info["type"])
+        refused = posted if posted and posted["type"] == info["type"] else None
+        types.append({**info, "current": current,
+                      "enabled": current["enabled"] if current else True,
+                      "fields": refused["fields"] if refused
+                      else integration_forms.fields_of(info, current),
+                      "errors": refused["errors"] if refused else {}})
+    return render("app/integrations.html", status, types=types)
+
+
+@bp.get("/integrations")
+def integrations():
+    """Business tools: the catalogue, what is connected (status, last error), connect forms."""
+    return _integrations_page()
+
+
+@bp.post("/integrations/<integration_type>")
+def integration_configure(integration_type: str):
+    """Connect or update an integration from its generated form (checked before stored)."""
+    info = next((t for t in integ_svc.list_types(g.user.id)["items"]
+                 if t["type"] == integration_type), None)
+    if info is None:
+        abort(404)
+    fields = integration_forms.fields_of(info)
+    config, errors = integration_forms.parse(fields, request.form)
+    if not errors:
+        try:
+            integ_svc.configure_integration(g.user.id, integration_type, config,
+                                            "enabled" in request.form)
+        except ApiError as exc:
+            errors = _integration_errors(exc, info, fields)
+            status = exc.status
+        else:
+            return done(f"{info['name']} connected.", "console.integrations")
+    else:
+        status = 400
+    return _integrations_page(status, {"type": integration_type, "fields": fields,
+                                       "errors": errors})
+
+
+def _integration_errors(exc: ApiError, info: dict, fields) -> dict[str, list[str]]:
+    """Where each refusal is shown: a field's own error next to it; the service's refusal of
+    the credentials next to the first secret field; anything else above the form."""
+    names = {f.name for f in fields}
+    errors: dict[str, list[str]] = {}
+    if exc.code == "validation_error" and exc.details:
+        for d in exc.details:
+            name = d["field"].removeprefix("config.").split(".")[0]
+            key = name if name in names else "_form"
+            errors.setdefault(key, []).append(
+                d["message"] if key != "_form" else f"{d['field']}: {d['message']}")
+        return errors
+    secrets = [f.name for f in fields if f.kind == "password"]
+    key = secrets[0] if exc.code == "integration_check_failed" and secrets else "_form"
+    return {key: [exc.message]}
+
+
+@bp.post("/integrations/<integration_type>/test")
+def integration_test(integration_type: str):
+    """Check the stored credentials now; the status (and last error) follow the outcome."""
+    result = integ_svc.test_integration(g.user.id, integration_type)
+    if wants_json():
+        return jsonify(result)
+    if result["ok"]:
+        flash(f"The check worked: {result['detail']}", "success")
+    else:
+        flash(f"The check failed: {result['detail']}", "error")
+    return redirect(url_for("console.integrations"))
+
+
+@bp.post("/integrations/<integration_type>/delete")
+def integration_delete(integration_type: str):
+    """Remove an integration (and what it kept about conversations)."""
+    integ_svc.delete_integration(g.user.id, integration_type)
+    return done("Integration removed.", "console.integrations")
 
 
 @bp.get("/plan")
