@@ -14,10 +14,9 @@ from routes.pages import integration_forms
 from routes.pages.common import done, page_blueprint, render, wants_json
 from routes.pages.forms import KnowledgeForm, PlatformForm, ReplyForm, WorkflowForm
 from routes.schemas import ConversationListQuery, WorkflowPatchIn
-from services import analytics
-from services import integrations as integ_svc
+from services import analytics, messaging, platforms, subscriptions, tasks, workflows
 from services import conversations as conv_svc
-from services import messaging, platforms, subscriptions, tasks, workflows
+from services import integrations as integ_svc
 from utils.auth import issue_access_token
 from utils.errors import ApiError
 from utils.store import ConversationFilters, TaskFilters

@@ -6,8 +6,17 @@ import re
 
 import pytest
 
-from tests.integrations.conftest import LOGIN, PASSWORD, smtp  # noqa: F401  (fixture)
+from tests.fakes.smtp import SmtpServer
+from tests.integrations.conftest import LOGIN, PASSWORD
 from tests.pages.conftest import csrf_of
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server requiring AUTH (plain SMTP on loopback)."""
+    server = SmtpServer(users={LOGIN: PASSWORD}).start()
+    yield server
+    server.stop()
 
 
 def html(resp) -> str:
@@ -33,7 +42,7 @@ def email_form(server, csrf: str, **changes) -> dict:
 def section(page: str, type_: str) -> str:
     """The HTML of one integration type's card."""
     match = re.search(rf'<section class="card integration" id="integration-{type_}".*?</section>',
-                      page, re.S)
+                      page, re.DOTALL)
     assert match, f"no card for {type_}"
     return match.group(0)
 
@@ -83,7 +92,7 @@ def test_check_failure_is_shown_next_to_the_password(browser, user, smtp, client
                         data=email_form(smtp, browser.csrf, password="wrong-password-1"))
     assert resp.status_code == 422
     card = section(html(resp), "email")
-    error = re.search(r'<p class="error" id="email-password-error">(.*?)</p>', card, re.S)
+    error = re.search(r'<p class="error" id="email-password-error">(.*?)</p>', card, re.DOTALL)
     assert error and "refused" in error.group(1) and "535" in error.group(1)
     assert 'aria-describedby="email-password-error"' in card
     assert "wrong-password-1" not in html(resp)  # a secret is never sent back
