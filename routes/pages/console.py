@@ -303,8 +303,9 @@ def _integration_errors(exc: ApiError, info: dict, fields) -> dict[str, list[str
         for d in exc.details:
             name = d["field"].removeprefix("config.").split(".")[0]
             key = name if name in names else "_form"
+            whole = name in ("", "body", "config")  # a rule across fields (e.g. user+password)
             errors.setdefault(key, []).append(
-                d["message"] if key != "_form" else f"{d['field']}: {d['message']}")
+                d["message"] if key != "_form" or whole else f"{d['field']}: {d['message']}")
         return errors
     secrets = [f.name for f in fields if f.kind == "password"]
     key = secrets[0] if exc.code == "integration_check_failed" and secrets else "_form"

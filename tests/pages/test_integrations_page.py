@@ -157,3 +157,13 @@ def test_forms_without_the_csrf_token_are_refused(browser, user, smtp):
     for path in ("/app/integrations/email/test", "/app/integrations/email/delete"):
         assert browser.post(path, data={}).status_code == 400
     assert "status-active" in section(html(browser.get("/app/integrations")), "email")
+
+
+def test_a_rule_across_fields_is_shown_above_the_form(browser, user, smtp):
+    on_starter(user)
+    resp = browser.post("/app/integrations/email",
+                        data=email_form(smtp, browser.csrf, username=""))
+    assert resp.status_code == 400
+    error = re.search(r'id="email-form-error">(.*?)</p>', section(html(resp), "email"), re.DOTALL)
+    assert error and "username is required when a password is given" in error.group(1)
+    assert smtp.logins == []
