@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test test-sqlite test-postgres install install-dev migrate bench clean
+.PHONY: run test lint test-sqlite test-postgres install install-dev migrate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,12 @@ run: install
 migrate: install
 	$(BIN)/flask --app app:create_app db upgrade
 
-## make test: install and run the whole suite on SQLite, then on PostgreSQL
-test: install-dev test-sqlite test-postgres
+## make test: the checks (lint), then the whole suite on SQLite, then on PostgreSQL
+test: install-dev lint test-sqlite test-postgres
+
+## make lint: the import layers (import-linter contracts in pyproject.toml)
+lint: install-dev
+	$(BIN)/lint-imports --no-cache
 
 test-sqlite: install-dev
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -3,17 +3,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis
 from flask import Flask
 from flask_cors import CORS
-from flask_migrate import Migrate
+from flask_migrate import Migrate, upgrade
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+import socket_server  # noqa: F401  importing it registers the Socket.IO handlers
+from cli import register_cli
 from models_db import db, include_object, render_item
+from routes.admin_api import bp as admin_api_bp
+from routes.auth import bp as auth_bp
+from routes.conversations import bp as conversations_bp
+from routes.knowledge import bp as knowledge_bp
+from routes.docs import bp as docs_bp
+from routes.health import bp as health_bp
+from routes.platforms import bp as platforms_bp
+from routes.subscriptions import bp as subscriptions_bp
+from routes.tasks import bp as tasks_bp
+from routes.users import bp as users_bp
+from routes.webhooks import bp as webhooks_bp
+from routes.workflows import bp as workflows_bp
 from utils.config import ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
 from utils.logging import configure_logging
 from utils.ratelimit import limiter
+from utils.realtime import init_realtime
+from utils.store import init_store
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS_DIR = str(ROOT / "migrations")
@@ -70,8 +88,6 @@ def _connect_redis(app: Flask, settings: Settings) -> None:
     """With REDIS_URL, check Redis once at start; a clear error names the setting."""
     if not settings.REDIS_URL:
         return
-    import redis
-
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3,
                                   health_check_interval=30)
     try:
@@ -101,7 +117,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.json.sort_keys = False
     if settings.TRUSTED_PROXY_HOPS:
-        from werkzeug.middleware.proxy_fix import ProxyFix
         hops = settings.TRUSTED_PROXY_HOPS
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     if settings.DANA_ENV == "test":
@@ -119,38 +134,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_security_headers)
     register_error_handlers(app)
 
-    from routes.admin_api import bp as admin_api_bp
-    from routes.auth import bp as auth_bp
-    from routes.conversations import bp as conversations_bp
-    from routes.knowledge import bp as knowledge_bp
-    from routes.meta import bp as meta_bp
-    from routes.platforms import bp as platforms_bp
-    from routes.subscriptions import bp as subscriptions_bp
-    from routes.tasks import bp as tasks_bp
-    from routes.users import bp as users_bp
-    from routes.webhooks import bp as webhooks_bp
-    from routes.workflows import bp as workflows_bp
-
-    for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
+    for bp in (health_bp, docs_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
                subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, knowledge_bp):
         app.register_blueprint(bp)
 
-    from utils.store import init_store
     init_store(app)
-
-    import socket_server  # noqa: F401  registers the Socket.IO handlers
-    from utils.realtime import init_realtime
     init_realtime(app)
-
-    from cli import register_cli
     register_cli(app)
     return app
 
 
 def upgrade_database(app: Flask) -> None:
     """Bring the schema up to date (Alembic, from the very first table)."""
-    from flask_migrate import upgrade
-
     with app.app_context():
         upgrade(directory=MIGRATIONS_DIR)
 

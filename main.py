@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sys
 
+from app import create_app, upgrade_database
 from utils.config import ConfigError
+from utils.realtime import socketio
 
 
 def _build():
-    from app import create_app
-
+    """The app from the environment; a configuration error exits 2 with a readable line."""
     try:
         return create_app()
     except ConfigError as exc:
@@ -21,9 +22,6 @@ app = _build()
 
 def serve() -> None:
     """Upgrade the schema, then serve on HOST:PORT with Socket.IO (threading mode)."""
-    from app import upgrade_database
-    from utils.realtime import socketio
-
     settings = app.config["DANA_SETTINGS"]
     upgrade_database(app)
     print(f"dana: serving on http://{settings.HOST}:{settings.PORT} "

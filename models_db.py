@@ -1,7 +1,9 @@
 """SQLAlchemy 2.x typed models: users, auth sessions and refresh tokens, audit log.
 
-The SQL side of the conversation/subscription store lives in utils/store/sql_models.py
-and shares this metadata so that one Alembic history covers every table.
+The SQL side of the conversation/subscription store lives in utils/store/sql_models.py: it
+builds on this module's `db` and shares its metadata, so one Alembic history covers every
+table. This module sits at the bottom of the layers and imports no project module; the store
+package (utils/store/__init__.py) registers its tables when it is imported.
 """
 from __future__ import annotations
 
@@ -363,6 +365,3 @@ class KnowledgeChunk(db.Model):
     answer: Mapped[str | None] = mapped_column(Text)
     search_text: Mapped[str] = mapped_column(Text, nullable=False)
 
-
-# The store's SQL tables share this metadata (one Alembic history for everything).
-import utils.store.sql_models  # noqa: E402,F401

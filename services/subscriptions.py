@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from models_db import User, db
+from utils import usage
 from utils.audit import audit
 from utils.errors import Conflict, NotFound
 from utils.store import get_store
@@ -112,14 +113,18 @@ def ensure_subscription(user_id: str) -> dict:
 
 def subscription_view(user_id: str) -> dict:
     """The user's subscription with its plan, the plan in effect now and this month's usage."""
-    from services import entitlements
-
     sub = read_subscription(user_id) or ensure_subscription(user_id)
     tier = get_store().get_tier(sub["tier_id"])
     effective_id = effective_tier_id(sub)
     effective = tier if effective_id == sub["tier_id"] else get_store().get_tier(effective_id)
     return {**sub, "tier": tier, "effective_tier": effective,
-            "usage": entitlements.usage_summary(user_id, effective)}
+            "usage": usage_summary(user_id, effective)}
+
+
+def usage_summary(user_id: str, tier: dict) -> dict:
+    """This month's metered usage against the plan's limits."""
+    return {"period": usage.period(), "ai_replies": usage.count(user_id, usage.AI_REPLIES),
+            "ai_replies_limit": tier["monthly_ai_replies"]}
 
 
 def subscribe(user_id: str, tier_id: str, payment_reference: str | None, actor_id: str) -> dict:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import and_, delete, exists, func, or_, select, text, true
+from sqlalchemy.dialects.postgresql import JSONB
 
 from automation.knowledge.chunking import chunk_document
 from automation.knowledge.text import (content_terms, coverage, idf, index_text, stem,
@@ -117,14 +118,11 @@ def _new_document(user_id: str, data: dict) -> KnowledgeDocument:
 
 def create_documents(user_id: str, items: list[dict],
                      progress: Callable[[int], None] | None = None) -> list[dict]:
-    """Create several documents at once, all or none, within the plan's document limit.
+    """Create several documents at once, all or none, and index their passages.
 
-    Each item: title, content, and optionally format, tags, enabled, source. 402 plan_limit
-    when the plan does not allow that many more documents.
+    Each item: title, content, and optionally format, tags, enabled, source. The plan's
+    document limit is checked by the caller (services/knowledge.py), above this layer.
     """
-    from services.entitlements import require_capacity
-
-    require_capacity(user_id, "knowledge_documents", count_documents(user_id), adding=len(items))
     docs = []
     try:
         for item in items:
@@ -139,10 +137,7 @@ def create_documents(user_id: str, items: list[dict],
 
 
 def create_document(user_id: str, data: dict) -> dict:
-    """Create one document (within the plan's document limit) and index its passages."""
-    from services.entitlements import require_capacity
-
-    require_capacity(user_id, "knowledge_documents", count_documents(user_id))
+    """Create one document and index its passages (the caller checks the plan's limit)."""
     doc = _new_document(user_id, data)
     db.session.commit()
     return document_dict(doc)
@@ -156,7 +151,6 @@ def get_document(user_id: str, document_id: str) -> dict:
 def _tag_filter(tag: str):
     """Documents whose JSON tag list contains `tag` (dialect-specific)."""
     if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
         return KnowledgeDocument.tags.cast(JSONB).contains([tag])
     each = func.json_each(KnowledgeDocument.tags).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == tag))

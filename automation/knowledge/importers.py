@@ -154,12 +154,3 @@ def parse_file(filename: str, data: bytes) -> list[dict]:
     if not docs:
         raise InvalidImport(f"{name} has headings but no text.")
     return [{"title": t, "content": c, "format": "markdown", "source": source} for t, c in docs]
-
-
-def import_file(user_id: str, filename: str, data: bytes, tags: list[str] | None = None) -> dict:
-    """Parse a file and store its documents (within the plan's limit): {created, items}."""
-    from automation.knowledge.database import create_documents
-
-    items = [dict(item, tags=tags or []) for item in parse_file(filename, data)]
-    created = create_documents(user_id, items)
-    return {"created": len(created), "items": created}

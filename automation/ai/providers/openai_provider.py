@@ -15,7 +15,9 @@ import logging
 from flask import current_app
 
 from automation.ai.providers.base import Answer, Provider, ProviderError, ReplyContext
+from automation.ai.providers.local import handoff_answer
 from automation.knowledge.database import Passage
+from utils.usage import record as record_usage
 
 log = logging.getLogger("dana.ai.openai")
 
@@ -45,6 +47,7 @@ def _settings():
 
 def _client():
     """The SDK client for the current settings (one per app and configuration)."""
+    # Optional dependency: the openai SDK (~0.6 s to import) loads only with AI_PROVIDER=openai.
     from openai import OpenAI
 
     s = _settings()
@@ -99,8 +102,6 @@ def conversation_messages(ctx: ReplyContext) -> list[dict]:
 
 def _record_usage(user_id: str, usage) -> dict:
     """Meter the tokens of one completion for the user; returns them as a dict."""
-    from services.entitlements import record_usage
-
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
     try:
@@ -118,6 +119,7 @@ class OpenAIProvider(Provider):
 
     def _complete(self, ctx: ReplyContext, system: str) -> tuple[dict, dict]:
         """One JSON-mode completion: (parsed object, usage). ProviderError on any failure."""
+        # Optional dependency: the openai SDK, only with AI_PROVIDER=openai (see _client).
         from openai import OpenAIError
 
         try:
@@ -141,8 +143,6 @@ class OpenAIProvider(Provider):
         return data, usage
 
     def generate(self, ctx: ReplyContext, passages: list[Passage]) -> Answer:
-        from automation.ai.providers.local import handoff_answer
-
         task = f"{RULES}\n\n{ANSWER_FORMAT}"
         data, usage = self._complete(ctx, system_prompt(ctx, passages, task))
         answer = data.get("answer")

@@ -1,0 +1,48 @@
+"""The API's documentation: /api/openapi.json and the offline Swagger UI page /api/docs."""
+from __future__ import annotations
+
+import swagger_ui_bundle
+from flask import Blueprint, current_app, render_template_string, send_from_directory, url_for
+
+from utils.openapi import build_spec
+
+bp = Blueprint("docs", __name__)
+
+_DOCS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Dana API docs</title>
+<link rel="stylesheet" href="{{ url_for('docs.docs_asset', filename='swagger-ui.css') }}"></head>
+<body><div id="swagger-ui"></div>
+<script src="{{ url_for('docs.docs_asset', filename='swagger-ui-bundle.js') }}"></script>
+<script src="{{ url_for('docs.docs_asset', filename='swagger-ui-standalone-preset.js') }}"></script>
+<script src="{{ url_for('docs.docs_asset', filename='dana-docs.js') }}"></script>
+</body></html>"""
+
+# validatorUrl null: Swagger UI would otherwise load a badge from validator.swagger.io.
+_DOCS_INIT = """window.onload = function () {
+  window.ui = SwaggerUIBundle({url: "%s", dom_id: "#swagger-ui", validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+};"""
+
+
+@bp.get("/api/openapi.json")
+def openapi_json():
+    """The OpenAPI 3 document, built from the request/response models."""
+    spec = current_app.extensions.get("dana_openapi")
+    if spec is None:
+        spec = current_app.extensions["dana_openapi"] = build_spec(current_app)
+    return spec
+
+
+@bp.get("/api/docs")
+def docs():
+    """Swagger UI, with its assets served by this service (works offline)."""
+    return render_template_string(_DOCS_PAGE)
+
+
+@bp.get("/api/docs/assets/<path:filename>")
+def docs_asset(filename: str):
+    """Swagger UI's vendored files, plus the small script that points it at our spec."""
+    if filename == "dana-docs.js":
+        return current_app.response_class(_DOCS_INIT % url_for("docs.openapi_json"),
+                                          mimetype="application/javascript")
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=3600)
