@@ -12,20 +12,22 @@ from sqlalchemy.engine import Engine, make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import socket_server  # noqa: F401  importing it registers the Socket.IO handlers
+from automation.core.policy import AutomationPolicy, install_policy
 from cli import register_cli
 from models_db import db, include_object, render_item
 from routes.admin_api import bp as admin_api_bp
 from routes.auth import bp as auth_bp
 from routes.conversations import bp as conversations_bp
-from routes.knowledge import bp as knowledge_bp
 from routes.docs import bp as docs_bp
 from routes.health import bp as health_bp
+from routes.knowledge import bp as knowledge_bp
 from routes.platforms import bp as platforms_bp
 from routes.subscriptions import bp as subscriptions_bp
 from routes.tasks import bp as tasks_bp
 from routes.users import bp as users_bp
 from routes.webhooks import bp as webhooks_bp
 from routes.workflows import bp as workflows_bp
+from services import entitlements
 from utils.config import ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
 from utils.logging import configure_logging
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(bp)
 
     init_store(app)
+    install_policy(app, AutomationPolicy(consume_ai_reply=entitlements.consume_ai_reply))
     init_realtime(app)
     register_cli(app)
     return app

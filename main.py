@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from app import create_app, upgrade_database
-from utils.config import ConfigError
+from utils.config import ConfigError, current_settings
 from utils.realtime import socketio
 
 
@@ -22,7 +22,7 @@ app = _build()
 
 def serve() -> None:
     """Upgrade the schema, then serve on HOST:PORT with Socket.IO (threading mode)."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     upgrade_database(app)
     print(f"dana: serving on http://{settings.HOST}:{settings.PORT} "
           f"(database {app.config['SQLALCHEMY_DATABASE_URI'].split('://')[0]}, "

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from flask import Blueprint, g, request
 
-from routes.schemas import (KnowledgeDocumentIn, KnowledgeDocumentOut, KnowledgeDocumentPatchIn,
-                            KnowledgeImportOut, KnowledgeListOut, KnowledgeListQuery,
-                            KnowledgeSearchOut, KnowledgeSearchQuery)
+from routes.schemas import (
+    KnowledgeDocumentIn,
+    KnowledgeDocumentOut,
+    KnowledgeDocumentPatchIn,
+    KnowledgeImportOut,
+    KnowledgeListOut,
+    KnowledgeListQuery,
+    KnowledgeSearchOut,
+    KnowledgeSearchQuery,
+)
 from services import knowledge as kb
 from utils.auth import require_auth
 from utils.errors import BadRequest

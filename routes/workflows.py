@@ -3,8 +3,16 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from routes.schemas import (BusinessProfileIn, BusinessProfileOut, WorkflowIn, WorkflowListOut,
-                            WorkflowOut, WorkflowPatchIn, WorkflowRunListOut, WorkflowRunQuery)
+from routes.schemas import (
+    BusinessProfileIn,
+    BusinessProfileOut,
+    WorkflowIn,
+    WorkflowListOut,
+    WorkflowOut,
+    WorkflowPatchIn,
+    WorkflowRunListOut,
+    WorkflowRunQuery,
+)
 from services import business
 from services import workflows as svc
 from utils.auth import require_auth

@@ -1,8 +1,12 @@
 """Conversations, messages and contacts of one owner, through the store."""
 from __future__ import annotations
 
+from automation.ai.response_generator import ReplyContext
+from automation.ai.response_generator import suggest_replies as draft
+from automation.core.business_profile import get_profile
+from automation.core.handoff import conversation_history
+from utils import events
 from utils.errors import NotFound
-from utils.realtime import publish
 from utils.store import ConversationFilters, NewMessage, get_store
 
 
@@ -27,7 +31,7 @@ def update_conversation(owner_id: str, conversation_id: str, changes: dict) -> d
     conv = get_store().update_conversation(owner_id, conversation_id, changes)
     if conv is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
-    publish(owner_id, "conversation_updated", conv)
+    events.conversation_updated(owner_id, conv)
     return conv
 
 
@@ -48,7 +52,7 @@ def add_note(owner_id: str, conversation_id: str, text: str, author_id: str) -> 
     note = get_store().add_message(owner_id, NewMessage(
         conversation_id=conversation_id, direction="outbound", sender_type="agent", text=text,
         is_note=True, status="sent", metadata={"author_id": author_id}))
-    publish(owner_id, "new_message", {"conversation_id": conversation_id, "message": note})
+    events.new_message(owner_id, conversation_id, note)
     return note
 
 
@@ -73,15 +77,10 @@ def update_contact(owner_id: str, contact_id: str, changes: dict) -> dict:
 
 def suggest_replies(owner_id: str, conversation_id: str, n: int = 3) -> dict:
     """Draft replies an agent could send, from the knowledge base and the recent thread."""
-    from automation.ai.response_generator import ReplyContext
-    from automation.ai.response_generator import suggest_replies as draft
-    from services import business
-    from services.handoff import conversation_history
-
     conv = get_conversation(owner_id, conversation_id)
     history = conversation_history(owner_id, conversation_id)
     last_customer = next((h["text"] for h in reversed(history) if h["role"] == "customer"), "")
-    ctx = ReplyContext(user_id=owner_id, business=business.get_profile(owner_id),
+    ctx = ReplyContext(user_id=owner_id, business=get_profile(owner_id),
                        conversation_id=conversation_id, message_text=last_customer,
                        history=history, contact_name=conv["contact"].get("name"),
                        platform=conv["platform"])

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-from automation.knowledge.database import (count_documents, create_document,
-                                           create_documents, delete_document, get_document,
-                                           list_documents, search_results, update_document)
+from automation.knowledge.database import (
+    count_documents,
+    create_document,
+    create_documents,
+    delete_document,
+    get_document,
+    list_documents,
+    search_results,
+    update_document,
+)
 from automation.knowledge.importers import parse_file
 from services.entitlements import require_capacity
 

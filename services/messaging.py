@@ -1,117 +1,15 @@
-"""Sending messages to customers through the platform connectors.
+"""Replies written by a person in the inbox (the agent's side of services/conversations.py).
 
-Every send is stored first (status `queued`), then sent, then marked `sent` with the
-platform's message id or `failed` with an error code. An idempotency key (e.g. the inbound
-message an automated reply answers) makes a retried send return the stored message instead
-of messaging the customer twice.
+The send itself (store first, then the Send API, idempotent, status announced) is
+automation/core/sending.py, shared with the automated replies.
 """
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timedelta, timezone
-
-from flask import current_app
-
-from automation.platforms.base import (AccountCredentials, GraphConfig, OutboundMessage,
-                                       SendError)
-from automation.registry import get_connector
-from services import platforms as platforms_service
+from automation.core.sending import send_message
+from automation.platforms.base import OutboundMessage
+from utils import events
 from utils.errors import NotFound, Unprocessable
-from utils.realtime import publish
-from utils.store import DuplicateMessage, NewMessage, get_store
-
-log = logging.getLogger("dana.messaging")
-
-
-def graph_config(platform: str | None = None) -> GraphConfig:
-    """Where a platform's Send API lives: Instagram accounts connected with Instagram Login
-    are served by graph.instagram.com (INSTAGRAM_GRAPH_API_URL), everything else by Graph."""
-    s = current_app.config["DANA_SETTINGS"]
-    base = s.INSTAGRAM_GRAPH_API_URL if platform == "instagram" else s.GRAPH_API_URL
-    return GraphConfig(base_url=base, version=s.GRAPH_API_VERSION,
-                       timeout=s.GRAPH_TIMEOUT_SECONDS, retry_attempts=s.GRAPH_RETRY_ATTEMPTS,
-                       retry_wait_initial=s.GRAPH_RETRY_WAIT_SECONDS,
-                       retry_wait_max=max(s.GRAPH_RETRY_WAIT_SECONDS * 16, 0.01))
-
-
-def connector_for(platform: str):
-    """This app's connector for a platform, reused so its HTTP connection pool (and TLS set-up)
-    is shared by every send instead of being rebuilt per message."""
-    cache = current_app.extensions.setdefault("dana_connectors", {})
-    connector = cache.get(platform)
-    if connector is None:
-        connector = cache[platform] = get_connector(platform, graph_config(platform))
-    return connector
-
-
-def window_open(conversation: dict, now: datetime | None = None) -> bool:
-    """Is the customer's last message recent enough to answer without a tag/template?"""
-    last = conversation.get("last_inbound_at")
-    if not last:
-        return False
-    hours = current_app.config["DANA_SETTINGS"].MESSAGING_WINDOW_HOURS
-    return (now or datetime.now(timezone.utc)) - datetime.fromisoformat(last) < timedelta(hours=hours)
-
-
-def _set_status(owner_id: str, message: dict, status: str, error: str | None = None,
-                platform_message_id: str | None = None, detail: str | None = None) -> dict:
-    store = get_store()
-    updated = store.update_message_status(owner_id, message["id"], status, error=error,
-                                          platform_message_id=platform_message_id)
-    if detail:
-        updated = store.update_message(owner_id, message["id"], metadata={"error_detail": detail})
-    publish(owner_id, "message_status", {"conversation_id": updated["conversation_id"],
-                                         "message_id": updated["id"], "status": updated["status"],
-                                         "error": updated["error"],
-                                         "platform_message_id": updated["platform_message_id"]})
-    return updated
-
-
-def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
-                 sender_type: str, *, idempotency_key: str | None = None,
-                 metadata: dict | None = None) -> dict:
-    """Store and send one message in a conversation; returns the stored message."""
-    store = get_store()
-    conv = store.get_conversation(owner_id, conversation_id)
-    if conv is None:
-        raise NotFound("No such conversation.", code="conversation_not_found")
-    new = NewMessage(conversation_id=conversation_id, direction="outbound",
-                     sender_type=sender_type, text=outbound.text, status="queued",
-                     platform=conv["platform"], idempotency_key=idempotency_key,
-                     attachments=[outbound.media] if outbound.media else [],
-                     metadata={**(metadata or {}),
-                               **({"quick_replies": outbound.quick_replies} if outbound.quick_replies else {})})
-    try:
-        message = store.add_message(owner_id, new)
-    except DuplicateMessage as dup:
-        if dup.existing.get("status") != "queued":
-            return dup.existing          # already sent (or failed for good): never twice
-        message = dup.existing            # a previous attempt died mid-send: finish it
-    else:
-        publish(owner_id, "new_message", {"conversation_id": conversation_id, "message": message})
-
-    if not outbound.tag and not outbound.template and not window_open(conv):
-        return _set_status(owner_id, message, "failed", error="outside_window",
-                           detail="The customer's last message is older than the messaging window; "
-                                  "a tag or template is needed.")
-    account = platforms_service.find_account(conv["platform"], conv["platform_account_id"])
-    if account is None or account.user_id != owner_id:
-        return _set_status(owner_id, message, "failed", error="account_disconnected",
-                           detail="The platform account of this conversation is not connected.")
-    if account.status == "needs_reauth":
-        return _set_status(owner_id, message, "failed", error="token_invalid",
-                           detail="The platform account needs to be re-authorized.")
-    outbound.metadata = outbound.metadata or f"dana:{message['id']}"
-    try:
-        result = connector_for(conv["platform"]).send(
-            AccountCredentials(account.external_id, platforms_service.account_token(account)),
-            conv["contact"]["platform_user_id"], outbound)
-    except SendError as exc:
-        log.warning("send failed for message %s: %s (%s)", message["id"], exc.code, exc.message)
-        if exc.needs_reauth:
-            platforms_service.mark_needs_reauth(account, exc.message)
-        return _set_status(owner_id, message, "failed", error=exc.code, detail=exc.message)
-    return _set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
+from utils.store import get_store
 
 
 def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: str | None,
@@ -139,5 +37,5 @@ def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: s
         conv = get_store().get_conversation(owner_id, conversation_id)
         if conv and conv["ai_enabled"]:
             conv = get_store().update_conversation(owner_id, conversation_id, {"ai_enabled": False})
-            publish(owner_id, "conversation_updated", conv)
+            events.conversation_updated(owner_id, conv)
     return message

@@ -1,4 +1,7 @@
-"""Connected platform accounts: connect (gated by plan), list, disconnect, route inbound."""
+"""Connected platform accounts: connect (gated by plan), list, rename, re-authorize, disconnect.
+
+Routing a delivery to its account and the account's token are automation/platforms/accounts.py.
+"""
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -7,9 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from models_db import PlatformAccount, db
 from services import entitlements
 from utils.audit import audit
-from utils.crypto import decrypt, encrypt
+from utils.crypto import encrypt
 from utils.errors import Conflict, NotFound
-from utils.realtime import publish
 
 
 def list_accounts(user_id: str) -> dict:
@@ -67,25 +69,3 @@ def disconnect_account(user_id: str, account_id: str) -> None:
     db.session.commit()
     audit("platform_disconnected", user_id=user_id, actor_id=user_id, platform=account.platform,
           external_id=account.external_id)
-
-
-def find_account(platform: str, external_id: str) -> PlatformAccount | None:
-    """Route an inbound delivery: which connected account (and so which owner) is it for?"""
-    return db.session.scalar(select(PlatformAccount).where(
-        PlatformAccount.platform == platform, PlatformAccount.external_id == external_id))
-
-
-def account_token(account: PlatformAccount) -> str:
-    return decrypt(account.access_token_encrypted)
-
-
-def mark_needs_reauth(account: PlatformAccount, detail: str) -> None:
-    """The platform refused the token: stop using it and tell the owner."""
-    if account.status != "needs_reauth":
-        account.status = "needs_reauth"
-        account.last_error = detail[:2000]
-        db.session.commit()
-        publish(account.user_id, "integration_error", {
-            "kind": "platform_account", "platform_account_id": account.id,
-            "platform": account.platform, "status": "needs_reauth", "error": "token_invalid",
-            "message": detail})

@@ -13,7 +13,7 @@ the app context. Three failure modes, three answers:
   the locks expire within the lease and the next registry maintenance of any live worker
   (one every lease) hands the job to RQ's abandoned-job path, which counts it as one retry
   and re-runs it. The re-run finds the event still `processing` and settles the sends the
-  dead worker left unfinished before processing it again (services.automation_queue).
+  dead worker left unfinished before processing it again (automation/core/event_runner.py).
 """
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ from rq import Queue, Retry
 from rq.exceptions import AbandonedJobError
 from rq.registry import FailedJobRegistry
 from rq.worker import SimpleWorker, WorkerStatus
+
+from automation.core.event_runner import abandon_event, run_event
+from utils.config import current_settings
 
 log = logging.getLogger("dana.rq")
 QUEUE_NAME = "dana-automation"
@@ -46,7 +49,7 @@ def job_id(event_id: int) -> str:
 
 def enqueue_event(event_id: int) -> None:
     """Put a stored event on the automation queue."""
-    intervals = current_app.config["DANA_SETTINGS"].RQ_RETRY_INTERVALS
+    intervals = current_settings().RQ_RETRY_INTERVALS
     q = queue()
     # One pipeline: saving the job and pushing it on the queue cost one round trip, not two.
     with q.connection.pipeline() as pipe:
@@ -78,8 +81,6 @@ class EventProcessingFailed(RuntimeError):
 
 def process_event_job(event_id: int) -> str:
     """The RQ job: processes one event in a fresh app context of the worker's app."""
-    from services.automation_queue import run_event
-
     # A context per job: a clean database session for every job, removed at the end.
     with current_app._get_current_object().app_context():
         status = run_event(event_id)
@@ -215,7 +216,6 @@ def _on_abandoned_job(app: Flask):
         log.error("job %s (event %s): worker %s died and no retry is left; the event is "
                   "marked failed", job.id, event_id, job.worker_name or "?")
         if event_id is not None:
-            from services.automation_queue import abandon_event
             with app.app_context():
                 abandon_event(event_id, f"the worker processing it died ({job.worker_name}) "
                                         "and no retry was left")
@@ -226,7 +226,7 @@ def _on_abandoned_job(app: Flask):
 
 def run_worker(app: Flask, *, burst: bool = False) -> bool:
     """Work on the automation queue until stopped (or, with burst, until it is empty)."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     client = LeasedLocksRedis.from_url(settings.REDIS_URL, socket_connect_timeout=3,
                                        health_check_interval=30)
     client.lease_seconds = settings.RQ_HEARTBEAT_SECONDS * LEASE_HEARTBEATS

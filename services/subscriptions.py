@@ -164,6 +164,13 @@ def admin_list(limit: int, cursor: str | None, status: str | None) -> dict:
     return get_store().list_subscriptions(limit, cursor, status).to_dict()
 
 
+def admin_view(user_id: str) -> dict:
+    """Admin: one user's subscription view; 404 when the user does not exist."""
+    if db.session.get(User, user_id) is None:
+        raise NotFound("No such user.")
+    return subscription_view(user_id)
+
+
 def admin_set(actor: User, user_id: str, changes: dict) -> dict:
     """Admin: set a user's plan, status or period end directly (e.g. a manual deal)."""
     if db.session.get(User, user_id) is None:

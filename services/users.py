@@ -5,6 +5,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from models_db import User, db
+from services.subscriptions import ensure_subscription
+from services.workflows import create_default_workflow
 from utils.audit import audit
 from utils.auth import revoke_user_sessions
 from utils.errors import Conflict, NotFound, Unauthorized
@@ -27,8 +29,6 @@ def register_user(email: str, password: str, name: str = "", timezone: str = "UT
     except IntegrityError:
         db.session.rollback()
         raise Conflict("An account with this e-mail already exists.", code="email_taken") from None
-    from services.subscriptions import ensure_subscription
-    from services.workflows import create_default_workflow
     ensure_subscription(user.id)  # every new account starts on Free
     create_default_workflow(user.id)  # ... answering with AI, handing off when unsure
     return user

@@ -12,17 +12,18 @@ from datetime import datetime, timedelta, timezone
 from functools import wraps
 
 import jwt
-from flask import current_app, g, request
+from flask import g, request
 
 from models_db import AuthSession, RefreshToken, User, db, utcnow
 from utils.audit import audit
+from utils.config import current_settings
 from utils.errors import Forbidden, NotFound, Unauthorized
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "type", "sid"]
 
 
 def _settings():
-    return current_app.config["DANA_SETTINGS"]
+    return current_settings()
 
 
 def _encode(claims: dict) -> str:

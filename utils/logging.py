@@ -9,6 +9,8 @@ import uuid
 
 from flask import Flask, g, has_request_context, request
 
+from utils.config import current_settings
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -36,7 +38,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(app: Flask) -> None:
     """Install one handler on the 'dana' logger and give each request an id."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     logger = logging.getLogger("dana")
     logger.setLevel(settings.LOG_LEVEL.upper())
     logger.propagate = False

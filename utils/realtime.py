@@ -15,6 +15,8 @@ from flask import Flask
 from flask_socketio import SocketIO
 from redis.connection import parse_url
 
+from utils.config import current_settings
+
 log = logging.getLogger("dana.realtime")
 
 socketio = SocketIO()
@@ -74,7 +76,7 @@ def origin_policy(allowed: list[str]):
 
 def init_realtime(app: Flask) -> None:
     """Bind Socket.IO to the app with the settings' CORS origins and message queue."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     socketio.server_options.pop("message_queue", None)
     socketio.init_app(
         app,

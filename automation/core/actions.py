@@ -10,10 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from automation.ai.response_generator import ReplyContext, generate_reply
 from automation.core import definitions as d
+from automation.core import handoff
+from automation.core.policy import policy
+from automation.core.sending import send_message
+from automation.core.tasks import create_task as open_task
 from automation.platforms.base import InboundEvent, OutboundMessage
-from services import entitlements, handoff, messaging, tasks
-from utils.realtime import publish
+from automation.registry import INTEGRATIONS
+from utils import events
+from utils.idempotency import AUTO, idempotency_key
 from utils.store import get_store
 
 
@@ -41,9 +47,10 @@ class RunContext:
         if not self.message:
             return None
         self.sends += 1
-        return f"auto:{self.message['id']}:{self.sends}" if self.sends > 1 else f"auto:{self.message['id']}"
+        return idempotency_key(AUTO, self.message["id"], self.sends)
 
     def refresh_conversation(self) -> dict:
+        """Read the conversation again after an action changed it."""
         self.conversation = get_store().get_conversation(self.owner_id, self.conversation["id"])
         return self.conversation
 
@@ -51,7 +58,7 @@ class RunContext:
 _VAR = re.compile(r"\{\{\s*([a-z_]+)\.([a-z_]+)\s*\}\}")
 
 
-def render_template(text: str, ctx: RunContext) -> str:
+def fill_variables(text: str, ctx: RunContext) -> str:
     """Fill {{contact.first_name}}-style variables; unknown ones become empty text."""
     contact = ctx.conversation.get("contact") or {}
     name = contact.get("name") or ""
@@ -75,7 +82,7 @@ def _customer_facing_allowed(ctx: RunContext) -> dict | None:
 
 
 def _send(ctx: RunContext, outbound: OutboundMessage, sender_type: str, metadata: dict) -> dict:
-    message = messaging.send_message(ctx.owner_id, ctx.conversation["id"], outbound, sender_type,
+    message = send_message(ctx.owner_id, ctx.conversation["id"], outbound, sender_type,
                                      idempotency_key=ctx.reply_key(sender_type),
                                      metadata=metadata)
     if message["status"] == "failed":
@@ -93,15 +100,14 @@ def _do_handoff(ctx: RunContext, reason: str) -> dict:
 
 def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
     """Answer from the knowledge base with the configured AI, or hand off when unsure."""
-    from automation.ai.response_generator import ReplyContext, generate_reply
-
     blocked = _customer_facing_allowed(ctx)
     if blocked:
         return blocked
-    if ctx.message and get_store().find_message_by_key(ctx.owner_id, f"auto:{ctx.message['id']}"):
+    if ctx.message and get_store().find_message_by_key(
+            ctx.owner_id, idempotency_key(AUTO, ctx.message["id"])):
         ctx.sends += 1
         return {"status": "ok", "detail": "already answered"}
-    if not entitlements.consume_ai_reply(ctx.owner_id):
+    if not policy().consume_ai_reply(ctx.owner_id):
         return _do_handoff(ctx, "quota_exhausted")
     history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
     answer = generate_reply(ReplyContext(
@@ -123,7 +129,7 @@ def send_text(ctx: RunContext, spec: d.SendTextAction) -> dict:
     blocked = _customer_facing_allowed(ctx)
     if blocked:
         return blocked
-    return _send(ctx, OutboundMessage(text=render_template(spec.text, ctx)), "ai",
+    return _send(ctx, OutboundMessage(text=fill_variables(spec.text, ctx)), "ai",
                  {"workflow_action": "send_text"})
 
 
@@ -133,15 +139,15 @@ def send_quick_replies(ctx: RunContext, spec: d.SendQuickRepliesAction) -> dict:
     if blocked:
         return blocked
     options = [{"title": o.title, "payload": o.payload} for o in spec.options]
-    return _send(ctx, OutboundMessage(text=render_template(spec.text, ctx), quick_replies=options),
+    return _send(ctx, OutboundMessage(text=fill_variables(spec.text, ctx), quick_replies=options),
                  "ai", {"workflow_action": "send_quick_replies"})
 
 
 def create_task(ctx: RunContext, spec: d.CreateTaskAction) -> dict:
     """Open a task on this conversation."""
-    task = tasks.create_task(ctx.owner_id, {
-        "title": render_template(spec.title, ctx),
-        "description": render_template(spec.description, ctx) if spec.description else None,
+    task = open_task(ctx.owner_id, {
+        "title": fill_variables(spec.title, ctx),
+        "description": fill_variables(spec.description, ctx) if spec.description else None,
         "priority": spec.priority, "conversation_id": ctx.conversation["id"]})
     return {"status": "ok", "task_id": task["id"]}
 
@@ -149,7 +155,7 @@ def create_task(ctx: RunContext, spec: d.CreateTaskAction) -> dict:
 def _update_conversation(ctx: RunContext, changes: dict) -> dict:
     conv = get_store().update_conversation(ctx.owner_id, ctx.conversation["id"], changes)
     ctx.conversation = conv
-    publish(ctx.owner_id, "conversation_updated", conv)
+    events.conversation_updated(ctx.owner_id, conv)
     return {"status": "ok", "changes": changes}
 
 
@@ -180,14 +186,12 @@ def handoff_action(ctx: RunContext, spec: d.HandoffAction) -> dict:
 
 def notify(ctx: RunContext, spec: d.NotifyAction) -> dict:
     """Tell the team: on the dashboard (Socket.IO) or through an integration (extension point)."""
-    text = render_template(spec.message, ctx)
+    text = fill_variables(spec.message, ctx)
     payload = {"conversation_id": ctx.conversation["id"], "message": text,
                "trigger": ctx.trigger}
     if spec.channel == "dashboard":
-        publish(ctx.owner_id, "notification", payload)
+        events.notification(ctx.owner_id, payload)
         return {"status": "ok", "channel": "dashboard"}
-    from automation.registry import INTEGRATIONS
-
     integration = INTEGRATIONS.get(spec.channel)
     if integration is None:
         raise ActionFailed(f"no '{spec.channel}' integration is available")

@@ -11,18 +11,21 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime, time as dtime
+from datetime import datetime
+from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from automation.ai.response_generator import detect_intent, detect_language
 from automation.core import definitions as d
 from automation.core.actions import ACTIONS, RunContext
+from automation.core.business_profile import get_profile
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
 from models_db import Workflow, WorkflowRun, db, utcnow
-from services import business
+from utils.store import get_store
 
 log = logging.getLogger("dana.workflows")
 
@@ -82,12 +85,10 @@ def _status(ctx, c: d.StatusCondition) -> bool:
 
 
 def _intent(ctx, c: d.IntentCondition) -> bool:
-    from automation.ai.response_generator import detect_intent
     return _cached(ctx, "intent", lambda: detect_intent(_text(ctx))) in c.intents
 
 
 def _language(ctx, c: d.LanguageCondition) -> bool:
-    from automation.ai.response_generator import detect_language
     return _cached(ctx, "language", lambda: detect_language(_text(ctx))) in c.languages
 
 
@@ -203,7 +204,7 @@ def handle_inbound(owner_id: str, conversation: dict, message: dict, item: Inbou
     """Run the automation for one new customer message or postback."""
     trigger = "postback" if item.kind == ev.POSTBACK else "message_received"
     ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=item,
-                     business=business.get_profile(owner_id), trigger=trigger,
+                     business=get_profile(owner_id), trigger=trigger,
                      new_contact=new_contact)
     payload = item.payload
     triggers = [trigger] + (["conversation_opened"] if opened else [])
@@ -220,11 +221,9 @@ def handle_inbound(owner_id: str, conversation: dict, message: dict, item: Inbou
 
 def handle_message_failed(owner_id: str, message: dict) -> str:
     """Run `message_failed` workflows for a sent message that failed (e.g. outside the window)."""
-    from utils.store import get_store
-
     conversation = get_store().get_conversation(owner_id, message["conversation_id"])
     if conversation is None:
         return "no_match"
     ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=None,
-                     business=business.get_profile(owner_id), trigger="message_failed")
+                     business=get_profile(owner_id), trigger="message_failed")
     return run_workflows(ctx, ["message_failed"])

@@ -4,10 +4,18 @@
 /api/knowledge endpoints and the `flask knowledge` CLI through services/knowledge.py, which
 also applies the plan's document limit.
 """
-from automation.knowledge.database import (Passage, count_documents, create_document,
-                                           create_documents, delete_document,
-                                           get_document, list_documents, search, search_results,
-                                           update_document)
+from automation.knowledge.database import (
+                                           Passage,
+                                           count_documents,
+                                           create_document,
+                                           create_documents,
+                                           delete_document,
+                                           get_document,
+                                           list_documents,
+                                           search,
+                                           search_results,
+                                           update_document,
+)
 from automation.knowledge.importers import parse_file
 
 __all__ = ["Passage", "count_documents", "create_document",

@@ -17,8 +17,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, text, true
 from sqlalchemy.dialects.postgresql import JSONB
 
 from automation.knowledge.chunking import chunk_document
-from automation.knowledge.text import (content_terms, coverage, idf, index_text, stem,
-                                       term_matches)
+from automation.knowledge.text import content_terms, coverage, idf, index_text, stem, term_matches
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
 from utils.pagination import decode_time_cursor, encode_cursor

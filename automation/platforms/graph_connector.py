@@ -17,11 +17,23 @@ import threading
 from typing import ClassVar
 
 import httpx
-from tenacity import (Retrying, before_sleep_log, retry_if_exception, stop_after_attempt,
-                      wait_exponential)
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
-from .base import (AccountCredentials, GraphConfig, InboundEvent, OutboundMessage, PlatformConnector,
-                   SendError, SendResult)
+from .base import (
+    AccountCredentials,
+    GraphConfig,
+    InboundEvent,
+    OutboundMessage,
+    PlatformConnector,
+    SendError,
+    SendResult,
+)
 from .common import as_dict, as_int, as_list
 
 log = logging.getLogger("dana.platforms")

@@ -12,10 +12,32 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .base import (DELIVERY, ECHO, EDIT, MESSAGE, POSTBACK, READ, REACTION, UNSEND,
-                   AccountCredentials, InboundEvent, OutboundMessage, SendError)
-from .common import (Envelope, as_dict, as_list, as_str, first_datetime, flag, scalars, split_text,
-                     to_datetime, utf16_len)
+from .base import (
+    DELIVERY,
+    ECHO,
+    EDIT,
+    MESSAGE,
+    POSTBACK,
+    REACTION,
+    READ,
+    UNSEND,
+    AccountCredentials,
+    InboundEvent,
+    OutboundMessage,
+    SendError,
+)
+from .common import (
+    Envelope,
+    as_dict,
+    as_list,
+    as_str,
+    first_datetime,
+    flag,
+    scalars,
+    split_text,
+    to_datetime,
+    utf16_len,
+)
 from .graph_connector import OUTSIDE_WINDOW, GraphConnector
 
 # The messaging[] item keys we normalize, in the order they are looked for. Anything else

@@ -13,9 +13,28 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-from .base import MESSAGE, REACTION, STATUS, AccountCredentials, InboundEvent, OutboundMessage, SendError
-from .common import (Envelope, as_dict, as_int, as_list, as_str, clip, first_datetime, flag, scalars,
-                     split_text, utf16_len)
+from .base import (
+    MESSAGE,
+    REACTION,
+    STATUS,
+    AccountCredentials,
+    InboundEvent,
+    OutboundMessage,
+    SendError,
+)
+from .common import (
+    Envelope,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    clip,
+    first_datetime,
+    flag,
+    scalars,
+    split_text,
+    utf16_len,
+)
 from .graph_connector import PERMISSION_DENIED, GraphConnector
 
 log = logging.getLogger("dana.platforms")

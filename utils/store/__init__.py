@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from utils.store.base import (ConversationFilters, DuplicateMessage, NewMessage, Page, Store,
-                              TaskFilters)
+from utils.config import current_settings
+from utils.store.base import (
+    ConversationFilters,
+    DuplicateMessage,
+    NewMessage,
+    Page,
+    Store,
+    TaskFilters,
+)
 from utils.store.sql import SqlStore  # also registers the store's tables on models_db.db
 
 __all__ = ["ConversationFilters", "DuplicateMessage", "NewMessage", "Page", "Store",
@@ -16,7 +23,7 @@ __all__ = ["ConversationFilters", "DuplicateMessage", "NewMessage", "Page", "Sto
 
 def init_store(app: Flask) -> None:
     """Create the configured backend and keep it on the app."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     if settings.DATA_BACKEND == "supabase":
         # Optional dependency: supabase-py (~0.5 s to import) only with DATA_BACKEND=supabase.
         from utils.store.supabase_backend import SupabaseStore

@@ -8,18 +8,41 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import and_, exists, func, or_, select, true
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
 from models_db import db, utcnow
 from utils.pagination import decode_time_cursor
-from utils.store.base import (ConversationFilters, DuplicateMessage, DuplicateTier, NewMessage, Page,
-                              TaskFilters, status_moves_forward)
-from utils.store.serialize import (apply_profile, contact_dict, conversation_dict, iso,
-                                   like_pattern, message_dict, page, subscription_dict, task_dict,
-                                   tier_dict)
-from utils.store.sql_models import (Contact, Conversation, Message, SubscriptionTier, Task,
-                                   UserSubscription)
+from utils.store.base import (
+    ConversationFilters,
+    DuplicateMessage,
+    DuplicateTier,
+    NewMessage,
+    Page,
+    TaskFilters,
+    status_moves_forward,
+)
+from utils.store.serialize import (
+    apply_profile,
+    contact_dict,
+    conversation_dict,
+    iso,
+    like_pattern,
+    message_dict,
+    page,
+    subscription_dict,
+    task_dict,
+    tier_dict,
+)
+from utils.store.sql_models import (
+    Contact,
+    Conversation,
+    Message,
+    SubscriptionTier,
+    Task,
+    UserSubscription,
+)
 
 
 def _keyset_after(col_time, col_id, cursor: str | None, descending: bool):
@@ -40,7 +63,6 @@ def _keyset_after(col_time, col_id, cursor: str | None, descending: bool):
 def _label_filter(label: str):
     """Conversations whose JSON label list contains `label` (dialect-specific)."""
     if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
         return Conversation.labels.cast(JSONB).contains([label])
     each = func.json_each(Conversation.labels).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == label))

@@ -46,16 +46,32 @@ import httpx
 import jwt
 from postgrest.exceptions import APIError
 from postgrest.utils import sanitize_param
-from supabase import Client, ClientOptions, create_client
 
+from supabase import Client, ClientOptions, create_client
 from utils.config import ConfigError
 from utils.errors import ApiError
 from utils.pagination import decode_time_cursor
-from utils.store.base import (ConversationFilters, DuplicateMessage, DuplicateTier, NewMessage,
-                              Page, TaskFilters, status_moves_forward)
-from utils.store.serialize import (apply_profile, contact_dict, conversation_dict, iso,
-                                   like_pattern, message_dict, page, subscription_dict, task_dict,
-                                   tier_dict)
+from utils.store.base import (
+    ConversationFilters,
+    DuplicateMessage,
+    DuplicateTier,
+    NewMessage,
+    Page,
+    TaskFilters,
+    status_moves_forward,
+)
+from utils.store.serialize import (
+    apply_profile,
+    contact_dict,
+    conversation_dict,
+    iso,
+    like_pattern,
+    message_dict,
+    page,
+    subscription_dict,
+    task_dict,
+    tier_dict,
+)
 
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"

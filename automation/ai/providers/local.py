@@ -13,7 +13,7 @@ from automation.ai import templates as tpl
 from automation.ai.nlu import detect_intent, detect_language
 from automation.ai.providers.base import Answer, Provider, ReplyContext
 from automation.knowledge.database import Passage
-from automation.knowledge.text import content_terms, sentences, stem, tokens, term_matches
+from automation.knowledge.text import content_terms, sentences, stem, term_matches, tokens
 
 # A passage must cover at least this IDF-weighted share of the question's content words to
 # be quoted. Chosen with bench/answers.py: the middle of the gap between the best-scoring

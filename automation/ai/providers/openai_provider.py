@@ -17,6 +17,7 @@ from flask import current_app
 from automation.ai.providers.base import Answer, Provider, ProviderError, ReplyContext
 from automation.ai.providers.local import handoff_answer
 from automation.knowledge.database import Passage
+from utils.config import current_settings
 from utils.usage import record as record_usage
 
 log = logging.getLogger("dana.ai.openai")
@@ -42,7 +43,7 @@ RULES = """Rules:
 
 
 def _settings():
-    return current_app.config["DANA_SETTINGS"]
+    return current_settings()
 
 
 def _client():

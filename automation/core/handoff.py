@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
-
+from automation.ai.response_generator import summarize_conversation
+from automation.core.business_profile import get_profile
+from automation.core.sending import send_message
+from automation.core.tasks import create_task
 from automation.platforms.base import OutboundMessage
-from services import business, messaging, tasks
-from utils.realtime import publish
+from utils import events
+from utils.config import current_settings
+from utils.idempotency import HANDOFF, idempotency_key
 from utils.store import TaskFilters, get_store
 
 log = logging.getLogger("dana.handoff")
@@ -26,8 +29,6 @@ def conversation_history(owner_id: str, conversation_id: str, limit: int = 20) -
 def hand_off(owner_id: str, conversation: dict, reason: str, *, trigger_message_id: str | None = None,
              notify_customer: bool = True) -> dict:
     """Call a human in; returns the (new or already open) hand-off task."""
-    from automation.ai.response_generator import summarize_conversation
-
     store = get_store()
     conv_id = conversation["id"]
     open_tasks = store.list_tasks(owner_id, TaskFilters(status="open", conversation_id=conv_id), 20, None)
@@ -37,8 +38,8 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *, trigger_message_
         name = contact.get("name") or contact["platform_user_id"]
         summary = summarize_conversation(conversation_history(owner_id, conv_id),
                                          contact.get("name"))
-        link = f"{current_app.config['DANA_SETTINGS'].APP_URL.rstrip('/')}/conversations/{conv_id}"
-        task = tasks.create_task(owner_id, {
+        link = f"{current_settings().APP_URL.rstrip('/')}/conversations/{conv_id}"
+        task = create_task(owner_id, {
             "title": f"Reply to {name} on {conversation['platform'].capitalize()}",
             "description": f"{summary}\n\nWhy a human: {reason.replace('_', ' ')}\n"
                            f"Conversation: {link}",
@@ -51,11 +52,11 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *, trigger_message_
         changes["status"] = "pending"
     if changes:
         updated = store.update_conversation(owner_id, conv_id, changes)
-        publish(owner_id, "conversation_updated", updated)
+        events.conversation_updated(owner_id, updated)
     if notify_customer:
-        text = business.get_profile(owner_id)["handoff_message"]
-        key = f"handoff:{trigger_message_id}" if trigger_message_id else None
-        sent = messaging.send_message(owner_id, conv_id, OutboundMessage(text=text), "system",
+        text = get_profile(owner_id)["handoff_message"]
+        key = idempotency_key(HANDOFF, trigger_message_id) if trigger_message_id else None
+        sent = send_message(owner_id, conv_id, OutboundMessage(text=text), "system",
                                       idempotency_key=key, metadata={"handoff": reason})
         if sent["status"] == "failed":
             log.warning("hand-off notice to the customer failed: %s", sent["error"])

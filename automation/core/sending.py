@@ -1,0 +1,114 @@
+"""Sending messages to customers through the platform connectors (automated and human).
+
+Every send is stored first (status `queued`), then sent, then marked `sent` with the
+platform's message id or `failed` with an error code. An idempotency key (e.g. the inbound
+message an automated reply answers) makes a retried send return the stored message instead
+of messaging the customer twice (keys: utils/idempotency.py). The workflow actions, the
+hand-off and the inbox's agent replies (services/messaging.py) all send through here.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+
+from automation.platforms import accounts
+from automation.platforms.base import AccountCredentials, GraphConfig, OutboundMessage, SendError
+from automation.registry import get_connector
+from utils import events
+from utils.config import current_settings
+from utils.errors import NotFound
+from utils.idempotency import echo_tag
+from utils.store import DuplicateMessage, NewMessage, get_store
+
+log = logging.getLogger("dana.messaging")
+
+
+def graph_config(platform: str | None = None) -> GraphConfig:
+    """Where a platform's Send API lives: Instagram accounts connected with Instagram Login
+    are served by graph.instagram.com (INSTAGRAM_GRAPH_API_URL), everything else by Graph."""
+    s = current_settings()
+    base = s.INSTAGRAM_GRAPH_API_URL if platform == "instagram" else s.GRAPH_API_URL
+    return GraphConfig(base_url=base, version=s.GRAPH_API_VERSION,
+                       timeout=s.GRAPH_TIMEOUT_SECONDS, retry_attempts=s.GRAPH_RETRY_ATTEMPTS,
+                       retry_wait_initial=s.GRAPH_RETRY_WAIT_SECONDS,
+                       retry_wait_max=max(s.GRAPH_RETRY_WAIT_SECONDS * 16, 0.01))
+
+
+def connector_for(platform: str):
+    """This app's connector for a platform, reused so its HTTP connection pool (and TLS set-up)
+    is shared by every send instead of being rebuilt per message."""
+    cache = current_app.extensions.setdefault("dana_connectors", {})
+    connector = cache.get(platform)
+    if connector is None:
+        connector = cache[platform] = get_connector(platform, graph_config(platform))
+    return connector
+
+
+def window_open(conversation: dict, now: datetime | None = None) -> bool:
+    """Is the customer's last message recent enough to answer without a tag/template?"""
+    last = conversation.get("last_inbound_at")
+    if not last:
+        return False
+    hours = current_settings().MESSAGING_WINDOW_HOURS
+    return (now or datetime.now(timezone.utc)) - datetime.fromisoformat(last) < timedelta(hours=hours)
+
+
+def set_status(owner_id: str, message: dict, status: str, error: str | None = None,
+               platform_message_id: str | None = None, detail: str | None = None) -> dict:
+    """Move a stored message's delivery status (never backwards) and announce it."""
+    store = get_store()
+    updated = store.update_message_status(owner_id, message["id"], status, error=error,
+                                          platform_message_id=platform_message_id)
+    if detail:
+        updated = store.update_message(owner_id, message["id"], metadata={"error_detail": detail})
+    events.message_status(owner_id, updated)
+    return updated
+
+
+def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
+                 sender_type: str, *, idempotency_key: str | None = None,
+                 metadata: dict | None = None) -> dict:
+    """Store and send one message in a conversation; returns the stored message."""
+    store = get_store()
+    conv = store.get_conversation(owner_id, conversation_id)
+    if conv is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    new = NewMessage(conversation_id=conversation_id, direction="outbound",
+                     sender_type=sender_type, text=outbound.text, status="queued",
+                     platform=conv["platform"], idempotency_key=idempotency_key,
+                     attachments=[outbound.media] if outbound.media else [],
+                     metadata={**(metadata or {}),
+                               **({"quick_replies": outbound.quick_replies} if outbound.quick_replies else {})})
+    try:
+        message = store.add_message(owner_id, new)
+    except DuplicateMessage as dup:
+        if dup.existing.get("status") != "queued":
+            return dup.existing          # already sent (or failed for good): never twice
+        message = dup.existing            # a previous attempt died mid-send: finish it
+    else:
+        events.new_message(owner_id, conversation_id, message)
+
+    if not outbound.tag and not outbound.template and not window_open(conv):
+        return set_status(owner_id, message, "failed", error="outside_window",
+                           detail="The customer's last message is older than the messaging window; "
+                                  "a tag or template is needed.")
+    account = accounts.find_account(conv["platform"], conv["platform_account_id"])
+    if account is None or account.user_id != owner_id:
+        return set_status(owner_id, message, "failed", error="account_disconnected",
+                           detail="The platform account of this conversation is not connected.")
+    if account.status == "needs_reauth":
+        return set_status(owner_id, message, "failed", error="token_invalid",
+                           detail="The platform account needs to be re-authorized.")
+    outbound.metadata = outbound.metadata or echo_tag(message["id"])
+    try:
+        result = connector_for(conv["platform"]).send(
+            AccountCredentials(account.external_id, accounts.account_token(account)),
+            conv["contact"]["platform_user_id"], outbound)
+    except SendError as exc:
+        log.warning("send failed for message %s: %s (%s)", message["id"], exc.code, exc.message)
+        if exc.needs_reauth:
+            accounts.mark_needs_reauth(account, exc.message)
+        return set_status(owner_id, message, "failed", error=exc.code, detail=exc.message)
+    return set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
