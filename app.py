@@ -17,6 +17,7 @@ from cli import register_cli
 from models_db import db, include_object, render_item
 from routes.admin_api import bp as admin_api_bp
 from routes.auth import bp as auth_bp
+from routes.business import bp as business_bp
 from routes.conversations import bp as conversations_bp
 from routes.docs import bp as docs_bp
 from routes.health import bp as health_bp
@@ -137,7 +138,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
 
     for bp in (health_bp, docs_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
-               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, knowledge_bp):
+               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, business_bp, knowledge_bp):
         app.register_blueprint(bp)
 
     init_store(app)

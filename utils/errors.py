@@ -68,10 +68,6 @@ class Unprocessable(ApiError):
     status, code, message = 422, "unprocessable", "The request cannot be carried out."
 
 
-class RateLimited(ApiError):
-    status, code, message = 429, "rate_limited", "Too many requests; try again later."
-
-
 # Codes for werkzeug's own HTTP errors, so routing errors share the shape.
 _HTTP_CODES = {
     400: "bad_request",

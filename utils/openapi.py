@@ -135,8 +135,9 @@ def build_spec(app: Flask) -> dict:
                                   "responses": {}}
             if doc["tags"]:
                 op["tags"] = doc["tags"]
+            # in the order they appear in the path (rule.arguments is an unordered set)
             params = [{"name": a, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for a in rule.arguments]
+                      for a in re.findall(r"{([^{}]+)}", path)]
             if doc["query"] is not None:
                 qs = doc["query"].model_json_schema()
                 for name, prop in qs.get("properties", {}).items():

@@ -8,13 +8,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from utils.validation import StrictModel
 
 _Platform = Literal["facebook", "instagram", "whatsapp"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictModel):
+    """Unknown fields refused (StrictModel); texts kept exactly as written (no stripping)."""
+
+    model_config = ConfigDict(str_strip_whitespace=False)
 
 
 class Trigger(_Strict):

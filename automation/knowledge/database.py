@@ -207,19 +207,6 @@ def delete_document(user_id: str, document_id: str) -> None:
     db.session.commit()
 
 
-def rebuild_index() -> None:
-    """Rebuild the full-text index from knowledge_chunks (e.g. after a restore or a batch
-    migration that lost the triggers)."""
-    if db.engine.dialect.name == "sqlite":
-        db.session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES('rebuild')"))
-    else:
-        db.session.execute(text(
-            f"INSERT INTO {FTS_TABLE} (chunk_id, tsv) "
-            "SELECT id, to_tsvector('simple', search_text) FROM knowledge_chunks "
-            "ON CONFLICT (chunk_id) DO UPDATE SET tsv = EXCLUDED.tsv"))
-    db.session.commit()
-
-
 # ---------------------------------------------------------------------------- search
 
 _COLUMNS = ("c.id, c.document_id, c.heading, c.text, c.question, c.answer, c.search_text, "

@@ -1,0 +1,38 @@
+"""/api/platforms: connected Facebook Pages, Instagram accounts, WhatsApp numbers."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from routes.schemas.common import Platform, StrictModel
+
+
+class PlatformAccountIn(StrictModel):
+    platform: Platform
+    external_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
+                             description="Page id, Instagram account id or WhatsApp phone_number_id")
+    access_token: str = Field(min_length=10, max_length=4096, repr=False)
+    name: str = Field(default="", max_length=200)
+
+
+class PlatformAccountPatchIn(StrictModel):
+    name: str | None = Field(default=None, max_length=200)
+    access_token: str | None = Field(default=None, min_length=10, max_length=4096, repr=False)
+
+
+class PlatformAccountOut(BaseModel):
+    id: str
+    platform: Platform
+    external_id: str
+    name: str
+    status: Literal["active", "needs_reauth"]
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PlatformAccountListOut(BaseModel):
+    items: list[PlatformAccountOut]
+    next_cursor: str | None

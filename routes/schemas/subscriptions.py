@@ -1,0 +1,125 @@
+"""/api/subscriptions: plans, a user's subscription, usage."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from routes.schemas.common import ListQuery, Platform, StrictModel
+
+FeatureName = Literal["ai_replies", "knowledge_base", "workflows", "slack", "email", "hubspot",
+                      "salesforce", "google_analytics", "zendesk", "mysql", "postgresql",
+                      "mongodb", "sqlserver"]
+
+
+Limit = Annotated[int, Field(ge=0)] | None
+
+
+SubscriptionStatus = Literal["active", "canceled", "expired", "past_due"]
+
+
+class TierIn(StrictModel):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    price: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    billing_interval: Literal["month", "year"] = "month"
+    features: list[FeatureName] = Field(default_factory=list)
+    platforms: list[Platform] = Field(default_factory=list)
+    monthly_ai_replies: Limit = Field(description="null means unlimited")
+    platform_accounts: Limit = Field(description="null means unlimited")
+    integrations: Limit = Field(description="null means unlimited")
+    knowledge_documents: Limit = Field(description="null means unlimited")
+    is_active: bool = True
+
+
+class TierUpdateIn(StrictModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    price: Decimal | None = Field(default=None, ge=0, max_digits=10, decimal_places=2)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    billing_interval: Literal["month", "year"] | None = None
+    features: list[FeatureName] | None = None
+    platforms: list[Platform] | None = None
+    monthly_ai_replies: Limit = None
+    platform_accounts: Limit = None
+    integrations: Limit = None
+    knowledge_documents: Limit = None
+    is_active: bool | None = None
+
+
+class TierOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    price: float
+    currency: str
+    billing_interval: Literal["month", "year"]
+    features: list[str]
+    platforms: list[str]
+    monthly_ai_replies: int | None
+    platform_accounts: int | None
+    integrations: int | None
+    knowledge_documents: int | None
+    is_active: bool
+
+
+class TierListOut(BaseModel):
+    items: list[TierOut]
+    next_cursor: str | None
+
+
+class SubscribeIn(StrictModel):
+    tier_id: str = Field(min_length=1, max_length=36)
+    payment_reference: str | None = Field(
+        default=None, max_length=255,
+        description="the payment provider's reference (never card data)")
+
+
+class UsageOut(BaseModel):
+    period: str
+    ai_replies: int
+    ai_replies_limit: int | None
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    user_id: str
+    tier_id: str
+    status: SubscriptionStatus
+    started_at: datetime
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    payment_reference: str | None
+    tier: TierOut
+    effective_tier: TierOut
+    usage: UsageOut
+
+
+class SubscriptionRowOut(BaseModel):
+    id: str
+    user_id: str
+    tier_id: str
+    status: SubscriptionStatus
+    started_at: datetime
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+
+
+class SubscriptionListOut(BaseModel):
+    items: list[SubscriptionRowOut]
+    next_cursor: str | None
+
+
+class SubscriptionListQuery(ListQuery):
+    status: SubscriptionStatus | None = None
+
+
+class AdminSubscriptionIn(StrictModel):
+    tier_id: str | None = Field(default=None, min_length=1, max_length=36)
+    status: SubscriptionStatus | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool | None = None

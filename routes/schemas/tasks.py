@@ -1,0 +1,58 @@
+"""/api/tasks: tasks for humans."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from routes.schemas.common import ListQuery, StrictModel
+
+TaskStatus = Literal["open", "in_progress", "done"]
+
+
+TaskPriority = Literal["low", "normal", "high"]
+
+
+class TaskIn(StrictModel):
+    title: str = Field(min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=10000)
+    conversation_id: str | None = Field(default=None, max_length=36)
+    status: TaskStatus = "open"
+    priority: TaskPriority = "normal"
+    due_at: datetime | None = None
+    assignee_id: str | None = Field(default=None, max_length=36)
+
+
+class TaskPatchIn(StrictModel):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=10000)
+    conversation_id: str | None = Field(default=None, max_length=36)
+    status: TaskStatus | None = None
+    priority: TaskPriority | None = None
+    due_at: datetime | None = None
+    assignee_id: str | None = Field(default=None, max_length=36)
+
+
+class TaskOut(BaseModel):
+    id: str
+    title: str
+    description: str | None
+    conversation_id: str | None
+    status: TaskStatus
+    priority: TaskPriority
+    due_at: datetime | None
+    assignee_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskListOut(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None
+
+
+class TaskListQuery(ListQuery):
+    status: TaskStatus | None = None
+    priority: TaskPriority | None = None
+    conversation_id: str | None = Field(default=None, max_length=36)

@@ -1,0 +1,34 @@
+"""/api/admin/webhook-events: stored deliveries for operators."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from routes.schemas.common import ListQuery, Platform
+
+
+class WebhookEventOut(BaseModel):
+    id: int
+    platform: str
+    status: str
+    attempts: int
+    error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+
+
+class WebhookEventListQuery(ListQuery):
+    status: Literal["received", "processing", "processed", "ignored", "failed",
+                    "rejected"] | None = None
+    platform: Platform | None = None
+
+
+class WebhookEventListOut(BaseModel):
+    items: list[WebhookEventOut]
+    next_cursor: str | None
+
+
+class WebhookEventDetailOut(WebhookEventOut):
+    raw_body: str
