@@ -10,7 +10,7 @@ from services.workflows import create_default_workflow
 from utils.audit import audit
 from utils.auth import revoke_user_sessions
 from utils.errors import Conflict, NotFound, Unauthorized
-from utils.pagination import decode_time_cursor, encode_cursor
+from utils.pagination import paginate
 
 # A hash to compare against when the e-mail is unknown, so timing does not tell
 # whether an account exists.
@@ -71,19 +71,11 @@ def change_password(user: User, current: str, new: str, keep_session_id: str) ->
 
 def list_users(q: str | None, limit: int, cursor: str | None) -> dict:
     """Admin: users in (created_at, id) order, optionally filtered by e-mail substring."""
-    stmt = select(User).order_by(User.created_at, User.id)
+    stmt = select(User)
     if q:
         stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
-    if cursor:
-        created_at, uid = decode_time_cursor(cursor)
-        stmt = stmt.where((User.created_at > created_at)
-                          | ((User.created_at == created_at) & (User.id > uid)))
-    rows = list(db.session.scalars(stmt.limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id])
-    return {"items": [u.to_dict() for u in rows], "next_cursor": next_cursor}
+    return paginate(stmt, User.created_at, User.id, cursor, limit, User.to_dict,
+                    descending=False).to_dict()
 
 
 def get_user(user_id: str) -> User:

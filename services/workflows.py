@@ -1,12 +1,12 @@
 """Workflows per user (CRUD, the default workflow) and their recorded runs."""
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from automation.core.workflow_engine import DEFAULT_DEFINITION
 from models_db import Workflow, WorkflowRun, db
 from utils.errors import NotFound
-from utils.pagination import decode_time_cursor, encode_cursor
+from utils.pagination import paginate
 
 
 def create_default_workflow(user_id: str) -> Workflow:
@@ -69,14 +69,5 @@ def list_runs(user_id: str, workflow_id: str | None, conversation_id: str | None
         stmt = stmt.where(WorkflowRun.conversation_id == conversation_id)
     if matched is not None:
         stmt = stmt.where(WorkflowRun.matched.is_(matched))
-    if cursor:
-        when, run_id = decode_time_cursor(cursor)
-        stmt = stmt.where(or_(WorkflowRun.started_at < when,
-                              and_(WorkflowRun.started_at == when, WorkflowRun.id < run_id)))
-    rows = list(db.session.scalars(stmt.order_by(WorkflowRun.started_at.desc(),
-                                                 WorkflowRun.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].started_at.isoformat(), rows[-1].id])
-    return {"items": [r.to_dict() for r in rows], "next_cursor": next_cursor}
+    return paginate(stmt, WorkflowRun.started_at, WorkflowRun.id, cursor, limit,
+                    WorkflowRun.to_dict).to_dict()

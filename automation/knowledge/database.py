@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import and_, delete, exists, func, or_, select, text, true
+from sqlalchemy import delete, exists, func, select, text, true
 from sqlalchemy.dialects.postgresql import JSONB
 
 from automation.knowledge.chunking import chunk_document
 from automation.knowledge.text import content_terms, coverage, idf, index_text, stem, term_matches
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
-from utils.pagination import decode_time_cursor, encode_cursor
+from utils.pagination import paginate
 
 # How many passages the FTS stage hands to the reranker at most.
 CANDIDATES = 200
@@ -159,23 +159,12 @@ def list_documents(user_id: str, *, limit: int = 50, cursor: str | None = None,
                    tag: str | None = None, enabled: bool | None = None) -> dict:
     """The user's documents, newest first, as {items, next_cursor} (keyset pagination)."""
     stmt = select(KnowledgeDocument).where(KnowledgeDocument.user_id == user_id)
-    if cursor:
-        when, doc_id = decode_time_cursor(cursor)
-        stmt = stmt.where(or_(KnowledgeDocument.created_at < when,
-                              and_(KnowledgeDocument.created_at == when,
-                                   KnowledgeDocument.id < doc_id)))
     if tag:
         stmt = stmt.where(_tag_filter(tag))
     if enabled is not None:
         stmt = stmt.where(KnowledgeDocument.enabled == enabled)
-    rows = list(db.session.scalars(stmt.order_by(KnowledgeDocument.created_at.desc(),
-                                                 KnowledgeDocument.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([_iso(rows[-1].created_at), rows[-1].id])
-    return {"items": [document_dict(d, with_content=False) for d in rows],
-            "next_cursor": next_cursor}
+    return paginate(stmt, KnowledgeDocument.created_at, KnowledgeDocument.id, cursor, limit,
+                    lambda d: document_dict(d, with_content=False)).to_dict()
 
 
 def update_document(user_id: str, document_id: str, changes: dict) -> dict:

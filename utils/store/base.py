@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from utils.pagination import Page  # the page type of every list (re-exported)
+
 CONVERSATION_STATUSES = ("open", "pending", "resolved", "snoozed")
 MESSAGE_DIRECTIONS = ("inbound", "outbound")
 SENDER_TYPES = ("contact", "ai", "agent", "system")
@@ -47,15 +49,6 @@ class DuplicateMessage(Exception):
     def __init__(self, existing: dict):
         super().__init__("duplicate platform message id")
         self.existing = existing
-
-
-@dataclass
-class Page:
-    items: list[dict]
-    next_cursor: str | None
-
-    def to_dict(self) -> dict:
-        return {"items": self.items, "next_cursor": self.next_cursor}
 
 
 @dataclass

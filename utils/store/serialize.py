@@ -7,10 +7,7 @@ backends' answers identical. Nothing here touches a database.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
-
-from utils.pagination import encode_cursor
-from utils.store.base import Page
+from typing import Any
 
 PROFILE_FIELDS = ("name", "first_name", "last_name", "username", "profile_pic", "locale",
                   "phone", "email")
@@ -102,14 +99,3 @@ def apply_profile(contact: Any, profile: dict) -> None:
 def like_pattern(value: str) -> str:
     """`value` as a LIKE pattern matching it literally anywhere (\\, % and _ escaped)."""
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def page(rows: list, limit: int, to_dict: Callable[[Any], dict],
-         key: Callable[[Any], list]) -> Page:
-    """A page from up to limit + 1 rows: the extra row only says that a next page exists, and
-    the last row kept gives the cursor (its sort key)."""
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(key(rows[-1]))
-    return Page([to_dict(r) for r in rows], next_cursor)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, or_, select, true
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
 from models_db import db, utcnow
-from utils.pagination import decode_time_cursor
+from utils.pagination import paginate
 from utils.store.base import (
     ConversationFilters,
     DuplicateMessage,
@@ -27,10 +27,8 @@ from utils.store.serialize import (
     apply_profile,
     contact_dict,
     conversation_dict,
-    iso,
     like_pattern,
     message_dict,
-    page,
     subscription_dict,
     task_dict,
     tier_dict,
@@ -43,21 +41,6 @@ from utils.store.sql_models import (
     Task,
     UserSubscription,
 )
-
-
-def _keyset_after(col_time, col_id, cursor: str | None, descending: bool):
-    """WHERE clause continuing a (time, id) ordering after the cursor's row.
-
-    The redundant bound on the time column alone lets PostgreSQL start the index scan at the
-    cursor instead of filtering every earlier row (deep pages cost what the first page costs).
-    """
-    if not cursor:
-        return true()
-    when, row_id = decode_time_cursor(cursor)
-    if descending:
-        return and_(col_time <= when,
-                    or_(col_time < when, and_(col_time == when, col_id < row_id)))
-    return and_(col_time >= when, or_(col_time > when, and_(col_time == when, col_id > row_id)))
 
 
 def _label_filter(label: str):
@@ -103,8 +86,7 @@ class SqlStore:
 
     def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Page:
-        stmt = select(Contact).where(Contact.owner_id == owner_id,
-                                     _keyset_after(Contact.created_at, Contact.id, cursor, True))
+        stmt = select(Contact).where(Contact.owner_id == owner_id)
         if platform:
             stmt = stmt.where(Contact.platform == platform)
         if q:
@@ -112,9 +94,7 @@ class SqlStore:
             stmt = stmt.where(or_(func.lower(Contact.name).like(pattern, escape="\\"),
                                   func.lower(Contact.email).like(pattern, escape="\\"),
                                   Contact.phone.like(pattern, escape="\\")))
-        rows = list(db.session.scalars(
-            stmt.order_by(Contact.created_at.desc(), Contact.id.desc()).limit(limit + 1)))
-        return page(rows, limit, contact_dict, lambda c: [iso(c.created_at), c.id])
+        return paginate(stmt, Contact.created_at, Contact.id, cursor, limit, contact_dict)
 
     def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
         c = self._contact(owner_id, contact_id)
@@ -174,8 +154,7 @@ class SqlStore:
 
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
                            cursor: str | None) -> Page:
-        stmt = self._conversation_query(owner_id).where(
-            _keyset_after(Conversation.last_message_at, Conversation.id, cursor, True))
+        stmt = self._conversation_query(owner_id)
         if filters.status:
             stmt = stmt.where(Conversation.status == filters.status)
         if filters.platform:
@@ -191,10 +170,8 @@ class SqlStore:
                 exists(select(1).where(Message.conversation_id == Conversation.id,
                                        Message.owner_id == owner_id,
                                        func.lower(Message.text).like(pattern, escape="\\")))))
-        stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-        rows = list(db.session.execute(stmt.limit(limit + 1)))
-        return page(rows, limit, lambda r: conversation_dict(*r),
-                    lambda r: [iso(r[0].last_message_at), r[0].id])
+        return paginate(stmt, Conversation.last_message_at, Conversation.id, cursor, limit,
+                        lambda r: conversation_dict(*r), entities=False)
 
     def _conversation(self, owner_id: str, conversation_id: str) -> Conversation | None:
         return db.session.scalar(select(Conversation).where(
@@ -305,12 +282,9 @@ class SqlStore:
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page:
         """Newest page first; each page is oldest-first; the cursor goes back in time."""
-        stmt = (select(Message)
-                .where(Message.conversation_id == conversation_id, Message.owner_id == owner_id,
-                       _keyset_after(Message.created_at, Message.id, cursor, True))
-                .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1))
-        rows = list(db.session.scalars(stmt))
-        result = page(rows, limit, message_dict, lambda m: [iso(m.created_at), m.id])
+        stmt = select(Message).where(Message.conversation_id == conversation_id,
+                                     Message.owner_id == owner_id)
+        result = paginate(stmt, Message.created_at, Message.id, cursor, limit, message_dict)
         result.items.reverse()
         return result
 
@@ -353,15 +327,12 @@ class SqlStore:
 
     def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
                    cursor: str | None) -> Page:
-        stmt = select(Task).where(Task.owner_id == owner_id,
-                                  _keyset_after(Task.created_at, Task.id, cursor, True))
+        stmt = select(Task).where(Task.owner_id == owner_id)
         for attr in ("status", "priority", "conversation_id"):
             value = getattr(filters, attr)
             if value:
                 stmt = stmt.where(getattr(Task, attr) == value)
-        rows = list(db.session.scalars(
-            stmt.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)))
-        return page(rows, limit, task_dict, lambda t: [iso(t.created_at), t.id])
+        return paginate(stmt, Task.created_at, Task.id, cursor, limit, task_dict)
 
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
         t = self._task(owner_id, task_id)
@@ -448,10 +419,8 @@ class SqlStore:
 
     def list_subscriptions(self, limit: int, cursor: str | None,
                            status: str | None = None) -> Page:
-        stmt = select(UserSubscription).where(
-            _keyset_after(UserSubscription.created_at, UserSubscription.id, cursor, True))
+        stmt = select(UserSubscription)
         if status:
             stmt = stmt.where(UserSubscription.status == status)
-        rows = list(db.session.scalars(stmt.order_by(UserSubscription.created_at.desc(),
-                                                     UserSubscription.id.desc()).limit(limit + 1)))
-        return page(rows, limit, subscription_dict, lambda s: [iso(s.created_at), s.id])
+        return paginate(stmt, UserSubscription.created_at, UserSubscription.id, cursor, limit,
+                        subscription_dict)

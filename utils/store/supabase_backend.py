@@ -38,6 +38,7 @@ Inbox search (?q=) is the SQL function public.search_conversations, called throu
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
@@ -46,11 +47,11 @@ import httpx
 import jwt
 from postgrest.exceptions import APIError
 from postgrest.utils import sanitize_param
-
 from supabase import Client, ClientOptions, create_client
+
 from utils.config import ConfigError
 from utils.errors import ApiError
-from utils.pagination import decode_time_cursor
+from utils.pagination import decode_time_cursor, page_of
 from utils.store.base import (
     ConversationFilters,
     DuplicateMessage,
@@ -64,10 +65,8 @@ from utils.store.serialize import (
     apply_profile,
     contact_dict,
     conversation_dict,
-    iso,
     like_pattern,
     message_dict,
-    page,
     subscription_dict,
     task_dict,
     tier_dict,
@@ -140,21 +139,19 @@ def _profile_changes(row: dict, profile: dict) -> dict:
     return {k: v for k, v in vars(after).items() if v != before[k]}
 
 
-def _keyset(query, column: str, cursor: str | None, limit: int):
-    """Newest first on (column, id), continuing after the cursor's row; one extra row tells
-    whether there is a next page."""
+def paginate(query, column: str, cursor: str | None, limit: int,
+             to_dict: Callable[[SimpleNamespace], dict]) -> Page:
+    """One page, newest first on (column, id), continuing after `cursor`: the pages and
+    cursors of utils.pagination.paginate (the SQL backend), built through PostgREST."""
     if cursor:
         when, row_id = decode_time_cursor(cursor)
         if not _is_uuid(row_id):
             raise ApiError("The cursor is not valid for this list.", code="invalid_cursor")
         when, row_id = sanitize_param(when.isoformat()), sanitize_param(row_id)
         query = query.or_(f"{column}.lt.{when},and({column}.eq.{when},id.lt.{row_id})")
-    return query.order(column, desc=True).order("id", desc=True).limit(limit + 1)
-
-
-def _page(rows: list[dict], limit: int, to_dict, sort_column: str) -> Page:
-    return page([_obj(r) for r in rows], limit, to_dict,
-                lambda o: [iso(getattr(o, sort_column)), o.id])
+    rows = query.order(column, desc=True).order("id", desc=True).limit(limit + 1).execute().data
+    return page_of([_obj(r) for r in rows], limit, to_dict,
+                   lambda o: (getattr(o, column), o.id))
 
 
 def _guard(query, column: str, value):
@@ -250,8 +247,7 @@ class SupabaseStore:
             # the SQL backend's escaped LIKE pattern; PostgREST also reads `*` as a wildcard
             pattern = sanitize_param(like_pattern(q.lower()))
             query = query.or_(f"name.ilike.{pattern},email.ilike.{pattern},phone.ilike.{pattern}")
-        rows = _keyset(query, "created_at", cursor, limit).execute().data
-        return _page(rows, limit, contact_dict, "created_at")
+        return paginate(query, "created_at", cursor, limit, contact_dict)
 
     def _update_owned(self, table: str, owner_id: str, row_id: str, changes: dict):
         """UPDATE one of the owner's rows by id; the updated row, or None when not theirs."""
@@ -330,9 +326,8 @@ class SupabaseStore:
                 query = query.eq(column, getattr(filters, column))
         if filters.label:
             query = query.contains("labels", [filters.label])
-        rows = _keyset(query, "last_message_at", cursor, limit).execute().data
-        return _page(rows, limit, lambda o: conversation_dict(o, _obj(o.contact)),
-                     "last_message_at")
+        return paginate(query, "last_message_at", cursor, limit,
+                        lambda o: conversation_dict(o, _obj(o.contact)))
 
     def update_conversation(self, owner_id: str, conversation_id: str,
                             changes: dict) -> dict | None:
@@ -474,10 +469,9 @@ class SupabaseStore:
             return Page([], None)
         query = (self._client(owner_id).table("messages").select("*")
                  .eq("conversation_id", conversation_id).eq("owner_id", owner_id))
-        page = _page(_keyset(query, "created_at", cursor, limit).execute().data, limit,
-                     message_dict, "created_at")
-        page.items.reverse()
-        return page
+        result = paginate(query, "created_at", cursor, limit, message_dict)
+        result.items.reverse()
+        return result
 
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
@@ -544,8 +538,7 @@ class SupabaseStore:
         for column in ("status", "priority", "conversation_id"):
             if getattr(filters, column):
                 query = query.eq(column, getattr(filters, column))
-        rows = _keyset(query, "created_at", cursor, limit).execute().data
-        return _page(rows, limit, task_dict, "created_at")
+        return paginate(query, "created_at", cursor, limit, task_dict)
 
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
         if not changes:
@@ -650,5 +643,4 @@ class SupabaseStore:
         query = self._client(None).table("user_subscriptions").select("*")
         if status:
             query = query.eq("status", status)
-        rows = _keyset(query, "created_at", cursor, limit).execute().data
-        return _page(rows, limit, subscription_dict, "created_at")
+        return paginate(query, "created_at", cursor, limit, subscription_dict)
