@@ -29,7 +29,7 @@ from routes.users import bp as users_bp
 from routes.webhooks import bp as webhooks_bp
 from routes.workflows import bp as workflows_bp
 from services import entitlements
-from utils.config import ConfigError, Settings, load_settings
+from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
 from utils.logging import configure_logging
 from utils.ratelimit import limiter
@@ -108,8 +108,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not instance.is_absolute():
         instance = Path.cwd() / instance
     app = Flask(__name__, instance_path=str(instance))
+    app.config[SETTINGS_KEY] = settings  # read back with utils.config.current_settings()
     app.config.update(
-        DANA_SETTINGS=settings,
         SECRET_KEY=settings.SECRET_KEY,
         SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},

@@ -1,4 +1,5 @@
-"""The Socket.IO server object and publish(); services import this, never socket_server.py.
+"""The Socket.IO server object and publish(); events are built in utils/events.py, and no
+module imports socket_server.py.
 
 Async mode is pinned to threading (with simple-websocket for the WebSocket transport): it runs
 under `python main.py` (Werkzeug) and under gunicorn's gthread worker alike, without eventlet
