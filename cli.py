@@ -1,5 +1,6 @@
 """Flask CLI commands (`flask --app app create-admin ...`, `flask events ...`, `flask worker`,
-`flask knowledge import ...`): an entry point like routes/, calling the services."""
+`flask knowledge import ...`): an entry point like routes/, calling the services.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,7 @@ def register_cli(app: Flask) -> None:
             RegisterIn(email=email, password=password, name=name)
         except ValidationError as exc:
             raise click.BadParameter("; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
         existing = db.session.scalar(db.select(User).where(User.email == User.normalize_email(email)))
         if existing is not None:
             existing.role = "admin"
@@ -43,7 +44,7 @@ def register_cli(app: Flask) -> None:
         try:
             user = register_user(email, password, name, role="admin")
         except ApiError as exc:
-            raise click.ClickException(exc.message)
+            raise click.ClickException(exc.message) from None
         audit("admin_created_cli", user_id=user.id)
         click.echo(f"Created admin {user.email} ({user.id}).")
 
@@ -53,7 +54,6 @@ def register_cli(app: Flask) -> None:
 
 def register_operations_cli(app: Flask) -> None:
     """`flask events ...` (replay stored webhook deliveries) and `flask worker` (RQ)."""
-
     events = click.Group("events", help="Stored webhook deliveries.")
 
     @events.command("retry")
@@ -127,7 +127,6 @@ def _files(path: Path) -> list[Path]:
 
 def register_knowledge_cli(app: Flask) -> None:
     """Attach the `knowledge` command group to the app's CLI."""
-
     group = click.Group("knowledge", help="The businesses' knowledge bases.")
 
     @group.command("import")

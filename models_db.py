@@ -37,6 +37,8 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
+    """The declarative base: one metadata with a naming convention for constraints."""
+
     metadata = MetaData(naming_convention=NAMING)
 
 
@@ -44,10 +46,12 @@ db = SQLAlchemy(model_class=Base)
 
 
 def utcnow() -> datetime:
+    """Now, timezone-aware in UTC (the default of every timestamp column)."""
     return datetime.now(timezone.utc)
 
 
 def new_id() -> str:
+    """A new UUID4 as text (the primary key of most rows)."""
     return str(uuid.uuid4())
 
 
@@ -62,6 +66,7 @@ class TZDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        """Store as UTC: naive on SQLite, aware on PostgreSQL."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -70,6 +75,7 @@ class TZDateTime(TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
+        """Read back as aware UTC on every database."""
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
@@ -84,7 +90,8 @@ def render_item(type_, obj, autogen_context):
 
 def include_object(obj, name, type_, reflected, compare_to):
     """Alembic autogenerate: search structures managed by hand in migrations (the knowledge
-    base's full-text tables, the trigram index of message search) are left alone."""
+    base's full-text tables, the trigram index of message search) are left alone.
+    """
     if type_ == "table" and name and name.startswith("knowledge_chunks_fts"):
         return False
     return not (type_ == "index" and name == "ix_messages_text_trgm")
@@ -109,16 +116,20 @@ class User(db.Model):
 
     @staticmethod
     def normalize_email(email: str) -> str:
+        """The form e-mails are stored and compared in (trimmed, lower-case)."""
         return email.strip().lower()
 
     def set_password(self, password: str) -> None:
+        """Hash and keep a new password (Werkzeug's scrypt/pbkdf2)."""
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
+        """True when the password matches the stored hash."""
         return check_password_hash(self.password_hash, password)
 
     @property
     def is_admin(self) -> bool:
+        """True for operators (role admin)."""
         return self.role == "admin"
 
     def to_dict(self) -> dict:
@@ -252,6 +263,7 @@ class WebhookEvent(db.Model):
     request_id: Mapped[str | None] = mapped_column(String(64))
 
     def to_dict(self) -> dict:
+        """The delivery as the admin API lists it (without the raw body)."""
         return {"id": self.id, "platform": self.platform, "status": self.status,
                 "attempts": self.attempts, "error": self.error,
                 "received_at": self.received_at.isoformat(),
@@ -293,6 +305,7 @@ class Workflow(db.Model):
                                                  onupdate=utcnow)
 
     def to_dict(self) -> dict:
+        """The workflow as the API shows it."""
         return {"id": self.id, "name": self.name, "description": self.description,
                 "enabled": self.enabled, "position": self.position,
                 "definition": self.definition, "created_at": self.created_at.isoformat(),
@@ -321,6 +334,7 @@ class WorkflowRun(db.Model):
     started_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
 
     def to_dict(self) -> dict:
+        """The run as the API shows it."""
         return {"id": self.id, "workflow_id": self.workflow_id, "trigger": self.trigger,
                 "conversation_id": self.conversation_id, "message_id": self.message_id,
                 "matched": self.matched, "conditions": self.conditions, "actions": self.actions,

@@ -1,5 +1,6 @@
 """The explicit registries: adding a platform, an integration or an inbound channel is one
-module plus one line here."""
+module plus one line here.
+"""
 from __future__ import annotations
 
 from automation.inbound import InboundHook

@@ -1,5 +1,6 @@
 """/api/business: the business profile the AI speaks for (name, persona, instructions,
-hand-off message, language)."""
+hand-off message, language).
+"""
 from __future__ import annotations
 
 from flask import Blueprint, g

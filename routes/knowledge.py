@@ -54,7 +54,8 @@ def search(query: KnowledgeSearchQuery):
           form={"file": "file", "tags": "string"})
 def import_documents():
     """Import a multipart `file` (.md, .markdown, .txt, .csv with question,answer); optional
-    form field `tags` (comma-separated)."""
+    form field `tags` (comma-separated).
+    """
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise BadRequest("Upload the file as multipart/form-data in the field 'file'.",

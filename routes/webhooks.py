@@ -1,6 +1,7 @@
 """Inbound webhooks, `/webhooks/<channel>`: GET answers the channel's handshake, POST hands
 the raw delivery to the intake (services/intake.py). Nothing channel-specific lives here: the
-channel's hook (automation.registry.INBOUND_HOOKS) verifies signatures and handshakes."""
+channel's hook (automation.registry.INBOUND_HOOKS) verifies signatures and handshakes.
+"""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request

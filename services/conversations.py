@@ -58,10 +58,12 @@ def add_note(owner_id: str, conversation_id: str, text: str, author_id: str) -> 
 
 def list_contacts(owner_id: str, q: str | None, platform: str | None, limit: int,
                   cursor: str | None) -> dict:
+    """The owner's contacts, newest first, searched by name, e-mail or phone."""
     return get_store().list_contacts(owner_id, q, platform, limit, cursor).to_dict()
 
 
 def get_contact(owner_id: str, contact_id: str) -> dict:
+    """One of the owner's contacts, or 404 (also for another owner's id)."""
     contact = get_store().get_contact(owner_id, contact_id)
     if contact is None:
         raise NotFound("No such contact.", code="contact_not_found")
@@ -69,6 +71,7 @@ def get_contact(owner_id: str, contact_id: str) -> dict:
 
 
 def update_contact(owner_id: str, contact_id: str, changes: dict) -> dict:
+    """Change a contact's details and notes; 404 when not the owner's."""
     contact = get_store().update_contact(owner_id, contact_id, changes)
     if contact is None:
         raise NotFound("No such contact.", code="contact_not_found")

@@ -1,5 +1,6 @@
 """The business's knowledge base as the API and the CLI use it: the plan's document limit
-in front of the knowledge database (automation/knowledge/database.py)."""
+in front of the knowledge database (automation/knowledge/database.py).
+"""
 from __future__ import annotations
 
 from typing import Callable

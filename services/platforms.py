@@ -15,6 +15,7 @@ from utils.errors import Conflict, NotFound
 
 
 def list_accounts(user_id: str) -> dict:
+    """The user's connected accounts, oldest first (never their tokens)."""
     rows = db.session.scalars(select(PlatformAccount).where(PlatformAccount.user_id == user_id)
                               .order_by(PlatformAccount.created_at, PlatformAccount.id))
     return {"items": [a.to_dict() for a in rows], "next_cursor": None}
@@ -44,6 +45,7 @@ def connect_account(user_id: str, platform: str, external_id: str, access_token:
 
 
 def get_account(user_id: str, account_id: str) -> PlatformAccount:
+    """One of the user's connected accounts, or 404."""
     account = db.session.scalar(select(PlatformAccount).where(
         PlatformAccount.id == account_id, PlatformAccount.user_id == user_id))
     if account is None:
@@ -64,6 +66,7 @@ def update_account(user_id: str, account_id: str, changes: dict) -> PlatformAcco
 
 
 def disconnect_account(user_id: str, account_id: str) -> None:
+    """Forget an account and its token (audited); deliveries for it are then ignored."""
     account = get_account(user_id, account_id)
     db.session.delete(account)
     db.session.commit()

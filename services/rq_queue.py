@@ -39,6 +39,7 @@ LEASE_HEARTBEATS = 3         # a worker silent for this many heartbeats is dead
 
 
 def queue(connection: redis.Redis | None = None) -> Queue:
+    """The automation queue on the app's Redis (or the given connection)."""
     return Queue(QUEUE_NAME, connection=connection or current_app.extensions["dana_redis"])
 
 
@@ -100,16 +101,19 @@ class LeasedLock(Lock):
     """
 
     def __init__(self, redis_client: "LeasedLocksRedis", name: str, timeout=None, **kwargs):
+        """A lock whose TTL is the worker's lease, extendable from the heartbeat thread."""
         kwargs["thread_local"] = False  # the heartbeat thread extends it
         super().__init__(redis_client, name, timeout=redis_client.lease_seconds, **kwargs)
 
     def acquire(self, *args, **kwargs) -> bool:
+        """Take the lock and remember it, so the heartbeat renews it."""
         acquired = super().acquire(*args, **kwargs)
         if acquired:
             self.redis.held_locks.add(self)
         return acquired
 
     def release(self) -> None:
+        """Forget the lock and release it."""
         self.redis.held_locks.discard(self)
         super().release()
 
@@ -120,10 +124,12 @@ class LeasedLocksRedis(redis.Redis):
     lease_seconds: int = 30
 
     def __init__(self, *args, **kwargs):
+        """A Redis client that keeps track of the leased locks it handed out."""
         super().__init__(*args, **kwargs)
         self.held_locks: set[LeasedLock] = set()
 
     def lock(self, name, timeout=None, **kwargs):
+        """A LeasedLock (whatever lock class the caller asked for)."""
         kwargs["lock_class"] = LeasedLock
         kwargs.pop("thread_local", None)
         return super().lock(name, timeout=timeout, **kwargs)
@@ -142,9 +148,11 @@ class LeasedLocksRedis(redis.Redis):
 
 class DanaWorker(SimpleWorker):
     """SimpleWorker (no fork per job: the app context and its pools stay valid) plus a
-    heartbeat thread while a job runs, so that a dead worker is noticed within a lease."""
+    heartbeat thread while a job runs, so that a dead worker is noticed within a lease.
+    """
 
     def __init__(self, *args, heartbeat_seconds: int, **kwargs):
+        """A worker whose lease is `LEASE_HEARTBEATS` heartbeats long."""
         self.heartbeat_seconds = heartbeat_seconds
         self.lease_seconds = heartbeat_seconds * LEASE_HEARTBEATS
         # Registry maintenance (where abandoned jobs are found) once per lease; an idle worker
@@ -161,6 +169,7 @@ class DanaWorker(SimpleWorker):
         return self.lease_seconds
 
     def execute_job(self, job, queue):
+        """Run one job with a heartbeat thread beating beside it."""
         self.prepare_execution(job)
         self._start_beat(job)
         try:
@@ -172,6 +181,7 @@ class DanaWorker(SimpleWorker):
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
         # The job function has returned or raised: stop beating before RQ's own bookkeeping
         # removes the execution, so that no late beat re-creates what it deletes.
+        """Stop beating, then let RQ do its bookkeeping."""
         self._stop_beat()
         super().handle_execution_ended(job, queue, heartbeat_ttl)
 

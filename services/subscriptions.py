@@ -34,6 +34,7 @@ def list_tiers(include_inactive: bool = False) -> dict:
 
 
 def get_tier(tier_id: str, include_inactive: bool = False) -> dict:
+    """One plan, or 404 (archived plans only when asked for)."""
     tier = get_store().get_tier(tier_id)
     if tier is None or (not tier["is_active"] and not include_inactive):
         raise NotFound("No such plan.", code="tier_not_found")

@@ -13,10 +13,12 @@ __all__ = ["create_task", "delete_task", "get_task", "list_tasks", "update_task"
 
 
 def list_tasks(owner_id: str, filters: TaskFilters, limit: int, cursor: str | None) -> dict:
+    """The owner's tasks, newest first, filtered."""
     return get_store().list_tasks(owner_id, filters, limit, cursor).to_dict()
 
 
 def get_task(owner_id: str, task_id: str) -> dict:
+    """One of the owner's tasks, or 404."""
     task = get_store().get_task(owner_id, task_id)
     if task is None:
         raise NotFound("No such task.", code="task_not_found")
@@ -34,5 +36,6 @@ def update_task(owner_id: str, task_id: str, changes: dict) -> dict:
 
 
 def delete_task(owner_id: str, task_id: str) -> None:
+    """Delete one of the owner's tasks, or 404."""
     if not get_store().delete_task(owner_id, task_id):
         raise NotFound("No such task.", code="task_not_found")

@@ -79,6 +79,7 @@ def list_users(q: str | None, limit: int, cursor: str | None) -> dict:
 
 
 def get_user(user_id: str) -> User:
+    """An account by id (admin), or 404."""
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")

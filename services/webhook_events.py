@@ -33,6 +33,7 @@ def list_events(status: str | None, platform: str | None, limit: int, cursor: st
 
 
 def get_event(event_id: int) -> WebhookEvent:
+    """A stored delivery by id (operators), or 404."""
     event = db.session.get(WebhookEvent, event_id)
     if event is None:
         raise NotFound("No such webhook event.", code="webhook_event_not_found")

@@ -19,12 +19,14 @@ def create_default_workflow(user_id: str) -> Workflow:
 
 
 def list_workflows(user_id: str) -> dict:
+    """The user's workflows in the order they run (position, then age)."""
     rows = db.session.scalars(select(Workflow).where(Workflow.user_id == user_id)
                               .order_by(Workflow.position, Workflow.created_at))
     return {"items": [w.to_dict() for w in rows], "next_cursor": None}
 
 
 def get_workflow(user_id: str, workflow_id: str) -> Workflow:
+    """One of the user's workflows, or 404."""
     wf = db.session.scalar(select(Workflow).where(Workflow.id == workflow_id,
                                                   Workflow.user_id == user_id))
     if wf is None:
@@ -33,6 +35,7 @@ def get_workflow(user_id: str, workflow_id: str) -> Workflow:
 
 
 def create_workflow(user_id: str, data: dict) -> Workflow:
+    """Store a workflow whose definition has been validated (WorkflowDefinition)."""
     definition = data["definition"]
     wf = Workflow(user_id=user_id, name=data["name"], description=data.get("description") or "",
                   enabled=data.get("enabled", True), position=data.get("position", 100),
@@ -43,6 +46,7 @@ def create_workflow(user_id: str, data: dict) -> Workflow:
 
 
 def update_workflow(user_id: str, workflow_id: str, changes: dict) -> Workflow:
+    """Change a workflow; a new definition also updates its trigger type."""
     wf = get_workflow(user_id, workflow_id)
     for key in ("name", "description", "enabled", "position"):
         if changes.get(key) is not None:
@@ -55,6 +59,7 @@ def update_workflow(user_id: str, workflow_id: str, changes: dict) -> Workflow:
 
 
 def delete_workflow(user_id: str, workflow_id: str) -> None:
+    """Delete one of the user's workflows (its runs stay, unlinked)."""
     db.session.delete(get_workflow(user_id, workflow_id))
     db.session.commit()
 

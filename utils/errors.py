@@ -23,6 +23,7 @@ class ApiError(Exception):
 
     def __init__(self, message: str | None = None, *, code: str | None = None,
                  status: int | None = None, details: list | None = None):
+        """Override the class's message, code, status or details for this one error."""
         super().__init__(message or self.message)
         self.message = message or self.message
         self.code = code or self.code
@@ -30,6 +31,7 @@ class ApiError(Exception):
         self.details = details
 
     def to_dict(self) -> dict:
+        """The one JSON error shape: {"error": {"code", "message", "details"?}}."""
         body = {"code": self.code, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
@@ -37,34 +39,50 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
+    """400: the request is malformed."""
+
     status, code, message = 400, "bad_request", "The request could not be processed."
 
 
 class ValidationFailed(ApiError):
+    """400 with `details`: a body, query or form field is invalid."""
+
     status, code, message = 400, "validation_error", "Some fields are missing or invalid."
 
 
 class Unauthorized(ApiError):
+    """401: no valid credentials."""
+
     status, code, message = 401, "unauthorized", "Authentication is required."
 
 
 class Forbidden(ApiError):
+    """403: authenticated, but not allowed."""
+
     status, code, message = 403, "forbidden", "You are not allowed to do this."
 
 
 class NotFound(ApiError):
+    """404: missing, or another user's (indistinguishable on purpose)."""
+
     status, code, message = 404, "not_found", "Not found."
 
 
 class Conflict(ApiError):
+    """409: the change conflicts with existing data."""
+
     status, code, message = 409, "conflict", "This conflicts with existing data."
 
 
 class PaymentRequired(ApiError):
+    """402: the plan does not allow it (names the cheapest plan that does)."""
+
     status, code, message = 402, "plan_limit", "Your plan does not include this."
 
 
 class Unprocessable(ApiError):
+    """422: well-formed, but it cannot be carried out."""
+
     status, code, message = 422, "unprocessable", "The request cannot be carried out."
 
 

@@ -18,12 +18,16 @@ class RequestIdFilter(logging.Filter):
     """Attach the current request id (or '-') to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Add `request_id` to the record; never drops one."""
         record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
         return True
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, request id, message."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line."""
         out = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,

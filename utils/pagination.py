@@ -84,7 +84,8 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
 def page_of(rows: list, limit: int, to_dict: Callable[[Any], dict],
             key: Callable[[Any], tuple[datetime, str]]) -> Page:
     """A page from up to limit + 1 rows: the extra row only says that a next page exists, and
-    the last row kept gives the cursor (its (timestamp, id) sort key)."""
+    the last row kept gives the cursor (its (timestamp, id) sort key).
+    """
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

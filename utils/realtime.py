@@ -26,6 +26,7 @@ ADMIN_ROOM = "admins"
 
 
 def user_room(user_id: str) -> str:
+    """The Socket.IO room of one user (every socket the user opened joins it)."""
     return f"user:{user_id}"
 
 

@@ -103,7 +103,7 @@ def summarize_conversation(history: list[dict], contact_name: str | None) -> str
     lines = [f"Customer: {who} ({len(customer)} message{'s' if len(customer) != 1 else ''} "
              f"from them, {len(msgs)} in total)."]
     intents = [detect_intent(t) for t in customer]
-    asked = [_short(t, 140) for t, i in zip(customer, intents)
+    asked = [_short(t, 140) for t, i in zip(customer, intents, strict=True)
              if i in ("question", "pricing", "order_status", "complaint", "human_request")]
     if asked:
         lines.append("Asked: " + "; ".join(f'"{a}"' for a in list(dict.fromkeys(asked))[-3:]))

@@ -160,10 +160,12 @@ def _update_conversation(ctx: RunContext, changes: dict) -> dict:
 
 
 def assign(ctx: RunContext, spec: d.AssignAction) -> dict:
+    """Assign the conversation (the action `assign`)."""
     return _update_conversation(ctx, {"assignee_id": spec.assignee_id})
 
 
 def add_label(ctx: RunContext, spec: d.AddLabelAction) -> dict:
+    """Add a label unless the conversation already has it."""
     labels = list(ctx.conversation.get("labels") or [])
     if spec.label in labels:
         return {"status": "ok", "detail": "label already present"}
@@ -171,14 +173,17 @@ def add_label(ctx: RunContext, spec: d.AddLabelAction) -> dict:
 
 
 def set_status(ctx: RunContext, spec: d.SetStatusAction) -> dict:
+    """Move the conversation to the action's status."""
     return _update_conversation(ctx, {"status": spec.status})
 
 
 def pause_ai(ctx: RunContext, spec: d.PauseAiAction) -> dict:
+    """Stop automated replies in this conversation."""
     return _update_conversation(ctx, {"ai_enabled": False})
 
 
 def handoff_action(ctx: RunContext, spec: d.HandoffAction) -> dict:
+    """Hand off to a human, once per run."""
     if ctx.handed_off:
         return {"status": "skipped", "detail": "already handed off"}
     return _do_handoff(ctx, spec.reason)

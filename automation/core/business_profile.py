@@ -1,6 +1,7 @@
 """Reading the business profile (name, AI persona and instructions, hand-off message,
 language, time zone) with its defaults: the workflows, the AI and the hand-off all need it.
-Changing it is services/business.py."""
+Changing it is services/business.py.
+"""
 from __future__ import annotations
 
 from models_db import BusinessProfile, User, db

@@ -22,6 +22,8 @@ class _Strict(StrictModel):
 
 
 class Trigger(_Strict):
+    """What starts the workflow: a message, a new conversation, a postback, a failed send."""
+
     type: Literal["message_received", "conversation_opened", "postback", "message_failed"]
     payload: str | None = Field(default=None, max_length=1000,
                                 description="postback only: match this payload exactly")
@@ -30,17 +32,23 @@ class Trigger(_Strict):
 # ------------------------------------------------------------------------- conditions
 
 class PlatformCondition(_Strict):
+    """Matches when the conversation is on one of these platforms."""
+
     type: Literal["platform"]
     platforms: list[_Platform] = Field(min_length=1)
 
 
 class KeywordsCondition(_Strict):
+    """Matches when the message contains any of these words (case-insensitive)."""
+
     type: Literal["keywords"]
     any: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=100)
     whole_word: bool = True
 
 
 class RegexCondition(_Strict):
+    """Matches when the message matches a regular expression (case-insensitive)."""
+
     type: Literal["regex"]
     pattern: str = Field(min_length=1, max_length=500)
 
@@ -55,6 +63,8 @@ class RegexCondition(_Strict):
 
 
 class BusinessHoursCondition(_Strict):
+    """Matches inside (or outside) the business's opening hours, in its time zone."""
+
     type: Literal["business_hours"]
     days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
         default=[0, 1, 2, 3, 4], description="0 = Monday ... 6 = Sunday")
@@ -64,28 +74,38 @@ class BusinessHoursCondition(_Strict):
 
 
 class NewContactCondition(_Strict):
+    """Matches on the first message of a contact never seen before (or not)."""
+
     type: Literal["new_contact"]
     value: bool = True
 
 
 class LabelCondition(_Strict):
+    """Matches when the conversation has (or lacks) a label."""
+
     type: Literal["label"]
     label: str = Field(min_length=1, max_length=64)
     present: bool = True
 
 
 class StatusCondition(_Strict):
+    """Matches when the conversation is in one of these statuses."""
+
     type: Literal["status"]
     statuses: list[Literal["open", "pending", "resolved", "snoozed"]] = Field(min_length=1)
 
 
 class IntentCondition(_Strict):
+    """Matches when the detected intent of the message is one of these."""
+
     type: Literal["intent"]
     intents: list[Literal["greeting", "thanks", "goodbye", "human_request", "complaint",
                           "order_status", "pricing", "question", "other"]] = Field(min_length=1)
 
 
 class LanguageCondition(_Strict):
+    """Matches when the detected language of the message is one of these."""
+
     type: Literal["language"]
     languages: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(min_length=1)
 
@@ -99,10 +119,14 @@ Condition = Annotated[Union[PlatformCondition, KeywordsCondition, RegexCondition
 # ---------------------------------------------------------------------------- actions
 
 class AiReplyAction(_Strict):
+    """Answer from the knowledge base with the AI; hand off when it is not sure."""
+
     type: Literal["ai_reply"]
 
 
 class SendTextAction(_Strict):
+    """Send a fixed text ({{contact.first_name}}-style variables are filled in)."""
+
     type: Literal["send_text"]
     text: str = Field(min_length=1, max_length=2000,
                       description="template variables: {{contact.first_name}}, {{contact.name}}, "
@@ -110,17 +134,23 @@ class SendTextAction(_Strict):
 
 
 class QuickReplyOption(_Strict):
+    """One tappable option: its label and the payload that comes back."""
+
     title: str = Field(min_length=1, max_length=20)
     payload: str = Field(min_length=1, max_length=1000)
 
 
 class SendQuickRepliesAction(_Strict):
+    """Send a text with tappable options."""
+
     type: Literal["send_quick_replies"]
     text: str = Field(min_length=1, max_length=2000)
     options: list[QuickReplyOption] = Field(min_length=1, max_length=13)
 
 
 class CreateTaskAction(_Strict):
+    """Open a task for a human on this conversation."""
+
     type: Literal["create_task"]
     title: str = Field(min_length=1, max_length=300)
     description: str | None = Field(default=None, max_length=5000)
@@ -128,30 +158,42 @@ class CreateTaskAction(_Strict):
 
 
 class AssignAction(_Strict):
+    """Assign the conversation to a team member (or nobody)."""
+
     type: Literal["assign"]
     assignee_id: str = Field(min_length=1, max_length=36)
 
 
 class AddLabelAction(_Strict):
+    """Add a label to the conversation."""
+
     type: Literal["add_label"]
     label: str = Field(min_length=1, max_length=64)
 
 
 class SetStatusAction(_Strict):
+    """Move the conversation to a status."""
+
     type: Literal["set_status"]
     status: Literal["open", "pending", "resolved", "snoozed"]
 
 
 class PauseAiAction(_Strict):
+    """Stop automated replies in this conversation."""
+
     type: Literal["pause_ai"]
 
 
 class HandoffAction(_Strict):
+    """Call a human in: task, AI paused, customer told."""
+
     type: Literal["handoff"]
     reason: str = Field(default="workflow", max_length=200)
 
 
 class NotifyAction(_Strict):
+    """Tell the team on the dashboard or through an integration."""
+
     type: Literal["notify"]
     channel: str = Field(default="dashboard", min_length=1, max_length=32,
                          description="'dashboard' (Socket.IO) or an integration type such as "

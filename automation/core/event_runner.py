@@ -89,7 +89,8 @@ def settle_interrupted_sends(event) -> int:
 
 def abandon_event(event_id: int, reason: str) -> None:
     """Give up on an interrupted event that will not be re-run by its queue (no retry left):
-    settle its unfinished sends and record it as failed, so `flask events retry` lists it."""
+    settle its unfinished sends and record it as failed, so `flask events retry` lists it.
+    """
     event = db.session.get(WebhookEvent, event_id)
     if event is None or event.status in ("processed", "ignored", "failed"):
         return

@@ -1,5 +1,6 @@
 """Human hand-off: a task with the conversation's summary and link, the AI paused for the
-conversation, and the customer told that a person will reply. Never silence."""
+conversation, and the customer told that a person will reply. Never silence.
+"""
 from __future__ import annotations
 
 import logging

@@ -27,7 +27,8 @@ log = logging.getLogger("dana.messaging")
 
 def graph_config(platform: str | None = None) -> GraphConfig:
     """Where a platform's Send API lives: Instagram accounts connected with Instagram Login
-    are served by graph.instagram.com (INSTAGRAM_GRAPH_API_URL), everything else by Graph."""
+    are served by graph.instagram.com (INSTAGRAM_GRAPH_API_URL), everything else by Graph.
+    """
     s = current_settings()
     base = s.INSTAGRAM_GRAPH_API_URL if platform == "instagram" else s.GRAPH_API_URL
     return GraphConfig(base_url=base, version=s.GRAPH_API_VERSION,
@@ -38,7 +39,8 @@ def graph_config(platform: str | None = None) -> GraphConfig:
 
 def connector_for(platform: str):
     """This app's connector for a platform, reused so its HTTP connection pool (and TLS set-up)
-    is shared by every send instead of being rebuilt per message."""
+    is shared by every send instead of being rebuilt per message.
+    """
     cache = current_app.extensions.setdefault("dana_connectors", {})
     connector = cache.get(platform)
     if connector is None:

@@ -1,5 +1,6 @@
 """Opening a task for a human: the one write that the workflows, the hand-off and the tasks
-API share (the rest of the tasks API is services/tasks.py)."""
+API share (the rest of the tasks API is services/tasks.py).
+"""
 from __future__ import annotations
 
 from utils import events

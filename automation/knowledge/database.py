@@ -44,6 +44,7 @@ class Passage:
     heading: str | None = None
 
     def to_dict(self) -> dict:
+        """The passage as a plain dict (the API's search result shape)."""
         return asdict(self)
 
 

@@ -28,6 +28,8 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 class InvalidImport(BadRequest):
+    """A file that cannot be imported (empty, malformed CSV, headings without text): 400."""
+
     code = "invalid_import"
     message = "The file could not be imported."
 
@@ -100,7 +102,8 @@ def _sniff_delimiter(first_line: str) -> str:
 
 def parse_csv(text: str, filename: str) -> list[tuple[str, str]]:
     """(question, answer) per row of a CSV with a question,answer header; 400 naming the
-    line on anything malformed."""
+    line on anything malformed.
+    """
     first_line = text.split("\n", 1)[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first_line),
                         strict=True)

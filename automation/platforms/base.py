@@ -74,6 +74,8 @@ class OutboundMessage:
 
 @dataclass
 class SendResult:
+    """What a successful send returns: the platform's message id and its raw answer."""
+
     platform_message_id: str
     raw: dict = field(default_factory=dict)
 
@@ -88,6 +90,7 @@ class SendError(Exception):
     def __init__(self, code: str, message: str, *, retryable: bool = False,
                  graph_code: int | None = None, graph_subcode: int | None = None,
                  http_status: int | None = None):
+        """Classify a failed send (code) and keep Graph's codes for the logs."""
         super().__init__(message)
         self.code = code
         self.message = message
@@ -98,6 +101,7 @@ class SendError(Exception):
 
     @property
     def needs_reauth(self) -> bool:
+        """True when the token was refused: the account must be re-authorized."""
         return self.code == "token_invalid"
 
 
@@ -113,6 +117,7 @@ class GraphConfig:
     retry_wait_max: float = 8.0
 
     def url(self, path: str) -> str:
+        """The full URL of a Graph path under the configured version."""
         return f"{self.base_url.rstrip('/')}/{self.version}/{path.lstrip('/')}"
 
 
@@ -132,6 +137,7 @@ class PlatformConnector:
     secret_setting: ClassVar[str] = "META_APP_SECRET"
 
     def __init__(self, graph: GraphConfig):
+        """Keep where and how to call the Graph API."""
         self.graph = graph
 
     def parse(self, payload: dict) -> list[InboundEvent]:

@@ -19,12 +19,12 @@ _MS_THRESHOLD = 10**11
 
 
 def as_dict(value) -> dict:
-    """value if it is a dict, else {}."""
+    """Value if it is a dict, else {}."""
     return value if isinstance(value, dict) else {}
 
 
 def as_list(value) -> list:
-    """value if it is a list, else [] (a lone dict is not promoted: Meta always sends arrays)."""
+    """Value if it is a list, else [] (a lone dict is not promoted: Meta always sends arrays)."""
     return value if isinstance(value, list) else []
 
 
@@ -164,7 +164,7 @@ def flag(value) -> bool:
 
 
 def clip(text: str, limit: int) -> str:
-    """text cut to `limit` code points with an ellipsis: for labels Meta rejects when too long."""
+    """Text cut to `limit` code points with an ellipsis: for labels Meta rejects when too long."""
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
@@ -178,5 +178,6 @@ class Envelope:
     timestamp: datetime
 
     def event(self, kind: str, **fields) -> InboundEvent:
+        """A normalized event of this envelope's account, contact and time."""
         return InboundEvent(kind=kind, platform=self.platform, account_id=self.account_id,
                             contact_id=self.contact_id, timestamp=self.timestamp, **fields)

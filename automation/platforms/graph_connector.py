@@ -80,6 +80,7 @@ class GraphConnector(PlatformConnector):
     subcode_errors: ClassVar[dict[int, tuple[str, bool]]] = {}
 
     def __init__(self, graph: GraphConfig):
+        """A connector with a lazily built, shared HTTP client."""
         super().__init__(graph)
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
@@ -135,9 +136,11 @@ class GraphConnector(PlatformConnector):
             client.close()
 
     def __enter__(self):
+        """Use the connector as a context manager that closes its pool."""
         return self
 
     def __exit__(self, *exc_info) -> None:
+        """Close the pooled connections."""
         self.close()
 
     # ------------------------------------------------------------------ sending

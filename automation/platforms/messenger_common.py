@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from typing_extensions import override
+
 from .base import (
     DELIVERY,
     ECHO,
@@ -60,6 +62,7 @@ class MessengerStyleConnector(GraphConnector):
 
     # ------------------------------------------------------------------ parsing
 
+    @override
     def parse_entry(self, entry: dict) -> list[InboundEvent]:
         account_id = as_str(entry.get("id"))
         entry_time = entry.get("time")
@@ -191,9 +194,11 @@ class MessengerStyleConnector(GraphConnector):
 
     # ------------------------------------------------------------------ sending
 
+    @override
     def send_path(self, account: AccountCredentials) -> str:
         return "me/messages"   # `me` is the Page / IG account the token belongs to
 
+    @override
     def message_id_of(self, body: dict) -> str | None:
         return as_str(body.get("message_id"))
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+from typing_extensions import override
+
 from .base import (
     MESSAGE,
     REACTION,
@@ -73,6 +75,7 @@ class WhatsAppConnector(GraphConnector):
 
     # ------------------------------------------------------------------ parsing
 
+    @override
     def parse_entry(self, entry: dict) -> list[InboundEvent]:
         events: list[InboundEvent] = []
         for change in as_list(entry.get("changes")):
@@ -186,9 +189,11 @@ class WhatsAppConnector(GraphConnector):
 
     # ------------------------------------------------------------------ sending
 
+    @override
     def send_path(self, account: AccountCredentials) -> str:
         return f"{account.external_id}/messages"
 
+    @override
     def message_id_of(self, body: dict) -> str | None:
         first = next((m for m in as_list(body.get("messages")) if isinstance(m, dict)), {})
         return as_str(first.get("id"))

@@ -1,5 +1,6 @@
 """Pydantic request/response models, one module per resource; the OpenAPI spec is generated
-from them. Every model is re-exported here: `from routes.schemas import TaskIn` works."""
+from them. Every model is re-exported here: `from routes.schemas import TaskIn` works.
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ from routes.schemas.common import StrictModel
 
 
 class BusinessProfileIn(StrictModel):
+    """Changes to the business profile; a field left out keeps its value."""
+
     name: str | None = Field(default=None, max_length=200)
     persona: str | None = Field(default=None, max_length=4000,
                                 description="how the AI should sound, e.g. 'friendly, concise'")
@@ -17,6 +19,8 @@ class BusinessProfileIn(StrictModel):
 
 
 class BusinessProfileOut(BaseModel):
+    """The business profile the AI speaks for, with defaults filled in."""
+
     name: str
     persona: str
     instructions: str

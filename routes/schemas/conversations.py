@@ -12,6 +12,8 @@ ConversationStatus = Literal["open", "pending", "resolved", "snoozed"]
 
 
 class ContactRef(BaseModel):
+    """The customer a conversation is with, as embedded in the conversation."""
+
     id: str
     name: str | None
     platform_user_id: str
@@ -19,6 +21,8 @@ class ContactRef(BaseModel):
 
 
 class ConversationOut(BaseModel):
+    """One conversation of the inbox: its state, counters and customer."""
+
     id: str
     platform: Platform
     platform_account_id: str
@@ -38,11 +42,15 @@ class ConversationOut(BaseModel):
 
 
 class ConversationListOut(BaseModel):
+    """A page of the inbox, newest activity first."""
+
     items: list[ConversationOut]
     next_cursor: str | None
 
 
 class ConversationListQuery(ListQuery):
+    """Inbox filters: status, platform, label, assignee, text search."""
+
     status: ConversationStatus | None = None
     platform: Platform | None = None
     label: str | None = Field(default=None, max_length=64)
@@ -52,6 +60,8 @@ class ConversationListQuery(ListQuery):
 
 
 class ConversationPatchIn(StrictModel):
+    """Changes to a conversation: status, snooze, assignee, labels, AI on/off."""
+
     status: ConversationStatus | None = None
     assignee_id: str | None = Field(default=None, max_length=36)
     labels: list[str] | None = Field(default=None, max_length=50)
@@ -74,6 +84,8 @@ class ConversationPatchIn(StrictModel):
 
 
 class MessageOut(BaseModel):
+    """One message of a thread (inbound, outbound or an internal note)."""
+
     id: str
     conversation_id: str
     direction: Literal["inbound", "outbound"]
@@ -90,15 +102,21 @@ class MessageOut(BaseModel):
 
 
 class MessageListOut(BaseModel):
+    """A page of a thread: the newest page first, oldest first within it."""
+
     items: list[MessageOut]
     next_cursor: str | None
 
 
 class NoteIn(StrictModel):
+    """An internal note for the team; never sent to the customer."""
+
     text: str = Field(min_length=1, max_length=5000)
 
 
 class ContactOut(BaseModel):
+    """A customer known on one platform, with the profile the platform shared."""
+
     id: str
     platform: Platform
     platform_user_id: str
@@ -117,16 +135,22 @@ class ContactOut(BaseModel):
 
 
 class ContactListOut(BaseModel):
+    """A page of contacts, newest first."""
+
     items: list[ContactOut]
     next_cursor: str | None
 
 
 class ContactListQuery(ListQuery):
+    """Contact filters: text search (name, e-mail, phone) and platform."""
+
     q: str | None = Field(default=None, min_length=1, max_length=200)
     platform: Platform | None = None
 
 
 class ContactPatchIn(StrictModel):
+    """Changes to a contact's details and notes."""
+
     name: str | None = Field(default=None, max_length=200)
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
@@ -136,6 +160,8 @@ class ContactPatchIn(StrictModel):
 
 
 class WhatsAppTemplateIn(StrictModel):
+    """A pre-approved WhatsApp template with its parameters."""
+
     name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
     language: str = Field(default="en_US", min_length=2, max_length=16)
     components: list[dict] = Field(default_factory=list, max_length=10,
@@ -143,6 +169,8 @@ class WhatsAppTemplateIn(StrictModel):
 
 
 class SendMessageIn(StrictModel):
+    """An agent reply: a text, or a WhatsApp template, optionally with a message tag."""
+
     text: str | None = Field(default=None, min_length=1, max_length=4096)
     template: WhatsAppTemplateIn | None = Field(
         default=None, description="WhatsApp only: a pre-approved template (allowed outside the 24 h window)")
@@ -159,4 +187,6 @@ class SendMessageIn(StrictModel):
 
 
 class SuggestOut(BaseModel):
+    """Draft replies an agent may send or edit."""
+
     suggestions: list[str]

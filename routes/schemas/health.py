@@ -7,6 +7,8 @@ from pydantic import BaseModel
 
 
 class HealthOut(BaseModel):
+    """Liveness and database state."""
+
     status: Literal["ok", "degraded"]
     database: str
     version: str

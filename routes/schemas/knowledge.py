@@ -15,6 +15,8 @@ KnowledgeTag = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class KnowledgeDocumentIn(StrictModel):
+    """A new knowledge document: prose (text/markdown) or an FAQ."""
+
     title: str = Field(min_length=1, max_length=300)
     content: str = Field(min_length=1, max_length=200_000)
     format: KnowledgeFormat = Field(
@@ -25,6 +27,8 @@ class KnowledgeDocumentIn(StrictModel):
 
 
 class KnowledgeDocumentPatchIn(StrictModel):
+    """Changes to a document; new content is re-cut and re-indexed."""
+
     title: str | None = Field(default=None, min_length=1, max_length=300)
     content: str | None = Field(default=None, min_length=1, max_length=200_000)
     format: KnowledgeFormat | None = None
@@ -34,6 +38,8 @@ class KnowledgeDocumentPatchIn(StrictModel):
 
 
 class KnowledgeDocumentSummaryOut(BaseModel):
+    """A document as lists show it (without its content)."""
+
     id: str
     title: str
     format: KnowledgeFormat
@@ -47,25 +53,35 @@ class KnowledgeDocumentSummaryOut(BaseModel):
 
 
 class KnowledgeDocumentOut(KnowledgeDocumentSummaryOut):
+    """A document with its content."""
+
     content: str
 
 
 class KnowledgeListOut(BaseModel):
+    """A page of documents, newest first."""
+
     items: list[KnowledgeDocumentSummaryOut]
     next_cursor: str | None
 
 
 class KnowledgeListQuery(ListQuery):
+    """Document filters: tag and enabled."""
+
     tag: str | None = Field(default=None, max_length=64)
     enabled: bool | None = None
 
 
 class KnowledgeSearchQuery(StrictModel):
+    """A search of the enabled passages, as the AI searches them."""
+
     q: str = Field(min_length=1, max_length=1000, description="the customer's question, any text")
     limit: int = Field(default=5, ge=1, le=20)
 
 
 class KnowledgePassageOut(BaseModel):
+    """A passage found by a search, with its 0..1 score."""
+
     chunk_id: int
     document_id: str
     title: str
@@ -78,10 +94,14 @@ class KnowledgePassageOut(BaseModel):
 
 
 class KnowledgeSearchOut(BaseModel):
+    """The passages that best answer the query, best first."""
+
     items: list[KnowledgePassageOut]
     next_cursor: str | None
 
 
 class KnowledgeImportOut(BaseModel):
+    """What an import created."""
+
     created: int
     items: list[KnowledgeDocumentSummaryOut]

@@ -10,6 +10,8 @@ from routes.schemas.common import Platform, StrictModel
 
 
 class PlatformAccountIn(StrictModel):
+    """A Page, Instagram account or WhatsApp number to connect, with its token."""
+
     platform: Platform
     external_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
                              description="Page id, Instagram account id or WhatsApp phone_number_id")
@@ -18,11 +20,15 @@ class PlatformAccountIn(StrictModel):
 
 
 class PlatformAccountPatchIn(StrictModel):
+    """A new name, or a new token (re-authorizes a refused account)."""
+
     name: str | None = Field(default=None, max_length=200)
     access_token: str | None = Field(default=None, min_length=10, max_length=4096, repr=False)
 
 
 class PlatformAccountOut(BaseModel):
+    """A connected account as the API shows it (never its token)."""
+
     id: str
     platform: Platform
     external_id: str
@@ -34,5 +40,7 @@ class PlatformAccountOut(BaseModel):
 
 
 class PlatformAccountListOut(BaseModel):
+    """The caller's connected accounts."""
+
     items: list[PlatformAccountOut]
     next_cursor: str | None

@@ -21,6 +21,8 @@ SubscriptionStatus = Literal["active", "canceled", "expired", "past_due"]
 
 
 class TierIn(StrictModel):
+    """A new plan: price, platforms, features and limits (null = unlimited)."""
+
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=2000)
     price: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
@@ -36,6 +38,8 @@ class TierIn(StrictModel):
 
 
 class TierUpdateIn(StrictModel):
+    """Changes to a plan; subscribers get the new limits at once."""
+
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     price: Decimal | None = Field(default=None, ge=0, max_digits=10, decimal_places=2)
@@ -51,6 +55,8 @@ class TierUpdateIn(StrictModel):
 
 
 class TierOut(BaseModel):
+    """A plan and what it allows."""
+
     id: str
     name: str
     description: str
@@ -67,11 +73,15 @@ class TierOut(BaseModel):
 
 
 class TierListOut(BaseModel):
+    """The plans, cheapest first."""
+
     items: list[TierOut]
     next_cursor: str | None
 
 
 class SubscribeIn(StrictModel):
+    """The plan a user takes (free tiers and trials only; paid ones need payment)."""
+
     tier_id: str = Field(min_length=1, max_length=36)
     payment_reference: str | None = Field(
         default=None, max_length=255,
@@ -79,12 +89,16 @@ class SubscribeIn(StrictModel):
 
 
 class UsageOut(BaseModel):
+    """This month's metered usage against the plan's limits."""
+
     period: str
     ai_replies: int
     ai_replies_limit: int | None
 
 
 class SubscriptionOut(BaseModel):
+    """A user's subscription, its plan, the plan in effect now and the usage."""
+
     id: str
     user_id: str
     tier_id: str
@@ -100,6 +114,8 @@ class SubscriptionOut(BaseModel):
 
 
 class SubscriptionRowOut(BaseModel):
+    """A subscription as the admin list shows it."""
+
     id: str
     user_id: str
     tier_id: str
@@ -110,15 +126,21 @@ class SubscriptionRowOut(BaseModel):
 
 
 class SubscriptionListOut(BaseModel):
+    """A page of every user's subscription, newest first."""
+
     items: list[SubscriptionRowOut]
     next_cursor: str | None
 
 
 class SubscriptionListQuery(ListQuery):
+    """Admin subscription filter: status."""
+
     status: SubscriptionStatus | None = None
 
 
 class AdminSubscriptionIn(StrictModel):
+    """An admin's direct change of a user's plan, status or period end."""
+
     tier_id: str | None = Field(default=None, min_length=1, max_length=36)
     status: SubscriptionStatus | None = None
     current_period_end: datetime | None = None

@@ -15,6 +15,8 @@ TaskPriority = Literal["low", "normal", "high"]
 
 
 class TaskIn(StrictModel):
+    """A new task for a human, optionally on a conversation."""
+
     title: str = Field(min_length=1, max_length=300)
     description: str | None = Field(default=None, max_length=10000)
     conversation_id: str | None = Field(default=None, max_length=36)
@@ -25,6 +27,8 @@ class TaskIn(StrictModel):
 
 
 class TaskPatchIn(StrictModel):
+    """Changes to a task."""
+
     title: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = Field(default=None, max_length=10000)
     conversation_id: str | None = Field(default=None, max_length=36)
@@ -35,6 +39,8 @@ class TaskPatchIn(StrictModel):
 
 
 class TaskOut(BaseModel):
+    """A task for a human."""
+
     id: str
     title: str
     description: str | None
@@ -48,11 +54,15 @@ class TaskOut(BaseModel):
 
 
 class TaskListOut(BaseModel):
+    """A page of tasks, newest first."""
+
     items: list[TaskOut]
     next_cursor: str | None
 
 
 class TaskListQuery(ListQuery):
+    """Task filters: status, priority, conversation."""
+
     status: TaskStatus | None = None
     priority: TaskPriority | None = None
     conversation_id: str | None = Field(default=None, max_length=36)

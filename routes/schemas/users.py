@@ -10,6 +10,8 @@ from routes.schemas.common import ListQuery, StrictModel, check_timezone
 
 
 class UserOut(BaseModel):
+    """An account as the API shows it (never the password hash)."""
+
     id: str
     email: str
     name: str
@@ -21,6 +23,8 @@ class UserOut(BaseModel):
 
 
 class MeUpdateIn(StrictModel):
+    """Changes to the caller's own name and time zone."""
+
     name: str | None = Field(default=None, max_length=200)
     timezone: str | None = None
 
@@ -28,15 +32,21 @@ class MeUpdateIn(StrictModel):
 
 
 class AdminUserUpdateIn(StrictModel):
+    """An admin's change of an account's role, state or name."""
+
     role: Literal["user", "admin"] | None = None
     is_active: bool | None = None
     name: str | None = Field(default=None, max_length=200)
 
 
 class UserListQuery(ListQuery):
+    """Admin user list filter: e-mail substring."""
+
     q: str | None = Field(default=None, max_length=320, description="search by e-mail")
 
 
 class UserListOut(BaseModel):
+    """A page of accounts, oldest first."""
+
     items: list[UserOut]
     next_cursor: str | None

@@ -10,6 +10,8 @@ from routes.schemas.common import ListQuery, Platform
 
 
 class WebhookEventOut(BaseModel):
+    """A stored delivery and how its processing ended."""
+
     id: int
     platform: str
     status: str
@@ -20,15 +22,21 @@ class WebhookEventOut(BaseModel):
 
 
 class WebhookEventListQuery(ListQuery):
+    """Stored delivery filters: status and platform."""
+
     status: Literal["received", "processing", "processed", "ignored", "failed",
                     "rejected"] | None = None
     platform: Platform | None = None
 
 
 class WebhookEventListOut(BaseModel):
+    """A page of stored deliveries, newest first."""
+
     items: list[WebhookEventOut]
     next_cursor: str | None
 
 
 class WebhookEventDetailOut(WebhookEventOut):
+    """A stored delivery with its raw body."""
+
     raw_body: str

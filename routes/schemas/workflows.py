@@ -11,6 +11,8 @@ from routes.schemas.common import ListQuery, StrictModel
 
 
 class WorkflowIn(StrictModel):
+    """A new workflow: trigger, conditions and actions (validated), and its position."""
+
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
     enabled: bool = True
@@ -19,6 +21,8 @@ class WorkflowIn(StrictModel):
 
 
 class WorkflowPatchIn(StrictModel):
+    """Changes to a workflow."""
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     enabled: bool | None = None
@@ -27,6 +31,8 @@ class WorkflowPatchIn(StrictModel):
 
 
 class WorkflowOut(BaseModel):
+    """A workflow as stored."""
+
     id: str
     name: str
     description: str
@@ -38,11 +44,15 @@ class WorkflowOut(BaseModel):
 
 
 class WorkflowListOut(BaseModel):
+    """The caller's workflows in the order they run."""
+
     items: list[WorkflowOut]
     next_cursor: str | None
 
 
 class WorkflowRunOut(BaseModel):
+    """One recorded run: what matched and what each action did."""
+
     id: str
     workflow_id: str | None
     trigger: str
@@ -58,11 +68,15 @@ class WorkflowRunOut(BaseModel):
 
 
 class WorkflowRunListOut(BaseModel):
+    """A page of runs, newest first."""
+
     items: list[WorkflowRunOut]
     next_cursor: str | None
 
 
 class WorkflowRunQuery(ListQuery):
+    """Run filters: workflow, conversation, matched."""
+
     workflow_id: str | None = Field(default=None, max_length=36)
     conversation_id: str | None = Field(default=None, max_length=36)
     matched: bool | None = None

@@ -11,6 +11,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
+from typing_extensions import override
 
 from models_db import db, utcnow
 from utils.pagination import paginate
@@ -20,6 +21,7 @@ from utils.store.base import (
     DuplicateTier,
     NewMessage,
     Page,
+    Store,
     TaskFilters,
     status_moves_forward,
 )
@@ -51,12 +53,13 @@ def _label_filter(label: str):
     return exists(select(1).select_from(each).where(each.c.value == label))
 
 
-class SqlStore:
+class SqlStore(Store):
     """The store on SQLAlchemy; see utils.store.base.Store for the contract."""
 
     name = "sql"
 
     # ------------------------------------------------------------------ contacts
+    @override
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
                        profile: dict) -> tuple[dict, bool]:
         stmt = select(Contact).where(Contact.owner_id == owner_id, Contact.platform == platform,
@@ -76,6 +79,7 @@ class SqlStore:
         db.session.commit()
         return contact_dict(contact), created
 
+    @override
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
         c = self._contact(owner_id, contact_id)
         return contact_dict(c) if c else None
@@ -84,6 +88,7 @@ class SqlStore:
         return db.session.scalar(select(Contact).where(Contact.id == contact_id,
                                                        Contact.owner_id == owner_id))
 
+    @override
     def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Page:
         stmt = select(Contact).where(Contact.owner_id == owner_id)
@@ -96,6 +101,7 @@ class SqlStore:
                                   Contact.phone.like(pattern, escape="\\")))
         return paginate(stmt, Contact.created_at, Contact.id, cursor, limit, contact_dict)
 
+    @override
     def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
         c = self._contact(owner_id, contact_id)
         if c is None:
@@ -109,7 +115,8 @@ class SqlStore:
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           contact_id: str) -> tuple[dict, bool]:
         """The conversation with this contact on this account, created if needed.
-        LookupError when contact_id is not one of the owner's contacts."""
+        LookupError when contact_id is not one of the owner's contacts.
+        """
         stmt = (select(Conversation).join(Conversation.contact)
                 .options(contains_eager(Conversation.contact))
                 .where(Conversation.owner_id == owner_id,
@@ -140,11 +147,13 @@ class SqlStore:
         return (select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id)
                 .where(Conversation.owner_id == owner_id))
 
+    @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
         row = db.session.execute(self._conversation_query(owner_id)
                                  .where(Conversation.id == conversation_id)).first()
         return conversation_dict(*row) if row else None
 
+    @override
     def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           platform_user_id: str) -> dict | None:
         row = db.session.execute(self._conversation_query(owner_id).where(
@@ -152,6 +161,7 @@ class SqlStore:
             Contact.platform == platform, Contact.platform_user_id == platform_user_id)).first()
         return conversation_dict(*row) if row else None
 
+    @override
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
                            cursor: str | None) -> Page:
         stmt = self._conversation_query(owner_id)
@@ -177,6 +187,7 @@ class SqlStore:
         return db.session.scalar(select(Conversation).where(
             Conversation.id == conversation_id, Conversation.owner_id == owner_id))
 
+    @override
     def update_conversation(self, owner_id: str, conversation_id: str,
                             changes: dict) -> dict | None:
         conv = self._conversation(owner_id, conversation_id)
@@ -187,10 +198,12 @@ class SqlStore:
         db.session.commit()
         return self.get_conversation(owner_id, conversation_id)
 
+    @override
     def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None:
         return self.update_conversation(owner_id, conversation_id, {"unread_count": 0})
 
     # ------------------------------------------------------------------ messages
+    @override
     def add_message(self, owner_id: str, message: NewMessage) -> dict:
         conv = self._conversation(owner_id, message.conversation_id)
         if conv is None:
@@ -229,11 +242,13 @@ class SqlStore:
         db.session.commit()
         return message_dict(row)
 
+    @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
         m = db.session.scalar(select(Message).where(Message.id == message_id,
                                                     Message.owner_id == owner_id))
         return message_dict(m) if m else None
 
+    @override
     def find_message(self, owner_id: str | None, platform: str,
                      platform_message_id: str) -> dict | None:
         stmt = select(Message).where(Message.platform == platform,
@@ -243,6 +258,7 @@ class SqlStore:
         m = db.session.scalar(stmt)
         return message_dict(m) if m else None
 
+    @override
     def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
         m = db.session.scalar(select(Message).where(Message.idempotency_key == idempotency_key,
                                                     Message.owner_id == owner_id))
@@ -252,7 +268,8 @@ class SqlStore:
                        metadata: dict | None = None) -> dict | None:
         """Replace the text and/or merge keys into the metadata (edits, reactions, errors).
         The row is locked (and re-read) from the read to the commit, so a concurrent merge is
-        not lost."""
+        not lost.
+        """
         m = db.session.scalar(select(Message).where(Message.id == message_id,
                                                     Message.owner_id == owner_id)
                               .with_for_update()
@@ -288,6 +305,7 @@ class SqlStore:
         result.items.reverse()
         return result
 
+    @override
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
@@ -312,6 +330,7 @@ class SqlStore:
         return message_dict(m)
 
     # --------------------------------------------------------------------- tasks
+    @override
     def create_task(self, owner_id: str, data: dict) -> dict:
         task = Task(owner_id=owner_id, **data)
         db.session.add(task)
@@ -321,10 +340,12 @@ class SqlStore:
     def _task(self, owner_id: str, task_id: str) -> Task | None:
         return db.session.scalar(select(Task).where(Task.id == task_id, Task.owner_id == owner_id))
 
+    @override
     def get_task(self, owner_id: str, task_id: str) -> dict | None:
         t = self._task(owner_id, task_id)
         return task_dict(t) if t else None
 
+    @override
     def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
                    cursor: str | None) -> Page:
         stmt = select(Task).where(Task.owner_id == owner_id)
@@ -334,6 +355,7 @@ class SqlStore:
                 stmt = stmt.where(getattr(Task, attr) == value)
         return paginate(stmt, Task.created_at, Task.id, cursor, limit, task_dict)
 
+    @override
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
         t = self._task(owner_id, task_id)
         if t is None:
@@ -343,6 +365,7 @@ class SqlStore:
         db.session.commit()
         return task_dict(t)
 
+    @override
     def delete_task(self, owner_id: str, task_id: str) -> bool:
         t = self._task(owner_id, task_id)
         if t is None:
@@ -352,16 +375,19 @@ class SqlStore:
         return True
 
     # ------------------------------------------------------------- subscriptions
+    @override
     def list_tiers(self, include_inactive: bool = False) -> list[dict]:
         stmt = select(SubscriptionTier).order_by(SubscriptionTier.price, SubscriptionTier.name)
         if not include_inactive:
             stmt = stmt.where(SubscriptionTier.is_active.is_(True))
         return [tier_dict(t) for t in db.session.scalars(stmt)]
 
+    @override
     def get_tier(self, tier_id: str) -> dict | None:
         t = db.session.get(SubscriptionTier, tier_id)
         return tier_dict(t) if t else None
 
+    @override
     def create_tier(self, data: dict) -> dict:
         tier = SubscriptionTier(**data)
         try:
@@ -373,6 +399,7 @@ class SqlStore:
         db.session.commit()
         return tier_dict(tier)
 
+    @override
     def update_tier(self, tier_id: str, data: dict) -> dict | None:
         tier = db.session.get(SubscriptionTier, tier_id)
         if tier is None:
@@ -386,6 +413,7 @@ class SqlStore:
             raise DuplicateTier() from None
         return tier_dict(tier)
 
+    @override
     def delete_tier(self, tier_id: str) -> bool:
         tier = db.session.get(SubscriptionTier, tier_id)
         if tier is None:
@@ -394,14 +422,17 @@ class SqlStore:
         db.session.commit()
         return True
 
+    @override
     def count_tier_subscriptions(self, tier_id: str) -> int:
         return db.session.scalar(select(func.count()).select_from(UserSubscription)
                                  .where(UserSubscription.tier_id == tier_id)) or 0
 
+    @override
     def get_subscription(self, user_id: str) -> dict | None:
         s = db.session.scalar(select(UserSubscription).where(UserSubscription.user_id == user_id))
         return subscription_dict(s) if s else None
 
+    @override
     def save_subscription(self, user_id: str, data: dict) -> dict:
         stmt = select(UserSubscription).where(UserSubscription.user_id == user_id)
         sub = db.session.scalar(stmt)
@@ -417,6 +448,7 @@ class SqlStore:
         db.session.commit()
         return subscription_dict(sub)
 
+    @override
     def list_subscriptions(self, limit: int, cursor: str | None,
                            status: str | None = None) -> Page:
         stmt = select(UserSubscription)

@@ -24,6 +24,8 @@ from models_db import TZDateTime, db, new_id, utcnow
 
 
 class Contact(db.Model):
+    """A customer on one platform, unique per (owner, platform, platform user id)."""
+
     __tablename__ = "contacts"
     __table_args__ = (
         UniqueConstraint("owner_id", "platform", "platform_user_id",
@@ -51,6 +53,8 @@ class Contact(db.Model):
 
 
 class Conversation(db.Model):
+    """The thread with one contact on one connected account, with inbox counters."""
+
     __tablename__ = "conversations"
     __table_args__ = (
         UniqueConstraint("owner_id", "platform_account_id", "contact_id",
@@ -84,6 +88,8 @@ class Conversation(db.Model):
 
 
 class Message(db.Model):
+    """One message of a conversation; unique per platform message id and idempotency key."""
+
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("platform", "platform_message_id", name="uq_messages_platform_mid"),
@@ -116,6 +122,8 @@ class Message(db.Model):
 
 
 class Task(db.Model):
+    """A task for a human, optionally about a conversation."""
+
     __tablename__ = "tasks"
     __table_args__ = (Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),)
 

@@ -48,6 +48,7 @@ import jwt
 from postgrest.exceptions import APIError
 from postgrest.utils import sanitize_param
 from supabase import Client, ClientOptions, create_client
+from typing_extensions import override
 
 from utils.config import ConfigError
 from utils.errors import ApiError
@@ -58,6 +59,7 @@ from utils.store.base import (
     DuplicateTier,
     NewMessage,
     Page,
+    Store,
     TaskFilters,
     status_moves_forward,
 )
@@ -102,7 +104,8 @@ def _time(value: str | None) -> datetime | None:
 
 def _obj(row: dict) -> SimpleNamespace:
     """A PostgREST row as the attribute object the SQL serializers read (times parsed, the
-    `metadata` column under the ORM's attribute name `meta`)."""
+    `metadata` column under the ORM's attribute name `meta`).
+    """
     values = {k: (_time(v) if k in TIME_COLUMNS else v) for k, v in row.items()}
     if "metadata" in values:
         values["meta"] = values.pop("metadata")
@@ -119,7 +122,8 @@ def _first(response) -> dict | None:
 
 def _values(data: dict) -> dict:
     """Column values as JSON carries them: a Decimal (numeric) as its exact text, a datetime
-    in UTC (a naive one taken as UTC, as the SQL backend does)."""
+    in UTC (a naive one taken as UTC, as the SQL backend does).
+    """
     out = {}
     for key, value in data.items():
         if isinstance(value, Decimal):
@@ -142,7 +146,8 @@ def _profile_changes(row: dict, profile: dict) -> dict:
 def paginate(query, column: str, cursor: str | None, limit: int,
              to_dict: Callable[[SimpleNamespace], dict]) -> Page:
     """One page, newest first on (column, id), continuing after `cursor`: the pages and
-    cursors of utils.pagination.paginate (the SQL backend), built through PostgREST."""
+    cursors of utils.pagination.paginate (the SQL backend), built through PostgREST.
+    """
     if cursor:
         when, row_id = decode_time_cursor(cursor)
         if not _is_uuid(row_id):
@@ -159,12 +164,13 @@ def _guard(query, column: str, value):
     return query.is_(column, "null") if value is None else query.eq(column, value)
 
 
-class SupabaseStore:
+class SupabaseStore(Store):
     """The store on Supabase; see utils.store.base.Store for the contract."""
 
     name = "supabase"
 
     def __init__(self, settings):
+        """Check the Supabase settings and prepare the shared connection pool."""
         missing = [n for n in ("SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_JWT_SECRET")
                    if not getattr(settings, n)]
         if missing:
@@ -183,7 +189,8 @@ class SupabaseStore:
 
     def _client(self, owner_id: str | None) -> Client:
         """A new client whose requests carry a JWT for owner_id (RLS applies), or the service
-        key when there is no owner."""
+        key when there is no owner.
+        """
         if owner_id is None:
             return self._client_with(self._service_key)
         return self._client_with(self._token({"sub": str(owner_id), "role": "authenticated",
@@ -205,6 +212,7 @@ class SupabaseStore:
         return create_client(self._url, self._service_key, options=options)
 
     # ------------------------------------------------------------------ contacts
+    @override
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
                        profile: dict) -> tuple[dict, bool]:
         db = self._client(owner_id)
@@ -231,6 +239,7 @@ class SupabaseStore:
                    .eq("id", row["id"]).execute().data[0])
         return contact_dict(_obj(row)), False
 
+    @override
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
         if not _is_uuid(contact_id):
             return None
@@ -238,6 +247,7 @@ class SupabaseStore:
                      .eq("owner_id", owner_id).eq("id", contact_id).execute())
         return contact_dict(_obj(row)) if row else None
 
+    @override
     def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Page:
         query = self._client(owner_id).table("contacts").select("*").eq("owner_id", owner_id)
@@ -257,6 +267,7 @@ class SupabaseStore:
                      .eq("owner_id", owner_id).eq("id", row_id).execute())
         return _obj(row) if row else None
 
+    @override
     def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
         if not changes:
             return self.get_contact(owner_id, contact_id)
@@ -264,6 +275,7 @@ class SupabaseStore:
         return contact_dict(row) if row else None
 
     # ------------------------------------------------------------- conversations
+    @override
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           contact_id: str) -> tuple[dict, bool]:
         if not _is_uuid(contact_id):
@@ -290,6 +302,7 @@ class SupabaseStore:
                 raise
         return _conversation(lookup()), False  # opened concurrently by another process
 
+    @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
         if not _is_uuid(conversation_id):
             return None
@@ -300,7 +313,8 @@ class SupabaseStore:
     def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           platform_user_id: str) -> dict | None:
         """The conversation on this account with this platform user (contact, then
-        conversation: both lookups are on unique keys)."""
+        conversation: both lookups are on unique keys).
+        """
         db = self._client(owner_id)
         contact = _first(db.table("contacts").select("id").eq("owner_id", owner_id)
                          .eq("platform", platform).eq("platform_user_id", platform_user_id)
@@ -312,6 +326,7 @@ class SupabaseStore:
                      .eq("contact_id", contact["id"]).execute())
         return _conversation(row) if row else None
 
+    @override
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
                            cursor: str | None) -> Page:
         db = self._client(owner_id)
@@ -329,6 +344,7 @@ class SupabaseStore:
         return paginate(query, "last_message_at", cursor, limit,
                         lambda o: conversation_dict(o, _obj(o.contact)))
 
+    @override
     def update_conversation(self, owner_id: str, conversation_id: str,
                             changes: dict) -> dict | None:
         if not changes:
@@ -340,10 +356,12 @@ class SupabaseStore:
                      .select(CONVERSATION_COLUMNS).execute())
         return _conversation(row) if row else None
 
+    @override
     def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None:
         return self.update_conversation(owner_id, conversation_id, {"unread_count": 0})
 
     # ------------------------------------------------------------------ messages
+    @override
     def add_message(self, owner_id: str, message: NewMessage) -> dict:
         db = self._client(owner_id)
         conv = self._conversation_row(db, owner_id, message.conversation_id)
@@ -388,7 +406,8 @@ class SupabaseStore:
                        created_at: datetime) -> None:
         """Update the conversation's counters and last-message fields as SqlStore does,
         conditioned on the counters read (every counted message changes message_count), so
-        two concurrent messages never lose an increment."""
+        two concurrent messages never lose an increment.
+        """
         for _ in range(CAS_ATTEMPTS):
             count, unread = conv["message_count"] or 0, conv["unread_count"] or 0
             changes: dict = {"message_count": count + 1}
@@ -413,6 +432,7 @@ class SupabaseStore:
                 return
         raise RuntimeError("conversation counters: too many concurrent updates")
 
+    @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
         if not _is_uuid(message_id):
             return None
@@ -430,6 +450,7 @@ class SupabaseStore:
         row = _first(query.execute())
         return message_dict(_obj(row)) if row else None
 
+    @override
     def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
         row = _first(self._client(owner_id).table("messages").select("*")
                      .eq("owner_id", owner_id).eq("idempotency_key", idempotency_key).execute())
@@ -473,6 +494,7 @@ class SupabaseStore:
         result.items.reverse()
         return result
 
+    @override
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
@@ -494,7 +516,8 @@ class SupabaseStore:
 
     def _update_message_cas(self, owner_id: str, message_id: str, changes_for, guard):
         """Read-modify-write one of the owner's messages without losing a concurrent write:
-        the UPDATE applies only while `guard` still matches the row read; else read again."""
+        the UPDATE applies only while `guard` still matches the row read; else read again.
+        """
         if not _is_uuid(message_id):
             return None
         db = self._client(owner_id)
@@ -513,6 +536,7 @@ class SupabaseStore:
         raise RuntimeError("message update: too many concurrent updates")
 
     # --------------------------------------------------------------------- tasks
+    @override
     def create_task(self, owner_id: str, data: dict) -> dict:
         try:
             row = (self._client(owner_id).table("tasks").insert({**data, "owner_id": owner_id})
@@ -523,6 +547,7 @@ class SupabaseStore:
             raise
         return task_dict(_obj(row))
 
+    @override
     def get_task(self, owner_id: str, task_id: str) -> dict | None:
         if not _is_uuid(task_id):
             return None
@@ -530,6 +555,7 @@ class SupabaseStore:
                      .eq("owner_id", owner_id).eq("id", task_id).execute())
         return task_dict(_obj(row)) if row else None
 
+    @override
     def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
                    cursor: str | None) -> Page:
         if filters.conversation_id and not _is_uuid(filters.conversation_id):
@@ -540,12 +566,14 @@ class SupabaseStore:
                 query = query.eq(column, getattr(filters, column))
         return paginate(query, "created_at", cursor, limit, task_dict)
 
+    @override
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
         if not changes:
             return self.get_task(owner_id, task_id)
         row = self._update_owned("tasks", owner_id, task_id, changes)
         return task_dict(row) if row else None
 
+    @override
     def delete_task(self, owner_id: str, task_id: str) -> bool:
         if not _is_uuid(task_id):
             return False
@@ -615,7 +643,8 @@ class SupabaseStore:
 
     def save_subscription(self, user_id: str, data: dict) -> dict:
         """Create or change the user's one subscription row (service key: with their own
-        token a user could give themselves a paid plan, so the migration allows them no write)."""
+        token a user could give themselves a paid plan, so the migration allows them no write).
+        """
         db = self._client(None)
         if not data:
             return subscription_dict(_obj(_first(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from typing_extensions import override
+
 from automation.ai import templates as tpl
 from automation.ai.nlu import detect_intent, detect_language
 from automation.ai.providers.base import Answer, Provider, ReplyContext
@@ -160,6 +162,7 @@ class LocalProvider(Provider):
 
     name = "local"
 
+    @override
     def generate(self, ctx: ReplyContext, passages: list[Passage]) -> Answer:
         lang = reply_language(ctx)
         intent = detect_intent(ctx.message_text)
@@ -179,6 +182,7 @@ class LocalProvider(Provider):
         return Answer(text=text, handoff=False, reason=None, confidence=best.score,
                       sources=[best.document_id], provider=self.name)
 
+    @override
     def suggest(self, ctx: ReplyContext, passages: list[Passage], n: int) -> list[str]:
         lang = reply_language(ctx)
         intent = detect_intent(ctx.message_text)

@@ -13,6 +13,7 @@ import json
 import logging
 
 from flask import current_app
+from typing_extensions import override
 
 from automation.ai.providers.base import Answer, Provider, ProviderError, ReplyContext
 from automation.ai.providers.local import handoff_answer
@@ -143,6 +144,7 @@ class OpenAIProvider(Provider):
             raise ProviderError("the model's reply is not a JSON object")
         return data, usage
 
+    @override
     def generate(self, ctx: ReplyContext, passages: list[Passage]) -> Answer:
         task = f"{RULES}\n\n{ANSWER_FORMAT}"
         data, usage = self._complete(ctx, system_prompt(ctx, passages, task))
@@ -167,6 +169,7 @@ class OpenAIProvider(Provider):
         return Answer(text=answer, handoff=False, reason=None, confidence=confidence,
                       sources=sources, provider=self.name, usage=usage)
 
+    @override
     def suggest(self, ctx: ReplyContext, passages: list[Passage], n: int) -> list[str]:
         task = (f"{RULES}\n\nA human agent will pick one of your drafts. Write {n} different "
                 'short replies to the last message. Reply with one JSON object and nothing '
