@@ -81,7 +81,8 @@ def _security_headers(response):
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Content-Security-Policy",
-                       "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                       "default-src 'self'; img-src 'self' data:; "
+                       "style-src 'self' 'unsafe-inline'; "
                        "frame-ancestors 'none'")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     return response
@@ -138,7 +139,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
 
     for bp in (health_bp, docs_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
-               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, business_bp, knowledge_bp):
+               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, business_bp,
+               knowledge_bp):
         app.register_blueprint(bp)
 
     init_store(app)

@@ -34,7 +34,8 @@ def register_cli(app: Flask) -> None:
         except ValidationError as exc:
             raise click.BadParameter("; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-        existing = db.session.scalar(db.select(User).where(User.email == User.normalize_email(email)))
+        existing = db.session.scalar(
+            db.select(User).where(User.email == User.normalize_email(email)))
         if existing is not None:
             existing.role = "admin"
             existing.set_password(password)
@@ -90,7 +91,8 @@ def register_operations_cli(app: Flask) -> None:
             raise SystemExit(1)
 
     @events.command("list")
-    @click.option("--status", default=None, help="received|processing|processed|ignored|failed|rejected")
+    @click.option("--status", default=None,
+                  help="received|processing|processed|ignored|failed|rejected")
     @click.option("--limit", default=20, show_default=True)
     def list_events(status: str | None, limit: int):
         """Show the newest stored events."""

@@ -1,4 +1,6 @@
-"""Entry points: `python main.py` (migrate, then serve API + Socket.IO) and `main:app` (gunicorn)."""
+"""Entry points: `python main.py` (migrate, then serve API + Socket.IO) and `main:app`
+(gunicorn).
+"""
 from __future__ import annotations
 
 import sys

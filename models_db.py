@@ -220,7 +220,8 @@ class PlatformAccount(db.Model):
     """
 
     __tablename__ = "platform_accounts"
-    __table_args__ = (UniqueConstraint("platform", "external_id", name="uq_platform_accounts_external"),)
+    __table_args__ = (UniqueConstraint("platform", "external_id",
+                                       name="uq_platform_accounts_external"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
@@ -239,7 +240,8 @@ class PlatformAccount(db.Model):
         """The account as the API shows it: never the token."""
         return {"id": self.id, "platform": self.platform, "external_id": self.external_id,
                 "name": self.name, "status": self.status, "last_error": self.last_error,
-                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
+                "created_at": self.created_at.isoformat(),
+                "updated_at": self.updated_at.isoformat()}
 
 
 class WebhookEvent(db.Model):

@@ -34,5 +34,6 @@ def get_connector(platform: str, graph: GraphConfig) -> PlatformConnector:
     try:
         connector_class = PLATFORMS[platform]
     except KeyError:
-        raise KeyError(f"unknown platform {platform!r}; known: {', '.join(sorted(PLATFORMS))}") from None
+        known = ", ".join(sorted(PLATFORMS))
+        raise KeyError(f"unknown platform {platform!r}; known: {known}") from None
     return connector_class(graph)

@@ -20,7 +20,8 @@ _DOCS_PAGE = """<!doctype html>
 # validatorUrl null: Swagger UI would otherwise load a badge from validator.swagger.io.
 _DOCS_INIT = """window.onload = function () {
   window.ui = SwaggerUIBundle({url: "%s", dom_id: "#swagger-ui", validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: "StandaloneLayout"});
 };"""
 
 

@@ -38,7 +38,8 @@ def connect_account(user_id: str, platform: str, external_id: str, access_token:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("This account is already connected.", code="account_already_connected") from None
+        raise Conflict("This account is already connected.",
+                       code="account_already_connected") from None
     audit("platform_connected", user_id=user_id, actor_id=user_id, platform=platform,
           external_id=external_id)
     return account

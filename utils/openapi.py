@@ -131,7 +131,8 @@ def build_spec(app: Flask) -> dict:
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in sorted(m.lower() for m in rule.methods if m.lower() in _HTTP_METHODS):
-            op: dict[str, Any] = {"summary": doc["summary"], "operationId": f"{rule.endpoint}.{method}",
+            op: dict[str, Any] = {"summary": doc["summary"],
+                                  "operationId": f"{rule.endpoint}.{method}",
                                   "responses": {}}
             if doc["tags"]:
                 op["tags"] = doc["tags"]

@@ -42,7 +42,8 @@ class KeywordsCondition(_Strict):
     """Matches when the message contains any of these words (case-insensitive)."""
 
     type: Literal["keywords"]
-    any: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=100)
+    any: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1,
+                                                                           max_length=100)
     whole_word: bool = True
 
 
@@ -213,6 +214,7 @@ class WorkflowDefinition(_Strict):
     trigger: Trigger
     conditions: list[Condition] = Field(default_factory=list, max_length=20)
     actions: list[Action] = Field(min_length=1, max_length=20)
-    stop_on_error: bool = Field(default=False, description="stop the remaining actions on a failure")
+    stop_on_error: bool = Field(default=False,
+                                description="stop the remaining actions on a failure")
     stop_processing: bool = Field(default=True,
                                   description="when this workflow ran, skip lower-priority ones")

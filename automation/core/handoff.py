@@ -27,12 +27,14 @@ def conversation_history(owner_id: str, conversation_id: str, limit: int = 20) -
             for m in page.items if not m["is_note"] and m["text"]]
 
 
-def hand_off(owner_id: str, conversation: dict, reason: str, *, trigger_message_id: str | None = None,
+def hand_off(owner_id: str, conversation: dict, reason: str, *,
+             trigger_message_id: str | None = None,
              notify_customer: bool = True) -> dict:
     """Call a human in; returns the (new or already open) hand-off task."""
     store = get_store()
     conv_id = conversation["id"]
-    open_tasks = store.list_tasks(owner_id, TaskFilters(status="open", conversation_id=conv_id), 20, None)
+    open_tasks = store.list_tasks(owner_id, TaskFilters(status="open", conversation_id=conv_id), 20,
+                                  None)
     task = next((t for t in open_tasks.items if t["title"].startswith("Reply to ")), None)
     if task is None:
         contact = conversation["contact"]

@@ -225,7 +225,9 @@ def _apply_status(account: PlatformAccount, item: InboundEvent) -> None:
 
 
 def _status_error_code(platform: str, error: dict | None) -> str:
-    """Map a failed status's Graph error to our error vocabulary, as the connector does for sends."""
+    """Map a failed status's Graph error to our error vocabulary, as the connector does for
+    sends.
+    """
     if not error:
         return "platform_error"
     return connector_for(platform).classify_error(400, {"error": error}).code

@@ -54,7 +54,8 @@ def window_open(conversation: dict, now: datetime | None = None) -> bool:
     if not last:
         return False
     hours = current_settings().MESSAGING_WINDOW_HOURS
-    return (now or datetime.now(timezone.utc)) - datetime.fromisoformat(last) < timedelta(hours=hours)
+    since = (now or datetime.now(timezone.utc)) - datetime.fromisoformat(last)
+    return since < timedelta(hours=hours)
 
 
 def set_status(owner_id: str, message: dict, status: str, error: str | None = None,
@@ -82,7 +83,8 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
                      platform=conv["platform"], idempotency_key=idempotency_key,
                      attachments=[outbound.media] if outbound.media else [],
                      metadata={**(metadata or {}),
-                               **({"quick_replies": outbound.quick_replies} if outbound.quick_replies else {})})
+                               **({"quick_replies": outbound.quick_replies}
+                                  if outbound.quick_replies else {})})
     try:
         message = store.add_message(owner_id, new)
     except DuplicateMessage as dup:

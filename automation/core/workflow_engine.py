@@ -109,7 +109,8 @@ DEFAULT_DEFINITION = {
 
 # -------------------------------------------------------------------------- running
 
-def _run_actions(ctx: RunContext, definition: d.WorkflowDefinition) -> tuple[list[dict], str | None]:
+def _run_actions(ctx: RunContext,
+                 definition: d.WorkflowDefinition) -> tuple[list[dict], str | None]:
     outcomes, first_error = [], None
     for index, action in enumerate(definition.actions):
         started = time.monotonic()
@@ -178,7 +179,7 @@ def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = No
         except ValidationError:
             log.error("workflow %s has an invalid definition; skipped", workflow.id)
             continue
-        if definition.trigger.type != ctx.trigger and definition.trigger.type != "conversation_opened":
+        if definition.trigger.type not in (ctx.trigger, "conversation_opened"):
             continue
         if definition.trigger.type == "postback" and definition.trigger.payload \
                 and definition.trigger.payload != payload:

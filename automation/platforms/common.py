@@ -51,13 +51,16 @@ def as_int(value) -> int | None:
 
 
 def scalars(obj: dict, *, skip: tuple[str, ...] = ()) -> dict:
-    """The str/number/bool members of obj (minus skip): extra attachment details, copied verbatim."""
+    """The str/number/bool members of obj (minus skip): extra attachment details, copied
+    verbatim.
+    """
     return {k: v for k, v in obj.items()
             if k not in skip and isinstance(v, (str, int, float, bool)) and v != ""}
 
 
 def to_datetime(value) -> datetime | None:
-    """An epoch (seconds or ms, number or numeric string) or an ISO-8601 string as aware UTC; else None.
+    """An epoch (seconds or ms, number or numeric string) or an ISO-8601 string as aware UTC;
+    else None.
 
     The unit is inferred from magnitude rather than trusted from the platform, because
     Messenger documents ms, WhatsApp documents seconds, and fixtures in the wild mix them.

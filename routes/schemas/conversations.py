@@ -165,7 +165,8 @@ class WhatsAppTemplateIn(StrictModel):
     name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
     language: str = Field(default="en_US", min_length=2, max_length=16)
     components: list[dict] = Field(default_factory=list, max_length=10,
-                                   description="WhatsApp template components (header/body/button parameters)")
+                                   description="WhatsApp template components "
+                                               "(header/body/button parameters)")
 
 
 class SendMessageIn(StrictModel):
@@ -173,7 +174,8 @@ class SendMessageIn(StrictModel):
 
     text: str | None = Field(default=None, min_length=1, max_length=4096)
     template: WhatsAppTemplateIn | None = Field(
-        default=None, description="WhatsApp only: a pre-approved template (allowed outside the 24 h window)")
+        default=None,
+        description="WhatsApp only: a pre-approved template (allowed outside the 24 h window)")
     pause_ai: bool = Field(default=True, description="an agent reply pauses the AI unless false")
     tag: Literal["HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE",
                  "POST_PURCHASE_UPDATE"] | None = Field(

@@ -14,7 +14,8 @@ class PlatformAccountIn(StrictModel):
 
     platform: Platform
     external_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
-                             description="Page id, Instagram account id or WhatsApp phone_number_id")
+                             description="Page id, Instagram account id or WhatsApp "
+                                         "phone_number_id")
     access_token: str = Field(min_length=10, max_length=4096, repr=False)
     name: str = Field(default="", max_length=200)
 

@@ -34,7 +34,8 @@ class Contact(db.Model):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                          nullable=False)
     platform: Mapped[str] = mapped_column(String(16), nullable=False)
     platform_user_id: Mapped[str] = mapped_column(String(128), nullable=False)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -65,7 +66,8 @@ class Conversation(db.Model):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                          nullable=False)
     platform: Mapped[str] = mapped_column(String(16), nullable=False)
     platform_account_id: Mapped[str] = mapped_column(String(128), nullable=False)
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
@@ -78,7 +80,8 @@ class Conversation(db.Model):
     last_inbound_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     last_message_preview: Mapped[str | None] = mapped_column(String(200))
     unread_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    message_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    message_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                               server_default="0")
     snoozed_until: Mapped[datetime | None] = mapped_column(TZDateTime())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
@@ -128,7 +131,8 @@ class Task(db.Model):
     __table_args__ = (Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                          nullable=False)
     title: Mapped[str] = mapped_column(String(300), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     conversation_id: Mapped[str | None] = mapped_column(

@@ -529,7 +529,8 @@ class SupabaseStore(Store):
             changes = changes_for(row)
             if not changes:
                 return message_dict(_obj(row))
-            query = db.table("messages").update(changes).eq("owner_id", owner_id).eq("id", message_id)
+            query = (db.table("messages").update(changes).eq("owner_id", owner_id)
+                     .eq("id", message_id))
             updated = _first(guard(query, row).execute())
             if updated:
                 return message_dict(_obj(updated))
