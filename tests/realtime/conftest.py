@@ -135,14 +135,30 @@ class LiveServer(Proc):
         super().__init__(name, cmd, env, workdir)
         self.base_url = f"http://{LOOPBACK}:{self.port}"
 
+    def _use_port(self, port: int) -> None:
+        self.port = port
+        self.env = {**self.env, "PORT": str(port)}
+        self.base_url = f"http://{LOOPBACK}:{port}"
+
     def wait_ready(self, timeout: float = 45.0) -> "LiveServer":
+        """Wait for Dana's own /health on the port; if another process took the port between
+        free_port() and the bind (a race under load), start again on a new free port."""
         deadline = time.monotonic() + timeout
+        retries = 3
         with httpx.Client(trust_env=False, timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if not self.alive():
+                    if retries and self.proc.returncode != 0 and "in use" in self.log():
+                        retries -= 1
+                        self.stop()
+                        self._use_port(free_port())
+                        self.start()
+                        continue
                     pytest.fail(f"{self.name} exited with {self.proc.returncode}\n{self.log()[-3000:]}")
                 try:
-                    if client.get(self.base_url + "/health").status_code == 200:
+                    resp = client.get(self.base_url + "/health")
+                    # Dana stamps every response with X-Request-ID; a stranger on the port does not.
+                    if resp.status_code == 200 and "X-Request-ID" in resp.headers:
                         return self
                 except httpx.TransportError:
                     pass
