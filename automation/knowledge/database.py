@@ -10,7 +10,6 @@ ranks do not), so one confidence threshold serves SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import delete, exists, func, select, text, true
@@ -21,6 +20,7 @@ from automation.knowledge.text import content_terms, coverage, idf, index_text, 
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
 from utils.pagination import paginate
+from utils.store.serialize import iso
 
 # How many passages the FTS stage hands to the reranker at most.
 CANDIDATES = 200
@@ -50,16 +50,12 @@ class Passage:
 
 # ------------------------------------------------------------------------- documents
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def document_dict(doc: KnowledgeDocument, with_content: bool = True) -> dict:
     """A document as the API shows it (lists leave the content out)."""
     out = {"id": doc.id, "title": doc.title, "format": doc.format, "tags": list(doc.tags or []),
            "enabled": doc.enabled, "source": doc.source, "chunk_count": doc.chunk_count,
-           "chars": len(doc.content), "created_at": _iso(doc.created_at),
-           "updated_at": _iso(doc.updated_at)}
+           "chars": len(doc.content), "created_at": iso(doc.created_at),
+           "updated_at": iso(doc.updated_at)}
     if with_content:
         out["content"] = doc.content
     return out
