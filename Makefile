@@ -35,8 +35,9 @@ migrate: install
 ## make test: the checks (lint), then the whole suite on SQLite, then on PostgreSQL
 test: install-dev lint test-sqlite test-postgres
 
-## make lint: the import layers (import-linter contracts in pyproject.toml)
+## make lint: code standard (ruff: PEP 8, docstrings, bugbear) and import layers (import-linter)
 lint: install-dev
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
 test-sqlite: install-dev

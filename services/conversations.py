@@ -36,8 +36,12 @@ def update_conversation(owner_id: str, conversation_id: str, changes: dict) -> d
 
 
 def mark_read(owner_id: str, conversation_id: str) -> dict:
-    """Reset the unread counter."""
-    return update_conversation(owner_id, conversation_id, {"unread_count": 0})
+    """Reset the unread counter; notifies the owner."""
+    conv = get_store().mark_conversation_read(owner_id, conversation_id)
+    if conv is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    events.conversation_updated(owner_id, conv)
+    return conv
 
 
 def list_messages(owner_id: str, conversation_id: str, limit: int, cursor: str | None) -> dict:
