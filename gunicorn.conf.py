@@ -9,12 +9,6 @@ This file is read by gunicorn's master process. It builds no app there (see on_s
 the worker builds its own, so no Redis or database connection crosses a fork.
 """
 import os
-import sys
-
-from flask import Flask
-
-from app import _connect_redis
-from utils.config import ConfigError, load_settings
 
 # Where to listen: the same HOST/PORT settings as `python main.py` (README "Configuration").
 # Behind a load balancer on another host, set HOST=0.0.0.0.
@@ -85,9 +79,17 @@ def on_starting(server):
     A worker that cannot build the app (main.py exits with status 2 on a configuration
     error) would otherwise be restarted by the master forever, printing the same error. Here
     the same error stops gunicorn at once with status 2, named like `python main.py` names it.
-    Only modules are imported (no app is built); the throwaway Redis client is closed before
-    any fork.
+    Only modules are imported; the throwaway Redis client is closed before any fork.
+    (Imported here, not at the top: gunicorn reads this file before the project's folder is
+    on sys.path, and the hook runs after.)
     """
+    import sys
+
+    from flask import Flask
+
+    from app import _connect_redis
+    from utils.config import ConfigError, load_settings
+
     probe = Flask("dana-preflight")
     try:
         _connect_redis(probe, load_settings())
