@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 
+from automation.connectors import connector_for
 from automation.core.message_processor import process_webhook_event
-from automation.core.sending import connector_for
 from automation.platforms import accounts
 from models_db import WebhookEvent, db, utcnow
 from utils import events

@@ -12,8 +12,8 @@ import logging
 import time
 from datetime import datetime
 
+from automation.connectors import connector_for
 from automation.core import workflow_engine
-from automation.core.sending import connector_for
 from automation.platforms import accounts
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent

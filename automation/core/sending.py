@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app
-
+from automation.connectors import connector_for
 from automation.platforms import accounts
-from automation.platforms.base import AccountCredentials, GraphConfig, OutboundMessage, SendError
-from automation.registry import get_connector
+from automation.platforms.base import AccountCredentials, OutboundMessage, SendError
 from utils import events
 from utils.config import current_settings
 from utils.errors import NotFound
@@ -23,29 +21,6 @@ from utils.idempotency import echo_tag
 from utils.store import DuplicateMessage, NewMessage, get_store
 
 log = logging.getLogger("dana.messaging")
-
-
-def graph_config(platform: str | None = None) -> GraphConfig:
-    """Where a platform's Send API lives: Instagram accounts connected with Instagram Login
-    are served by graph.instagram.com (INSTAGRAM_GRAPH_API_URL), everything else by Graph.
-    """
-    s = current_settings()
-    base = s.INSTAGRAM_GRAPH_API_URL if platform == "instagram" else s.GRAPH_API_URL
-    return GraphConfig(base_url=base, version=s.GRAPH_API_VERSION,
-                       timeout=s.GRAPH_TIMEOUT_SECONDS, retry_attempts=s.GRAPH_RETRY_ATTEMPTS,
-                       retry_wait_initial=s.GRAPH_RETRY_WAIT_SECONDS,
-                       retry_wait_max=max(s.GRAPH_RETRY_WAIT_SECONDS * 16, 0.01))
-
-
-def connector_for(platform: str):
-    """This app's connector for a platform, reused so its HTTP connection pool (and TLS set-up)
-    is shared by every send instead of being rebuilt per message.
-    """
-    cache = current_app.extensions.setdefault("dana_connectors", {})
-    connector = cache.get(platform)
-    if connector is None:
-        connector = cache[platform] = get_connector(platform, graph_config(platform))
-    return connector
 
 
 def window_open(conversation: dict, now: datetime | None = None) -> bool:
