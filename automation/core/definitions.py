@@ -8,17 +8,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import ConfigDict, Field, field_validator
-
-from utils.validation import StrictModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _Platform = Literal["facebook", "instagram", "whatsapp"]
 
 
-class _Strict(StrictModel):
-    """Unknown fields refused (StrictModel); texts kept exactly as written (no stripping)."""
+class _Strict(BaseModel):
+    """Unknown fields refused; texts kept exactly as written (no stripping).
 
-    model_config = ConfigDict(str_strip_whitespace=False)
+    Not utils.validation.StrictModel: its NUL check is a before-validator on every field,
+    which Pydantic refuses on the `type` discriminator of these unions. The request model
+    that carries a definition (WorkflowIn, a StrictModel) checks the whole of it for NULs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Trigger(_Strict):

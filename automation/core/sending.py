@@ -71,15 +71,15 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
 
     if not outbound.tag and not outbound.template and not window_open(conv):
         return set_status(owner_id, message, "failed", error="outside_window",
-                           detail="The customer's last message is older than the messaging window; "
+                          detail="The customer's last message is older than the messaging window; "
                                   "a tag or template is needed.")
     account = accounts.find_account(conv["platform"], conv["platform_account_id"])
     if account is None or account.user_id != owner_id:
         return set_status(owner_id, message, "failed", error="account_disconnected",
-                           detail="The platform account of this conversation is not connected.")
+                          detail="The platform account of this conversation is not connected.")
     if account.status == "needs_reauth":
         return set_status(owner_id, message, "failed", error="token_invalid",
-                           detail="The platform account needs to be re-authorized.")
+                          detail="The platform account needs to be re-authorized.")
     outbound.metadata = outbound.metadata or echo_tag(message["id"])
     try:
         result = connector_for(conv["platform"]).send(
