@@ -9,6 +9,7 @@ from flask_cors import CORS
 from flask_migrate import Migrate, upgrade
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import NoSuchModuleError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import socket_server  # noqa: F401  importing it registers the Socket.IO handlers
@@ -16,21 +17,28 @@ from automation.core.policy import AutomationPolicy, install_policy
 from cli import register_cli
 from models_db import db, include_object, render_item
 from routes.admin_api import bp as admin_api_bp
+from routes.analytics import bp as analytics_bp
 from routes.auth import bp as auth_bp
 from routes.business import bp as business_bp
 from routes.conversations import bp as conversations_bp
 from routes.docs import bp as docs_bp
 from routes.health import bp as health_bp
+from routes.integrations import bp as integrations_bp
 from routes.knowledge import bp as knowledge_bp
+from routes.pages import init_pages
 from routes.platforms import bp as platforms_bp
+from routes.slack import bp as slack_bp
+from routes.slack_api import bp as slack_api_bp
+from routes.stripe_webhooks import bp as stripe_webhooks_bp
 from routes.subscriptions import bp as subscriptions_bp
 from routes.tasks import bp as tasks_bp
 from routes.users import bp as users_bp
 from routes.webhooks import bp as webhooks_bp
 from routes.workflows import bp as workflows_bp
-from services import entitlements
+from services import entitlements, integrations
 from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
+from utils.http import install_request_guards
 from utils.logging import configure_logging
 from utils.ratelimit import limiter
 from utils.realtime import init_realtime
@@ -83,7 +91,7 @@ def _security_headers(response):
     headers.setdefault("Content-Security-Policy",
                        "default-src 'self'; img-src 'self' data:; "
                        "style-src 'self' 'unsafe-inline'; "
-                       "frame-ancestors 'none'")
+                       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     return response
 
@@ -113,7 +121,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=settings.SECRET_KEY,
         SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # hide_parameters: a database error's message (logged with its traceback) must not
+        # carry bound values such as password hashes or encrypted tokens.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         RATELIMIT_ENABLED=settings.RATE_LIMIT_ENABLED,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
@@ -128,7 +138,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     configure_logging(app)
     _connect_redis(app, settings)
-    db.init_app(app)
+    try:
+        db.init_app(app)  # creates the engine: the driver is imported here
+    except (ImportError, NoSuchModuleError) as exc:
+        backend = make_url(settings.DATABASE_URL).drivername
+        raise ConfigError(f"DATABASE_URL uses '{backend}', but no driver for it is installed "
+                          f"({exc}); Dana supports sqlite:// and postgresql://") from None
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True,
                      render_item=render_item, include_object=include_object)
     limiter.init_app(app)
@@ -137,14 +152,18 @@ def create_app(settings: Settings | None = None) -> Flask:
              supports_credentials=True, expose_headers=["X-Request-ID"])
     app.after_request(_security_headers)
     register_error_handlers(app)
+    install_request_guards(app)
 
     for bp in (health_bp, docs_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
-               subscriptions_bp, platforms_bp, webhooks_bp, workflows_bp, business_bp,
-               knowledge_bp):
+               subscriptions_bp, platforms_bp, stripe_webhooks_bp, webhooks_bp, workflows_bp,
+               business_bp, knowledge_bp, integrations_bp, slack_bp, slack_api_bp, analytics_bp):
         app.register_blueprint(bp)
-
+    init_pages(app)
     init_store(app)
-    install_policy(app, AutomationPolicy(consume_ai_reply=entitlements.consume_ai_reply))
+    install_policy(app, AutomationPolicy(
+        consume_ai_reply=entitlements.consume_ai_reply, notify_team=integrations.submit,
+        require_integration=integrations.require_enabled,
+        deferred_notifications=integrations.deferred_notifications))
     init_realtime(app)
     register_cli(app)
     return app

@@ -1,5 +1,6 @@
-"""Flask CLI commands (`flask --app app create-admin ...`, `flask events ...`, `flask worker`,
-`flask knowledge import ...`): an entry point like routes/, calling the services.
+"""Flask CLI commands (`flask --app main create-admin ...`, `flask events ...`, `flask worker`,
+`flask knowledge import ...`, the plans' commands): an entry point like routes/, calling the
+services.
 """
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from pydantic import ValidationError
 
 from automation.knowledge.importers import FORMATS_BY_SUFFIX, parse_file
 from models_db import User, WebhookEvent, db
-from routes.schemas import RegisterIn
+from routes.schemas import RegisterIn, TierUpdateIn
+from services import integrations as integrations_service
 from services import knowledge
 from services.rq_queue import run_worker
+from services.subscriptions import check_price_free, list_tiers, subscribe
 from services.users import register_user
 from services.webhook_events import replay_event
 from utils.audit import audit
+from utils.auth import revoke_user_sessions
 from utils.errors import ApiError
+from utils.store import get_store
 
 
 def register_cli(app: Flask) -> None:
@@ -25,22 +30,41 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("create-admin")
     @click.option("--email", required=True)
-    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--password", default=None,
+                  help="The new account's password (asked for when needed and not given).")
     @click.option("--name", default="Administrator")
-    def create_admin(email: str, password: str, name: str):
-        """Create an administrator account (or promote an existing one)."""
+    @click.option("--reset-password", is_flag=True,
+                  help="For an existing account: also set its password to --password.")
+    def create_admin(email: str, password: str | None, name: str, reset_password: bool):
+        """Create an administrator account, or promote an existing one.
+
+        An existing account keeps its password unless --reset-password is given (a typo in
+        the e-mail must not silently take over somebody's login).
+        """
+        existing = db.session.scalar(
+            db.select(User).where(User.email == User.normalize_email(email)))
+        needs_password = existing is None or reset_password
+        if needs_password and password is None:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         try:
-            RegisterIn(email=email, password=password, name=name)
+            RegisterIn(email=email, password=password if needs_password else "x" * 8, name=name)
         except ValidationError as exc:
             raise click.BadParameter("; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-        existing = db.session.scalar(
-            db.select(User).where(User.email == User.normalize_email(email)))
         if existing is not None:
+            was_admin = existing.role == "admin"
             existing.role = "admin"
-            existing.set_password(password)
-            audit("admin_promoted_cli", user_id=existing.id)
-            click.echo(f"Promoted {existing.email} to admin.")
+            if reset_password:
+                existing.set_password(password)
+            if reset_password:  # a new password signs every existing session out
+                revoke_user_sessions(existing.id, "password_reset_cli")
+            audit("admin_promoted_cli", user_id=existing.id, password_reset=reset_password)
+            state = "was already an admin" if was_admin else "promoted to admin"
+            click.echo(f"{existing.email} {state}; " + (
+                "password reset, existing sessions signed out." if reset_password else
+                "password unchanged (use --reset-password to set a new one)."))
+            if password is not None and not reset_password:
+                click.echo("Note: --password was ignored for this existing account.", err=True)
             return
         try:
             user = register_user(email, password, name, role="admin")
@@ -50,6 +74,7 @@ def register_cli(app: Flask) -> None:
         click.echo(f"Created admin {user.email} ({user.id}).")
 
     register_operations_cli(app)
+    register_plans_cli(app)
     register_knowledge_cli(app)
 
 
@@ -105,6 +130,23 @@ def register_operations_cli(app: Flask) -> None:
 
     app.cli.add_command(events)
 
+    integrations = click.Group("integrations", help="Business-tool integrations.")
+
+    @integrations.command("digest")
+    def digest():
+        """E-mail every user with an enabled e-mail integration their daily digest.
+
+        Run it once a day (e.g. cron `0 7 * * *`): open hand-offs and yesterday's numbers.
+        """
+        outcomes = integrations_service.send_digests()
+        for owner, outcome in outcomes.items():
+            click.echo(f"{owner}: {(outcome or {}).get('status', 'not sent')}")
+        click.echo(f"done: {len(outcomes)} digest(s)")
+        if any((o or {}).get("status") == "failed" for o in outcomes.values()):
+            raise SystemExit(1)
+
+    app.cli.add_command(integrations)
+
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
     def worker(burst: bool):
@@ -116,6 +158,63 @@ def register_operations_cli(app: Flask) -> None:
         if "dana_redis" not in current_app.extensions:
             raise click.ClickException("REDIS_URL is not set: there is no queue to work on.")
         run_worker(current_app._get_current_object(), burst=burst)
+
+
+def _tier_by_name(name: str) -> dict:
+    """A plan by its name (any case) or id, archived ones included."""
+    wanted = name.strip().lower()
+    for tier in list_tiers(include_inactive=True)["items"]:
+        if tier["id"] == name or tier["name"].lower() == wanted:
+            return tier
+    raise click.ClickException(f"No plan named {name!r}.")
+
+
+def register_plans_cli(app: Flask) -> None:
+    """`flask grant-plan` (an operator grants a plan without a payment provider) and
+    `flask set-stripe-price` (which Stripe Price bills a plan).
+    """
+
+    @app.cli.command("grant-plan")
+    @click.option("--email", required=True, help="E-mail of the account.")
+    @click.option("--tier", "tier_name", required=True, help="Plan name (e.g. Professional).")
+    @click.option("--reference", default=None, help="A reference kept with the grant.")
+    def grant_plan(email: str, tier_name: str, reference: str | None):
+        """Grant a plan to an account, with no payment; it runs until changed."""
+        user = db.session.scalar(db.select(User).where(User.email == User.normalize_email(email)))
+        if user is None:
+            raise click.ClickException(f"No account with e-mail {email}.")
+        tier = _tier_by_name(tier_name)
+        try:
+            subscribe(user.id, tier["id"], reference, None, provider="admin",
+                      event="subscription_granted_cli")
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"Granted {tier['name']} to {user.email}.")
+
+    @app.cli.command("set-stripe-price")
+    @click.option("--tier", "tier_name", required=True, help="Plan name (e.g. Starter).")
+    @click.option("--price-id", required=True,
+                  help="The Stripe Price id (price_...) that bills the plan; '' to clear.")
+    @click.option("--trial-days", type=click.IntRange(0, 365), default=None,
+                  help="Also set the plan's free trial, in days (0 = none).")
+    def set_stripe_price(tier_name: str, price_id: str, trial_days: int | None):
+        """Set which Stripe Price bills a plan (Checkout and webhooks map plans by it)."""
+        tier = _tier_by_name(tier_name)
+        changes: dict = {"stripe_price_id": price_id.strip() or None}
+        if trial_days is not None:
+            changes["trial_days"] = trial_days
+        try:
+            TierUpdateIn(**changes)
+        except ValidationError as exc:
+            raise click.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+        try:
+            check_price_free(changes["stripe_price_id"], tier["id"])
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        get_store().update_tier(tier["id"], changes)
+        audit("tier_updated_cli", tier_id=tier["id"], fields=sorted(changes))
+        click.echo(f"{tier['name']}: stripe_price_id={changes['stripe_price_id']}"
+                   + (f", trial_days={trial_days}" if trial_days is not None else ""))
 
 
 def _files(path: Path) -> list[Path]:

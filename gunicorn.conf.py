@@ -9,6 +9,19 @@ This file is read by gunicorn's master process. It builds no app there (see on_s
 the worker builds its own, so no Redis or database connection crosses a fork.
 """
 import os
+import sys
+
+from gunicorn.glogging import Logger
+
+# The project's modules (the app, utils) next to this file: gunicorn reads this file before
+# it puts the project on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from flask import Flask
+
+from app import _connect_redis
+from utils.config import ConfigError, load_settings
+from utils.logging import RedactSecretsFilter, redact_secrets
 
 # Where to listen: the same HOST/PORT settings as `python main.py` (README "Configuration").
 # Behind a load balancer on another host, set HOST=0.0.0.0.
@@ -40,6 +53,11 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # health-check/idle interval so the LB, not gunicorn, decides when to close them.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 
+# The longest request line gunicorn accepts (its maximum; the default is 4094). Dana itself
+# answers a URI over 8,000 characters with a JSON 414 (utils/http.py); only a request line
+# over this limit gets gunicorn's own error page.
+limit_request_line = 8190
+
 # No max_requests: recycling the worker would drop every open WebSocket of this instance.
 max_requests = 0
 
@@ -70,6 +88,29 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 access_log_format = ('%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s '
                      '"%(f)s" "%(a)s"')
 
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger with secret query parameters (Meta's hub.verify_token, any *token,
+    *secret or *password) replaced by [redacted] in the request line, query string and
+    referrer of access lines, and in error-log lines (e.g. an invalid request line).
+    """
+
+    def setup(self, cfg):
+        """Gunicorn's set-up, plus the redacting filter on the error log."""
+        super().setup(cfg)
+        self.error_log.addFilter(RedactSecretsFilter())
+
+    def atoms(self, resp, req, environ, request_time):
+        """The access-log atoms with secrets redacted from every URL-bearing one."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "q", "f"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact_secrets(atoms[key])
+        return atoms
+
+
+logger_class = RedactingLogger
+
 proc_name = f"dana-web-{os.environ.get('PORT', '5000')}"
 
 
@@ -79,17 +120,8 @@ def on_starting(server):
     A worker that cannot build the app (main.py exits with status 2 on a configuration
     error) would otherwise be restarted by the master forever, printing the same error. Here
     the same error stops gunicorn at once with status 2, named like `python main.py` names it.
-    Only modules are imported; the throwaway Redis client is closed before any fork.
-    (Imported here, not at the top: gunicorn reads this file before the project's folder is
-    on sys.path, and the hook runs after.)
+    No app is built here; the throwaway Redis client is closed before any fork.
     """
-    import sys
-
-    from flask import Flask
-
-    from app import _connect_redis
-    from utils.config import ConfigError, load_settings
-
     probe = Flask("dana-preflight")
     try:
         _connect_redis(probe, load_settings())

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.x typed models: users, auth sessions and refresh tokens, audit log.
+"""SQLAlchemy 2.x typed models: users, auth sessions and refresh tokens, audit log, platform
+accounts, integrations, webhook events, workflows, knowledge.
 
 The SQL side of the conversation/subscription store lives in utils/store/sql_models.py: it
 builds on this module's `db` and shares its metadata, so one Alembic history covers every
@@ -229,6 +230,7 @@ class PlatformAccount(db.Model):
     platform: Mapped[str] = mapped_column(String(16), nullable=False)
     external_id: Mapped[str] = mapped_column(String(128), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    display_phone_number: Mapped[str | None] = mapped_column(String(32))  # WhatsApp, from Graph
     access_token_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -239,7 +241,8 @@ class PlatformAccount(db.Model):
     def to_dict(self) -> dict:
         """The account as the API shows it: never the token."""
         return {"id": self.id, "platform": self.platform, "external_id": self.external_id,
-                "name": self.name, "status": self.status, "last_error": self.last_error,
+                "name": self.name, "display_phone_number": self.display_phone_number,
+                "status": self.status, "last_error": self.last_error,
                 "created_at": self.created_at.isoformat(),
                 "updated_at": self.updated_at.isoformat()}
 
@@ -270,6 +273,24 @@ class WebhookEvent(db.Model):
                 "attempts": self.attempts, "error": self.error,
                 "received_at": self.received_at.isoformat(),
                 "processed_at": self.processed_at.isoformat() if self.processed_at else None}
+
+
+class StripeEvent(db.Model):
+    """A Stripe webhook event that was (or is being) applied: its id is unique, so a
+    redelivered or replayed event is recognised and applied once. Only events whose
+    signature verified are ever written here.
+    """
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    # when Stripe created the event: deliveries are not ordered, so an event older than one
+    # already applied for the same user is not applied over it
+    created_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
 
 
 class BusinessProfile(db.Model):
@@ -391,3 +412,65 @@ class KnowledgeChunk(db.Model):
     answer: Mapped[str | None] = mapped_column(Text)
     search_text: Mapped[str] = mapped_column(Text, nullable=False)
 
+
+class Integration(db.Model):
+    """A business tool connected by a user: one row per user and type.
+
+    `config` is the validated config with its secret fields (the connector's secret_fields)
+    replaced by Fernet tokens (utils/crypto.py); status: pending -> active | error.
+    """
+
+    __tablename__ = "integrations"
+    __table_args__ = (UniqueConstraint("user_id", "type", name="uq_integrations_user_type"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False, index=True)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    config: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    last_checked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class IntegrationRef(db.Model):
+    """What an integration keeps about one conversation (e.g. its Slack channel and thread ts).
+
+    external_id is the integration's own key for it (e.g. the thread ts), so an inbound event
+    from the service (a reply in that thread) finds its conversation.
+    """
+
+    __tablename__ = "integration_refs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "conversation_id", "type", name="uq_integration_refs_conv"),
+        Index("ix_integration_refs_external", "type", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False)
+    conversation_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    refs: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class SlackInbound(db.Model):
+    """Each request from Slack that Dana acted on, by its unique key: the Events API's
+    `event_id` (Slack retries a delivery with the same id) or an interaction's trigger id.
+    The primary key makes a retry or a replayed request a no-op, in every process.
+    """
+
+    __tablename__ = "slack_inbound"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from automation.inbound import InboundHook
 from automation.integrations.base import IntegrationConnector
+from automation.integrations.business.email import EmailConnector
+from automation.integrations.business.slack import SlackConnector
+from automation.integrations.catalogue import PLANNED
 from automation.platforms.base import GraphConfig, PlatformConnector
 from automation.platforms.facebook import FacebookConnector
 from automation.platforms.instagram import InstagramConnector
@@ -25,8 +28,14 @@ INBOUND_HOOKS: dict[str, InboundHook] = {
     "whatsapp": MetaWebhook("whatsapp", WhatsAppConnector.secret_setting),
 }
 
-# Integrations (Slack, e-mail, CRM, databases), keyed by type; none ship yet.
-INTEGRATIONS: dict[str, IntegrationConnector] = {}
+# Integrations (Slack, e-mail, CRM, databases), keyed by type: one module plus one line here.
+# PLANNED lists all ten specified types (unavailable placeholders); a built one replaces its
+# placeholder below, keeping the catalogue's order.
+INTEGRATIONS: dict[str, type[IntegrationConnector]] = {
+    **PLANNED,
+    "slack": SlackConnector,
+    "email": EmailConnector,
+}
 
 
 def get_connector(platform: str, graph: GraphConfig) -> PlatformConnector:

@@ -2,176 +2,404 @@
 
     .venv/bin/python bench/answers.py                      # SQLite in a temp dir
     .venv/bin/python bench/answers.py --database-url postgresql://postgres@127.0.0.1:5432/test
-    .venv/bin/python bench/answers.py --verbose            # every question, its passage, score
+    .venv/bin/python bench/answers.py --verbose            # every question, its passage, reply
+    .venv/bin/python bench/answers.py --fit                # refit decision.json on the dev split
 
-It builds an app on a fresh database (with --database-url, a new database on that
-PostgreSQL server, dropped at the end), imports bench/data/velo_verde (markdown, CSV and text,
-through the same importer as the API and the CLI), asks every question of
-bench/data/velo_verde_questions.csv and prints:
+It builds an app on a fresh database, imports every business of bench/data (one user each,
+through the same importer as the API and the CLI), asks each business's questions
+(bench/data/<name>_questions.csv: `expected` is one or more phrases, separated by " | ", that
+the reply must contain, or `handoff`) through generate_reply (AI_PROVIDER=local), and prints,
+per business and split, the confusion table: answered right, answered wrong (an unanswerable
+question answered, or a reply without the expected phrase), handed off (right), wrongly handed
+off (an answerable question).
 
-* top-1 retrieval accuracy on the answerable questions (the best passage holds the answer),
-* per threshold: the answer rate and the correct-answer rate on the answerable questions,
-  wrong answers, and hand-off precision/recall (a hand-off is right on the unanswerable ones),
-* what generate_reply (AI_PROVIDER=local) does at the provider's ANSWER_THRESHOLD.
+Each question's split is fixed by a hash of its text (dev or test, about half each). --fit
+refits the decision model on the dev questions of every business and stores it in
+automation/knowledge/decision.json; the test split is never used for fitting.
 
-Only 127.0.0.1 is contacted. Nothing is timed: this measures quality, not speed.
+Then it times the decision (search + features + model + reply) with 500 documents in one
+knowledge base, and prints p50/p99 next to the search alone as the baseline of the same run.
+Only 127.0.0.1 is contacted.
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
+import random
 import sys
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (FERNET_KEY, JWT_SECRET_KEY, SECRET_KEY, database,  # noqa: E402
-                          print_table, temp_workdir)
+from bench.common import (  # noqa: E402
+    FERNET_KEY,
+    JWT_SECRET_KEY,
+    SECRET_KEY,
+    database,
+    percentile,
+    print_table,
+    temp_workdir,
+)
 
 DATA = Path(__file__).resolve().parent / "data"
-KB_DIR = DATA / "velo_verde"
-QUESTIONS = DATA / "velo_verde_questions.csv"
-BUSINESS = {"name": "Velo Verde", "persona": "", "instructions": "",
-            "handoff_message": "A member of our team will reply here soon.", "language": "en"}
+BUSINESSES = {
+    "velo_verde": {"name": "Velo Verde", "language": "en"},
+    "lindenhof_dental": {"name": "Zahnarztpraxis Lindenhof", "language": "de"},
+    "tallybook": {"name": "Tallybook", "language": "en"},
+    "bouchon_canuts": {"name": "Le Bouchon des Canuts", "language": "fr"},
+}
+HANDOFF_TEXT = "A member of our team will reply here soon."
+TIMED_DOCUMENTS = 500
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database-url", default=None,
-                   help="PostgreSQL server URL on 127.0.0.1 (a fresh database is created on it "
-                        "and dropped afterwards); default: SQLite in a temp dir")
-    p.add_argument("--thresholds", default="0.55,0.65,0.75",
-                   help="comma-separated thresholds to compare (default 0.55,0.65,0.75)")
+    """Command-line options."""
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL server URL on 127.0.0.1 (a fresh database is created on it "
+        "and dropped afterwards); default: SQLite in a temp dir",
+    )
+    p.add_argument(
+        "--fit",
+        action="store_true",
+        help="refit automation/knowledge/decision.json on the dev split first",
+    )
+    p.add_argument("--no-timing", action="store_true", help="skip the 500-document timing")
     p.add_argument("--verbose", action="store_true", help="print every question's result")
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=["dev", "test"],
+        help="with --verbose: print only this split",
+    )
     return p.parse_args(argv)
 
 
 def _norm(text: str) -> str:
-    return " ".join((text or "").lower().split())
+    from automation.knowledge.text import fold
+
+    return " ".join(fold(text or "").replace("’", "'").split())
 
 
-def load_questions() -> list[dict]:
-    with open(QUESTIONS, newline="", encoding="utf-8") as fh:
+def split_of(question: str) -> str:
+    """Dev or test, fixed by the question's text (so adding questions moves none)."""
+    return "dev" if hashlib.sha256(question.encode("utf-8")).digest()[0] % 2 == 0 else "test"
+
+
+def load_questions(name: str) -> list[dict]:
+    """A business's questions with their expected phrases, answerability and split."""
+    with open(DATA / f"{name}_questions.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
+        row["business"] = name
         row["answerable"] = row["expected"].strip().lower() != "handoff"
+        row["phrases"] = (
+            [p.strip() for p in row["expected"].split("|") if p.strip()]
+            if row["answerable"]
+            else []
+        )
+        row["split"] = split_of(row["question"])
+        row.setdefault("kind", "")
     return rows
 
 
 def build(workdir: Path, database_url: str):
-    """An app on a fresh, migrated database, with one user owning the imported KB."""
+    """An app on a fresh, migrated database."""
     from app import create_app, upgrade_database
     from utils.config import load_settings
 
     settings = load_settings(
-        _env_file=None, DANA_ENV="test", DATABASE_URL=database_url,
-        INSTANCE_PATH=str(workdir / "instance"), SECRET_KEY=SECRET_KEY,
-        JWT_SECRET_KEY=JWT_SECRET_KEY, ENCRYPTION_KEYS=FERNET_KEY, AI_PROVIDER="local",
-        OPENAI_API_KEY=None, REDIS_URL=None, LOG_LEVEL="WARNING")
+        _env_file=None,
+        DANA_ENV="test",
+        DATABASE_URL=database_url,
+        INSTANCE_PATH=str(workdir / "instance"),
+        SECRET_KEY=SECRET_KEY,
+        JWT_SECRET_KEY=JWT_SECRET_KEY,
+        ENCRYPTION_KEYS=FERNET_KEY,
+        AI_PROVIDER="local",
+        OPENAI_API_KEY=None,
+        REDIS_URL=None,
+        LOG_LEVEL="WARNING",
+    )
     app = create_app(settings)
     upgrade_database(app)
     return app
 
 
-def import_kb(user_id: str) -> tuple[int, int]:
-    from automation.knowledge import create_documents, parse_file
+def kb_items(name: str) -> list[dict]:
+    """A business's knowledge files parsed into document items (as the import does)."""
+    from automation.knowledge import parse_file
 
     items = []
-    for path in sorted(KB_DIR.iterdir()):
+    for path in sorted((DATA / name).iterdir()):
         if path.is_file():
             items.extend(parse_file(path.name, path.read_bytes()))
-    created = create_documents(user_id, items)
-    return len(created), sum(d["chunk_count"] for d in created)
+    return items
 
 
-def evaluate(rows: list[dict], thresholds: list[float]) -> list[list[str]]:
-    """One table row per threshold from the questions' best passages."""
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
-    out = []
-    for t in thresholds:
-        answered = lambda r: r["best_score"] >= t and not r["human"]  # noqa: E731
-        ans_rate = sum(answered(r) for r in answerable) / len(answerable)
-        correct = sum(answered(r) and r["top1"] for r in answerable) / len(answerable)
-        wrong = sum(answered(r) and not r["top1"] for r in answerable) \
-            + sum(answered(r) for r in unanswerable)
-        handoffs = [r for r in rows if not answered(r)]
-        right_handoffs = sum(not r["answerable"] for r in handoffs)
-        precision = right_handoffs / len(handoffs) if handoffs else float("nan")
-        recall = right_handoffs / len(unanswerable)
-        out.append([f"{t:.2f}", f"{ans_rate:.0%}", f"{correct:.0%}", str(wrong),
-                    f"{precision:.0%}", f"{recall:.0%}"])
-    return out
+def new_user(email: str, name: str) -> str:
+    """A user in the bench database; returns its id."""
+    from models_db import User, db
+
+    user = User(email=email, name=name)
+    user.set_password("correct horse battery staple")
+    db.session.add(user)
+    db.session.commit()
+    return user.id
+
+
+def judge(row: dict, answer) -> str:
+    """Right | wrong | handoff | missed (wrongly handed off)."""
+    if answer.handoff:
+        return "missed" if row["answerable"] else "handoff"
+    if not row["answerable"]:
+        return "wrong"
+    text = _norm(answer.text)
+    return "right" if all(_norm(p) in text for p in row["phrases"]) else "wrong"
+
+
+def ask(user_id: str, business: dict, rows: list[dict]) -> None:
+    """Ask every question; record the reply, its verdict and the decision's features."""
+    from automation.ai.response_generator import ReplyContext, generate_reply
+    from automation.knowledge import search
+    from automation.knowledge.decision import features
+
+    biz = {
+        "name": business["name"],
+        "persona": "",
+        "instructions": "",
+        "handoff_message": HANDOFF_TEXT,
+        "language": business["language"],
+    }
+    for r in rows:
+        passages = search(user_id, r["question"], 5)
+        r["features"] = features(r["question"], passages)
+        best = passages[0] if passages else None
+        r["best"] = (best.heading or best.title) if best else "-"
+        body = _norm(best.answer or best.text) if best else ""
+        r["label"] = int(
+            bool(best and r["answerable"] and all(_norm(p) in body for p in r["phrases"]))
+        )
+        ctx = ReplyContext(
+            user_id=user_id,
+            business=biz,
+            conversation_id=None,
+            message_text=r["question"],
+            history=[],
+            contact_name=None,
+            platform="facebook",
+        )
+        r["answer"] = generate_reply(ctx)
+        r["verdict"] = judge(r, r["answer"])
+
+
+def confusion(rows: list[dict]) -> list[str]:
+    """One table row: counts and the two target rates."""
+    c = {k: sum(r["verdict"] == k for r in rows) for k in ("right", "wrong", "handoff", "missed")}
+    answerable = sum(r["answerable"] for r in rows)
+    unanswerable = len(rows) - answerable
+    wrong_on_unanswerable = sum(r["verdict"] == "wrong" and not r["answerable"] for r in rows)
+    right_rate = c["right"] / answerable if answerable else float("nan")
+    handoff_rate = c["handoff"] / unanswerable if unanswerable else float("nan")
+    return [
+        str(len(rows)),
+        str(c["right"]),
+        str(c["wrong"] - wrong_on_unanswerable),
+        str(wrong_on_unanswerable),
+        str(c["handoff"]),
+        str(c["missed"]),
+        f"{right_rate:.0%}",
+        f"{handoff_rate:.0%}",
+    ]
+
+
+def refit(rows: list[dict]) -> None:
+    """Fit the decision model on the dev split and store it with the knowledge package."""
+    from automation.knowledge.decision import MODEL_FILE, _cache, fit
+
+    dev = [r for r in rows if r["split"] == "dev"]
+    model = fit([r["features"] for r in dev], [r["label"] for r in dev])
+    model.meta["fitted_on"] = "bench/data dev split: " + ", ".join(BUSINESSES)
+    MODEL_FILE.write_text(json.dumps(model.to_json(), indent=2) + "\n", encoding="utf-8")
+    _cache.clear()
+    print(
+        f"fitted {MODEL_FILE.name} on {len(dev)} dev questions: threshold "
+        f"{model.threshold}, weights {model.weights}, bias {model.bias}\n"
+    )
+
+
+def filler_documents(count: int, seed: int = 7) -> list[dict]:
+    """`count` made-up documents from shuffled sentences of every bench knowledge base."""
+    from automation.knowledge.text import sentences
+
+    pool = []
+    for name in BUSINESSES:
+        for item in kb_items(name):
+            pool.extend(s for s in sentences(item["content"]) if len(s) > 30)
+    rnd = random.Random(seed)
+    return [
+        {
+            "title": f"Notes {i}: " + " ".join(rnd.choice(pool).split()[:4]),
+            "content": "\n\n".join(" ".join(rnd.sample(pool, 4)) for _ in range(3)),
+            "format": "text",
+        }
+        for i in range(count)
+    ]
+
+
+def time_decision(rows: list[dict]) -> list[list[str]]:
+    """p50/p99 of search alone and of generate_reply with TIMED_DOCUMENTS documents."""
+    from automation.ai.response_generator import ReplyContext, generate_reply
+    from automation.knowledge import search
+    from automation.knowledge.database import _new_document
+    from automation.knowledge.decision import features, load_model
+    from models_db import db
+
+    user_id = new_user("timing@example.com", "Timing")
+    items = [i for name in BUSINESSES for i in kb_items(name)]
+    items += filler_documents(TIMED_DOCUMENTS - len(items))
+    for item in items:
+        _new_document(user_id, item)
+    db.session.commit()
+    biz = {"name": "Timing", "handoff_message": HANDOFF_TEXT, "language": "en"}
+    searched, decided, modelled = [], [], []
+    model = load_model()
+    for r in rows * 2:
+        t0 = time.perf_counter()
+        hits = search(user_id, r["question"], 5)
+        searched.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.should_answer(features(r["question"], hits))
+        modelled.append(time.perf_counter() - t0)
+        ctx = ReplyContext(
+            user_id=user_id,
+            business=biz,
+            conversation_id=None,
+            message_text=r["question"],
+            history=[],
+            contact_name=None,
+            platform="facebook",
+        )
+        t0 = time.perf_counter()
+        generate_reply(ctx)
+        decided.append(time.perf_counter() - t0)
+    ms = lambda xs, p: f"{percentile(xs, p) * 1000:.1f}"  # noqa: E731
+    base = percentile(searched, 99)
+    return [
+        ["search only (baseline)", str(len(searched)), ms(searched, 50), ms(searched, 99), "1.00"],
+        [
+            "features + model only",
+            str(len(modelled)),
+            ms(modelled, 50),
+            ms(modelled, 99),
+            f"{percentile(modelled, 99) / base:.2f}",
+        ],
+        [
+            "decision (generate_reply)",
+            str(len(decided)),
+            ms(decided, 50),
+            ms(decided, 99),
+            f"{percentile(decided, 99) / base:.2f}",
+        ],
+    ]
 
 
 def main(argv=None) -> int:
+    """Run the benchmark (see the module docstring)."""
     args = parse_args(argv)
-    thresholds = [float(x) for x in args.thresholds.split(",") if x.strip()]
-    rows = load_questions()
-    with temp_workdir("dana-bench-answers-") as workdir, \
-            database(workdir, args.database_url) as url:
+    rows_by = {name: load_questions(name) for name in BUSINESSES}
+    every = [r for rows in rows_by.values() for r in rows]
+    timing = None
+    with (
+        temp_workdir("dana-bench-answers-") as workdir,
+        database(workdir, args.database_url) as url,
+    ):
         app = build(workdir, url)
         with app.app_context():
-            from automation.ai.providers.local import ANSWER_THRESHOLD
-            from automation.ai.response_generator import (ReplyContext, detect_intent,
-                                                          generate_reply)
-            from automation.knowledge import search
-            from models_db import User, db
+            from automation.knowledge import create_documents
+            from models_db import db
 
-            user = User(email="bench@example.com", name="Velo Verde")
-            user.set_password("correct horse battery staple")
-            db.session.add(user)
-            db.session.commit()
-            docs, chunks = import_kb(user.id)
-
-            for r in rows:
-                passages = search(user.id, r["question"], 5)
-                best = passages[0] if passages else None
-                r["best_score"] = best.score if best else 0.0
-                r["best_title"] = (best.heading or best.title) if best else "-"
-                r["top1"] = bool(best and r["answerable"]
-                                 and _norm(r["expected"]) in _norm(best.text))
-                r["human"] = detect_intent(r["question"]) == "human_request"
-                ctx = ReplyContext(user_id=user.id, business=BUSINESS, conversation_id=None,
-                                   message_text=r["question"], history=[], contact_name=None,
-                                   platform="facebook")
-                r["answer"] = generate_reply(ctx)
+            sizes = {}
+            for name, biz in BUSINESSES.items():
+                uid = new_user(f"{name}@example.com", biz["name"])
+                created = create_documents(uid, kb_items(name))
+                sizes[name] = (len(created), sum(d["chunk_count"] for d in created), uid)
+            for name, biz in BUSINESSES.items():
+                ask(sizes[name][2], biz, rows_by[name])
+            if args.fit:
+                refit(every)
+                for name, biz in BUSINESSES.items():
+                    ask(sizes[name][2], biz, rows_by[name])
+            if not args.no_timing:
+                timing = time_decision(every)
             dialect = db.engine.dialect.name
             db.session.remove()
             db.engine.dispose()
 
-    answerable = [r for r in rows if r["answerable"]]
-    print(f"knowledge base: {docs} documents, {chunks} passages ({dialect}); "
-          f"{len(rows)} questions, {len(answerable)} answerable, "
-          f"{len(rows) - len(answerable)} for a human")
-    if args.verbose:
-        print()
-        print_table(["question", "expected", "score", "top-1", "best passage", "reply"], [
-            [r["question"][:48], r["expected"][:24], f"{r['best_score']:.2f}",
-             "ok" if r["top1"] else ("-" if not r["answerable"] else "MISS"),
-             r["best_title"][:30],
-             "handoff" if r["answer"].handoff else (r["answer"].text or "")[:40]]
-            for r in rows])
-    top1 = sum(r["top1"] for r in answerable) / len(answerable)
-    print(f"\ntop-1 retrieval accuracy (answerable): {top1:.0%} "
-          f"({sum(r['top1'] for r in answerable)}/{len(answerable)})\n")
-    print_table(["threshold", "answer rate", "correct answers", "wrong answers",
-                 "handoff precision", "handoff recall"], evaluate(rows, thresholds))
+    from automation.knowledge.decision import load_model
 
-    # What generate_reply really does at the provider's threshold (templates, intents incl.)
-    live_ans = [r for r in answerable if not r["answer"].handoff]
-    live_ok = [r for r in live_ans if r["answer"].sources and r["top1"]]
-    live_wrong = len(live_ans) - len(live_ok) + sum(
-        not r["answer"].handoff for r in rows if not r["answerable"])
-    handed = [r for r in rows if r["answer"].handoff]
-    prec = sum(not r["answerable"] for r in handed) / len(handed) if handed else float("nan")
-    rec = sum(r["answer"].handoff for r in rows if not r["answerable"]) / \
-        (len(rows) - len(answerable))
-    print(f"\ngenerate_reply at ANSWER_THRESHOLD={ANSWER_THRESHOLD}: answered "
-          f"{len(live_ans)}/{len(answerable)} answerable ({len(live_ok)} correct), "
-          f"{live_wrong} wrong answer(s), handoff precision {prec:.0%}, recall {rec:.0%}")
+    model = load_model()
+    print(
+        f"database: {dialect}; decision model: threshold {model.threshold} "
+        f"({model.meta.get('fitted_on') or model.meta.get('source', '')})\n"
+    )
+    if args.verbose:
+        shown = [r for r in every if not args.split or r["split"] == args.split]
+        print_table(
+            ["business", "split", "question", "expected", "p", "verdict", "best passage", "reply"],
+            [
+                [
+                    r["business"][:10],
+                    r["split"],
+                    r["question"][:46],
+                    r["expected"][:20],
+                    f"{load_model().probability(r['features']):.2f}",
+                    r["verdict"],
+                    r["best"][:24],
+                    "handoff"
+                    if r["answer"].handoff
+                    else (r["answer"].text or "")[:50].replace("\n", " "),
+                ]
+                for r in shown
+            ],
+        )
+        print()
+    table = []
+    for name in BUSINESSES:
+        docs, chunks, _uid = sizes[name]
+        for split in ("dev", "test"):
+            rows = [r for r in rows_by[name] if r["split"] == split]
+            table.append([f"{name} ({docs} docs, {chunks} passages)", split] + confusion(rows))
+    for split in ("dev", "test"):
+        rows = [r for r in every if r["split"] == split]
+        table.append(["all businesses", split] + confusion(rows))
+    print_table(
+        [
+            "business",
+            "split",
+            "questions",
+            "answered right",
+            "answered wrong",
+            "answered unanswerable",
+            "handed off (right)",
+            "wrongly handed off",
+            "right / answerable",
+            "handed off / unanswerable",
+        ],
+        table,
+    )
+    if timing:
+        print(f"\ndecision time with {TIMED_DOCUMENTS} documents in one knowledge base, ms:")
+        print_table(["what", "runs", "p50", "p99", "p99 ratio to search"], timing)
     return 0
 
 

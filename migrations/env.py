@@ -9,9 +9,10 @@ from flask import current_app
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Interpret the config file for Python logging (Alembic's own progress lines), but keep the
+# loggers that already exist: by default fileConfig disables them, which silenced every
+# `dana.*` logger of the app (and werkzeug's) after `python main.py` ran the migrations.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 

@@ -1,12 +1,18 @@
 """The API's documentation: /api/openapi.json and the offline Swagger UI page /api/docs."""
 from __future__ import annotations
 
-import swagger_ui_bundle
+from pathlib import Path
+
+import flask_swagger_ui
 from flask import Blueprint, current_app, render_template_string, send_from_directory, url_for
 
 from utils.openapi import build_spec
 
 bp = Blueprint("docs", __name__)
+
+# Swagger UI 5.x (renders OpenAPI 3.1, which the spec is), vendored by the flask-swagger-ui
+# package: served from here, so the docs page needs no other host.
+SWAGGER_UI_DIST = str(Path(flask_swagger_ui.__file__).resolve().parent / "dist")
 
 _DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Dana API docs</title>
@@ -42,8 +48,8 @@ def docs():
 
 @bp.get("/api/docs/assets/<path:filename>")
 def docs_asset(filename: str):
-    """Swagger UI's vendored files, plus the small script that points it at our spec."""
+    """Swagger UI's files, and the small script that points it at /api/openapi.json."""
     if filename == "dana-docs.js":
         return current_app.response_class(_DOCS_INIT % url_for("docs.openapi_json"),
                                           mimetype="application/javascript")
-    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=3600)
+    return send_from_directory(SWAGGER_UI_DIST, filename, max_age=3600)

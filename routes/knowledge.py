@@ -51,7 +51,12 @@ def search(query: KnowledgeSearchQuery):
 @bp.post("/import")
 @require_auth
 @endpoint(response=KnowledgeImportOut, status=201, tags=TAGS, errors=(400, 402, 413),
-          form={"file": "file", "tags": "string"})
+          form={"file": ("file", "the file to import: .md/.markdown (one document per top "
+                                 "section: `#` or `===` headings, else `##` or `---` ones), "
+                                 ".txt (one document) or .csv with a question,answer header "
+                                 "(one FAQ document); UTF-8, at most MAX_CONTENT_LENGTH bytes"),
+                "tags": ("string", "optional comma-separated tags for every imported "
+                                   "document, e.g. `faq, shipping`")})
 def import_documents():
     """Import a multipart `file` (.md, .markdown, .txt, .csv with question,answer); optional
     form field `tags` (comma-separated).

@@ -14,6 +14,7 @@ from routes.schemas import (
     TierOut,
     TierUpdateIn,
 )
+from services import plans
 from services import subscriptions as svc
 from utils.auth import require_admin, require_auth
 from utils.openapi import endpoint
@@ -71,18 +72,18 @@ def my_subscription():
 
 @bp.post("/user")
 @require_auth
-@endpoint(body=SubscribeIn, response=SubscriptionOut, tags=TAGS, errors=(404,))
+@endpoint(body=SubscribeIn, response=SubscriptionOut, tags=TAGS, errors=(402, 404, 409, 503))
 def subscribe(body: SubscribeIn):
-    """Subscribe or change plan; takes effect immediately."""
-    return svc.subscribe(g.user.id, body.tier_id, body.payment_reference, actor_id=g.user.id)
+    """Take a free plan or a trial; a paid plan answers 402 payment_required (admins grant)."""
+    return plans.request_plan(g.user, body.tier_id, body.user_id, body.payment_reference)
 
 
 @bp.post("/user/<user_id>/cancel")
 @require_auth
-@endpoint(response=SubscriptionOut, tags=TAGS, errors=(404, 409))
+@endpoint(response=SubscriptionOut, tags=TAGS, errors=(404, 409, 503))
 def cancel(user_id: str):
-    """Cancel your own subscription (or anyone's, as admin)."""
-    return svc.cancel(g.user, user_id)
+    """Cancel your own subscription (or anyone's, as admin); Stripe stops at period end."""
+    return plans.cancel(g.user, user_id)
 
 
 @bp.get("/users")

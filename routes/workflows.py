@@ -29,7 +29,7 @@ def list_workflows():
 
 @bp.post("/workflows")
 @require_auth
-@endpoint(body=WorkflowIn, response=WorkflowOut, status=201, tags=TAGS)
+@endpoint(body=WorkflowIn, response=WorkflowOut, status=201, tags=TAGS, errors=(404,))
 def create_workflow(body: WorkflowIn):
     """Add a workflow (the definition is validated: trigger, conditions, actions)."""
     return svc.create_workflow(g.user.id, body.model_dump(mode="json")).to_dict(), 201

@@ -1,8 +1,9 @@
 """Conversations, messages and contacts of one owner, through the store."""
 from __future__ import annotations
 
-from automation.ai.response_generator import ReplyContext
+from automation.ai.response_generator import ReplyContext, generate_reply, retrieve
 from automation.ai.response_generator import suggest_replies as draft
+from automation.core.assignees import check_assignee
 from automation.core.business_profile import get_profile
 from automation.core.handoff import conversation_history
 from utils import events
@@ -28,6 +29,7 @@ def update_conversation(owner_id: str, conversation_id: str, changes: dict) -> d
     """Change status, assignee, labels or ai_enabled; notifies the owner."""
     if changes.get("status") and changes["status"] != "snoozed":
         changes.setdefault("snoozed_until", None)
+    check_assignee(owner_id, changes.get("assignee_id"))
     conv = get_store().update_conversation(owner_id, conversation_id, changes)
     if conv is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
@@ -92,3 +94,16 @@ def suggest_replies(owner_id: str, conversation_id: str, n: int = 3) -> dict:
                        history=history, contact_name=conv["contact"].get("name"),
                        platform=conv["platform"])
     return {"suggestions": draft(ctx, n)}
+
+
+def preview_answer(owner_id: str, question: str) -> dict:
+    """What the AI would answer a customer asking `question` now (nothing is sent or stored):
+    the knowledge base's passages it found and its answer or hand-off.
+    """
+    ctx = ReplyContext(user_id=owner_id, business=get_profile(owner_id),
+                       conversation_id=None, message_text=question, history=[],
+                       contact_name=None, platform="facebook")
+    answer = generate_reply(ctx)
+    return {"text": answer.text, "handoff": answer.handoff, "reason": answer.reason,
+            "confidence": answer.confidence,
+            "passages": [p.to_dict() for p in retrieve(ctx)]}

@@ -43,7 +43,7 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
     text = raw_body.decode("utf-8", errors="replace")
     try:
         payload = json.loads(raw_body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         payload = None
     if not isinstance(payload, dict):
         # Authentic but unusable: keep it for inspection, tell the sender.

@@ -14,11 +14,13 @@ from utils.store import get_store
 
 def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: str | None,
                      pause_ai: bool = True, tag: str | None = None,
-                     template: dict | None = None) -> dict:
-    """A human reply from the inbox; by default it pauses the AI for this conversation.
+                     template: dict | None = None, *, idempotency_key: str | None = None,
+                     metadata: dict | None = None) -> dict:
+    """A human reply from the inbox (or a Slack thread); by default it pauses the AI here.
 
     `template` (WhatsApp only) sends a pre-approved template, which WhatsApp allows outside
-    the 24-hour window; the thread shows it as "[template <name>]".
+    the 24-hour window; the thread shows it as "[template <name>]". `idempotency_key` makes a
+    repeated request (e.g. Slack's retry of one thread reply) return the first send.
     """
     if template is not None:
         conv = get_store().get_conversation(owner_id, conversation_id)
@@ -31,8 +33,9 @@ def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: s
         text = text or f"[template {template['name']}]"
     message = send_message(owner_id, conversation_id,
                            OutboundMessage(text=text, tag=tag, template=template),
-                           "agent", metadata={"author_id": agent_id,
-                                              **({"template": template} if template else {})})
+                           "agent", idempotency_key=idempotency_key,
+                           metadata={**(metadata or {}), "author_id": agent_id,
+                                     **({"template": template} if template else {})})
     if pause_ai:
         conv = get_store().get_conversation(owner_id, conversation_id)
         if conv and conv["ai_enabled"]:

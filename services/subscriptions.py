@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from models_db import User, db
 from utils import usage
 from utils.audit import audit
+from utils.config import current_settings
 from utils.errors import Conflict, NotFound
 from utils.store import get_store
 from utils.store.base import DuplicateTier
@@ -34,15 +35,26 @@ def list_tiers(include_inactive: bool = False) -> dict:
 
 
 def get_tier(tier_id: str, include_inactive: bool = False) -> dict:
-    """One plan, or 404 (archived plans only when asked for)."""
+    """One plan; 404 tier_not_found if missing (or archived, unless include_inactive)."""
     tier = get_store().get_tier(tier_id)
     if tier is None or (not tier["is_active"] and not include_inactive):
         raise NotFound("No such plan.", code="tier_not_found")
     return tier
 
 
+def check_price_free(price_id: str | None, tier_id: str | None = None) -> None:
+    """A Stripe price bills one plan only: webhooks find the plan by it."""
+    if not price_id:
+        return
+    for tier in get_store().list_tiers(include_inactive=True):
+        if tier["stripe_price_id"] == price_id and tier["id"] != tier_id:
+            raise Conflict(f"The {tier['name']} plan already has this Stripe price.",
+                           code="stripe_price_in_use")
+
+
 def create_tier(actor: User, data: dict) -> dict:
-    """Admin: add a plan; its name must be unique."""
+    """Admin: add a plan; its name (and Stripe price, if any) must be unique."""
+    check_price_free(data.get("stripe_price_id"))
     try:
         tier = get_store().create_tier(data)
     except DuplicateTier:
@@ -54,6 +66,9 @@ def create_tier(actor: User, data: dict) -> dict:
 def update_tier(actor: User, tier_id: str, data: dict) -> dict:
     """Admin: change a plan; subscribers get the new limits at once."""
     get_tier(tier_id, include_inactive=True)
+    if "trial_days" in data and data["trial_days"] is None:
+        del data["trial_days"]
+    check_price_free(data.get("stripe_price_id"), tier_id)
     try:
         tier = get_store().update_tier(tier_id, data)
     except DuplicateTier:
@@ -78,13 +93,36 @@ def delete_tier(actor: User, tier_id: str) -> None:
 
 # -------------------------------------------------------------------- subscriptions
 
-def _is_expired(sub: dict, now: datetime) -> bool:
+def _grace() -> timedelta:
+    return timedelta(days=current_settings().STRIPE_GRACE_DAYS)
+
+
+def paid_until(sub: dict) -> datetime | None:
+    """When the subscribed plan stops applying (None: it runs until changed).
+
+    A past-due subscription keeps its plan for the grace period counted from the failed
+    payment. One billed by Stripe and still active also gets the grace period past its period
+    end: the renewal's invoice.paid may arrive a little after the period has turned over. A
+    trial, a grant with an end, or a cancellation at period end stops exactly at period end.
+    """
+    if sub["status"] == "past_due":
+        since = _parse(sub.get("past_due_since")) or _parse(sub["updated_at"]) or _now()
+        return since + _grace()
     end = _parse(sub["current_period_end"])
-    return sub["status"] == "expired" or (end is not None and end <= now)
+    if end is not None and sub.get("provider") == "stripe" and sub["status"] == "active":
+        return end + _grace()
+    return end
+
+
+def _is_expired(sub: dict, now: datetime) -> bool:
+    until = paid_until(sub)
+    return sub["status"] == "expired" or (until is not None and until <= now)
 
 
 def effective_tier_id(sub: dict | None, now: datetime | None = None) -> str:
-    """The plan that applies now: the subscribed one while it runs, else Free."""
+    """The plan that applies now: the subscribed one while it runs (past due: within the
+    grace period; canceled: until the paid period ends), else Free.
+    """
     now = now or _now()
     if sub is None or _is_expired(sub, now):
         return FREE_TIER_ID
@@ -94,10 +132,13 @@ def effective_tier_id(sub: dict | None, now: datetime | None = None) -> str:
 
 
 def read_subscription(user_id: str) -> dict | None:
-    """The stored subscription, with expiry applied (and persisted) on read."""
+    """The stored subscription, with expiry applied (and persisted) on read. A past-due one
+    is left past due (an invoice may still be paid); its plan just stops applying.
+    """
     store = get_store()
     sub = store.get_subscription(user_id)
-    if sub is not None and sub["status"] != "expired" and _is_expired(sub, _now()):
+    if sub is not None and sub["status"] not in ("expired", "past_due") \
+            and _is_expired(sub, _now()):
         sub = store.save_subscription(user_id, {"status": "expired"})
     return sub
 
@@ -118,8 +159,9 @@ def subscription_view(user_id: str) -> dict:
     tier = get_store().get_tier(sub["tier_id"])
     effective_id = effective_tier_id(sub)
     effective = tier if effective_id == sub["tier_id"] else get_store().get_tier(effective_id)
-    return {**sub, "tier": tier, "effective_tier": effective,
-            "usage": usage_summary(user_id, effective)}
+    until = paid_until(sub) if effective_id == sub["tier_id"] else None
+    return {**sub, "effective_until": until.isoformat() if until else None, "tier": tier,
+            "effective_tier": effective, "usage": usage_summary(user_id, effective)}
 
 
 def usage_summary(user_id: str, tier: dict) -> dict:
@@ -128,35 +170,36 @@ def usage_summary(user_id: str, tier: dict) -> dict:
             "ai_replies_limit": tier["monthly_ai_replies"]}
 
 
-def subscribe(user_id: str, tier_id: str, payment_reference: str | None, actor_id: str) -> dict:
-    """Start or change the plan; takes effect immediately with a fresh period."""
-    tier = get_tier(tier_id)
-    now = _now()
-    period_end = None if tier["price"] == 0 else now + PERIODS[tier["billing_interval"]]
+def subscribe(user_id: str, tier_id: str, payment_reference: str | None, actor_id: str | None,
+              *, provider: str | None = "admin", event: str = "subscription_granted",
+              **fields) -> dict:
+    """Put the user on a plan now, with no payment check: the callers are the policy
+    (services/plans.py: an admin's grant, a free plan, a trial), the CLI and the Stripe
+    webhook. A grant runs until changed unless `current_period_end` is given.
+    """
+    tier = get_tier(tier_id, include_inactive=provider == "stripe")
     previous = get_store().get_subscription(user_id)
-    get_store().save_subscription(user_id, {
-        "tier_id": tier_id, "status": "active", "started_at": now,
-        "current_period_end": period_end, "cancel_at_period_end": False, "canceled_at": None,
-        "payment_reference": payment_reference})
-    audit("subscription_changed", user_id=user_id, actor_id=actor_id,
-          from_tier=previous["tier_id"] if previous else None, to_tier=tier_id)
+    values = {"tier_id": tier["id"], "status": "active", "started_at": _now(),
+              "current_period_end": None, "cancel_at_period_end": False, "canceled_at": None,
+              "payment_reference": payment_reference, "provider": provider,
+              "past_due_since": None, **fields}
+    get_store().save_subscription(user_id, values)
+    audit(event, user_id=user_id, actor_id=actor_id,
+          from_tier=previous["tier_id"] if previous else None, to_tier=tier["id"],
+          status=values["status"], provider=provider)
     return subscription_view(user_id)
 
 
-def cancel(actor: User, user_id: str) -> dict:
-    """Cancel at period end (paid) or at once (Free). Someone else's answers 404 unless admin."""
-    if actor.id != user_id and not actor.is_admin:
-        raise NotFound("No such subscription.", code="subscription_not_found")
-    if db.session.get(User, user_id) is None:
-        raise NotFound("No such subscription.", code="subscription_not_found")
-    sub = read_subscription(user_id) or ensure_subscription(user_id)
+def mark_canceled(actor_id: str | None, user_id: str, sub: dict) -> dict:
+    """Record a cancellation: a plan with a paid period runs to its end, any other ends now."""
     if sub["status"] in ("canceled", "expired"):
         raise Conflict(f"This subscription is already {sub['status']}.",
                        code="subscription_not_active")
     get_store().save_subscription(user_id, {
         "status": "canceled", "cancel_at_period_end": sub["current_period_end"] is not None,
         "canceled_at": _now()})
-    audit("subscription_canceled", user_id=user_id, actor_id=actor.id)
+    audit("subscription_canceled", user_id=user_id, actor_id=actor_id,
+          tier_id=sub["tier_id"], provider=sub.get("provider"))
     return subscription_view(user_id)
 
 

@@ -4,6 +4,7 @@ Creating one is automation/core/tasks.py (the workflows and the hand-off open ta
 """
 from __future__ import annotations
 
+from automation.core.assignees import check_assignee
 from automation.core.tasks import check_conversation, create_task
 from utils import events
 from utils.errors import NotFound
@@ -28,6 +29,7 @@ def get_task(owner_id: str, task_id: str) -> dict:
 def update_task(owner_id: str, task_id: str, changes: dict) -> dict:
     """Change a task; emits task_updated."""
     check_conversation(owner_id, changes.get("conversation_id"))
+    check_assignee(owner_id, changes.get("assignee_id"))
     task = get_store().update_task(owner_id, task_id, changes)
     if task is None:
         raise NotFound("No such task.", code="task_not_found")

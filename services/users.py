@@ -38,7 +38,7 @@ def authenticate_user(email: str, password: str) -> User:
     """Check credentials; a failed attempt is audited and answers one generic 401."""
     user = db.session.scalar(select(User).where(User.email == User.normalize_email(email)))
     ok = user.check_password(password) if user else _DUMMY.check_password(password)
-    if not ok:
+    if user is None or not ok:  # the dummy's own password must not pass for a missing user
         audit("login_failed", user_id=user.id if user else None,
               email=User.normalize_email(email))
         raise Unauthorized("The e-mail or password is wrong.", code="invalid_credentials")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from automation.core.assignees import check_definition_assignees
 from automation.core.workflow_engine import DEFAULT_DEFINITION
 from models_db import Workflow, WorkflowRun, db
 from utils.errors import NotFound
@@ -35,8 +36,9 @@ def get_workflow(user_id: str, workflow_id: str) -> Workflow:
 
 
 def create_workflow(user_id: str, data: dict) -> Workflow:
-    """Store a workflow whose definition has been validated (WorkflowDefinition)."""
+    """Store a workflow; an `assign` action may name the owner only (404 otherwise)."""
     definition = data["definition"]
+    check_definition_assignees(user_id, definition)
     wf = Workflow(user_id=user_id, name=data["name"], description=data.get("description") or "",
                   enabled=data.get("enabled", True), position=data.get("position", 100),
                   trigger_type=definition["trigger"]["type"], definition=definition)
@@ -48,6 +50,7 @@ def create_workflow(user_id: str, data: dict) -> Workflow:
 def update_workflow(user_id: str, workflow_id: str, changes: dict) -> Workflow:
     """Change a workflow; a new definition also updates its trigger type."""
     wf = get_workflow(user_id, workflow_id)
+    check_definition_assignees(user_id, changes.get("definition"))
     for key in ("name", "description", "enabled", "position"):
         if changes.get(key) is not None:
             setattr(wf, key, changes[key])

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import jwt
 import pytest
 
-from tests.helpers import USER_KEYS, assert_error, audit_rows
 from tests.conftest import auth_header, register
+from tests.helpers import USER_KEYS, assert_error, audit_rows
 
 TOKEN_KEYS = {"access_token", "refresh_token", "token_type", "expires_in", "user"}
 def jwt_secret(app) -> str:
@@ -470,3 +470,41 @@ def test_concurrent_refresh_waits_for_the_row_lock(app, client, user):
     thread.join(timeout=30)
     assert not thread.is_alive()
     assert_error(result["resp"], 401, "token_reused")
+
+
+def test_thirty_concurrent_uses_of_one_refresh_token_have_exactly_one_winner(app, user):
+    """30 threads spend the same refresh token at once (real concurrency on the database:
+    each request has its own session and connection). Exactly one gets a new pair; every other
+    one is refused with 401, and the family is revoked, so the winner's pair dies too."""
+    import threading
+
+    from models_db import AuthSession, RefreshToken, db
+
+    barrier = threading.Barrier(30)
+    results: list = [None] * 30
+
+    def use(i: int) -> None:
+        client = app.test_client()
+        barrier.wait(timeout=30)
+        resp = refresh(client, user["refresh_token"])
+        results[i] = (resp.status_code, resp.get_json())
+
+    threads = [threading.Thread(target=use, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    winners = [body for status, body in results if status == 200]
+    losers = [body for status, body in results if status != 200]
+    assert len(winners) == 1, [s for s, _ in results]
+    assert {s for s, _ in results if s != 200} == {401} and len(losers) == 29
+    assert {b["error"]["code"] for b in losers} <= {"token_reused", "token_revoked"}
+    assert "token_reused" in {b["error"]["code"] for b in losers}
+    db.session.expire_all()
+    sid = claims_of(user["refresh_token"])["sid"]
+    session = db.session.get(AuthSession, sid)
+    assert session.revoked_reason == "refresh_reuse"
+    # one new refresh token was minted (the winner's), besides the spent original
+    assert db.session.query(RefreshToken).filter_by(session_id=sid).count() == 2
+    assert refresh(app.test_client(), winners[0]["refresh_token"]).status_code == 401

@@ -269,17 +269,42 @@ def test_flask_create_admin_makes_an_admin(app, tmp_path):
     assert [r.user_id for r in rows] == [admin_id]
 
 
-def test_create_admin_promotes_an_existing_user(app, client, user):
+def _login(client, email, password):
+    return client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+def test_create_admin_promotes_an_existing_user_keeping_the_password(app, client, user):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["create-admin", "--email", user["user"]["email"].upper(),
+    email = user["user"]["email"]
+    result = runner.invoke(args=["create-admin", "--email", email.upper(),
                                  "--password", "a new admin password"])
     assert result.exit_code == 0, result.output
-    assert "Promoted" in result.output
-    login = client.post("/api/auth/login", json={"email": user["user"]["email"],
-                                                 "password": "a new admin password"})
-    assert login.status_code == 200
+    assert "promoted to admin" in result.output and "password unchanged" in result.output
+    assert "--reset-password" in result.output
+    # The password was NOT reset: the old one still works, the new one does not.
+    assert _login(client, email, "a new admin password").status_code == 401
+    login = _login(client, email, user["password"])
+    assert login.status_code == 200 and login.get_json()["user"]["role"] == "admin"
     assert client.get("/api/users", headers={
         "Authorization": f"Bearer {login.get_json()['access_token']}"}).status_code == 200
+    # Without --password it asks for nothing.
+    again = runner.invoke(args=["create-admin", "--email", email], input="")
+    assert again.exit_code == 0 and "was already an admin" in again.output
+
+
+def test_create_admin_reset_password_sets_it_and_signs_sessions_out(app, client, user):
+    runner = app.test_cli_runner()
+    email = user["user"]["email"]
+    result = runner.invoke(args=["create-admin", "--email", email, "--reset-password",
+                                 "--password", "a new admin password"])
+    assert result.exit_code == 0, result.output
+    assert "password reset" in result.output
+    assert _login(client, email, user["password"]).status_code == 401
+    assert _login(client, email, "a new admin password").status_code == 200
+    assert client.get("/api/auth/me", headers=user["headers"]).status_code == 401
+    weak = runner.invoke(args=["create-admin", "--email", email, "--reset-password",
+                               "--password", "short"])
+    assert weak.exit_code != 0 and "password" in weak.output
 
 
 def test_create_admin_refuses_a_weak_password(app, client):
@@ -299,9 +324,9 @@ def test_create_admin_refuses_a_weak_password(app, client):
 def test_migrations_match_the_models(app):
     """`alembic check`: the migrated schema is exactly what the models declare."""
     from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from alembic.config import Config
 
     from app import MIGRATIONS_DIR
     from models_db import db, include_object, render_item
@@ -320,3 +345,93 @@ def test_migrations_match_the_models(app):
     assert current == tuple(heads)
     # The metadata really is the app's: the foundation tables are in it.
     assert {"users", "auth_sessions", "refresh_tokens", "audit_log"} <= set(db.metadata.tables)
+
+
+# --- start-up errors are one clear line ----------------------------------------------------
+
+
+def _start(tmp_path, timeout=60, args=(), **settings):
+    """Run `python main.py` to its end; (exit status, stderr)."""
+    env = subprocess_env(PORT=settings.pop("PORT", free_port()),
+                         DATABASE_URL=settings.pop("DATABASE_URL", f"sqlite:///{tmp_path}/d.db"),
+                         **settings)
+    proc = subprocess.run([PYTHON, str(ROOT / "main.py"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stderr, proc.stdout
+
+
+def _one_line_naming(stderr: str, setting: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert setting in lines[0] and "Traceback" not in stderr
+    assert "serving on" not in stderr
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("DATABASE_URL", "not a database url"),
+    ("DATABASE_URL", "mysql://root@127.0.0.1:3306/test"),       # no MySQL driver installed
+    ("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/dana"),  # nothing listens on port 1
+    ("REDIS_URL", "127.0.0.1:6379"),                             # no scheme
+])
+def test_python_main_start_up_errors_are_one_line_exit_2(tmp_path, setting, value):
+    status, stderr, _ = _start(tmp_path, **{setting: value})
+    assert status == 2, stderr
+    _one_line_naming(stderr, setting)
+
+
+def test_python_main_with_a_dotenv_that_is_not_utf8(tmp_path):
+    (tmp_path / ".env").write_bytes(b"APP_URL=http://caf\xe9.example.com\n")
+    status, stderr, _ = _start(tmp_path)
+    assert status == 2, stderr
+    _one_line_naming(stderr, ".env")
+
+
+def test_python_main_says_when_the_port_is_in_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        status, stderr, _ = _start(tmp_path, PORT=port, HOST="127.0.0.1")
+    assert status == 2, stderr
+    _one_line_naming(stderr, "PORT")
+    assert "in use" in stderr
+
+
+def test_python_main_help_prints_usage_and_exits_0(tmp_path):
+    status, stderr, stdout = _start(tmp_path, args=["--help"], DATABASE_URL="not a url")
+    assert status == 0, stderr
+    assert "usage: python main.py" in stdout and "HOST:PORT" in stdout
+    assert not (tmp_path / "instance").exists()  # nothing was built or generated
+    status, stderr, _ = _start(tmp_path, args=["--port", "1"])
+    assert status == 2 and "usage:" in stderr
+
+
+def test_serving_on_is_printed_once_the_port_accepts_connections(tmp_path):
+    port = free_port()
+    env = subprocess_env(DATABASE_URL=f"sqlite:///{tmp_path}/d.db", HOST="127.0.0.1", PORT=port)
+    proc = subprocess.Popen([PYTHON, str(ROOT / "main.py")], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "serving on" in line:
+                break
+        assert any("serving on" in line for line in seen), "".join(seen)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # bound before the line was printed: connecting at once succeeds
+        # The server's own protocol errors use the JSON error shape too.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(f"GET /api/{'x' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            raw = b""
+            while chunk := conn.recv(65536):
+                raw += chunk
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].split(b" ")[1] == b"414", raw[:300]
+        assert b"Content-Type: application/json" in head
+        assert json.loads(body)["error"]["code"] == "http_414"
+        resp = httpx.get(f"http://127.0.0.1:{port}/api/{'x' * 9_000}", timeout=30)
+        assert resp.status_code == 414 and resp.json()["error"]["code"] == "uri_too_long"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -2,6 +2,7 @@
 /health, the OpenAPI document and the offline docs page."""
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlparse
 
@@ -274,6 +275,20 @@ def test_docs_page_uses_only_local_assets(client):
     assert not re.search(r"(https?:)?//[A-Za-z0-9]", init_js)
 
 
+def test_docs_viewer_renders_openapi_31_without_a_downgrade(client):
+    """The spec is OpenAPI 3.1 (JSON Schema 2020-12 nullables, no 3.0 `nullable`), and the
+    vendored Swagger UI is a 5.x release, the first to render 3.1."""
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"] == "3.1.0"
+    assert "nullable" not in json.dumps(spec)
+    task = spec["components"]["schemas"]["TaskOut"]["properties"]["assignee_id"]
+    assert {"type": "null"} in task["anyOf"]
+    bundle = client.get("/api/docs/assets/swagger-ui-bundle.js").get_data(as_text=True)
+    versions = {tuple(map(int, v.split("."))) for v in re.findall(r'"(\d+\.\d+\.\d+)"', bundle)}
+    assert max(versions) >= (5, 0, 0)
+    assert "isOAS31" in bundle  # Swagger UI's OpenAPI 3.1 support
+
+
 def test_missing_docs_asset_is_404(client):
     assert_error(client.get("/api/docs/assets/nope.js"), 404, "not_found")
 
@@ -287,12 +302,65 @@ def test_behind_a_proxy_rate_limits_count_real_client_addresses(client):
         return client.post("/api/auth/login", json={"email": email, "password": "wrong-password"},
                            headers={"X-Forwarded-For": ip},
                            environ_base={"REMOTE_ADDR": "10.9.9.9"})
-    assert [login("203.0.113.1", f"a{i}@example.com").status_code for i in range(3)] == [401, 401, 429]
+    codes = [login("203.0.113.1", f"a{i}@example.com").status_code for i in range(3)]
+    assert codes == [401, 401, 429]
     assert login("203.0.113.2", "b@example.com").status_code == 401  # another client, same proxy
 
 
 def test_openapi_documents_the_multipart_import(client):
-    body = client.get("/api/openapi.json").get_json()["paths"]["/api/knowledge/import"]["post"]["requestBody"]
+    body = client.get("/api/openapi.json").get_json()["paths"]["/api/knowledge/import"]["post"][
+        "requestBody"
+    ]
     schema = body["content"]["multipart/form-data"]["schema"]
-    assert schema["properties"]["file"] == {"type": "string", "format": "binary"}
+    assert {k: schema["properties"]["file"][k] for k in ("type", "format")} == {
+        "type": "string",
+        "format": "binary",
+    }
     assert schema["required"] == ["file"]
+    assert ".csv" in schema["properties"]["file"]["description"]
+    assert "comma-separated" in schema["properties"]["tags"]["description"]
+
+
+def test_openapi_documents_every_workflow_action_and_its_parameters(client):
+    """Each action of the workflow language says what it does and what each parameter is."""
+    from automation.core.actions import ACTIONS
+
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    actions = {
+        s["properties"]["type"]["const"]: s
+        for s in schemas.values()
+        if s.get("title", "").endswith("Action")
+    }
+    assert set(actions) == set(ACTIONS)
+    for name, schema in actions.items():
+        assert schema.get("description"), name
+        for param, prop in schema["properties"].items():
+            if param != "type":
+                assert prop.get("description") or "$ref" in str(prop), (name, param)
+
+
+def test_readme_documents_every_workflow_action_parameter_and_the_import_fields():
+    """The newcomer's guide names each action with each of its parameters."""
+    from pathlib import Path
+
+    from automation.core import definitions as d
+    from automation.core.actions import ACTIONS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in readme.splitlines()
+        if line.startswith("| `")
+    }
+    models = {
+        m.model_fields["type"].annotation.__args__[0]: m
+        for m in vars(d).values()
+        if isinstance(m, type) and m.__name__.endswith("Action")
+    }
+    assert set(models) == set(ACTIONS)
+    for name, model in models.items():
+        assert name in rows, name
+        for param in model.model_fields:
+            if param != "type":
+                assert f"`{param}`" in rows[name], (name, param)
+    assert "multipart/form-data: `file`" in readme and "`tags`" in readme

@@ -13,6 +13,7 @@ from functools import wraps
 
 import jwt
 from flask import g, request
+from sqlalchemy import update
 
 from models_db import AuthSession, RefreshToken, User, db, utcnow
 from utils.audit import audit
@@ -71,13 +72,31 @@ def issue_tokens(user: User, session: AuthSession) -> dict:
     }
 
 
-def start_session(user: User) -> dict:
-    """Open a new login session for the user and return its first token pair (committed)."""
+def issue_access_token(user: User, session: AuthSession) -> str:
+    """Mint an access token only (no refresh token): what a signed-in page hands its
+    Socket.IO client. Revoking the browser session refuses it at once.
+    """
+    s = _settings()
+    now = datetime.now(timezone.utc)
+    return _encode({
+        "sub": user.id, "sid": session.id, "jti": str(uuid.uuid4()), "type": "access",
+        "role": user.role, "iat": now, "exp": now + timedelta(seconds=s.ACCESS_TOKEN_TTL_SECONDS),
+    })
+
+
+def open_session(user: User) -> AuthSession:
+    """Record a new login session of the user (flushed, not committed)."""
     ip = request.remote_addr if request else None
     ua = (request.headers.get("User-Agent") or "")[:255] if request else None
     session = AuthSession(user_id=user.id, ip=ip, user_agent=ua)
     db.session.add(session)
     db.session.flush()
+    return session
+
+
+def start_session(user: User) -> dict:
+    """Open a new login session for the user and return its first token pair (committed)."""
+    session = open_session(user)
     pair = issue_tokens(user, session)
     db.session.commit()
     return pair
@@ -103,10 +122,15 @@ def revoke_user_sessions(user_id: str, reason: str, keep_session_id: str | None 
 
 
 def rotate_refresh_token(token: str) -> dict:
-    """Spend a refresh token and return a new pair; a reused token revokes its family."""
+    """Spend a refresh token and return a new pair; a reused token revokes its family.
+
+    Spending is ONE conditional UPDATE (`... WHERE spent_at IS NULL`) whose row count says
+    who won: of any number of concurrent uses exactly one changes the row, on SQLite (which
+    has no row locks: a read-then-write let several through) as on PostgreSQL (the UPDATE
+    waits for a concurrent one, then re-checks the condition). Every other use is a reuse.
+    """
     claims = decode_token(token, "refresh")
-    # Lock only the token row: PostgreSQL refuses FOR UPDATE on the outer-joined (eager) side.
-    row = db.session.get(RefreshToken, claims["jti"], with_for_update={"of": RefreshToken})
+    row = db.session.get(RefreshToken, claims["jti"])
     if row is None or row.session_id != claims["sid"]:
         raise Unauthorized("The refresh token is not known.", code="invalid_token")
     session = row.session
@@ -115,15 +139,18 @@ def rotate_refresh_token(token: str) -> dict:
         raise Unauthorized("This account is deactivated.", code="account_disabled")
     if session.revoked_at is not None:
         raise Unauthorized("This session has been signed out.", code="token_revoked")
-    if row.spent_at is not None:
+    spent = db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.jti == row.jti, RefreshToken.spent_at.is_(None))
+        .values(spent_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if spent.rowcount != 1:
         revoke_session(session, "refresh_reuse")
         audit("refresh_token_reuse", user_id=session.user_id, commit=False, session_id=session.id)
         db.session.commit()
         raise Unauthorized("This refresh token was already used; the session is revoked.",
                            code="token_reused")
-    user = session.user
-    row.spent_at = utcnow()
-    pair = issue_tokens(user, session)
+    pair = issue_tokens(session.user, session)
     db.session.commit()
     return pair
 

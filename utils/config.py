@@ -18,6 +18,8 @@ from flask import Flask, current_app
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 GENERATED_SECRETS = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS")
 
@@ -43,6 +45,10 @@ class Settings(BaseSettings):
     JWT_ALGORITHM: Literal["HS256", "HS384", "HS512"] = "HS256"
     ACCESS_TOKEN_TTL_SECONDS: int = 15 * 60
     REFRESH_TOKEN_TTL_SECONDS: int = 30 * 24 * 3600
+    # Browser sign-in (/login): signed out after this long without a request, and after this
+    # long in all, whatever the activity.
+    WEB_SESSION_IDLE_MINUTES: int = 30
+    WEB_SESSION_MAX_HOURS: int = 12
 
     DATA_BACKEND: Literal["sql", "supabase"] = "sql"
     SUPABASE_URL: str | None = None
@@ -92,11 +98,37 @@ class Settings(BaseSettings):
     SLACK_SIGNING_SECRET: str | None = None
     SLACK_API_URL: str | None = None
 
+    # Stripe (paid plans). Without STRIPE_SECRET_KEY no payment provider is configured and
+    # paid plans are granted by an admin only. STRIPE_API_URL is the library's api_base
+    # (tests point it at a loopback fake). A failed renewal keeps the paid plan for
+    # STRIPE_GRACE_DAYS, then the user is on Free until an invoice is paid.
+    STRIPE_SECRET_KEY: str | None = None
+    STRIPE_WEBHOOK_SECRET: str | None = None
+    STRIPE_API_URL: str | None = None
+    STRIPE_GRACE_DAYS: int = Field(default=7, ge=0, le=90)
+    STRIPE_WEBHOOK_TOLERANCE_SECONDS: int = Field(default=300, ge=1, le=3600)
+    STRIPE_TIMEOUT_SECONDS: float = 10.0
+    STRIPE_MAX_RETRIES: int = Field(default=2, ge=0, le=5)
+    # where Stripe Checkout sends the user back (default: APP_URL + /app?checkout=...)
+    STRIPE_SUCCESS_URL: str | None = None
+    STRIPE_CANCEL_URL: str | None = None
+    # Integrations at run time: bounded retries with exponential back-off; a service's
+    # Retry-After is honoured up to INTEGRATION_RETRY_MAX_WAIT_SECONDS.
+    INTEGRATION_RETRY_ATTEMPTS: int = Field(default=3, ge=1, le=10)
+    INTEGRATION_RETRY_WAIT_SECONDS: float = Field(default=0.5, ge=0, le=60)
+    INTEGRATION_RETRY_MAX_WAIT_SECONDS: float = Field(default=30.0, ge=0, le=300)
+    # An extra CA bundle (PEM) trusted for SMTP TLS, e.g. a company's internal CA. TLS is
+    # always verified; this only changes which CAs are trusted.
+    SMTP_CA_FILE: str | None = None
+    # Hosted setups: the only SMTP hosts users may configure (comma-separated; empty = any),
+    # so that an e-mail integration cannot be pointed at internal services.
+    SMTP_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     LOG_FORMAT: Literal["plain", "json"] = "plain"
     LOG_LEVEL: str = "INFO"
     MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    @field_validator("CORS_ORIGINS", "SMTP_ALLOWED_HOSTS", mode="before")
     @classmethod
     def _split_origins(cls, value):
         """Accept a comma-separated string (the env form) as well as a list."""
@@ -106,6 +138,27 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [o.strip() for o in value.split(",") if o.strip()]
         return value or []
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """A SQLAlchemy URL: refused at start, not at the first query."""
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("DATABASE_URL is not a database URL (expected e.g. "
+                             "sqlite:///instance/dana.db or postgresql://user@host:5432/dana)"
+                             ) from None
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """redis://, rediss:// or unix://: Redis' client would otherwise fail with a traceback."""
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix:// "
+                             "(e.g. redis://127.0.0.1:6379/0)")
+        return value or None
 
     @field_validator("RQ_RETRY_INTERVALS", mode="before")
     @classmethod
@@ -139,6 +192,11 @@ class Settings(BaseSettings):
             self.INSTAGRAM_GRAPH_API_URL = self.GRAPH_API_URL
         if self.AI_PROVIDER is None:
             self.AI_PROVIDER = "openai" if self.OPENAI_API_KEY else "local"
+        base = self.APP_URL.rstrip("/")
+        if self.STRIPE_SUCCESS_URL is None:
+            self.STRIPE_SUCCESS_URL = f"{base}/app?checkout=success"
+        if self.STRIPE_CANCEL_URL is None:
+            self.STRIPE_CANCEL_URL = f"{base}/app?checkout=canceled"
         if self.AUTOMATION_QUEUE == "rq" and not self.REDIS_URL:
             raise ValueError("AUTOMATION_QUEUE=rq needs REDIS_URL")
         return self
@@ -206,11 +264,15 @@ def load_settings(**overrides) -> Settings:
         settings = Settings(**overrides)
     except SettingsError as exc:  # a value pydantic-settings could not even parse
         raise ConfigError(str(exc)) from None
+    except UnicodeDecodeError:
+        env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+        raise ConfigError(f"the settings file {env_file} is not UTF-8 text: save it as UTF-8"
+                          ) from None
     except Exception as exc:  # pydantic.ValidationError: say which setting, no trace
         errors = getattr(exc, "errors", None)
         if callable(errors):
             names = ", ".join(str(e["loc"][0]) if e["loc"] else e["msg"] for e in errors())
-            msgs = "; ".join(e["msg"] for e in errors())
+            msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in errors())
             raise ConfigError(f"invalid setting(s) {names}: {msgs}") from None
         raise
     _ensure_secrets(settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -22,19 +22,23 @@ class ApiError(Exception):
     message = "The request could not be processed."
 
     def __init__(self, message: str | None = None, *, code: str | None = None,
-                 status: int | None = None, details: list | None = None):
-        """Override the class's message, code, status or details for this one error."""
+                 status: int | None = None, details: list | None = None,
+                 extra: dict | None = None):
+        """Override the class's message, code, status or details (or add fields) for one error."""
         super().__init__(message or self.message)
         self.message = message or self.message
         self.code = code or self.code
         self.status = status or self.status
         self.details = details
+        self.extra = extra  # more fields of the error object (e.g. 402's checkout_url)
 
     def to_dict(self) -> dict:
         """The one JSON error shape: {"error": {"code", "message", "details"?}}."""
         body = {"code": self.code, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
+        for key, value in (self.extra or {}).items():
+            body.setdefault(key, value)
         return {"error": body}
 
 
@@ -80,6 +84,12 @@ class PaymentRequired(ApiError):
     status, code, message = 402, "plan_limit", "Your plan does not include this."
 
 
+class ServiceUnavailable(ApiError):
+    """503: a service Dana depends on (database, Redis, a provider) cannot be reached."""
+
+    status, code, message = 503, "service_unavailable", "A service we depend on is unavailable."
+
+
 class Unprocessable(ApiError):
     """422: well-formed, but it cannot be carried out."""
 
@@ -95,6 +105,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     429: "rate_limited",
 }
@@ -163,5 +174,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
+        sqlalchemy = current_app.extensions.get("sqlalchemy")
+        if sqlalchemy is not None:  # a failed statement must not poison the next request
+            sqlalchemy.session.rollback()
         return error_response(500, "internal_error",
                               "Something went wrong on our side; it has been logged.")

@@ -7,6 +7,7 @@ twice. The keys answering one inbound message, in the order a run takes them:
 - `handoff:<inbound id>`   the customer told that a person will reply (hand-off notice)
 - `auto:<inbound id>`      the first automated reply (AI answer, workflow text, ...)
 - `auto:<inbound id>:<n>`  the n-th automated reply of the same run (n >= 2)
+- `ai-draft:<inbound id>`  the AI's answer kept as a draft for approval in Slack (not sent)
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from collections.abc import Iterator
 
 AUTO = "auto"
 HANDOFF = "handoff"
+AI_DRAFT = "ai-draft"
 ECHO_TAG_PREFIX = "dana:"
 
 
 def idempotency_key(kind: str, inbound_id: str, n: int = 1) -> str:
-    """The key of the n-th send of `kind` ("auto" or "handoff") answering an inbound message."""
+    """The key of the n-th send of `kind` (AUTO, HANDOFF, AI_DRAFT) answering an inbound message."""
     return f"{kind}:{inbound_id}" if n <= 1 else f"{kind}:{inbound_id}:{n}"
 
 

@@ -1,4 +1,7 @@
-"""Logging with the request id on every line, as plain text or JSON lines (LOG_FORMAT)."""
+"""Logging with the request id on every line, as plain text or JSON lines (LOG_FORMAT), and
+with secrets in URLs (hub.verify_token, any *token / *secret / *password query parameter)
+redacted from the access log of `python main.py` (werkzeug) and gunicorn (gunicorn.conf.py).
+"""
 from __future__ import annotations
 
 import json
@@ -12,6 +15,47 @@ from flask import Flask, g, has_request_context, request
 from utils.config import current_settings
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# A query parameter whose name says it carries a secret (Meta's hub.verify_token, access_token,
+# client_secret, password, api_key, ...; also percent-encoded names): its value is replaced.
+_SECRET_PARAM = re.compile(
+    r"(?P<name>(?:^|[?&;\s\"'])[^=&;\s\"'?]*"
+    r"(?:token|secret|passw(?:or)?d|api[_-]?key|apikey|signature)[^=&;\s\"']*=)"
+    r"(?P<value>[^&;\s\"']*)", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact_secrets(text: str) -> str:
+    """The text (a request line, URL or query string) with secret query values replaced."""
+    if not text or "=" not in text:
+        return text
+    return _SECRET_PARAM.sub(lambda m: m.group("name") + (REDACTED if m.group("value") else ""),
+                             text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Redact secret query parameters from a record (werkzeug's and gunicorn's request lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message when it carries a secret; never drop a record."""
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logging's problem, not ours
+            return True
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT_FILTER = RedactSecretsFilter()
+
+
+def redact_werkzeug_access_log() -> None:
+    """`python main.py` serves with werkzeug, whose request lines carry the query string."""
+    werkzeug_logger = logging.getLogger("werkzeug")
+    if _REDACT_FILTER not in werkzeug_logger.filters:
+        werkzeug_logger.addFilter(_REDACT_FILTER)
 
 
 class RequestIdFilter(logging.Filter):
@@ -56,6 +100,7 @@ def configure_logging(app: Flask) -> None:
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     logger.addHandler(handler)
+    redact_werkzeug_access_log()
 
     @app.before_request
     def _assign_request_id():

@@ -1,4 +1,4 @@
-"""Request parsing and the OpenAPI 3 document, from the same Pydantic models.
+"""Request parsing and the OpenAPI 3.1 document, from the same Pydantic models.
 
 `@endpoint(body=Model, query=Model, response=Model)` validates the JSON body / query string
 with those models (400 with field details on failure), passes them to the view as `body`
@@ -23,7 +23,7 @@ def parse_json_body(model: type[BaseModel]) -> BaseModel:
     if not request.is_json:
         raise ApiError("Send the body as JSON with 'Content-Type: application/json'.",
                        status=415, code="unsupported_media_type")
-    data = request.get_json(silent=True)
+    data = request.get_json(silent=True)  # None also for a body nested too deeply to parse
     if data is None:
         raise ApiError("The body is not valid JSON.", status=400, code="invalid_json")
     try:
@@ -49,11 +49,11 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
 def endpoint(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
              response: type[BaseModel] | None = None, status: int = 200,
              summary: str | None = None, tags: list[str] | None = None,
-             errors: tuple[int, ...] = (), form: dict[str, str] | None = None):
+             errors: tuple[int, ...] = (), form: dict[str, str | tuple[str, str]] | None = None):
     """Parse and document a view. The view receives `body=` / `query=` keyword arguments.
 
-    `form` documents a multipart/form-data body ({field: "file" | "string"}) that the view
-    reads itself (file uploads).
+    `form` documents a multipart/form-data body ({field: "file" | "string", or (kind,
+    description)}) that the view reads itself (file uploads).
     """
 
     def decorate(view):
@@ -75,37 +75,27 @@ def endpoint(*, body: type[BaseModel] | None = None, query: type[BaseModel] | No
     return decorate
 
 
-def _to_openapi30(node):
-    """Rewrite JSON Schema's `anyOf [X, null]` as OpenAPI 3.0's `nullable: true`.
-
-    The bundled Swagger UI (4.x) renders OpenAPI 3.0 only.
-    """
-    if isinstance(node, list):
-        return [_to_openapi30(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _to_openapi30(v) for k, v in node.items()}
-    any_of = node.get("anyOf")
-    if isinstance(any_of, list) and {"type": "null"} in any_of:
-        rest = [s for s in any_of if s != {"type": "null"}]
-        node.pop("anyOf")
-        if len(rest) == 1 and "$ref" not in rest[0]:
-            node.update(rest[0])
-        elif len(rest) == 1:
-            node["allOf"] = rest
-        else:
-            node["anyOf"] = rest
-        node["nullable"] = True
-    if node.get("const") is not None and "enum" not in node:
-        node["enum"] = [node.pop("const")]
-    return node
+def _without_null(schema: dict) -> dict:
+    """A query parameter is absent or a string, never JSON null: drop `null` from `anyOf`."""
+    any_of = schema.get("anyOf")
+    if not isinstance(any_of, list) or {"type": "null"} not in any_of:
+        return schema
+    rest = [s for s in any_of if s != {"type": "null"}]
+    out = {k: v for k, v in schema.items() if k != "anyOf"}
+    if len(rest) == 1:
+        out.update(rest[0])
+    else:
+        out["anyOf"] = rest
+    if out.get("default", 0) is None:
+        out.pop("default")
+    return out
 
 
 def _schema(model: type[BaseModel], components: dict, mode: str) -> dict:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
     for name, sub in schema.pop("$defs", {}).items():
-        components[name] = _to_openapi30(sub)
-    components[model.__name__] = _to_openapi30(schema)
+        components[name] = sub
+    components[model.__name__] = schema
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
@@ -115,7 +105,11 @@ _ERROR_SCHEMA = {
     "properties": {"error": {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                       "details": {"type": "array", "items": {"type": "object"}}},
+                       "details": {"type": "array", "items": {"type": "object"}},
+                       "checkout_url": {
+                           "type": "string", "format": "uri",
+                           "description": "402 payment_required with Stripe configured: "
+                                          "where the user pays for the plan"}},
     }},
 }
 
@@ -144,16 +138,23 @@ def build_spec(app: Flask) -> dict:
                 for name, prop in qs.get("properties", {}).items():
                     params.append({"name": name, "in": "query",
                                    "required": name in qs.get("required", []),
-                                   "schema": _to_openapi30(prop)})
+                                   "schema": _without_null(prop)})
             if params:
                 op["parameters"] = params
             if doc["body"] is not None:
                 op["requestBody"] = {"required": True, "content": {
                     "application/json": {"schema": _schema(doc["body"], components, "validation")}}}
             if doc.get("form"):
-                props = {name: ({"type": "string", "format": "binary"} if kind == "file"
-                                else {"type": "string"}) for name, kind in doc["form"].items()}
-                required = [name for name, kind in doc["form"].items() if kind == "file"]
+                props, required = {}, []
+                for name, spec in doc["form"].items():
+                    kind, description = spec if isinstance(spec, tuple) else (spec, None)
+                    prop = {"type": "string", "format": "binary"} if kind == "file" \
+                        else {"type": "string"}
+                    if description:
+                        prop["description"] = description
+                    props[name] = prop
+                    if kind == "file":
+                        required.append(name)
                 op["requestBody"] = {"required": True, "content": {"multipart/form-data": {
                     "schema": {"type": "object", "properties": props, "required": required}}}}
             ok: dict[str, Any] = {"description": "Success"}
@@ -164,6 +165,8 @@ def build_spec(app: Flask) -> dict:
             error_statuses = set(doc["errors"])
             if doc["body"] is not None or doc["query"] is not None:
                 error_statuses.add(400)
+            if doc["body"] is not None:
+                error_statuses.add(415)  # parse_json_body: the body must be application/json
             if getattr(view, "_dana_auth", False):
                 op["security"] = [{"bearerAuth": []}]
                 error_statuses.add(401)
@@ -174,7 +177,7 @@ def build_spec(app: Flask) -> dict:
                     "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             paths.setdefault(path, {})[method] = op
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Dana AI Platform API", "version": "1.0.0",
                  "description": "REST API of Dana. Errors always use the Error shape."},
         "paths": dict(sorted(paths.items())),

@@ -39,6 +39,28 @@ def _invalid() -> ApiError:
     return ApiError("The cursor is not valid for this list.", code="invalid_cursor")
 
 
+# The values a cursor made by encode_cursor can hold: timestamps and ids (short text without
+# NUL or lone surrogates, which no database stores) and row numbers that fit a BIGINT.
+_MAX_TEXT = 64
+_MAX_INT = 2**63 - 1
+
+
+def _plausible(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= _MAX_INT
+    if isinstance(value, str):
+        if len(value) > _MAX_TEXT or "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+            return False
+        return True
+    return False
+
+
 def encode_cursor(values: list) -> str:
     """Pack the sort key of the last row of a page into an opaque cursor."""
     raw = json.dumps(values, separators=(",", ":"), default=str).encode()
@@ -46,13 +68,18 @@ def encode_cursor(values: list) -> str:
 
 
 def decode_cursor(cursor: str, size: int) -> list:
-    """Unpack a cursor made by encode_cursor; 400 invalid_cursor when it is not one."""
+    """Unpack a cursor made by encode_cursor; 400 invalid_cursor when it is not one.
+
+    A cursor that decodes but holds values no list makes (nested data, floats, huge numbers,
+    NUL or lone surrogates in text) is refused here, before any database sees it.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except Exception:
+    except Exception:  # noqa: BLE001 - binascii, UnicodeDecode, JSON, RecursionError
         values = None
-    if not isinstance(values, list) or len(values) != size:
+    if not isinstance(values, list) or len(values) != size or \
+            not all(_plausible(v) for v in values):
         raise _invalid()
     return values
 

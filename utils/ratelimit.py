@@ -20,9 +20,11 @@ def auth_limit() -> str:
 
 
 def account_key() -> str:
-    """Rate-limit key for the account named in the JSON body (lower-cased e-mail)."""
-    data = request.get_json(silent=True) if request.is_json else None
-    email = data.get("email") if isinstance(data, dict) else None
+    """Rate-limit key for the account named in the JSON body or the sign-in form (lower-cased
+    e-mail).
+    """
+    data = request.get_json(silent=True) if request.is_json else request.form
+    email = data.get("email") if hasattr(data, "get") else None
     if not isinstance(email, str) or not email.strip():
         return "account:" + get_remote_address()
     return "account:" + email.strip().lower()

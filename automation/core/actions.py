@@ -16,11 +16,11 @@ from automation.core import handoff
 from automation.core.policy import policy
 from automation.core.sending import send_message
 from automation.core.tasks import create_task as open_task
+from automation.integrations.base import Notification, conversation_link
 from automation.platforms.base import InboundEvent, OutboundMessage
-from automation.registry import INTEGRATIONS
 from utils import events
-from utils.idempotency import AUTO, idempotency_key
-from utils.store import get_store
+from utils.idempotency import AI_DRAFT, AUTO, idempotency_key
+from utils.store import DuplicateMessage, NewMessage, get_store
 
 
 class ActionFailed(Exception):
@@ -107,6 +107,9 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
             ctx.owner_id, idempotency_key(AUTO, ctx.message["id"])):
         ctx.sends += 1
         return {"status": "ok", "detail": "already answered"}
+    if ctx.message and spec.draft_for_approval and get_store().find_message_by_key(
+            ctx.owner_id, idempotency_key(AI_DRAFT, ctx.message["id"])):
+        return {"status": "ok", "detail": "already drafted"}
     if not policy().consume_ai_reply(ctx.owner_id):
         return _do_handoff(ctx, "quota_exhausted")
     history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
@@ -117,11 +120,40 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
         platform=ctx.conversation["platform"]))
     if answer.handoff or not answer.text:
         return _do_handoff(ctx, answer.reason or "low_confidence")
+    if spec.draft_for_approval:
+        return _draft_for_approval(ctx, answer)
     out = _send(ctx, OutboundMessage(text=answer.text), "ai",
                 {"ai": {"provider": answer.provider, "confidence": round(answer.confidence, 3),
                         "sources": answer.sources}})
     out["provider"] = answer.provider
     return out
+
+
+def _draft_for_approval(ctx: RunContext, answer) -> dict:
+    """Keep the AI's answer as a draft note and post it to Slack for approval, unsent.
+
+    Nobody could approve it without Slack, so then a human is called in instead (never
+    silence). Approve / Send edited in Slack sends it (services/slack.py).
+    """
+    try:
+        policy().require_integration(ctx.owner_id, "slack")
+    except LookupError:
+        return _do_handoff(ctx, "draft_needs_approval")
+    key = idempotency_key(AI_DRAFT, ctx.message["id"]) if ctx.message else None
+    try:
+        draft = get_store().add_message(ctx.owner_id, NewMessage(
+            conversation_id=ctx.conversation["id"], direction="outbound", sender_type="ai",
+            text=answer.text, is_note=True, status="sent", idempotency_key=key,
+            metadata={"ai_draft": {"status": "pending", "provider": answer.provider,
+                                   "confidence": round(answer.confidence, 3)}}))
+    except DuplicateMessage:
+        return {"status": "ok", "detail": "already drafted"}
+    events.new_message(ctx.owner_id, ctx.conversation["id"], draft)
+    policy().notify_team(Notification(
+        owner_id=ctx.owner_id, kind="ai_draft", text=answer.text, title="AI draft",
+        conversation=ctx.conversation, message=draft,
+        link=conversation_link(ctx.conversation["id"])), only_type="slack")
+    return {"status": "ok", "detail": "draft posted for approval", "draft_id": draft["id"]}
 
 
 def send_text(ctx: RunContext, spec: d.SendTextAction) -> dict:
@@ -190,18 +222,26 @@ def handoff_action(ctx: RunContext, spec: d.HandoffAction) -> dict:
 
 
 def notify(ctx: RunContext, spec: d.NotifyAction) -> dict:
-    """Tell the team: on the dashboard (Socket.IO) or through an integration (extension point)."""
-    text = fill_variables(spec.message, ctx)
-    payload = {"conversation_id": ctx.conversation["id"], "message": text,
-               "trigger": ctx.trigger}
+    """Tell the team: on the dashboard (Socket.IO) or through a configured integration.
+
+    An integration's delivery happens after the customer has been answered (it is queued
+    here); its failure shows on the integration (status error, `integration_error`).
+    """
+    text = fill_variables(spec.template, ctx)
     if spec.channel == "dashboard":
-        events.notification(ctx.owner_id, payload)
+        events.notification(ctx.owner_id, {"conversation_id": ctx.conversation["id"],
+                                           "message": text, "trigger": ctx.trigger})
         return {"status": "ok", "channel": "dashboard"}
-    integration = INTEGRATIONS.get(spec.channel)
-    if integration is None:
-        raise ActionFailed(f"no '{spec.channel}' integration is available")
-    result = integration.notify(ctx.owner_id, text, payload)
-    return {"status": "ok", "channel": spec.channel, **(result or {})}
+    try:
+        policy().require_integration(ctx.owner_id, spec.channel)
+    except LookupError as exc:
+        raise ActionFailed(str(exc)) from None
+    policy().notify_team(Notification(
+        owner_id=ctx.owner_id, kind="notify", text=text,
+        title=fill_variables(spec.title, ctx) if spec.title else "",
+        conversation=ctx.conversation, message=ctx.message, target=spec.target,
+        link=conversation_link(ctx.conversation["id"])), only_type=spec.channel)
+    return {"status": "queued", "channel": spec.channel}
 
 
 # The registry: action type -> function. Adding an action is a function plus a line here

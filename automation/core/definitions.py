@@ -5,10 +5,11 @@ documents; the engine only ever runs definitions that passed them.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from automation.core.patterns import MAX_PATTERN_LENGTH, PatternError, compile_pattern
 
 _Platform = Literal["facebook", "instagram", "whatsapp"]
 
@@ -51,18 +52,20 @@ class KeywordsCondition(_Strict):
 
 
 class RegexCondition(_Strict):
-    """Matches when the message matches a regular expression (case-insensitive)."""
+    """Matches the message text (case-insensitive) with RE2 syntax, in linear time."""
 
     type: Literal["regex"]
-    pattern: str = Field(min_length=1, max_length=500)
+    pattern: str = Field(min_length=1, max_length=MAX_PATTERN_LENGTH,
+                         description="RE2 syntax (no backreferences or look-around), "
+                                     "case-insensitive, searched in the first 4000 characters")
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
+            compile_pattern(value)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 
@@ -122,87 +125,120 @@ Condition = Annotated[Union[PlatformCondition, KeywordsCondition, RegexCondition
 
 # ---------------------------------------------------------------------------- actions
 
+_VARS = ("template variables: {{contact.first_name}}, {{contact.name}}, {{business.name}}, "
+         "{{message.text}}, {{conversation.platform}}")
+
+
 class AiReplyAction(_Strict):
-    """Answer from the knowledge base with the AI; hand off when it is not sure."""
+    """Answer from the knowledge base with the configured AI provider; when the AI is not
+    confident (or the plan's monthly AI replies are used up), hand off to a human instead.
+    No parameters. Skipped while the conversation's AI is paused or after a hand-off.
+    """
 
     type: Literal["ai_reply"]
+    draft_for_approval: bool = Field(
+        default=False,
+        description="post the AI's answer to the Slack thread as a draft instead of sending it; "
+                    "a person approves (or edits) it there and it is sent then. Without an "
+                    "enabled Slack integration the conversation is handed off instead")
 
 
 class SendTextAction(_Strict):
-    """Send a fixed text ({{contact.first_name}}-style variables are filled in)."""
+    """Send a fixed text to the customer (skipped while the AI is paused or handed off)."""
 
     type: Literal["send_text"]
-    text: str = Field(min_length=1, max_length=2000,
-                      description="template variables: {{contact.first_name}}, {{contact.name}}, "
-                                  "{{business.name}}, {{message.text}}")
+    text: str = Field(min_length=1, max_length=2000, description=f"the message; {_VARS}")
 
 
 class QuickReplyOption(_Strict):
-    """One tappable option: its label and the payload that comes back."""
+    """One tappable option; its payload comes back as a postback / quick reply."""
 
-    title: str = Field(min_length=1, max_length=20)
-    payload: str = Field(min_length=1, max_length=1000)
+    title: str = Field(min_length=1, max_length=20, description="the button's label")
+    payload: str = Field(min_length=1, max_length=1000,
+                         description="sent back when tapped (match it with a postback trigger)")
 
 
 class SendQuickRepliesAction(_Strict):
-    """Send a text with tappable options."""
+    """Send a text with up to 13 tappable options."""
 
     type: Literal["send_quick_replies"]
-    text: str = Field(min_length=1, max_length=2000)
-    options: list[QuickReplyOption] = Field(min_length=1, max_length=13)
+    text: str = Field(min_length=1, max_length=2000, description=f"the message; {_VARS}")
+    options: list[QuickReplyOption] = Field(min_length=1, max_length=13,
+                                            description="1 to 13 options, in order")
 
 
 class CreateTaskAction(_Strict):
     """Open a task for a human on this conversation."""
 
     type: Literal["create_task"]
-    title: str = Field(min_length=1, max_length=300)
-    description: str | None = Field(default=None, max_length=5000)
-    priority: Literal["low", "normal", "high"] = "normal"
+    title: str = Field(min_length=1, max_length=300, description=f"the task's title; {_VARS}")
+    description: str | None = Field(default=None, max_length=5000,
+                                    description=f"optional details; {_VARS}")
+    priority: Literal["low", "normal", "high"] = Field(default="normal",
+                                                        description="the task's priority")
 
 
 class AssignAction(_Strict):
-    """Assign the conversation to a team member (or nobody)."""
+    """Assign the conversation to a user."""
 
     type: Literal["assign"]
-    assignee_id: str = Field(min_length=1, max_length=36)
+    assignee_id: str = Field(min_length=1, max_length=36,
+                             description="the user to assign to: the workflow's owner (your "
+                                         "own user id); any other id is refused with 404 "
+                                         "assignee_not_found when the workflow is saved")
 
 
 class AddLabelAction(_Strict):
-    """Add a label to the conversation."""
+    """Add a label to the conversation (nothing happens when it is already there)."""
 
     type: Literal["add_label"]
-    label: str = Field(min_length=1, max_length=64)
+    label: str = Field(min_length=1, max_length=64, description="the label to add")
 
 
 class SetStatusAction(_Strict):
     """Move the conversation to a status."""
 
     type: Literal["set_status"]
-    status: Literal["open", "pending", "resolved", "snoozed"]
+    status: Literal["open", "pending", "resolved", "snoozed"] = Field(
+        description="the conversation's new status")
 
 
 class PauseAiAction(_Strict):
-    """Stop automated replies in this conversation."""
+    """Stop automated replies in this conversation (ai_enabled=false). No parameters."""
 
     type: Literal["pause_ai"]
 
 
 class HandoffAction(_Strict):
-    """Call a human in: task, AI paused, customer told."""
+    """Hand the conversation to a human: a task with a summary, the AI paused, and the
+    customer told that a person will reply (the business profile's handoff_message).
+    """
 
     type: Literal["handoff"]
-    reason: str = Field(default="workflow", max_length=200)
+    reason: str = Field(default="workflow", max_length=200,
+                        description="why, recorded on the task and in the run")
 
 
 class NotifyAction(_Strict):
-    """Tell the team on the dashboard or through an integration."""
+    """Tell the team: on the dashboard (Socket.IO `notification`) or through an integration."""
 
     type: Literal["notify"]
     channel: str = Field(default="dashboard", min_length=1, max_length=32,
-                         description="'dashboard' (Socket.IO) or an integration type such as "
-                                     "slack or email (the integrations extension point)")
-    message: str = Field(min_length=1, max_length=2000, description="template variables allowed")
+                         pattern=r"^[a-z_]+$",
+                         description="'dashboard' (Socket.IO) or an integration type: slack, "
+                                     "email, ... (it must be configured and enabled)")
+    template: str = Field(min_length=1, max_length=2000,
+                          validation_alias=AliasChoices("template", "message"),
+                          description="the text; variables {{contact.name}}, "
+                                      "{{contact.first_name}}, {{business.name}}, "
+                                      "{{message.text}}, {{conversation.platform}} "
+                                      "(`message` is accepted as an older name)")
+    title: str | None = Field(default=None, max_length=200,
+                              description="subject / heading; variables allowed")
+    target: str | None = Field(default=None, max_length=1000,
+                               description="this workflow's destination instead of the "
+                                           "integration's default: a Slack channel id, or "
+                                           "comma-separated e-mail addresses")
 
 
 Action = Annotated[Union[AiReplyAction, SendTextAction, SendQuickRepliesAction, CreateTaskAction,

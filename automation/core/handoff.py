@@ -7,11 +7,12 @@ import logging
 
 from automation.ai.response_generator import summarize_conversation
 from automation.core.business_profile import get_profile
+from automation.core.policy import policy
 from automation.core.sending import send_message
 from automation.core.tasks import create_task
+from automation.integrations.base import Notification, conversation_link
 from automation.platforms.base import OutboundMessage
 from utils import events
-from utils.config import current_settings
 from utils.idempotency import HANDOFF, idempotency_key
 from utils.store import TaskFilters, get_store
 
@@ -41,13 +42,18 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *,
         name = contact.get("name") or contact["platform_user_id"]
         summary = summarize_conversation(conversation_history(owner_id, conv_id),
                                          contact.get("name"))
-        link = f"{current_settings().APP_URL.rstrip('/')}/conversations/{conv_id}"
+        link = conversation_link(conv_id)
         task = create_task(owner_id, {
             "title": f"Reply to {name} on {conversation['platform'].capitalize()}",
             "description": f"{summary}\n\nWhy a human: {reason.replace('_', ' ')}\n"
                            f"Conversation: {link}",
             "conversation_id": conv_id,
             "priority": "high" if reason in URGENT_REASONS else "normal"})
+        # Every enabled team integration (Slack, e-mail) hears of each new hand-off; delivered
+        # after the customer's answer (the policy's notify_team: services/integrations.py).
+        policy().notify_team(Notification(
+            owner_id=owner_id, kind="handoff", title=task["title"], text=task["description"],
+            conversation=conversation, task=task, link=link))
     changes = {}
     if conversation["ai_enabled"]:
         changes["ai_enabled"] = False
@@ -60,7 +66,7 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *,
         text = get_profile(owner_id)["handoff_message"]
         key = idempotency_key(HANDOFF, trigger_message_id) if trigger_message_id else None
         sent = send_message(owner_id, conv_id, OutboundMessage(text=text), "system",
-                                      idempotency_key=key, metadata={"handoff": reason})
+                            idempotency_key=key, metadata={"handoff": reason})
         if sent["status"] == "failed":
             log.warning("hand-off notice to the customer failed: %s", sent["error"])
     return task

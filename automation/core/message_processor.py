@@ -14,6 +14,8 @@ from datetime import datetime
 
 from automation.connectors import connector_for
 from automation.core import workflow_engine
+from automation.core.policy import policy
+from automation.integrations.base import Notification, conversation_link
 from automation.platforms import accounts
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
@@ -92,6 +94,13 @@ def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dic
 
 
 def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> None:
+    # Team notifications (Slack, e-mail) raised while handling the message are delivered when
+    # this block ends: after the customer's reply, outside the conversation's lock.
+    with policy().deferred_notifications():
+        _ingest_customer_message_locked(account, item)
+
+
+def _ingest_customer_message_locked(account: PlatformAccount, item: InboundEvent) -> None:
     owner = account.user_id
     store = get_store()
     if not item.contact_id:
@@ -114,12 +123,28 @@ def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> No
                 return  # a redelivery of a message already handled: nothing to do
         else:
             events.new_message(owner, conv["id"], message)
+            _tell_the_team(owner, conv, message, opened)
         conv = store.get_conversation(owner, conv["id"])
         if conv["status"] in ("resolved", "snoozed"):
             conv = store.update_conversation(owner, conv["id"], {"status": "open",
                                                                  "snoozed_until": None})
             events.conversation_updated(owner, conv)
         _run_automation(owner, conv, message, item, opened=opened, new_contact=new_contact)
+
+
+def _tell_the_team(owner: str, conv: dict, message: dict, opened: bool) -> None:
+    """A new conversation (its first customer message) or a later customer message: for the
+    team's integrations (a Slack thread per conversation follows the customer's messages).
+    """
+    contact = conv.get("contact") or {}
+    who = contact.get("name") or contact.get("platform_user_id") or "A customer"
+    text = message.get("text") or "(attachment)"
+    platform = conv["platform"].capitalize()
+    policy().notify_team(Notification(
+        owner_id=owner, kind="new_conversation" if opened else "customer_message",
+        title=f"New conversation with {who} on {platform}" if opened else f"{who} on {platform}",
+        text=text, conversation=conv, message=message,
+        link=conversation_link(conv["id"])))
 
 
 def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *,

@@ -1,14 +1,17 @@
-"""The business rules the pipeline obeys but does not own, installed by the layer above.
+"""What the pipeline asks of the layer above it, installed by the factory.
 
 automation/ sits below services/ (imports point downward), yet an automated AI reply must
-respect the owner's plan: services/entitlements.py decides, the `ai_reply` action asks. The
-factory installs the implementation per app (`install_policy(app, ...)` in create_app), so
-the dependency is inverted rather than hidden in a function-level import. A pipeline run in
-an app without a policy fails loudly instead of ignoring the plan.
+respect the owner's plan (services/entitlements.py decides) and the team hears of hand-offs,
+replies and `notify` actions through the owner's integrations (services/integrations.py
+knows which are configured, allowed by the plan and enabled). The factory installs the
+implementations per app (`install_policy(app, ...)` in create_app), so the dependency is
+inverted rather than hidden in a function-level import. A pipeline run in an app without a
+policy fails loudly instead of ignoring the plan.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from flask import Flask, current_app
@@ -22,6 +25,13 @@ class AutomationPolicy:
 
     # Count one AI reply against the owner's plan; False means "hand off instead".
     consume_ai_reply: Callable[[str], bool]
+    # Tell the team through the owner's integrations (only one type, or every enabled one),
+    # after the customer has been answered.
+    notify_team: Callable[..., None]
+    # Raise LookupError unless the owner's integration of this type is configured and enabled.
+    require_integration: Callable[[str, str], None]
+    # A context manager: notify_team calls inside it are delivered when it ends.
+    deferred_notifications: Callable[[], AbstractContextManager]
 
 
 def install_policy(app: Flask, policy: AutomationPolicy) -> None:

@@ -12,6 +12,8 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from automation.connectors import connector_for
+from automation.core.policy import policy
+from automation.integrations.base import Notification
 from automation.platforms import accounts
 from automation.platforms.base import AccountCredentials, OutboundMessage, SendError
 from utils import events
@@ -90,4 +92,17 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
         if exc.needs_reauth:
             accounts.mark_needs_reauth(account, exc.message)
         return set_status(owner_id, message, "failed", error=exc.code, detail=exc.message)
-    return set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
+    sent = set_status(owner_id, message, "sent", platform_message_id=result.platform_message_id)
+    _tell_the_team(owner_id, conv, sent)
+    return sent
+
+
+def _tell_the_team(owner_id: str, conv: dict, message: dict) -> None:
+    """A conversation's Slack thread shows the business's replies too (after this request;
+    a reply written in that thread is already there).
+    """
+    if (message.get("metadata") or {}).get("source") == "slack":
+        return
+    policy().notify_team(Notification(
+        owner_id=owner_id, kind="business_message", text=message.get("text") or "",
+        conversation=conv, message=message), only_type="slack")

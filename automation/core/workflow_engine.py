@@ -22,6 +22,7 @@ from automation.ai.response_generator import detect_intent, detect_language
 from automation.core import definitions as d
 from automation.core.actions import ACTIONS, RunContext
 from automation.core.business_profile import get_profile
+from automation.core.patterns import PatternError, pattern_matches
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
 from models_db import Workflow, WorkflowRun, db, utcnow
@@ -59,7 +60,12 @@ def _keywords(ctx, c: d.KeywordsCondition) -> bool:
 
 
 def _regex(ctx, c: d.RegexCondition) -> bool:
-    return re.search(c.pattern, _text(ctx)[:4000], flags=re.IGNORECASE) is not None
+    """RE2, linear in the text: a user's pattern can never freeze the process."""
+    try:
+        return pattern_matches(c.pattern, _text(ctx))
+    except PatternError as exc:  # saved before patterns were checked with RE2
+        log.warning("workflow regex condition refused by RE2, not matching: %s", exc)
+        return False
 
 
 def _business_hours(ctx, c: d.BusinessHoursCondition) -> bool:

@@ -90,12 +90,40 @@ def _chunk_faq(content: str) -> list[ChunkDraft]:
 
 # --------------------------------------------------------------------------- prose
 
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)\s*$")
+_NOT_A_TITLE = re.compile(r"^ {0,3}([-*+>#|]|\d+[.)]\s|```|~~~)")
+
+
+def atx_headings(lines: list[str]) -> list[str]:
+    """Rewrite setext headings (`Title` over `=====`, `Sub` over `-----`) as `# Title` and
+    `## Sub`, so every Markdown reader here knows one heading syntax.
+
+    As in CommonMark, the title is one line of text right after a blank line (or at the
+    start); a `---` after a blank line, a list item or a quote stays what it is (a rule, or
+    text), and nothing inside a code fence changes.
+    """
+    out: list[str] = []
+    fenced = False
+    for line in lines:
+        if _FENCE.match(line):
+            fenced = not fenced
+        underline = None if fenced else _SETEXT_UNDERLINE.match(line)
+        title = out[-1] if out else ""
+        before = out[-2] if len(out) >= 2 else ""
+        if (underline and title.strip() and not before.strip()
+                and not _NOT_A_TITLE.match(title) and not _HEADING.match(title)):
+            out[-1] = ("#" if underline.group(1)[0] == "=" else "##") + " " + title.strip()
+            continue
+        out.append(line)
+    return out
+
+
 def _sections(content: str) -> list[tuple[str | None, list[str]]]:
     """(heading path, body lines) per heading; headings inside code fences are text."""
     sections: list[tuple[str | None, list[str]]] = [(None, [])]
     path: list[tuple[int, str]] = []
     fenced = False
-    for line in content.splitlines():
+    for line in atx_headings(content.splitlines()):
         if _FENCE.match(line):
             fenced = not fenced
         m = None if fenced else _HEADING.match(line)

@@ -16,7 +16,16 @@ from sqlalchemy import delete, exists, func, select, text, true
 from sqlalchemy.dialects.postgresql import JSONB
 
 from automation.knowledge.chunking import chunk_document
-from automation.knowledge.text import content_terms, coverage, idf, index_text, stem, term_matches
+from automation.knowledge.text import (
+    TermMatcher,
+    alternatives,
+    any_matches,
+    content_terms,
+    idf,
+    index_text,
+    rewrite_phrases,
+    stem,
+)
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
 from utils.pagination import paginate
@@ -42,10 +51,23 @@ class Passage:
     score: float
     rank: int
     heading: str | None = None
+    # Evidence for the answer decision (automation.knowledge.decision), not shown by the API:
+    # coverage of the query by the title/heading/FAQ question, the share of the FAQ
+    # question's words the customer used, the largest weight share of a query word this
+    # passage lacks, the share of the query's weight the knowledge base lacks altogether, and
+    # how many content words the query had.
+    focus: float = 0.0
+    qsim: float = 0.0
+    missing: float = 0.0
+    unknown: float = 0.0
+    n_terms: int = 0
 
     def to_dict(self) -> dict:
-        """The passage as a plain dict (the API's search result shape)."""
-        return asdict(self)
+        """The passage as the search API shows it."""
+        out = asdict(self)
+        for key in ("focus", "qsim", "missing", "unknown", "n_terms"):
+            out.pop(key)
+        return out
 
 
 # ------------------------------------------------------------------------- documents
@@ -217,20 +239,23 @@ class _SqliteFts:
 
     @staticmethod
     def candidates(q: str, user_id: str, limit: int):
-        sql = (f"SELECT {_COLUMNS} FROM {FTS_TABLE} "
-               f"JOIN knowledge_chunks c ON c.id = {FTS_TABLE}.rowid "
+        # The MATCH runs once, in a materialised CTE: joined directly, SQLite may walk the
+        # user's chunks and re-run the MATCH for each of them (seconds at 500 documents).
+        sql = (f"WITH m AS MATERIALIZED (SELECT rowid AS id, bm25({FTS_TABLE}) AS r "
+               f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q) "
+               f"SELECT {_COLUMNS} FROM m JOIN knowledge_chunks c ON c.id = m.id "
                "JOIN knowledge_documents d ON d.id = c.document_id "
-               f"WHERE {FTS_TABLE} MATCH :q AND {_SCOPE} "
-               f"ORDER BY bm25({FTS_TABLE}), c.id LIMIT :limit")
+               f"WHERE {_SCOPE} ORDER BY m.r, c.id LIMIT :limit")
         return db.session.execute(text(sql), {"q": q, "user_id": user_id, "enabled": True,
                                               "limit": limit}).all()
 
     @staticmethod
     def count(q: str, user_id: str) -> int:
-        sql = (f"SELECT count(*) FROM {FTS_TABLE} "
-               f"JOIN knowledge_chunks c ON c.id = {FTS_TABLE}.rowid "
+        sql = (f"WITH m AS MATERIALIZED (SELECT rowid AS id FROM {FTS_TABLE} "
+               f"WHERE {FTS_TABLE} MATCH :q) "
+               "SELECT count(*) FROM m JOIN knowledge_chunks c ON c.id = m.id "
                "JOIN knowledge_documents d ON d.id = c.document_id "
-               f"WHERE {FTS_TABLE} MATCH :q AND {_SCOPE}")
+               f"WHERE {_SCOPE}")
         return db.session.execute(text(sql), {"q": q, "user_id": user_id,
                                               "enabled": True}).scalar_one()
 
@@ -289,40 +314,74 @@ def _searchable_chunks(user_id: str) -> int:
 def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     """The user's enabled passages that best answer `query`, best first, scored 0..1.
 
-    Any text is safe as a query: only its folded content words reach the FTS engine, each
-    quoted. The score is the IDF-weighted share of those words that the passage contains
-    (with light stemming); ties go to passages whose title, heading or question match.
+    Any text is safe as a query: only its folded content words (and their synonyms,
+    text.SYNONYMS) reach the FTS engine, each quoted. The score is the IDF-weighted share of
+    the query's words that the passage contains (a synonym counts, with light stemming); ties
+    go to passages whose title, heading or FAQ question match.
     """
-    terms = content_terms(query or "")
+    terms = content_terms(rewrite_phrases(query or ""))
     if not terms or limit <= 0:
         return []
     engine = _engine()
-    rows = engine.candidates(engine.query(terms), user_id, CANDIDATES)
+    alts = {t: alternatives(t) for t in terms}
+    every = [a for t in terms for a in alts[t]]
+    rows = engine.candidates(engine.query(every), user_id, CANDIDATES)
     if not rows:
         return []
     n = max(_searchable_chunks(user_id), len(rows))
-    tokenised = [(row, row.search_text.split()) for row in rows]
+    matchers = {t: TermMatcher(alts[t]) for t in terms}
+    # Which query terms each candidate contains, in its whole text and in its "focus" fields
+    # (title, heading, FAQ question).
+    hits = [{t for t in terms if matchers[t](row.search_text)} for row in rows]
     if len(rows) < CANDIDATES:
         # Every passage that matches any term is a candidate: count document frequencies
         # with exactly the reranker's matching rule.
-        sets = [(set(toks), {stem(x) for x in toks}) for _, toks in tokenised]
-        df = {t: sum(1 for toks, stems in sets if term_matches(t, toks, stems)) for t in terms}
+        df = {t: sum(1 for h in hits if t in h) for t in terms}
     else:
-        df = {t: engine.count(engine.query([t]), user_id) for t in terms}
+        df = {t: engine.count(engine.query(alts[t]), user_id) for t in terms}
     weights = {t: idf(df[t], n) for t in terms}
+    total = sum(weights.values()) or 1.0
+    unknown = sum(weights[t] for t in terms if df[t] == 0) / total
 
-    scored = []
-    for pos, (row, toks) in enumerate(tokenised):
-        score = coverage(terms, weights, toks)
-        focus = coverage(terms, weights, index_text(row.title, row.heading, row.question).split())
-        scored.append((score, focus, pos, row))
+    scored = [(sum(weights[t] for t in hit) / total, 0.0, pos, row, hit)
+              for pos, (row, hit) in enumerate(zip(rows, hits, strict=False))]
+    scored.sort(key=lambda s: (-round(s[0], 9), s[2]))
+    # Only passages that can still make the top `limit` need their focus (the tie-break).
+    cut = round(scored[min(limit, len(scored)) - 1][0], 9)
+    for i, (score, _f, pos, row, hit) in enumerate(scored):
+        if round(score, 9) < cut:
+            break
+        focus_text = index_text(row.title, row.heading, row.question)
+        focus = sum(weights[t] for t in hit if matchers[t](focus_text)) / total
+        scored[i] = (score, focus, pos, row, hit)
     scored.sort(key=lambda s: (-round(s[0], 9), -round(s[1], 9), s[2]))
     out = []
-    for rank, (score, _focus, _pos, row) in enumerate(scored[:limit], start=1):
+    for rank, (score, focus, _pos, row, hit) in enumerate(scored[:limit], start=1):
+        lacking = [weights[t] for t in terms if t not in hit]
         out.append(Passage(chunk_id=row.id, document_id=row.document_id, title=row.title,
                            text=row.text, question=row.question, answer=row.answer,
-                           score=round(score, 4), rank=rank, heading=row.heading))
+                           score=round(score, 4), rank=rank, heading=row.heading,
+                           focus=round(focus, 4), qsim=round(_question_similarity(
+                               row.question, terms, alts), 4),
+                           missing=round(max(lacking, default=0.0) / total, 4),
+                           unknown=round(unknown, 4), n_terms=len(terms)))
     return out
+
+
+def _question_similarity(faq_question: str | None, terms: list[str],
+                         alts: dict[str, list[str]]) -> float:
+    """The share of an FAQ question's content words that the customer's message used
+    (FAQ question-to-question matching); 0 for prose passages.
+    """
+    if not faq_question:
+        return 0.0
+    theirs = content_terms(rewrite_phrases(faq_question))
+    if not theirs:
+        return 0.0
+    mine = {a for t in terms for a in alts[t]}
+    mine_stems = {stem(a) for a in mine}
+    hit = sum(1 for t in theirs if any_matches(alternatives(t), mine, mine_stems))
+    return hit / len(theirs)
 
 
 def search_results(user_id: str, query: str, limit: int = 5) -> dict:

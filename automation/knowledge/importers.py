@@ -1,7 +1,8 @@
 """Turning uploaded files into knowledge documents (.md/.markdown, .txt, .csv).
 
 * Markdown: one document per top-level section — per `#` heading when the file has two or
-  more, else per `##` heading when it has two or more (text before the first such heading
+  more, else per `##` heading when it has two or more (setext headings, a title underlined
+  with `===` or `---`, count as `#` and `##`) (text before the first such heading
   becomes a document of its own); otherwise the whole file is one document.
 * Text: the whole file is one document, titled after the file name.
 * CSV with a `question,answer` header (`;` or tab also accepted as the separator): the whole
@@ -19,7 +20,7 @@ import io
 import re
 from pathlib import Path
 
-from automation.knowledge.chunking import faq_content
+from automation.knowledge.chunking import atx_headings, faq_content
 from utils.errors import BadRequest
 
 FORMATS_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".csv": "faq"}
@@ -66,7 +67,7 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
 
 def split_markdown(text: str, fallback_title: str) -> list[tuple[str, str]]:
     """(title, content) per document (see the module docstring)."""
-    lines = text.splitlines()
+    lines = atx_headings(text.splitlines())  # setext headings count like `#`/`##` ones
     heads = _headings(lines)
     h1 = [h for h in heads if h[1] == 1]
     h2 = [h for h in heads if h[1] == 2]

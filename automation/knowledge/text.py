@@ -8,6 +8,7 @@ surface forms (ship ← ships, shipped, shipping), so an FTS prefix query finds 
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -30,6 +31,7 @@ thx ty cheers ok okay yes yeah yep no nope sure hmm um uh like know tell want wa
 wonder question questions ask asking get got getting let lets need needs would need help
 anyone someone something anything thing things way much many really actually just still
 how when where why whether ever
+whats wheres hows whos u r ur ya guys anything really actually right now
 long far often soon time times somewhere anywhere everywhere nowhere else possible exactly
 currently moment usually normally generally kind type sort able
 der die das den dem des ein eine einer eines einem einen und oder aber wenn dass ich du er
@@ -71,6 +73,7 @@ def index_text(*parts: str | None) -> str:
     return " ".join(t for part in parts if part for t in tokens(part))
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light, language-agnostic stem that is a prefix of the word's common forms.
 
@@ -123,19 +126,118 @@ def term_matches(term: str, doc_tokens: set[str], doc_stems: set[str]) -> bool:
     return False
 
 
+# Customers' words for what the knowledge calls otherwise, per language (folded, one word
+# each side; a group's words are interchangeable). Keep groups narrow: a synonym that is
+# wrong half the time turns near misses into wrong answers.
+SYNONYMS: dict[str, list[tuple[str, ...]]] = {
+    "en": [
+        ("shop", "store", "boutique"), ("return", "refund", "exchange"),
+        ("price", "cost", "costs", "fee", "charge", "expensive", "cheap", "cheapest"),
+        ("open", "opening", "hours", "close", "closed", "closing"),
+        ("book", "booking", "reserve", "reservation", "appointment", "appointments"),
+        ("cancel", "cancelling", "cancellation", "unsubscribe"),
+        ("deliver", "delivery", "shipping", "ship"),
+        ("phone", "call", "telephone"), ("email", "mail"),
+        ("address", "located", "location"), ("park", "parking"),
+        ("wheelchair", "accessible", "lift", "elevator"),
+        ("kid", "kids", "child", "children", "baby", "toddler"),
+        ("vegetarian", "veggie"), ("voucher", "vouchers", "gift"),
+        ("discount", "discounts"), ("trial", "try"),
+        ("receipt", "receipts", "invoice", "invoices", "bill"),
+        ("app", "iphone", "ios", "android", "mobile"),
+        ("insurance", "insurer", "covered"),
+        ("nervous", "anxious", "scared", "terrified", "afraid", "anxiety"),
+    ],
+    "de": [
+        ("termin", "termine"), ("geoffnet", "offnungszeiten", "offen"),
+        ("parkplatz", "parken"), ("preis", "kosten", "kostet"),
+    ],
+    "fr": [
+        ("reserver", "reservation"), ("horaires", "ouvert", "ouverts", "ferme"),
+        ("prix", "coute", "tarif"),
+    ],
+    "es": [
+        ("precio", "cuesta", "cuanto"), ("cancelar", "baja"),
+    ],
+}
+# Multi-word phrases customers use, rewritten to the word the knowledge uses.
+PHRASES = {
+    "send back": "return", "money back": "refund", "credit card": "card",
+    "phone number": "phone", "sit outside": "terrace",
+}
+_GROUPS: dict[str, set[str]] = {}
+for _groups in SYNONYMS.values():
+    for _group in _groups:
+        for _word in _group:
+            _GROUPS.setdefault(_word, set()).update(_group)
+
+
+def rewrite_phrases(text: str) -> str:
+    """The text, folded, with customers' multi-word phrases replaced by the knowledge's word."""
+    out = " ".join(tokens(text))
+    for phrase, word in PHRASES.items():
+        out = re.sub(rf"\b{phrase}\b", word, out)
+    return out
+
+
+def alternatives(term: str) -> list[str]:
+    """The term and its synonyms (the term first)."""
+    return [term] + sorted(_GROUPS.get(term, set()) - {term})
+
+
+def any_matches(alts: list[str], doc_tokens: set[str], doc_stems: set[str]) -> bool:
+    """Does any of a term's alternatives occur in a text (see term_matches)?"""
+    return any(term_matches(a, doc_tokens, doc_stems) for a in alts)
+
+
+class TermMatcher:
+    """term_matches() for one query term and its synonyms, run on an index_text() string.
+
+    The same rule, but as one regex search over the passage's token stream instead of a
+    Python loop over its tokens: a stem of 4+ letters matches any word it begins; a shorter
+    stem matches the term itself or a word with that same stem.
+    """
+
+    def __init__(self, alts: list[str]):
+        """Compile the matcher for a term's alternatives (the term and its synonyms)."""
+        long_stems, self.short = [], []
+        for a in alts:
+            s = stem(a)
+            if len(s) >= 4:
+                long_stems.append(re.escape(s))
+            else:
+                self.short.append((a, s, re.compile(rf"(?:^| )({re.escape(s)}\w*)")))
+        self.long = re.compile(rf"(?:^| )(?:{'|'.join(long_stems)})") if long_stems else None
+
+    def __call__(self, text: str) -> bool:
+        """Does the term (or a synonym) occur in this space-separated token stream?"""
+        if self.long is not None and self.long.search(text):
+            return True
+        for term, s, rx in self.short:
+            for m in rx.finditer(text):
+                word = m.group(1)
+                if word == term or stem(word) == s:
+                    return True
+        return False
+
+
 def idf(df: int, n: int) -> float:
     """BM25's inverse document frequency: always positive, highest for unseen words."""
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
-def coverage(terms: list[str], weights: dict[str, float], text_tokens: list[str]) -> float:
-    """The IDF-weighted share of the query's terms that a text contains (0..1)."""
+def coverage(terms: list[str], weights: dict[str, float], text_tokens: list[str],
+             alts: dict[str, list[str]] | None = None) -> float:
+    """The IDF-weighted share of the query's terms that a text contains (0..1); with `alts`,
+    a term counts as contained when one of its synonyms is.
+    """
     total = sum(weights[t] for t in terms)
     if total <= 0:
         return 0.0
     toks = set(text_tokens)
     stems = {stem(t) for t in toks}
-    hit = sum(weights[t] for t in terms if term_matches(t, toks, stems))
+    hit = sum(weights[t] for t in terms
+              if any_matches((alts or {}).get(t, [t]), toks, stems))
     return hit / total
 
 

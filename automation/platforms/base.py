@@ -138,6 +138,16 @@ class AccountCredentials:
     access_token: str
 
 
+@dataclass
+class AccountProfile:
+    """Who Graph says a token's account is (the answer to the connect-time ownership check)."""
+
+    id: str
+    name: str = ""
+    display_phone_number: str | None = None   # WhatsApp only
+    raw: dict = field(default_factory=dict)
+
+
 class PlatformConnector:
     """Base class: one subclass per platform, listed in automation.registry.PLATFORMS."""
 
@@ -156,4 +166,12 @@ class PlatformConnector:
     def send(self, account: AccountCredentials, recipient_id: str,
              message: OutboundMessage) -> SendResult:
         """Send one message; retries retryable failures with backoff; raises SendError."""
+        raise NotImplementedError
+
+    def fetch_account(self, account: AccountCredentials) -> AccountProfile:
+        """Ask the platform, with the account's own token, which account that token manages.
+
+        One read, no retry: the answer proves (or refuses) that whoever holds the token may
+        connect `account.external_id`. Raises SendError with the platform's reason.
+        """
         raise NotImplementedError

@@ -27,6 +27,7 @@ from tenacity import (
 
 from .base import (
     AccountCredentials,
+    AccountProfile,
     GraphConfig,
     InboundEvent,
     OutboundMessage,
@@ -213,6 +214,37 @@ class GraphConnector(PlatformConnector):
             data = None
         if response.is_success and isinstance(data, dict) and "error" not in data:
             return data
+        raise self.classify_error(response.status_code, data)
+
+    # ------------------------------------------------------------------ ownership check
+
+    def account_check(self, account: AccountCredentials) -> tuple[str, str]:
+        """The Graph path and `fields` that tell which account a token manages."""
+        raise NotImplementedError
+
+    def profile_of(self, body: dict) -> AccountProfile:
+        """The AccountProfile in the check's success body."""
+        return AccountProfile(id=str(body.get("id") or ""), name=str(body.get("name") or ""),
+                              raw=body)
+
+    def fetch_account(self, account: AccountCredentials) -> AccountProfile:
+        """One GET through the shared client, no retry; the profile Graph answers or SendError."""
+        path, fields = self.account_check(account)
+        try:
+            response = self.http.get(self.graph.url(path), params={"fields": fields},
+                                     headers={"Authorization": f"Bearer {account.access_token}"})
+        except httpx.TransportError as exc:
+            raise SendError("network_error", f"{self.platform}: {type(exc).__name__}: {exc}",
+                            retryable=True) from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.is_success and isinstance(data, dict) and "error" not in data:
+            return self.profile_of(data)
+        if response.is_success:  # 2xx without a readable body: nothing was proven
+            raise SendError("platform_error", f"{self.platform}: unreadable account check answer",
+                            retryable=True, http_status=response.status_code)
         raise self.classify_error(response.status_code, data)
 
     def classify_error(self, http_status: int, body) -> SendError:

@@ -6,6 +6,7 @@ Apps using "Instagram API with Instagram Login" sign webhooks with the Instagram
 """
 from __future__ import annotations
 
+from .base import AccountCredentials, AccountProfile
 from .messenger_common import MessengerStyleConnector
 
 
@@ -16,3 +17,12 @@ class InstagramConnector(MessengerStyleConnector):
     webhook_objects = ("instagram",)
     secret_setting = "INSTAGRAM_APP_SECRET"
     text_limit = 1000
+
+    def account_check(self, account: AccountCredentials) -> tuple[str, str]:
+        """Instagram: the account itself, which only a token that manages it can read."""
+        return account.external_id, "id,username"
+
+    def profile_of(self, body: dict) -> AccountProfile:
+        """Instagram answers `username` where Pages answer `name`."""
+        return AccountProfile(id=str(body.get("id") or ""), name=str(body.get("username") or ""),
+                              raw=body)

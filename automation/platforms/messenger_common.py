@@ -203,6 +203,10 @@ class MessengerStyleConnector(GraphConnector):
 
     # ------------------------------------------------------------------ sending
 
+    def account_check(self, account: AccountCredentials) -> tuple[str, str]:
+        """Messenger: a Page token's `/me` is its Page (Instagram overrides this)."""
+        return "me", "id,name"
+
     @override
     def send_path(self, account: AccountCredentials) -> str:
         return "me/messages"   # `me` is the Page / IG account the token belongs to

@@ -20,6 +20,7 @@ from .base import (
     REACTION,
     STATUS,
     AccountCredentials,
+    AccountProfile,
     InboundEvent,
     OutboundMessage,
     SendError,
@@ -195,6 +196,17 @@ class WhatsAppConnector(GraphConnector):
                          error=_error(status.get("errors")), metadata=metadata)
 
     # ------------------------------------------------------------------ sending
+
+    def account_check(self, account: AccountCredentials) -> tuple[str, str]:
+        """WhatsApp: the phone number object, readable only with a token of its business."""
+        return account.external_id, "id,display_phone_number,verified_name"
+
+    def profile_of(self, body: dict) -> AccountProfile:
+        """The business's verified name and the number customers see."""
+        return AccountProfile(id=str(body.get("id") or ""),
+                              name=str(body.get("verified_name") or ""),
+                              display_phone_number=as_str(body.get("display_phone_number")),
+                              raw=body)
 
     @override
     def send_path(self, account: AccountCredentials) -> str:

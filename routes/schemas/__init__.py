@@ -4,6 +4,14 @@ from them. Every model is re-exported here: `from routes.schemas import TaskIn` 
 
 from __future__ import annotations
 
+from routes.schemas.analytics import (
+    AnalyticsConversationsOut,
+    AnalyticsDayOut,
+    AnalyticsQuery,
+    AnalyticsSpreadOut,
+    AnalyticsSummaryOut,
+    AnalyticsTotalsOut,
+)
 from routes.schemas.auth import LoginIn, PasswordChangeIn, RefreshIn, RegisterIn, TokenPairOut
 from routes.schemas.business import BusinessProfileIn, BusinessProfileOut
 from routes.schemas.common import ListQuery, OkOut, Platform, StrictModel
@@ -26,6 +34,14 @@ from routes.schemas.conversations import (
     WhatsAppTemplateIn,
 )
 from routes.schemas.health import HealthOut
+from routes.schemas.integrations import (
+    IntegrationIn,
+    IntegrationListOut,
+    IntegrationOut,
+    IntegrationTestOut,
+    IntegrationTypeListOut,
+    IntegrationTypeOut,
+)
 from routes.schemas.knowledge import (
     KnowledgeDocumentIn,
     KnowledgeDocumentOut,
@@ -46,10 +62,21 @@ from routes.schemas.platforms import (
     PlatformAccountOut,
     PlatformAccountPatchIn,
 )
+from routes.schemas.slack import (
+    SlackHealthOut,
+    SlackListQuery,
+    SlackMessageListOut,
+    SlackMessageOut,
+    SlackPostIn,
+    SlackPostOut,
+    SlackTs,
+)
 from routes.schemas.subscriptions import (
     AdminSubscriptionIn,
     FeatureName,
     Limit,
+    PaymentProvider,
+    StripePriceId,
     SubscribeIn,
     SubscriptionListOut,
     SubscriptionListQuery,
@@ -91,6 +118,12 @@ from routes.schemas.workflows import (
 __all__ = [
     "AdminSubscriptionIn",
     "AdminUserUpdateIn",
+    "AnalyticsConversationsOut",
+    "AnalyticsDayOut",
+    "AnalyticsQuery",
+    "AnalyticsSpreadOut",
+    "AnalyticsSummaryOut",
+    "AnalyticsTotalsOut",
     "BusinessProfileIn",
     "BusinessProfileOut",
     "ContactListOut",
@@ -105,6 +138,12 @@ __all__ = [
     "ConversationStatus",
     "FeatureName",
     "HealthOut",
+    "IntegrationIn",
+    "IntegrationListOut",
+    "IntegrationOut",
+    "IntegrationTestOut",
+    "IntegrationTypeListOut",
+    "IntegrationTypeOut",
     "KnowledgeDocumentIn",
     "KnowledgeDocumentOut",
     "KnowledgeDocumentPatchIn",
@@ -126,6 +165,7 @@ __all__ = [
     "NoteIn",
     "OkOut",
     "PasswordChangeIn",
+    "PaymentProvider",
     "Platform",
     "PlatformAccountIn",
     "PlatformAccountListOut",
@@ -134,7 +174,15 @@ __all__ = [
     "RefreshIn",
     "RegisterIn",
     "SendMessageIn",
+    "SlackHealthOut",
+    "SlackListQuery",
+    "SlackMessageListOut",
+    "SlackMessageOut",
+    "SlackPostIn",
+    "SlackPostOut",
+    "SlackTs",
     "StrictModel",
+    "StripePriceId",
     "SubscribeIn",
     "SubscriptionListOut",
     "SubscriptionListQuery",

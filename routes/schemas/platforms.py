@@ -16,8 +16,13 @@ class PlatformAccountIn(StrictModel):
     external_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
                              description="Page id, Instagram account id or WhatsApp "
                                          "phone_number_id")
-    access_token: str = Field(min_length=10, max_length=4096, repr=False)
-    name: str = Field(default="", max_length=200)
+    access_token: str = Field(min_length=10, max_length=4096, repr=False,
+                              description="Page token (Messenger, Instagram) or system-user token "
+                                          "(WhatsApp); checked with Graph before anything "
+                                          "is stored")
+    name: str = Field(default="", max_length=200,
+                      description="empty: the Page name / Instagram username / WhatsApp verified "
+                                  "name that Graph answers")
 
 
 class PlatformAccountPatchIn(StrictModel):
@@ -34,6 +39,8 @@ class PlatformAccountOut(BaseModel):
     platform: Platform
     external_id: str
     name: str
+    display_phone_number: str | None = Field(
+        description="WhatsApp: the number customers see, as Graph answers it; else null")
     status: Literal["active", "needs_reauth"]
     last_error: str | None
     created_at: datetime

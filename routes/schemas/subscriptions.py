@@ -17,7 +17,15 @@ FeatureName = Literal["ai_replies", "knowledge_base", "workflows", "slack", "ema
 Limit = Annotated[int, Field(ge=0)] | None
 
 
-SubscriptionStatus = Literal["active", "canceled", "expired", "past_due"]
+SubscriptionStatus = Literal["active", "trialing", "past_due", "canceled", "expired"]
+
+
+StripePriceId = Annotated[str, Field(
+    pattern=r"^price_[A-Za-z0-9_]+$", max_length=255,
+    description="the Stripe Price that bills this plan (Checkout and webhooks map by it)")]
+
+
+PaymentProvider = Literal["stripe", "admin"]
 
 
 class TierIn(StrictModel):
@@ -35,6 +43,9 @@ class TierIn(StrictModel):
     integrations: Limit = Field(description="null means unlimited")
     knowledge_documents: Limit = Field(description="null means unlimited")
     is_active: bool = True
+    trial_days: int = Field(default=0, ge=0, le=365,
+                            description="days of free trial a user may start once; 0 = none")
+    stripe_price_id: StripePriceId | None = None
 
 
 class TierUpdateIn(StrictModel):
@@ -52,6 +63,8 @@ class TierUpdateIn(StrictModel):
     integrations: Limit = None
     knowledge_documents: Limit = None
     is_active: bool | None = None
+    trial_days: int | None = Field(default=None, ge=0, le=365)
+    stripe_price_id: StripePriceId | None = None
 
 
 class TierOut(BaseModel):
@@ -70,6 +83,8 @@ class TierOut(BaseModel):
     integrations: int | None
     knowledge_documents: int | None
     is_active: bool
+    trial_days: int
+    stripe_price_id: str | None
 
 
 class TierListOut(BaseModel):
@@ -80,12 +95,18 @@ class TierListOut(BaseModel):
 
 
 class SubscribeIn(StrictModel):
-    """The plan a user takes (free tiers and trials only; paid ones need payment)."""
+    """A free plan or a trial for yourself; a paid plan answers 402 payment_required (with
+    `checkout_url` when Stripe is configured). Admins grant any plan to `user_id` (default:
+    themselves); a non-admin naming another user gets 404.
+    """
 
     tier_id: str = Field(min_length=1, max_length=36)
+    user_id: str | None = Field(default=None, min_length=1, max_length=36,
+                                description="admin only: whose plan (default: the caller)")
     payment_reference: str | None = Field(
         default=None, max_length=255,
-        description="the payment provider's reference (never card data)")
+        description="admin grants: a reference kept with the grant (e.g. an invoice number; "
+                    "never card data)")
 
 
 class UsageOut(BaseModel):
@@ -108,6 +129,15 @@ class SubscriptionOut(BaseModel):
     cancel_at_period_end: bool
     canceled_at: datetime | None
     payment_reference: str | None
+    provider: PaymentProvider | None = Field(
+        description="who bills it: stripe, admin (a grant), null (a free plan or a trial)")
+    provider_customer_id: str | None
+    provider_subscription_id: str | None
+    past_due_since: datetime | None = Field(
+        description="past_due: the plan is kept for STRIPE_GRACE_DAYS from here")
+    trial_started_at: datetime | None = Field(description="set once: one trial per account")
+    effective_until: datetime | None = Field(
+        description="when the plan stops applying (null: until changed)")
     tier: TierOut
     effective_tier: TierOut
     usage: UsageOut
@@ -123,6 +153,7 @@ class SubscriptionRowOut(BaseModel):
     started_at: datetime
     current_period_end: datetime | None
     cancel_at_period_end: bool
+    provider: PaymentProvider | None
 
 
 class SubscriptionListOut(BaseModel):

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from automation.ai.providers.local import ANSWER_THRESHOLD
-from automation.ai.response_generator import (Answer, ReplyContext, generate_reply,
-                                              suggest_replies)
+from automation.ai.response_generator import Answer, ReplyContext, generate_reply, suggest_replies
+from automation.knowledge.decision import load_model
 
 
 def test_default_provider_is_local(app):
@@ -19,7 +18,7 @@ def test_answers_a_faq_question_with_its_answer(make_ctx, owner):
     assert answer.text == ("We are open Monday to Friday from 9 am to 6 pm and on Saturday "
                            "from 10 am to 4 pm.")
     assert answer.sources == [owner["faq"]] and answer.provider == "local"
-    assert ANSWER_THRESHOLD <= answer.confidence <= 1
+    assert load_model().threshold <= answer.confidence <= 1  # the decision's probability
     assert answer.fallback_from is None and answer.usage == {}
 
 
@@ -53,7 +52,7 @@ def test_unknown_questions_hand_off_with_low_confidence(make_ctx):
     answer = generate_reply(make_ctx("Do you sell birthday candles in bulk?"))
     assert answer.handoff and answer.reason == "low_confidence"
     assert answer.text == "One of our bakers will reply to you here soon!"
-    assert answer.confidence < ANSWER_THRESHOLD and answer.sources == []
+    assert answer.confidence < load_model().threshold and answer.sources == []
 
 
 def test_empty_knowledge_base_hands_off(app, user):

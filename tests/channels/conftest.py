@@ -89,22 +89,37 @@ def set_plan(user_id: str, tier_id: str) -> None:
     subscribe(user_id, tier_id, None, actor_id=user_id)
 
 
-def connect(client, user, platform: str, external_id: str, token: str = "EAAG-test-token-123"):
-    resp = client.post("/api/platforms", json={"platform": platform, "external_id": external_id,
-                                               "access_token": token, "name": f"My {platform}"},
-                       headers=user["headers"])
+GRAPH_PROFILES = {"facebook": {"name": "Nora's Page"}, "instagram": {"username": "nora.shop"},
+                  "whatsapp": {"display_phone_number": "+1 555-078-3881",
+                               "verified_name": "Nora Shop"}}
+
+
+def account_token(platform: str, external_id: str) -> str:
+    """The (fake) token that manages one account."""
+    return f"EAAG-{platform}-{external_id}-token"
+
+
+def connect(client, user, graph, platform: str, external_id: str, token: str | None = None,
+            name: str | None = None):
+    """Connect an account through the API, its token first registered in the fake Graph."""
+    token = token or account_token(platform, external_id)
+    graph.manage(token, external_id, **GRAPH_PROFILES[platform])
+    resp = client.post("/api/platforms", json={
+        "platform": platform, "external_id": external_id, "access_token": token,
+        "name": f"My {platform}" if name is None else name}, headers=user["headers"])
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()
 
 
 @pytest.fixture
-def business(app, client):
+def business(app, client, fake_graph):
     """A business on Professional with a Page, an Instagram account and a WhatsApp number."""
     body = register(client, name="Nora Shop")
     body["headers"] = auth_header(body)
     set_plan(body["user"]["id"], "professional")
-    body["accounts"] = {p: connect(client, body, p, ext) for p, ext in
+    body["accounts"] = {p: connect(client, body, fake_graph, p, ext) for p, ext in
                         (("facebook", PAGE_ID), ("instagram", IG_ID), ("whatsapp", PHONE_ID))}
+    fake_graph.requests.clear()   # the ownership checks are set-up, not what a test measures
     return body
 
 

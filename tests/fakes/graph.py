@@ -10,6 +10,13 @@ error samples, or `graph_error(...)` envelopes), a delay (slowness / timeouts) o
     fake.queue("/me/messages", Reply.error(613, status=400), Reply.error(613), Reply())
     ...
     assert [r.path for r in fake.requests] == [...]
+
+Reads (GET) model Graph's access control, which the connect-time ownership check relies on:
+`fake.manage(token, account_id, name=...)` registers a token and the one account it manages.
+`GET /me` answers that account; `GET /{id}` answers it only when `id` is that account (any
+other id: Graph's code 100 "does not exist, cannot be loaded due to missing permissions");
+an unregistered token gets Graph's OAuthException code 190 "Invalid OAuth access token".
+The token is read from `Authorization: Bearer` or `?access_token=`, like Graph does.
 """
 from __future__ import annotations
 
@@ -22,8 +29,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
-META_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "meta"
+META_SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "meta"
 
 
 def graph_error(code: int, message: str = "Graph error", *, subcode: int | None = None,
@@ -38,8 +46,22 @@ def graph_error(code: int, message: str = "Graph error", *, subcode: int | None 
     return {"error": error}
 
 
+def invalid_token_error() -> dict:
+    """What Graph answers (HTTP 400) to a token it cannot parse or that was revoked."""
+    return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
+
+
+def unreadable_object_error(object_id: str) -> dict:
+    """What Graph answers (HTTP 400) when a valid token may not read the object."""
+    return graph_error(100, f"Unsupported get request. Object with ID '{object_id}' does not "
+                            "exist, cannot be loaded due to missing permissions, or does not "
+                            "support this operation. Please read the Graph API documentation at "
+                            "https://developers.facebook.com/docs/graph-api",
+                       subcode=33, type_="GraphMethodException")
+
+
 def sample(name: str) -> dict:
-    """One of the JSON samples in shared/meta (e.g. the real Send API error bodies)."""
+    """One of the JSON samples in tests/fixtures/meta (e.g. the real Send API error bodies)."""
     return json.loads((META_SAMPLES / name).read_text(encoding="utf-8"))
 
 
@@ -75,7 +97,9 @@ def success_body(request_json: dict | None) -> dict:
         return {"messaging_product": "whatsapp",
                 "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
                 "messages": [{"id": "wamid.FAKE" + uuid.uuid4().hex.upper()}]}
-    recipient = request_json.get("recipient") if isinstance(request_json.get("recipient"), dict) else {}
+    recipient = (
+        request_json.get("recipient") if isinstance(request_json.get("recipient"), dict) else {}
+    )
     return {"recipient_id": recipient.get("id"), "message_id": "m_fake" + uuid.uuid4().hex}
 
 
@@ -84,6 +108,7 @@ class FakeGraph:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.accounts: dict[str, dict] = {}  # token -> the object it manages (all its fields)
         self._queues: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
         fake = self
@@ -100,8 +125,9 @@ class FakeGraph:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -121,15 +147,48 @@ class FakeGraph:
         with self._lock:
             self._queues.setdefault(suffix, deque()).extend(replies)
 
+    def manage(self, token: str, account_id: str, **fields) -> None:
+        """Make `token` a valid token that manages the account `account_id` (and nothing else).
+
+        `fields` are what Graph answers about it: `name` (Page), `username` (Instagram),
+        `display_phone_number` / `verified_name` (WhatsApp).
+        """
+        with self._lock:
+            self.accounts[token] = {"id": str(account_id), **fields}
+
+    def revoke(self, token: str) -> None:
+        """The token stops working (expired, password changed, app removed)."""
+        with self._lock:
+            self.accounts.pop(token, None)
+
     def requests_to(self, suffix: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith(suffix)]
 
-    def _next_reply(self, path: str) -> Reply:
+    def _next_reply(self, path: str) -> Reply | None:
         with self._lock:
             for suffix, replies in self._queues.items():
                 if path.endswith(suffix) and replies:
                     return replies.popleft()
-        return Reply()
+        return None
+
+    def _read(self, path: str, query: str, headers: dict) -> Reply:
+        """A GET of `/vX/me` or `/vX/{id}`: Graph's access control over the registered tokens."""
+        params = parse_qs(query)
+        auth = headers.get("authorization", "")
+        token = (
+            auth[7:]
+            if auth.lower().startswith("bearer ")
+            else (params.get("access_token") or [""])[0]
+        )
+        with self._lock:
+            account = self.accounts.get(token)
+        if account is None:
+            return Reply(400, invalid_token_error())
+        object_id = path.rstrip("/").rsplit("/", 1)[-1]
+        if object_id != "me" and object_id != account["id"]:
+            return Reply(400, unreadable_object_error(object_id))
+        wanted = [f for f in (params.get("fields") or ["id,name"])[0].split(",") if f]
+        return Reply(200, {f: account[f] for f in wanted if f in account} | {"id": account["id"]})
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
@@ -139,9 +198,23 @@ class FakeGraph:
             body = None
         path, _, query = handler.path.partition("?")
         with self._lock:
-            self.requests.append(Recorded(handler.command, path, query,
-                                          {k.lower(): v for k, v in handler.headers.items()}, body, raw))
+            self.requests.append(
+                Recorded(
+                    handler.command,
+                    path,
+                    query,
+                    {k.lower(): v for k, v in handler.headers.items()},
+                    body,
+                    raw,
+                )
+            )
         reply = self._next_reply(path)
+        if reply is None:
+            reply = (
+                self._read(path, query, {k.lower(): v for k, v in handler.headers.items()})
+                if handler.command == "GET"
+                else Reply()
+            )
         if reply.delay:
             time.sleep(reply.delay)
         if reply.drop:
@@ -152,8 +225,9 @@ class FakeGraph:
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         try:
             handler.send_response(reply.status)
-            handler.send_header("Content-Type", "application/json" if not isinstance(payload, str)
-                                else "text/html")
+            handler.send_header(
+                "Content-Type", "application/json" if not isinstance(payload, str) else "text/html"
+            )
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             handler.wfile.write(data)

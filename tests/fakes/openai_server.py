@@ -9,6 +9,7 @@ answer):
     server.reply_content("this is not JSON")         # invalid JSON content
     server.fail(500, times=3)                          # HTTP errors (429/500/…)
     server.delay(2.0)                                  # answer after 2 s (then the default)
+    server.schema_support = False                      # 400 for response_format json_schema
 
 Error answers carry `retry-after-ms: 1` so the SDK's retries do not slow the tests down.
 """
@@ -31,6 +32,7 @@ class FakeOpenAI:
         self.script: deque = deque()
         self.default = ("content", json.dumps(DEFAULT_ANSWER))
         self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
+        self.schema_support = True
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -96,6 +98,13 @@ class FakeOpenAI:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": "not found",
                                                       "type": "invalid_request_error"}})
+                wants = ((body or {}).get("response_format") or {}).get("type")
+                if wants == "json_schema" and not fake.schema_support:
+                    with fake._lock:
+                        fake.script.appendleft(step)  # not consumed by a refused request
+                    return self._send(400, {"error": {
+                        "message": "response_format json_schema is not supported",
+                        "type": "invalid_request_error", "code": None}})
                 if step[0] == "delay":
                     fake._stopping.wait(step[1])
                     step = fake.default

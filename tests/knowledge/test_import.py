@@ -51,6 +51,58 @@ def test_markdown_is_split_by_second_level_headings(client, user):
     assert hit["document_id"] == hours["id"] and hit["heading"] == "Holidays"
 
 
+SETEXT = """Bakery handbook
+===============
+
+Welcome to our bakery.
+
+Opening hours
+-------------
+
+Monday to Saturday, 7 am to 6 pm.
+
+### Holidays
+
+Closed on public holidays.
+
+Custom cakes
+------------
+
+Order custom cakes at least three days ahead.
+
+---
+
+- a list item
+---
+
+```
+Not a title
+-----------
+```
+"""
+
+
+def test_markdown_setext_headings_split_like_atx_ones(client, user):
+    resp = upload(client, user["headers"], "handbook.md", SETEXT)
+    assert resp.status_code == 201, resp.get_json()
+    items = resp.get_json()["items"]
+    assert [d["title"] for d in items] == ["Bakery handbook", "Opening hours", "Custom cakes"]
+    cakes = client.get(f"/api/knowledge/{items[2]['id']}", headers=user["headers"]).get_json()
+    # A rule after a blank line, a list item and fenced text are not headings.
+    assert "\n---\n" in cakes["content"] and "- a list item\n---" in cakes["content"]
+    assert "Not a title\n-----------" in cakes["content"]
+    hit = search(client, user["headers"], "closed on holidays?")[0]
+    assert hit["document_id"] == items[1]["id"] and hit["heading"] == "Holidays"
+
+
+def test_setext_sub_headings_are_passage_headings(client, user):
+    resp = upload(client, user["headers"], "faq.md",
+                  "# Shop\n\nDelivery\n--------\n\nWe deliver to Oslo within two days.\n")
+    assert resp.status_code == 201, resp.get_json()
+    hit = search(client, user["headers"], "deliver to Oslo?")[0]
+    assert hit["heading"] == "Delivery"
+
+
 def test_markdown_without_sections_is_one_document(client, user):
     resp = upload(client, user["headers"], "notes.markdown", "# Our story\n\nFounded in 1990.\n")
     assert resp.status_code == 201

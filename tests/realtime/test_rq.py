@@ -11,8 +11,17 @@ from rq.registry import FailedJobRegistry
 
 from services.rq_queue import QUEUE_NAME, job_id
 from tests.fakes.graph import Reply
-from tests.realtime.conftest import (QUESTION, api, business, conversations, fb_message,
-                                     messages, post_webhook, wait_subscribed, wait_until)
+from tests.realtime.conftest import (
+    QUESTION,
+    api,
+    business,
+    conversations,
+    fb_message,
+    messages,
+    post_webhook,
+    wait_subscribed,
+    wait_until,
+)
 
 
 def _queue(redis_url: str) -> Queue:
@@ -43,7 +52,7 @@ def _tasks(server, owner) -> list[dict]:
 def test_webhook_is_queued_and_a_separate_worker_sends_one_reply(make_stack, listeners):
     stack = make_stack(redis=True)
     server = stack.server("web", AUTOMATION_QUEUE="rq").wait_ready()
-    owner = business(server.base_url)
+    owner = business(server.base_url, stack.graph)
     client = listeners(server.base_url, owner["access_token"]).connect()
     wait_subscribed(stack.redis_url, client, owner["user"]["id"])
 
@@ -70,7 +79,7 @@ def test_event_that_keeps_failing_ends_in_the_failed_registry_and_replays(make_s
     stack = make_stack(redis=True)
     retry = {"AUTOMATION_QUEUE": "rq", "RQ_RETRY_INTERVALS": "1,1"}  # 3 attempts, 1 s apart
     server = stack.server("web", **retry).wait_ready()
-    owner = business(server.base_url)
+    owner = business(server.base_url, stack.graph)
     event_id = _deliver(server, owner)
 
     # A worker deployed with a broken store configuration: its conversation store (Supabase)
@@ -100,7 +109,7 @@ def test_event_that_keeps_failing_ends_in_the_failed_registry_and_replays(make_s
 def _kill_mid_send(stack, server, settings: dict) -> tuple[dict, int]:
     """Deliver a message, let worker-1 start sending the reply (Graph holds the answer), then
     SIGKILL worker-1 (and its scheduler child, as when a container dies)."""
-    owner = business(server.base_url)
+    owner = business(server.base_url, stack.graph)
     stack.graph.queue("/me/messages", Reply(delay=10))  # the first send hangs at Graph
     event_id = _deliver(server, owner)
     first = stack.worker("worker-1", **settings)

@@ -5,8 +5,14 @@ message queue, like an RQ worker or this test) emits for its user.
 """
 from __future__ import annotations
 
-from tests.realtime.conftest import (QUESTION, business, emitter, fb_message, post_webhook,
-                                     wait_subscribed)
+from tests.realtime.conftest import (
+    QUESTION,
+    business,
+    emitter,
+    fb_message,
+    post_webhook,
+    wait_subscribed,
+)
 from utils.realtime import user_room
 
 
@@ -14,7 +20,7 @@ def test_event_emitted_by_one_instance_reaches_a_client_of_the_other(make_stack,
     stack = make_stack(redis=True)
     one, two = stack.server("web-1"), stack.server("web-2")
     one.wait_ready(), two.wait_ready()
-    owner = business(one.base_url)
+    owner = business(one.base_url, stack.graph)
     client = listeners(two.base_url, owner["access_token"]).connect()  # on instance 2
     wait_subscribed(stack.redis_url, client, owner["user"]["id"])
 
@@ -31,8 +37,8 @@ def test_event_emitted_by_one_instance_reaches_a_client_of_the_other(make_stack,
 def test_any_process_with_the_queue_can_emit(make_stack, listeners):
     stack = make_stack(redis=True)
     server = stack.server("web").wait_ready()
-    owner = business(server.base_url)
-    other = business(server.base_url)
+    owner = business(server.base_url, stack.graph)
+    other = business(server.base_url, stack.graph)
     mine = listeners(server.base_url, owner["access_token"]).connect()
     theirs = listeners(server.base_url, other["access_token"]).connect()
 

@@ -10,7 +10,7 @@ from tests.realtime.conftest import QUESTION, business, fb_message, post_webhook
 def test_webhook_answers_fast_while_graph_is_slow(make_stack, graph):
     stack = make_stack()
     server = stack.server("slow-graph").wait_ready()
-    user = business(server.base_url)
+    user = business(server.base_url, stack.graph)
     graph.queue("/me/messages", Reply(delay=8.0))  # the reply's Send API call takes 8 s
     started = time.monotonic()
     resp = post_webhook(server.base_url, fb_message(user["page_id"], QUESTION))
@@ -20,5 +20,7 @@ def test_webhook_answers_fast_while_graph_is_slow(make_stack, graph):
     # ... and the automation still completes: exactly one reply reaches Graph.
     wait_until(lambda: len(stack.replies()) == 1, 30, "the slow reply to reach the fake Graph")
     event_id = resp.json()["event_id"]
-    wait_until(lambda: stack.event(event_id)["status"] == "processed", 30, "the event to be processed")
+    wait_until(
+        lambda: stack.event(event_id)["status"] == "processed", 30, "the event to be processed"
+    )
     assert stack.event(event_id)["attempts"] == 1

@@ -32,10 +32,12 @@ DEFAULT_TIERS = {
 }
 TIER_KEYS = {"id", "name", "description", "price", "currency", "billing_interval", "features",
              "platforms", "monthly_ai_replies", "platform_accounts", "integrations",
-             "knowledge_documents", "is_active", "created_at", "updated_at"}
+             "knowledge_documents", "is_active", "trial_days", "stripe_price_id", "created_at",
+             "updated_at"}
 SUBSCRIPTION_KEYS = {"id", "user_id", "tier_id", "status", "started_at", "current_period_end",
-                     "cancel_at_period_end", "canceled_at", "payment_reference", "created_at",
-                     "updated_at"}
+                     "cancel_at_period_end", "canceled_at", "payment_reference", "provider",
+                     "provider_customer_id", "provider_subscription_id", "past_due_since",
+                     "trial_started_at", "created_at", "updated_at"}
 NEW_TIER = {"name": "Team", "description": "For teams", "price": Decimal("29.50"),
             "currency": "EUR", "billing_interval": "year", "features": ["ai_replies", "slack"],
             "platforms": ["facebook", "whatsapp"], "monthly_ai_replies": 500,
@@ -76,6 +78,8 @@ def test_default_tiers_are_seeded_cheapest_first(store):
                                                  accounts, integrations, documents)
         assert (tier["currency"], tier["billing_interval"], tier["is_active"]) == \
             ("USD", "month", True)
+        # no trial and no Stripe price until an admin sets them (migration default)
+        assert (tier["trial_days"], tier["stripe_price_id"]) == (0, None)
         assert isinstance(tier["price"], float) and tier["description"]
     assert store.get_tier("starter") == tiers[1]
 
@@ -198,3 +202,51 @@ def test_list_subscriptions_newest_first_with_keyset_and_status(store, users):
     rest = store.list_subscriptions(1, expired.next_cursor, status="expired")
     assert [s["user_id"] for s in rest.items] == [users[1]] and rest.next_cursor is None
     assert store.list_subscriptions(100, None, status="past_due").items == []
+
+
+def test_tier_trial_days_and_stripe_price(store):
+    tier = store.create_tier({**NEW_TIER, "trial_days": 14, "stripe_price_id": "price_1Team"})
+    assert (tier["trial_days"], tier["stripe_price_id"]) == (14, "price_1Team")
+    plain = store.create_tier({**NEW_TIER, "name": "Plain"})
+    assert (plain["trial_days"], plain["stripe_price_id"]) == (0, None)
+    changed = store.update_tier(tier["id"], {"stripe_price_id": None, "trial_days": 0})
+    assert (changed["trial_days"], changed["stripe_price_id"]) == (0, None)
+    store.update_tier("starter", {"stripe_price_id": "price_1Starter", "trial_days": 7})
+    starter = store.get_tier("starter")
+    assert (starter["trial_days"], starter["stripe_price_id"]) == (7, "price_1Starter")
+    assert starter in store.list_tiers()
+
+
+def test_subscription_payment_information(store, users):
+    a, b = users[:2]
+    fresh = store.save_subscription(a, _active())
+    assert all(fresh[k] is None for k in ("provider", "provider_customer_id",
+                                          "provider_subscription_id", "past_due_since",
+                                          "trial_started_at"))
+    paid = store.save_subscription(a, _active(
+        "professional", provider="stripe", provider_customer_id="cus_A",
+        provider_subscription_id="sub_A", current_period_end=datetime(2026, 4, 1, 12),
+        trial_started_at=T0))
+    assert (paid["provider"], paid["provider_customer_id"], paid["provider_subscription_id"],
+            paid["trial_started_at"]) == ("stripe", "cus_A", "sub_A", T0.isoformat())
+    # every status the billing flow uses round-trips, with the time a payment became overdue
+    for status in ("trialing", "past_due", "canceled", "expired", "active"):
+        saved = store.save_subscription(a, {"status": status,
+                                            "past_due_since": T0 if status == "past_due"
+                                            else None})
+        assert saved["status"] == status and saved["id"] == paid["id"]
+        assert saved["past_due_since"] == (T0.isoformat() if status == "past_due" else None)
+        assert saved["provider_customer_id"] == "cus_A"  # a partial save keeps the rest
+    assert store.get_subscription(a)["provider_subscription_id"] == "sub_A"
+
+
+def test_find_subscription_by_customer(store, users):
+    a, b, c = users[:3]
+    store.save_subscription(a, _active(provider="stripe", provider_customer_id="cus_A"))
+    store.save_subscription(b, _active(provider_customer_id="cus_B"))
+    store.save_subscription(c, _active())
+    assert store.find_subscription_by_customer("cus_A")["user_id"] == a
+    assert store.find_subscription_by_customer("cus_B")["user_id"] == b
+    assert store.find_subscription_by_customer("cus_B") == store.get_subscription(b)
+    assert store.find_subscription_by_customer("cus_nobody") is None
+    assert store.find_subscription_by_customer("") is None

@@ -12,9 +12,22 @@ from __future__ import annotations
 import pytest
 
 from models_db import WebhookEvent, db
-from tests.channels.conftest import (PHONE_ID, add_knowledge, business,  # noqa: F401 (fixtures)
-                                     conversations, fake_graph, fb_text, messages, now_ms,
-                                     post_webhook, wa_status, wa_text)
+from tests.channels.conftest import (  # noqa: F401
+    IG_ID,
+    PAGE_ID,
+    PHONE_ID,
+    account_token,
+    add_knowledge,
+    business,
+    conversations,
+    fake_graph,
+    fb_text,
+    messages,
+    now_ms,
+    post_webhook,
+    wa_status,
+    wa_text,
+)
 from utils.store.sql_models import Conversation, Message
 
 SHIPPING = ("Shipping. We ship to every country in the European Union. Standard delivery takes "
@@ -94,7 +107,8 @@ def test_question_answered_from_knowledge_base(client, business, fake_graph, pos
     assert "3 to 5 working days" in reply["text"]
 
     [sent] = fake_graph.requests_to(path)
-    assert sent.headers["authorization"] == "Bearer EAAG-test-token-123"
+    ext = {"facebook": PAGE_ID, "instagram": IG_ID, "whatsapp": PHONE_ID}[platform]
+    assert sent.headers["authorization"] == f"Bearer {account_token(platform, ext)}"
     recipient = sent.json.get("to") or sent.json["recipient"]["id"]
     assert recipient == conv["contact"]["platform_user_id"]
     answer = sent.json["text"]["body"] if platform == "whatsapp" else sent.json["message"]["text"]

@@ -248,3 +248,12 @@ class Store(Protocol):
                            status: str | None = None) -> Page:
         """Every user's subscription, newest first (admin)."""
         ...
+
+    def find_subscription_by_customer(self, customer_id: str) -> dict | None:
+        """The subscription of a payment provider's customer id (webhooks: no user), or None."""
+        ...
+
+    # analytics: the raw facts of a period, aggregated by services/analytics.py
+    def analytics_facts(self, owner_id: str, since: datetime, until: datetime) -> dict:
+        """A period's messages, resolved conversations and hand-off counts (raw facts)."""
+        ...

@@ -13,7 +13,7 @@ PROFILE_FIELDS = ("name", "first_name", "last_name", "username", "profile_pic", 
                   "phone", "email")
 TIER_FIELDS = ("name", "description", "currency", "billing_interval", "features", "platforms",
                "monthly_ai_replies", "platform_accounts", "integrations", "knowledge_documents",
-               "is_active")
+               "is_active", "trial_days", "stripe_price_id")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -85,7 +85,10 @@ def subscription_dict(s: Any) -> dict:
         "id": s.id, "user_id": s.user_id, "tier_id": s.tier_id, "status": s.status,
         "started_at": iso(s.started_at), "current_period_end": iso(s.current_period_end),
         "cancel_at_period_end": s.cancel_at_period_end, "canceled_at": iso(s.canceled_at),
-        "payment_reference": s.payment_reference,
+        "payment_reference": s.payment_reference, "provider": s.provider,
+        "provider_customer_id": s.provider_customer_id,
+        "provider_subscription_id": s.provider_subscription_id,
+        "past_due_since": iso(s.past_due_since), "trial_started_at": iso(s.trial_started_at),
         "created_at": iso(s.created_at), "updated_at": iso(s.updated_at),
     }
 

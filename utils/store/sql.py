@@ -449,6 +449,13 @@ class SqlStore(Store):
         return subscription_dict(sub)
 
     @override
+    def find_subscription_by_customer(self, customer_id: str) -> dict | None:
+        s = db.session.scalar(select(UserSubscription)
+                              .where(UserSubscription.provider_customer_id == customer_id)
+                              .limit(1))
+        return subscription_dict(s) if s else None
+
+    @override
     def list_subscriptions(self, limit: int, cursor: str | None,
                            status: str | None = None) -> Page:
         stmt = select(UserSubscription)
@@ -456,3 +463,38 @@ class SqlStore(Store):
             stmt = stmt.where(UserSubscription.status == status)
         return paginate(stmt, UserSubscription.created_at, UserSubscription.id, cursor, limit,
                         subscription_dict)
+
+    # ------------------------------------------------------------------ analytics
+    @override
+    def analytics_facts(self, owner_id: str, since: datetime, until: datetime) -> dict:
+        """Messages of [since, until) (time-ordered, only the columns analytics needs), the
+        conversations resolved in it, and the tasks opened on conversations in it.
+        """
+        msgs = db.session.execute(
+            select(Message.conversation_id, Message.direction, Message.sender_type,
+                   Message.platform, Message.created_at)
+            .where(Message.owner_id == owner_id, Message.is_note.is_(False),
+                   Message.created_at >= since, Message.created_at < until)
+            .order_by(Message.created_at, Message.id))
+        convs = db.session.execute(
+            select(Conversation.id, Conversation.platform, Conversation.created_at,
+                   Conversation.updated_at)
+            .where(Conversation.owner_id == owner_id, Conversation.status == "resolved",
+                   Conversation.updated_at >= since, Conversation.updated_at < until))
+        new_convs = db.session.scalar(
+            select(func.count()).select_from(Conversation)
+            .where(Conversation.owner_id == owner_id, Conversation.created_at >= since,
+                   Conversation.created_at < until))
+        handoffs = db.session.scalar(
+            select(func.count()).select_from(Task)
+            .where(Task.owner_id == owner_id, Task.conversation_id.is_not(None),
+                   Task.created_at >= since, Task.created_at < until))
+        return {
+            "messages": [{"conversation_id": m.conversation_id, "direction": m.direction,
+                          "sender_type": m.sender_type, "platform": m.platform,
+                          "created_at": m.created_at} for m in msgs],
+            "resolved": [{"id": c.id, "platform": c.platform, "created_at": c.created_at,
+                          "resolved_at": c.updated_at} for c in convs],
+            "new_conversations": new_convs or 0,
+            "handoffs": handoffs or 0,
+        }

@@ -164,6 +164,10 @@ class SubscriptionTier(db.Model):
     integrations: Mapped[int | None] = mapped_column(Integer)
     knowledge_documents: Mapped[int | None] = mapped_column(Integer)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # days of free trial a user may start once (0 = no trial); the Stripe Price that bills it
+    trial_days: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                            server_default="0")
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
                                                  onupdate=utcnow)
@@ -173,7 +177,8 @@ class UserSubscription(db.Model):
     """A user's current plan (one row per user). Never holds card data."""
 
     __tablename__ = "user_subscriptions"
-    __table_args__ = (Index("ix_user_subscriptions_tier", "tier_id"),)
+    __table_args__ = (Index("ix_user_subscriptions_tier", "tier_id"),
+                      Index("ix_user_subscriptions_provider_customer", "provider_customer_id"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
@@ -185,6 +190,14 @@ class UserSubscription(db.Model):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     canceled_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     payment_reference: Mapped[str | None] = mapped_column(String(255))
+    # payment information: who bills it ("stripe", "admin" for a grant, None for a user's own
+    # free plan or trial), the provider's ids, since when a payment is overdue, and when the
+    # user's one trial started (it is never offered again once set)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    provider_customer_id: Mapped[str | None] = mapped_column(String(255))
+    provider_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    past_due_since: Mapped[datetime | None] = mapped_column(TZDateTime())
+    trial_started_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
                                                  onupdate=utcnow)

@@ -82,7 +82,8 @@ CONVERSATION_COLUMNS = "*,contact:contacts(id,name,platform_user_id,profile_pic)
 PROFILE_COLUMNS = ("name", "first_name", "last_name", "username", "profile_pic", "locale",
                    "phone", "email", "profile")
 TIME_COLUMNS = {"created_at", "updated_at", "last_message_at", "last_inbound_at",
-                "snoozed_until", "due_at", "started_at", "current_period_end", "canceled_at"}
+                "snoozed_until", "due_at", "started_at", "current_period_end", "canceled_at",
+                "past_due_since", "trial_started_at"}
 
 
 def _is_uuid(value) -> bool:
@@ -667,6 +668,15 @@ class SupabaseStore(Store):
                 row = update()  # created concurrently: change that row instead
         return subscription_dict(_obj(row))
 
+    @override
+    def find_subscription_by_customer(self, customer_id: str) -> dict | None:
+        """The subscription billed to this payment-provider customer (service key: a
+        webhook has no user behind it, and the stored customer id is what says whose it is).
+        """
+        row = _first(self._client(None).table("user_subscriptions").select("*")
+                     .eq("provider_customer_id", customer_id).limit(1).execute())
+        return subscription_dict(_obj(row)) if row else None
+
     def list_subscriptions(self, limit: int, cursor: str | None,
                            status: str | None = None) -> Page:
         """Every user's subscription, newest first (service key: spans users; admin only)."""
@@ -674,3 +684,13 @@ class SupabaseStore(Store):
         if status:
             query = query.eq("status", status)
         return paginate(query, "created_at", cursor, limit, subscription_dict)
+
+    # ------------------------------------------------------------- analytics
+    @override
+    def analytics_facts(self, owner_id: str, since: datetime, until: datetime) -> dict:
+        """Not on this backend yet: PostgREST caps a read at one page of rows, and the period's
+        messages need either paging or an aggregate SQL function (a migration of its own).
+        """
+        raise ApiError("Analytics are not available on the Supabase backend yet "
+                       "(DATA_BACKEND=supabase); they work on DATA_BACKEND=sql.",
+                       status=501, code="not_implemented")

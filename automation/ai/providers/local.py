@@ -1,9 +1,11 @@
 """The offline provider: templates for small talk, quotes from the knowledge base, or hand-off.
 
-No network and no model. It answers only when the best passage's score reaches
-ANSWER_THRESHOLD (calibrated with bench/answers.py on SQLite and PostgreSQL); below it, a
-human is better than a guess. Q/A passages are answered with their answer; prose passages
-with their 1–3 sentences that match the question best, after a short lead-in.
+No network and no language model. It answers only when the decision model
+(automation.knowledge.decision: a logistic regression over the search's evidence, fitted with
+bench/answers.py on the bench's dev questions) says that quoting the best passage is right
+with a probability at or above its cost-optimal threshold; below it, a human is better than a
+guess. Q/A passages are answered with their answer; prose passages with their 1–3 sentences
+that match the question best, after a short lead-in.
 """
 from __future__ import annotations
 
@@ -14,13 +16,12 @@ from typing_extensions import override
 from automation.ai import templates as tpl
 from automation.ai.nlu import detect_intent, detect_language
 from automation.ai.providers.base import Answer, Provider, ReplyContext
-from automation.knowledge.database import Passage
+from automation.knowledge.database import Passage, search
+from automation.knowledge.decision import answer_kind, features, load_model
 from automation.knowledge.text import content_terms, sentences, stem, term_matches, tokens
 
-# A passage must cover at least this IDF-weighted share of the question's content words to
-# be quoted. Chosen with bench/answers.py: the middle of the gap between the best-scoring
-# wrong match and the answerable questions (0.6 answered one question wrongly, 0.65–0.7 none).
-ANSWER_THRESHOLD = 0.65
+# A passage is offered to an agent as a draft from this score on (drafts are reviewed).
+SUGGEST_MIN_SCORE = 0.33
 MAX_REPLY_CHARS = 700
 SMALL_TALK = ("greeting", "thanks", "goodbye")
 
@@ -59,31 +60,6 @@ def _clean(line: str) -> str:
     return line.strip()
 
 
-_NUM = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several)"
-# What kind of answer a question wants, and how a sentence that gives it looks: among
-# sentences matching the question equally well, the one of the right kind is quoted.
-_ANSWER_KINDS = [
-    (re.compile(r"\b(when|how long|what time|wann|wie lange|quand|combien de temps|cuando|"
-                r"cuanto tiempo)\b"),
-     re.compile(rf"\b{_NUM}\s*(?:working |business )?(?:min|minutes?|hours?|days?|weeks?|"
-                r"months?|years?|tage?n?|wochen?|jours?|semaines?|dias?|semanas?)\b|"
-                r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s*(?:am|pm|uhr|h)\b|\b(?:monday|tuesday|"
-                r"wednesday|thursday|friday|saturday|sunday|today|tomorrow)\b", re.I)),
-    (re.compile(r"\b(how much|price|cost|wie ?viel|kostet|combien|prix|cuanto|precio)\b"),
-     re.compile(r"\d+(?:[.,]\d+)?\s*(?:€|euros?|eur|\$|usd|dollars?|£|chf)\b|[€$£]\s*\d",
-                re.I)),
-    (re.compile(r"\b(where|wo|ou|donde)\b"),
-     re.compile(r"\b(?:street|str(?:aße|asse)?\.?|road|avenue|square|platz|stop|floor)\b|"
-                r"\b\d{4,5}\b", re.I)),
-]
-
-
-def _answer_kind(question: str):
-    """The pattern a sentence answering this kind of question tends to contain, if any."""
-    folded = " ".join(tokens(question))
-    return next((want for asks, want in _ANSWER_KINDS if asks.search(folded)), None)
-
-
 def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str]:
     """The passage's sentences that answer the question (1–3, in their original order).
 
@@ -103,7 +79,7 @@ def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str
     hits = [matched(s) for s in sents]
     if not any(hits):
         return sents[:min(2, limit)]
-    kind = _answer_kind(question)
+    kind = answer_kind(question)
     fits = [bool(kind and kind.search(s)) for s in sents]
 
     def first_hit(sentence: str) -> int:
@@ -171,16 +147,33 @@ class LocalProvider(Provider):
                           confidence=1.0, sources=[], provider=self.name)
         if intent == "human_request":
             return handoff_answer(ctx, "customer_asked_for_human", 1.0, lang=lang)
-        best = passages[0] if passages else None
-        if best is None or best.score < ANSWER_THRESHOLD:
-            return handoff_answer(ctx, "low_confidence", best.score if best else 0.0, lang=lang)
-        text = compose_answer(best, ctx.message_text, lang)
+        parts = split_questions(ctx.message_text)
+        if len(parts) > 1:
+            # Several questions in one message: answer all of them, or hand the whole
+            # message to a person (half an answer reads as if the rest were ignored).
+            found = [(part, search(ctx.user_id, part, 5)) for part in parts]
+        else:
+            found = [(ctx.message_text, passages)]
+        model = load_model()
+        texts, sources, confidence = [], [], 1.0
+        for part, hits in found:
+            if not hits:
+                return handoff_answer(ctx, "low_confidence", 0.0, lang=lang)
+            confidence = min(confidence, model.probability(features(part, hits)))
+            if confidence < model.threshold:
+                return handoff_answer(ctx, "low_confidence", confidence, lang=lang)
+            if hits[0].document_id not in sources or hits[0].answer:
+                texts.append(compose_answer(hits[0], part, lang))
+            sources.append(hits[0].document_id)
+        text = _fit("\n\n".join(dict.fromkeys(texts)))
+        best = found[0][1][0]
         if detect_intent_opening(ctx.message_text):
             name = first_name(ctx.contact_name)
             text = tpl.HELLO.get(lang, tpl.HELLO["en"]).format(name=f" {name}" if name else "") \
                 + text
-        return Answer(text=text, handoff=False, reason=None, confidence=best.score,
-                      sources=[best.document_id], provider=self.name)
+        return Answer(text=text, handoff=False, reason=None, confidence=round(confidence, 4),
+                      sources=list(dict.fromkeys([best.document_id, *sources])),
+                      provider=self.name)
 
     @override
     def suggest(self, ctx: ReplyContext, passages: list[Passage], n: int) -> list[str]:
@@ -190,10 +183,29 @@ class LocalProvider(Provider):
         if intent in SMALL_TALK:
             out.append(small_talk(intent, ctx, lang))
         for p in passages:
-            if p.score >= ANSWER_THRESHOLD / 2:
+            if p.score >= SUGGEST_MIN_SCORE:
                 out.append(compose_answer(p, ctx.message_text, lang))
         out.extend(tpl.SUGGESTIONS.get(lang, tpl.SUGGESTIONS["en"]))
         return list(dict.fromkeys(s for s in out if s))[:n]
+
+
+_ASKS = (r"(?:do|does|is|are|can|could|how|what|when|where|which|will|would|should|"
+         r"wann|wo|wie|was|kann|gibt|habt|haben|ist|sind|"
+         r"est|peut|pouvez|avez|quand|comment|combien|"
+         r"cuando|donde|como|cuanto|puedo|tienen|hay)")
+_SPLIT = re.compile(rf"\?+\s*|\s+(?:and|und|et|y)\s+(?={_ASKS}\b)|[.!;]\s+(?={_ASKS}\b)",
+                    re.IGNORECASE)
+
+
+def split_questions(text: str) -> list[str]:
+    """The separate questions of one message ("How much is X and do you do Y?" → two).
+
+    A part counts only when it has a content word of its own; a message with one question
+    comes back as a one-item list.
+    """
+    parts = [p.strip(" ,") for p in _SPLIT.split(text or "") if p and p.strip(" ,")]
+    parts = [p for p in parts if content_terms(p)]
+    return parts if len(parts) > 1 else [text]
 
 
 def detect_intent_opening(text: str) -> bool:

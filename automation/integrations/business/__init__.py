@@ -1,0 +1,1 @@
+"""Business-tool integrations (Slack, e-mail, CRM, helpdesk, analytics), one module each."""

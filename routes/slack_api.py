@@ -1,0 +1,30 @@
+"""Slack's requests to Dana: the Events API and interactivity (button clicks).
+
+Both are verified (X-Slack-Signature v0 over the raw body, X-Slack-Request-Timestamp within
+5 minutes) before anything else, answered at once (Slack retries after 3 s), and handled
+after the answer. The rules are in services/slack.py.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from services import slack as svc
+
+bp = Blueprint("slack_api", __name__, url_prefix="/webhooks/slack")
+
+
+def _signed() -> tuple[bytes, str | None, str | None]:
+    return (request.get_data(cache=True), request.headers.get("X-Slack-Request-Timestamp"),
+            request.headers.get("X-Slack-Signature"))
+
+
+@bp.post("/events")
+def events():
+    """Events API: url_verification's challenge, or an event (a thread reply) accepted."""
+    return svc.receive_event(*_signed())
+
+
+@bp.post("/interactions")
+def interactions():
+    """Interactivity: the take / close / approve / send-edited buttons on Dana's posts."""
+    return svc.receive_interaction(*_signed())

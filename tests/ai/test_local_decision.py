@@ -1,0 +1,70 @@
+"""The local provider's decision on whole messages: several questions, near misses, spans."""
+from __future__ import annotations
+
+import pytest
+
+from automation.ai.providers.local import split_questions
+from automation.ai.response_generator import generate_reply
+
+
+@pytest.mark.parametrize("text,parts", [
+    ("How much is whitening and do you do it at home?",
+     ["How much is whitening", "do you do it at home"]),
+    ("What are your hours on Thursday? Is there parking?",
+     ["What are your hours on Thursday", "Is there parking"]),
+    ("Hi! Is there parking?", ["Hi! Is there parking?"]),          # a greeting is no question
+    ("Do you sell salt and pepper?", ["Do you sell salt and pepper?"]),  # one question
+    ("Where is it? How much?", ["Where is it? How much?"]),        # parts without content
+])
+def test_split_questions(text, parts):
+    assert split_questions(text) == parts
+
+
+def test_two_questions_in_one_message_get_both_answers(make_ctx, owner):
+    answer = generate_reply(make_ctx("When are you open on Saturday and do you have parking?"))
+    assert not answer.handoff
+    assert "Saturday from 10 am to 4 pm" in answer.text
+    assert "free parking behind the shop" in answer.text
+    assert answer.sources == [owner["faq"]]
+
+
+def test_one_unanswerable_question_hands_off_the_whole_message(make_ctx):
+    answer = generate_reply(make_ctx(
+        "Do you have parking? And can I pay for a wedding cake in bitcoin?"))
+    assert answer.handoff and answer.reason == "low_confidence"
+    assert answer.text == "One of our bakers will reply to you here soon!"
+
+
+def test_a_near_miss_that_shares_words_is_handed_off(make_ctx):
+    # shares "delivery", "express" and "days" with the shipping page, but it is not there
+    answer = generate_reply(make_ctx("Is express delivery available on Sundays to Poland?"))
+    assert answer.handoff
+
+
+def _passage(text, **kw):
+    from automation.knowledge.database import Passage
+
+    return Passage(chunk_id=1, document_id="d", title="Rental", text=text, question=None,
+                   answer=None, score=1.0, rank=1, heading=kw.get("heading", "Bike rental"))
+
+
+def test_the_span_quoted_is_the_sentence_that_answers():
+    from automation.ai.providers.local import compose_answer
+
+    p = _passage("We rent city bikes and e-bikes. City bikes cost 15 euros per day and e-bikes "
+                 "35 euros per day. Every rental includes a helmet and a lock. You need a photo "
+                 "ID and a deposit of 100 euros.")
+    text = compose_answer(p, "How much is an e-bike for a day?", "en")
+    assert "35 euros per day" in text
+    assert "helmet" not in text and "deposit" not in text     # nothing that was not asked
+    text = compose_answer(p, "Is a helmet included?", "en")
+    assert "helmet and a lock" in text and "35 euros" not in text
+
+
+def test_an_faq_answer_is_quoted_alone_and_never_extended():
+    from automation.ai.providers.local import compose_answer
+    from automation.knowledge.database import Passage
+
+    p = Passage(chunk_id=1, document_id="d", title="FAQ", text="Q: Dogs?\nA: Dogs are welcome.",
+                question="Dogs?", answer="Dogs are welcome.", score=1.0, rank=1)
+    assert compose_answer(p, "can I bring my dog and my cat", "en") == "Dogs are welcome."

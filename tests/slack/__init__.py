@@ -1,0 +1,1 @@
+"""Slack integration tests: connector, /api/slack, Slack events and interactions, demo."""
