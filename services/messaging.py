@@ -5,11 +5,15 @@ automation/core/sending.py, shared with the automated replies.
 """
 from __future__ import annotations
 
-from automation.core.sending import send_message
+from automation.core.sending import send_message, window_open
 from automation.platforms.base import OutboundMessage
 from utils import events
 from utils.errors import NotFound, Unprocessable
 from utils.store import get_store
+
+# The send itself and the messaging-window rule are the pipeline's; the inbox and Slack
+# threads use them through this module.
+__all__ = ["send_agent_reply", "send_message", "window_open"]
 
 
 def send_agent_reply(owner_id: str, agent_id: str, conversation_id: str, text: str | None,
