@@ -3,19 +3,46 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis
 from flask import Flask
 from flask_cors import CORS
-from flask_migrate import Migrate
+from flask_migrate import Migrate, upgrade
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import NoSuchModuleError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+import socket_server  # noqa: F401  importing it registers the Socket.IO handlers
+from automation.core.policy import AutomationPolicy, install_policy
+from cli import register_cli
 from models_db import db, include_object, render_item
-from utils.config import ConfigError, Settings, load_settings
+from routes.admin_api import bp as admin_api_bp
+from routes.analytics import bp as analytics_bp
+from routes.auth import bp as auth_bp
+from routes.business import bp as business_bp
+from routes.conversations import bp as conversations_bp
+from routes.docs import bp as docs_bp
+from routes.health import bp as health_bp
+from routes.integrations import bp as integrations_bp
+from routes.knowledge import bp as knowledge_bp
+from routes.pages import init_pages
+from routes.platforms import bp as platforms_bp
+from routes.slack import bp as slack_bp
+from routes.slack_api import bp as slack_api_bp
+from routes.stripe_webhooks import bp as stripe_webhooks_bp
+from routes.subscriptions import bp as subscriptions_bp
+from routes.tasks import bp as tasks_bp
+from routes.users import bp as users_bp
+from routes.webhooks import bp as webhooks_bp
+from routes.workflows import bp as workflows_bp
+from services import entitlements, integrations
+from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
 from utils.http import install_request_guards
 from utils.logging import configure_logging
 from utils.ratelimit import limiter
+from utils.realtime import init_realtime
+from utils.store import init_store
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS_DIR = str(ROOT / "migrations")
@@ -62,7 +89,8 @@ def _security_headers(response):
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Content-Security-Policy",
-                       "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                       "default-src 'self'; img-src 'self' data:; "
+                       "style-src 'self' 'unsafe-inline'; "
                        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     return response
@@ -72,8 +100,6 @@ def _connect_redis(app: Flask, settings: Settings) -> None:
     """With REDIS_URL, check Redis once at start; a clear error names the setting."""
     if not settings.REDIS_URL:
         return
-    import redis
-
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3,
                                   health_check_interval=30)
     try:
@@ -91,8 +117,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not instance.is_absolute():
         instance = Path.cwd() / instance
     app = Flask(__name__, instance_path=str(instance))
+    app.config[SETTINGS_KEY] = settings  # read back with utils.config.current_settings()
     app.config.update(
-        DANA_SETTINGS=settings,
         SECRET_KEY=settings.SECRET_KEY,
         SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
         # hide_parameters: a database error's message (logged with its traceback) must not
@@ -105,7 +131,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.json.sort_keys = False
     if settings.TRUSTED_PROXY_HOPS:
-        from werkzeug.middleware.proxy_fix import ProxyFix
         hops = settings.TRUSTED_PROXY_HOPS
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     if settings.DANA_ENV == "test":
@@ -129,47 +154,23 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     install_request_guards(app)
 
-    from routes.admin_api import bp as admin_api_bp
-    from routes.analytics import bp as analytics_bp
-    from routes.auth import bp as auth_bp
-    from routes.conversations import bp as conversations_bp
-    from routes.integrations import bp as integrations_bp
-    from routes.knowledge import bp as knowledge_bp
-    from routes.meta import bp as meta_bp
-    from routes.platforms import bp as platforms_bp
-    from routes.stripe_webhooks import bp as stripe_webhooks_bp
-    from routes.slack import bp as slack_bp
-    from routes.slack_api import bp as slack_api_bp
-    from routes.subscriptions import bp as subscriptions_bp
-    from routes.tasks import bp as tasks_bp
-    from routes.users import bp as users_bp
-    from routes.webhooks import bp as webhooks_bp
-    from routes.workflows import bp as workflows_bp
-
-    for bp in (meta_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
+    for bp in (health_bp, docs_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
                subscriptions_bp, platforms_bp, stripe_webhooks_bp, webhooks_bp, workflows_bp,
-               knowledge_bp, integrations_bp, slack_bp, slack_api_bp, analytics_bp):
+               business_bp, knowledge_bp, integrations_bp, slack_bp, slack_api_bp, analytics_bp):
         app.register_blueprint(bp)
-
-    from routes.pages import init_pages
     init_pages(app)
-
-    from utils.store import init_store
     init_store(app)
-
-    import socket_server  # noqa: F401  registers the Socket.IO handlers
-    from utils.realtime import init_realtime
+    install_policy(app, AutomationPolicy(
+        consume_ai_reply=entitlements.consume_ai_reply, notify_team=integrations.submit,
+        require_integration=integrations.require_enabled,
+        deferred_notifications=integrations.deferred_notifications))
     init_realtime(app)
-
-    from cli import register_cli
     register_cli(app)
     return app
 
 
 def upgrade_database(app: Flask) -> None:
     """Bring the schema up to date (Alembic, from the very first table)."""
-    from flask_migrate import upgrade
-
     with app.app_context():
         upgrade(directory=MIGRATIONS_DIR)
 

@@ -1,15 +1,26 @@
-"""Flask CLI commands (`flask --app main create-admin ...`)."""
+"""Flask CLI commands (`flask --app main create-admin ...`, `flask events ...`, `flask worker`,
+`flask knowledge import ...`, the plans' commands): an entry point like routes/, calling the
+services.
+"""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from pydantic import ValidationError
 
-from models_db import User, db
-from routes.schemas import TierUpdateIn
-from services.subscriptions import check_price_free, list_tiers, subscribe
-from utils.audit import audit
+from automation.knowledge.importers import FORMATS_BY_SUFFIX, parse_file
+from models_db import User, WebhookEvent, db
+from routes.schemas import RegisterIn, TierUpdateIn
 from services import integrations as integrations_service
+from services import knowledge
+from services.rq_queue import run_worker
+from services.subscriptions import check_price_free, list_tiers, subscribe
+from services.users import register_user
+from services.webhook_events import replay_event
+from utils.audit import audit
+from utils.auth import revoke_user_sessions
 from utils.errors import ApiError
 from utils.store import get_store
 
@@ -30,14 +41,8 @@ def register_cli(app: Flask) -> None:
         An existing account keeps its password unless --reset-password is given (a typo in
         the e-mail must not silently take over somebody's login).
         """
-        from models_db import User, db
-        from routes.schemas import RegisterIn
-        from services.users import register_user
-        from utils.audit import audit
-        from utils.auth import revoke_user_sessions
-        from pydantic import ValidationError
-
-        existing = db.session.scalar(db.select(User).where(User.email == User.normalize_email(email)))
+        existing = db.session.scalar(
+            db.select(User).where(User.email == User.normalize_email(email)))
         needs_password = existing is None or reset_password
         if needs_password and password is None:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -45,7 +50,7 @@ def register_cli(app: Flask) -> None:
             RegisterIn(email=email, password=password if needs_password else "x" * 8, name=name)
         except ValidationError as exc:
             raise click.BadParameter("; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
         if existing is not None:
             was_admin = existing.role == "admin"
             existing.role = "admin"
@@ -64,19 +69,17 @@ def register_cli(app: Flask) -> None:
         try:
             user = register_user(email, password, name, role="admin")
         except ApiError as exc:
-            raise click.ClickException(exc.message)
+            raise click.ClickException(exc.message) from None
         audit("admin_created_cli", user_id=user.id)
         click.echo(f"Created admin {user.email} ({user.id}).")
 
     register_operations_cli(app)
     register_plans_cli(app)
-    from automation.knowledge.cli import register_knowledge_cli
     register_knowledge_cli(app)
 
 
 def register_operations_cli(app: Flask) -> None:
     """`flask events ...` (replay stored webhook deliveries) and `flask worker` (RQ)."""
-
     events = click.Group("events", help="Stored webhook deliveries.")
 
     @events.command("retry")
@@ -90,10 +93,6 @@ def register_operations_cli(app: Flask) -> None:
         that run left unfinished are marked failed with `unknown_outcome`, never re-sent
         (see docs/realtime.md). A replayed event leaves RQ's failed job registry.
         """
-        from models_db import WebhookEvent, db
-        from services.webhook_events import replay_event
-        from utils.errors import ApiError
-
         if event_id is not None:
             ids = [event_id]
         else:
@@ -117,12 +116,11 @@ def register_operations_cli(app: Flask) -> None:
             raise SystemExit(1)
 
     @events.command("list")
-    @click.option("--status", default=None, help="received|processing|processed|ignored|failed|rejected")
+    @click.option("--status", default=None,
+                  help="received|processing|processed|ignored|failed|rejected")
     @click.option("--limit", default=20, show_default=True)
     def list_events(status: str | None, limit: int):
         """Show the newest stored events."""
-        from models_db import WebhookEvent, db
-
         stmt = db.select(WebhookEvent).order_by(WebhookEvent.id.desc()).limit(limit)
         if status:
             stmt = stmt.where(WebhookEvent.status == status)
@@ -157,10 +155,6 @@ def register_operations_cli(app: Flask) -> None:
         SIGTERM/SIGINT: finish the current job, then exit. A worker killed outright is
         detected by the others within 3 x RQ_HEARTBEAT_SECONDS and its job runs again.
         """
-        from flask import current_app
-
-        from services.rq_queue import run_worker
-
         if "dana_redis" not in current_app.extensions:
             raise click.ClickException("REDIS_URL is not set: there is no queue to work on.")
         run_worker(current_app._get_current_object(), burst=burst)
@@ -177,7 +171,8 @@ def _tier_by_name(name: str) -> dict:
 
 def register_plans_cli(app: Flask) -> None:
     """`flask grant-plan` (an operator grants a plan without a payment provider) and
-    `flask set-stripe-price` (which Stripe Price bills a plan)."""
+    `flask set-stripe-price` (which Stripe Price bills a plan).
+    """
 
     @app.cli.command("grant-plan")
     @click.option("--email", required=True, help="E-mail of the account.")
@@ -220,3 +215,55 @@ def register_plans_cli(app: Flask) -> None:
         audit("tier_updated_cli", tier_id=tier["id"], fields=sorted(changes))
         click.echo(f"{tier['name']}: stripe_price_id={changes['stripe_price_id']}"
                    + (f", trial_days={trial_days}" if trial_days is not None else ""))
+
+
+def _files(path: Path) -> list[Path]:
+    """The importable files at path: the file itself, or a folder's, recursively, sorted."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*")
+                  if p.is_file() and p.suffix.lower() in FORMATS_BY_SUFFIX
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def register_knowledge_cli(app: Flask) -> None:
+    """Attach the `knowledge` command group to the app's CLI."""
+    group = click.Group("knowledge", help="The businesses' knowledge bases.")
+
+    @group.command("import")
+    @click.argument("path", type=click.Path(exists=True, path_type=Path))
+    @click.option("--user", "email", required=True, help="E-mail of the account to import for.")
+    @click.option("--tag", "tags", multiple=True, help="Tag every imported document (repeatable).")
+    def import_command(path: Path, email: str, tags: tuple[str, ...]):
+        """Import .md/.markdown/.txt/.csv files (a file, or a folder of them).
+
+        Every file is parsed first: one malformed file imports nothing. The plan's document
+        limit applies to the whole import.
+        """
+        user = db.session.scalar(db.select(User).where(User.email == User.normalize_email(email)))
+        if user is None:
+            raise click.ClickException(f"No account with the e-mail {email}.")
+        files = _files(path)
+        if not files:
+            raise click.ClickException(f"No .md, .markdown, .txt or .csv files in {path}.")
+        items: list[dict] = []
+        errors: list[str] = []
+        for file in files:
+            try:
+                items.extend(dict(item, tags=list(tags)) for item in
+                             parse_file(file.name, file.read_bytes()))
+            except ApiError as exc:
+                errors.append(exc.message)
+        if errors:
+            raise click.ClickException("nothing imported:\n  " + "\n  ".join(errors))
+        try:
+            with click.progressbar(length=len(items), label="Indexing documents",
+                                   show_pos=True) as bar:
+                created = knowledge.add_documents(user.id, items, progress=bar.update)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        chunks = sum(doc["chunk_count"] for doc in created)
+        click.echo(f"Imported {len(created)} document(s) with {chunks} passage(s) from "
+                   f"{len(files)} file(s) for {user.email}.")
+
+    app.cli.add_command(group)

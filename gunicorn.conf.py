@@ -13,9 +13,14 @@ import sys
 
 from gunicorn.glogging import Logger
 
-# The project's modules (utils.logging below, the app in on_starting) next to this file.
+# The project's modules (the app, utils) next to this file: gunicorn reads this file before
+# it puts the project on sys.path.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from flask import Flask
+
+from app import _connect_redis
+from utils.config import ConfigError, load_settings
 from utils.logging import RedactSecretsFilter, redact_secrets
 
 # Where to listen: the same HOST/PORT settings as `python main.py` (README "Configuration").
@@ -87,7 +92,8 @@ access_log_format = ('%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s '
 class RedactingLogger(Logger):
     """Gunicorn's logger with secret query parameters (Meta's hub.verify_token, any *token,
     *secret or *password) replaced by [redacted] in the request line, query string and
-    referrer of access lines, and in error-log lines (e.g. an invalid request line)."""
+    referrer of access lines, and in error-log lines (e.g. an invalid request line).
+    """
 
     def setup(self, cfg):
         """Gunicorn's set-up, plus the redacting filter on the error log."""
@@ -114,13 +120,8 @@ def on_starting(server):
     A worker that cannot build the app (main.py exits with status 2 on a configuration
     error) would otherwise be restarted by the master forever, printing the same error. Here
     the same error stops gunicorn at once with status 2, named like `python main.py` names it.
-    Only modules are imported; the throwaway Redis client is closed before any fork.
+    No app is built here; the throwaway Redis client is closed before any fork.
     """
-    from flask import Flask
-
-    from app import _connect_redis
-    from utils.config import ConfigError, load_settings
-
     probe = Flask("dana-preflight")
     try:
         _connect_redis(probe, load_settings())

@@ -1,4 +1,5 @@
-"""Entry points: `python main.py` (migrate, then serve API + Socket.IO) and `main:app` (gunicorn).
+"""Entry points: `python main.py` (migrate, then serve API + Socket.IO) and `main:app`
+(gunicorn).
 
 Every start-up failure a deployer can cause (a setting, an unreachable database, a port in
 use) ends in one line on stderr naming the setting, and exit status 2: never a traceback.
@@ -10,7 +11,13 @@ import errno
 import socket
 import sys
 
-from utils.config import ConfigError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.serving import get_sockaddr, make_server, select_address_family
+
+from app import create_app, upgrade_database
+from utils.config import ConfigError, current_settings
+from utils.http import JsonErrorRequestHandler
 
 USAGE = """Serve Dana on HOST:PORT (default 127.0.0.1:5000): upgrade the database schema, then
 answer the REST API, the webhooks and Socket.IO. Every setting comes from the environment or
@@ -25,13 +32,13 @@ def _parse_args(argv: list[str]) -> None:
 
 
 def _fail(message: str) -> None:
+    """Say what is wrong in one line on stderr and exit with status 2."""
     print(f"dana: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
 def _build():
-    from app import create_app
-
+    """The app from the environment; a configuration error is one line and exit 2."""
     try:
         return create_app()
     except ConfigError as exc:
@@ -46,8 +53,6 @@ app = _build()
 
 def _database_error(exc: Exception) -> str:
     """One sentence for a database that cannot be reached or migrated."""
-    from sqlalchemy.engine import make_url
-
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     where = url.render_as_string(hide_password=True)
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -57,8 +62,6 @@ def _database_error(exc: Exception) -> str:
 
 def _bind(host: str, port: int) -> socket.socket:
     """Bind and listen on HOST:PORT first, so a port in use is said before any other work."""
-    from werkzeug.serving import get_sockaddr, select_address_family
-
     family = select_address_family(host, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -76,13 +79,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def serve() -> None:
     """Bind HOST:PORT, upgrade the schema, say "serving on", then serve API + Socket.IO."""
-    from sqlalchemy.exc import SQLAlchemyError
-    from werkzeug.serving import make_server
-
-    from app import upgrade_database
-    from utils.http import JsonErrorRequestHandler
-
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     sock = _bind(settings.HOST, settings.PORT)
     try:
         upgrade_database(app)

@@ -1,8 +1,10 @@
 """SQLAlchemy 2.x typed models: users, auth sessions and refresh tokens, audit log, platform
 accounts, integrations, webhook events, workflows, knowledge.
 
-The SQL side of the conversation/subscription store lives in utils/store/sql_models.py
-and shares this metadata so that one Alembic history covers every table.
+The SQL side of the conversation/subscription store lives in utils/store/sql_models.py: it
+builds on this module's `db` and shares its metadata, so one Alembic history covers every
+table. This module sits at the bottom of the layers and imports no project module; the store
+package (utils/store/__init__.py) registers its tables when it is imported.
 """
 from __future__ import annotations
 
@@ -10,10 +12,20 @@ import uuid
 from datetime import datetime, timezone
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
-                        UniqueConstraint)
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
 
 NAMING = {
@@ -26,6 +38,8 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
+    """The declarative base: one metadata with a naming convention for constraints."""
+
     metadata = MetaData(naming_convention=NAMING)
 
 
@@ -33,10 +47,12 @@ db = SQLAlchemy(model_class=Base)
 
 
 def utcnow() -> datetime:
+    """Now, timezone-aware in UTC (the default of every timestamp column)."""
     return datetime.now(timezone.utc)
 
 
 def new_id() -> str:
+    """A new UUID4 as text (the primary key of most rows)."""
     return str(uuid.uuid4())
 
 
@@ -51,6 +67,7 @@ class TZDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        """Store as UTC: naive on SQLite, aware on PostgreSQL."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -59,6 +76,7 @@ class TZDateTime(TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
+        """Read back as aware UTC on every database."""
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
@@ -73,7 +91,8 @@ def render_item(type_, obj, autogen_context):
 
 def include_object(obj, name, type_, reflected, compare_to):
     """Alembic autogenerate: search structures managed by hand in migrations (the knowledge
-    base's full-text tables, the trigram index of message search) are left alone."""
+    base's full-text tables, the trigram index of message search) are left alone.
+    """
     if type_ == "table" and name and name.startswith("knowledge_chunks_fts"):
         return False
     return not (type_ == "index" and name == "ix_messages_text_trgm")
@@ -98,16 +117,20 @@ class User(db.Model):
 
     @staticmethod
     def normalize_email(email: str) -> str:
+        """The form e-mails are stored and compared in (trimmed, lower-case)."""
         return email.strip().lower()
 
     def set_password(self, password: str) -> None:
+        """Hash and keep a new password (Werkzeug's scrypt/pbkdf2)."""
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
+        """True when the password matches the stored hash."""
         return check_password_hash(self.password_hash, password)
 
     @property
     def is_admin(self) -> bool:
+        """True for operators (role admin)."""
         return self.role == "admin"
 
     def to_dict(self) -> dict:
@@ -198,7 +221,8 @@ class PlatformAccount(db.Model):
     """
 
     __tablename__ = "platform_accounts"
-    __table_args__ = (UniqueConstraint("platform", "external_id", name="uq_platform_accounts_external"),)
+    __table_args__ = (UniqueConstraint("platform", "external_id",
+                                       name="uq_platform_accounts_external"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
@@ -219,7 +243,8 @@ class PlatformAccount(db.Model):
         return {"id": self.id, "platform": self.platform, "external_id": self.external_id,
                 "name": self.name, "display_phone_number": self.display_phone_number,
                 "status": self.status, "last_error": self.last_error,
-                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
+                "created_at": self.created_at.isoformat(),
+                "updated_at": self.updated_at.isoformat()}
 
 
 class WebhookEvent(db.Model):
@@ -243,6 +268,7 @@ class WebhookEvent(db.Model):
     request_id: Mapped[str | None] = mapped_column(String(64))
 
     def to_dict(self) -> dict:
+        """The delivery as the admin API lists it (without the raw body)."""
         return {"id": self.id, "platform": self.platform, "status": self.status,
                 "attempts": self.attempts, "error": self.error,
                 "received_at": self.received_at.isoformat(),
@@ -252,7 +278,8 @@ class WebhookEvent(db.Model):
 class StripeEvent(db.Model):
     """A Stripe webhook event that was (or is being) applied: its id is unique, so a
     redelivered or replayed event is recognised and applied once. Only events whose
-    signature verified are ever written here."""
+    signature verified are ever written here.
+    """
 
     __tablename__ = "stripe_events"
 
@@ -301,6 +328,7 @@ class Workflow(db.Model):
                                                  onupdate=utcnow)
 
     def to_dict(self) -> dict:
+        """The workflow as the API shows it."""
         return {"id": self.id, "name": self.name, "description": self.description,
                 "enabled": self.enabled, "position": self.position,
                 "definition": self.definition, "created_at": self.created_at.isoformat(),
@@ -329,6 +357,7 @@ class WorkflowRun(db.Model):
     started_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
 
     def to_dict(self) -> dict:
+        """The run as the API shows it."""
         return {"id": self.id, "workflow_id": self.workflow_id, "trigger": self.trigger,
                 "conversation_id": self.conversation_id, "message_id": self.message_id,
                 "matched": self.matched, "conditions": self.conditions, "actions": self.actions,
@@ -436,7 +465,8 @@ class IntegrationRef(db.Model):
 class SlackInbound(db.Model):
     """Each request from Slack that Dana acted on, by its unique key: the Events API's
     `event_id` (Slack retries a delivery with the same id) or an interaction's trigger id.
-    The primary key makes a retry or a replayed request a no-op, in every process."""
+    The primary key makes a retry or a replayed request a no-op, in every process.
+    """
 
     __tablename__ = "slack_inbound"
 
@@ -444,7 +474,3 @@ class SlackInbound(db.Model):
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     team_id: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
-
-
-# The store's SQL tables share this metadata (one Alembic history for everything).
-import utils.store.sql_models  # noqa: E402,F401

@@ -1,6 +1,9 @@
-"""The explicit registry of connectors: adding a platform is one module plus one line here."""
+"""The explicit registries: adding a platform, an integration or an inbound channel is one
+module plus one line here.
+"""
 from __future__ import annotations
 
+from automation.inbound import InboundHook
 from automation.integrations.base import IntegrationConnector
 from automation.integrations.business.email import EmailConnector
 from automation.integrations.business.slack import SlackConnector
@@ -8,12 +11,21 @@ from automation.integrations.catalogue import PLANNED
 from automation.platforms.base import GraphConfig, PlatformConnector
 from automation.platforms.facebook import FacebookConnector
 from automation.platforms.instagram import InstagramConnector
+from automation.platforms.meta_webhook import MetaWebhook
 from automation.platforms.whatsapp import WhatsAppConnector
 
 PLATFORMS: dict[str, type[PlatformConnector]] = {
     "facebook": FacebookConnector,
     "instagram": InstagramConnector,
     "whatsapp": WhatsAppConnector,
+}
+
+# Inbound channels, keyed by the <channel> of /webhooks/<channel>: each verifies its requests
+# and answers its handshake; services/intake.py stores and dispatches what they let in.
+INBOUND_HOOKS: dict[str, InboundHook] = {
+    "facebook": MetaWebhook("facebook", FacebookConnector.secret_setting),
+    "instagram": MetaWebhook("instagram", InstagramConnector.secret_setting),
+    "whatsapp": MetaWebhook("whatsapp", WhatsAppConnector.secret_setting),
 }
 
 # Integrations (Slack, e-mail, CRM, databases), keyed by type: one module plus one line here.
@@ -31,5 +43,6 @@ def get_connector(platform: str, graph: GraphConfig) -> PlatformConnector:
     try:
         connector_class = PLATFORMS[platform]
     except KeyError:
-        raise KeyError(f"unknown platform {platform!r}; known: {', '.join(sorted(PLATFORMS))}") from None
+        known = ", ".join(sorted(PLATFORMS))
+        raise KeyError(f"unknown platform {platform!r}; known: {known}") from None
     return connector_class(graph)

@@ -21,6 +21,7 @@ Then it times the decision (search + features + model + reply) with 500 document
 knowledge base, and prints p50/p99 next to the search alone as the baseline of the same run.
 Only 127.0.0.1 is contacted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (FERNET_KEY, JWT_SECRET_KEY, SECRET_KEY, database,  # noqa: E402
-                          percentile, print_table, temp_workdir)
+from bench.common import (  # noqa: E402
+    FERNET_KEY,
+    JWT_SECRET_KEY,
+    SECRET_KEY,
+    database,
+    percentile,
+    print_table,
+    temp_workdir,
+)
 
 DATA = Path(__file__).resolve().parent / "data"
 BUSINESSES = {
@@ -51,17 +59,28 @@ TIMED_DOCUMENTS = 500
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database-url", default=None,
-                   help="PostgreSQL server URL on 127.0.0.1 (a fresh database is created on it "
-                        "and dropped afterwards); default: SQLite in a temp dir")
-    p.add_argument("--fit", action="store_true",
-                   help="refit automation/knowledge/decision.json on the dev split first")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL server URL on 127.0.0.1 (a fresh database is created on it "
+        "and dropped afterwards); default: SQLite in a temp dir",
+    )
+    p.add_argument(
+        "--fit",
+        action="store_true",
+        help="refit automation/knowledge/decision.json on the dev split first",
+    )
     p.add_argument("--no-timing", action="store_true", help="skip the 500-document timing")
     p.add_argument("--verbose", action="store_true", help="print every question's result")
-    p.add_argument("--split", default=None, choices=["dev", "test"],
-                   help="with --verbose: print only this split")
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=["dev", "test"],
+        help="with --verbose: print only this split",
+    )
     return p.parse_args(argv)
 
 
@@ -72,7 +91,7 @@ def _norm(text: str) -> str:
 
 
 def split_of(question: str) -> str:
-    """dev or test, fixed by the question's text (so adding questions moves none)."""
+    """Dev or test, fixed by the question's text (so adding questions moves none)."""
     return "dev" if hashlib.sha256(question.encode("utf-8")).digest()[0] % 2 == 0 else "test"
 
 
@@ -83,8 +102,11 @@ def load_questions(name: str) -> list[dict]:
     for row in rows:
         row["business"] = name
         row["answerable"] = row["expected"].strip().lower() != "handoff"
-        row["phrases"] = [p.strip() for p in row["expected"].split("|") if p.strip()] \
-            if row["answerable"] else []
+        row["phrases"] = (
+            [p.strip() for p in row["expected"].split("|") if p.strip()]
+            if row["answerable"]
+            else []
+        )
         row["split"] = split_of(row["question"])
         row.setdefault("kind", "")
     return rows
@@ -96,10 +118,18 @@ def build(workdir: Path, database_url: str):
     from utils.config import load_settings
 
     settings = load_settings(
-        _env_file=None, DANA_ENV="test", DATABASE_URL=database_url,
-        INSTANCE_PATH=str(workdir / "instance"), SECRET_KEY=SECRET_KEY,
-        JWT_SECRET_KEY=JWT_SECRET_KEY, ENCRYPTION_KEYS=FERNET_KEY, AI_PROVIDER="local",
-        OPENAI_API_KEY=None, REDIS_URL=None, LOG_LEVEL="WARNING")
+        _env_file=None,
+        DANA_ENV="test",
+        DATABASE_URL=database_url,
+        INSTANCE_PATH=str(workdir / "instance"),
+        SECRET_KEY=SECRET_KEY,
+        JWT_SECRET_KEY=JWT_SECRET_KEY,
+        ENCRYPTION_KEYS=FERNET_KEY,
+        AI_PROVIDER="local",
+        OPENAI_API_KEY=None,
+        REDIS_URL=None,
+        LOG_LEVEL="WARNING",
+    )
     app = create_app(settings)
     upgrade_database(app)
     return app
@@ -128,7 +158,7 @@ def new_user(email: str, name: str) -> str:
 
 
 def judge(row: dict, answer) -> str:
-    """right | wrong | handoff | missed (wrongly handed off)."""
+    """Right | wrong | handoff | missed (wrongly handed off)."""
     if answer.handoff:
         return "missed" if row["answerable"] else "handoff"
     if not row["answerable"]:
@@ -143,19 +173,31 @@ def ask(user_id: str, business: dict, rows: list[dict]) -> None:
     from automation.knowledge import search
     from automation.knowledge.decision import features
 
-    biz = {"name": business["name"], "persona": "", "instructions": "",
-           "handoff_message": HANDOFF_TEXT, "language": business["language"]}
+    biz = {
+        "name": business["name"],
+        "persona": "",
+        "instructions": "",
+        "handoff_message": HANDOFF_TEXT,
+        "language": business["language"],
+    }
     for r in rows:
         passages = search(user_id, r["question"], 5)
         r["features"] = features(r["question"], passages)
         best = passages[0] if passages else None
         r["best"] = (best.heading or best.title) if best else "-"
         body = _norm(best.answer or best.text) if best else ""
-        r["label"] = int(bool(best and r["answerable"]
-                              and all(_norm(p) in body for p in r["phrases"])))
-        ctx = ReplyContext(user_id=user_id, business=biz, conversation_id=None,
-                           message_text=r["question"], history=[], contact_name=None,
-                           platform="facebook")
+        r["label"] = int(
+            bool(best and r["answerable"] and all(_norm(p) in body for p in r["phrases"]))
+        )
+        ctx = ReplyContext(
+            user_id=user_id,
+            business=biz,
+            conversation_id=None,
+            message_text=r["question"],
+            history=[],
+            contact_name=None,
+            platform="facebook",
+        )
         r["answer"] = generate_reply(ctx)
         r["verdict"] = judge(r, r["answer"])
 
@@ -168,9 +210,16 @@ def confusion(rows: list[dict]) -> list[str]:
     wrong_on_unanswerable = sum(r["verdict"] == "wrong" and not r["answerable"] for r in rows)
     right_rate = c["right"] / answerable if answerable else float("nan")
     handoff_rate = c["handoff"] / unanswerable if unanswerable else float("nan")
-    return [str(len(rows)), str(c["right"]), str(c["wrong"] - wrong_on_unanswerable),
-            str(wrong_on_unanswerable), str(c["handoff"]), str(c["missed"]),
-            f"{right_rate:.0%}", f"{handoff_rate:.0%}"]
+    return [
+        str(len(rows)),
+        str(c["right"]),
+        str(c["wrong"] - wrong_on_unanswerable),
+        str(wrong_on_unanswerable),
+        str(c["handoff"]),
+        str(c["missed"]),
+        f"{right_rate:.0%}",
+        f"{handoff_rate:.0%}",
+    ]
 
 
 def refit(rows: list[dict]) -> None:
@@ -182,8 +231,10 @@ def refit(rows: list[dict]) -> None:
     model.meta["fitted_on"] = "bench/data dev split: " + ", ".join(BUSINESSES)
     MODEL_FILE.write_text(json.dumps(model.to_json(), indent=2) + "\n", encoding="utf-8")
     _cache.clear()
-    print(f"fitted {MODEL_FILE.name} on {len(dev)} dev questions: threshold "
-          f"{model.threshold}, weights {model.weights}, bias {model.bias}\n")
+    print(
+        f"fitted {MODEL_FILE.name} on {len(dev)} dev questions: threshold "
+        f"{model.threshold}, weights {model.weights}, bias {model.bias}\n"
+    )
 
 
 def filler_documents(count: int, seed: int = 7) -> list[dict]:
@@ -195,9 +246,14 @@ def filler_documents(count: int, seed: int = 7) -> list[dict]:
         for item in kb_items(name):
             pool.extend(s for s in sentences(item["content"]) if len(s) > 30)
     rnd = random.Random(seed)
-    return [{"title": f"Notes {i}: " + " ".join(rnd.choice(pool).split()[:4]),
-             "content": "\n\n".join(" ".join(rnd.sample(pool, 4)) for _ in range(3)),
-             "format": "text"} for i in range(count)]
+    return [
+        {
+            "title": f"Notes {i}: " + " ".join(rnd.choice(pool).split()[:4]),
+            "content": "\n\n".join(" ".join(rnd.sample(pool, 4)) for _ in range(3)),
+            "format": "text",
+        }
+        for i in range(count)
+    ]
 
 
 def time_decision(rows: list[dict]) -> list[list[str]]:
@@ -224,20 +280,37 @@ def time_decision(rows: list[dict]) -> list[list[str]]:
         t0 = time.perf_counter()
         model.should_answer(features(r["question"], hits))
         modelled.append(time.perf_counter() - t0)
-        ctx = ReplyContext(user_id=user_id, business=biz, conversation_id=None,
-                           message_text=r["question"], history=[], contact_name=None,
-                           platform="facebook")
+        ctx = ReplyContext(
+            user_id=user_id,
+            business=biz,
+            conversation_id=None,
+            message_text=r["question"],
+            history=[],
+            contact_name=None,
+            platform="facebook",
+        )
         t0 = time.perf_counter()
         generate_reply(ctx)
         decided.append(time.perf_counter() - t0)
     ms = lambda xs, p: f"{percentile(xs, p) * 1000:.1f}"  # noqa: E731
     base = percentile(searched, 99)
-    return [["search only (baseline)", str(len(searched)), ms(searched, 50), ms(searched, 99),
-             "1.00"],
-            ["features + model only", str(len(modelled)), ms(modelled, 50), ms(modelled, 99),
-             f"{percentile(modelled, 99) / base:.2f}"],
-            ["decision (generate_reply)", str(len(decided)), ms(decided, 50), ms(decided, 99),
-             f"{percentile(decided, 99) / base:.2f}"]]
+    return [
+        ["search only (baseline)", str(len(searched)), ms(searched, 50), ms(searched, 99), "1.00"],
+        [
+            "features + model only",
+            str(len(modelled)),
+            ms(modelled, 50),
+            ms(modelled, 99),
+            f"{percentile(modelled, 99) / base:.2f}",
+        ],
+        [
+            "decision (generate_reply)",
+            str(len(decided)),
+            ms(decided, 50),
+            ms(decided, 99),
+            f"{percentile(decided, 99) / base:.2f}",
+        ],
+    ]
 
 
 def main(argv=None) -> int:
@@ -246,8 +319,10 @@ def main(argv=None) -> int:
     rows_by = {name: load_questions(name) for name in BUSINESSES}
     every = [r for rows in rows_by.values() for r in rows]
     timing = None
-    with temp_workdir("dana-bench-answers-") as workdir, \
-            database(workdir, args.database_url) as url:
+    with (
+        temp_workdir("dana-bench-answers-") as workdir,
+        database(workdir, args.database_url) as url,
+    ):
         app = build(workdir, url)
         with app.app_context():
             from automation.knowledge import create_documents
@@ -273,16 +348,30 @@ def main(argv=None) -> int:
     from automation.knowledge.decision import load_model
 
     model = load_model()
-    print(f"database: {dialect}; decision model: threshold {model.threshold} "
-          f"({model.meta.get('fitted_on') or model.meta.get('source', '')})\n")
+    print(
+        f"database: {dialect}; decision model: threshold {model.threshold} "
+        f"({model.meta.get('fitted_on') or model.meta.get('source', '')})\n"
+    )
     if args.verbose:
         shown = [r for r in every if not args.split or r["split"] == args.split]
-        print_table(["business", "split", "question", "expected", "p", "verdict", "best passage",
-                     "reply"], [
-            [r["business"][:10], r["split"], r["question"][:46], r["expected"][:20],
-             f"{load_model().probability(r['features']):.2f}", r["verdict"], r["best"][:24],
-             "handoff" if r["answer"].handoff else (r["answer"].text or "")[:50]
-             .replace("\n", " ")] for r in shown])
+        print_table(
+            ["business", "split", "question", "expected", "p", "verdict", "best passage", "reply"],
+            [
+                [
+                    r["business"][:10],
+                    r["split"],
+                    r["question"][:46],
+                    r["expected"][:20],
+                    f"{load_model().probability(r['features']):.2f}",
+                    r["verdict"],
+                    r["best"][:24],
+                    "handoff"
+                    if r["answer"].handoff
+                    else (r["answer"].text or "")[:50].replace("\n", " "),
+                ]
+                for r in shown
+            ],
+        )
         print()
     table = []
     for name in BUSINESSES:
@@ -293,9 +382,21 @@ def main(argv=None) -> int:
     for split in ("dev", "test"):
         rows = [r for r in every if r["split"] == split]
         table.append(["all businesses", split] + confusion(rows))
-    print_table(["business", "split", "questions", "answered right", "answered wrong",
-                 "answered unanswerable", "handed off (right)", "wrongly handed off",
-                 "right / answerable", "handed off / unanswerable"], table)
+    print_table(
+        [
+            "business",
+            "split",
+            "questions",
+            "answered right",
+            "answered wrong",
+            "answered unanswerable",
+            "handed off (right)",
+            "wrongly handed off",
+            "right / answerable",
+            "handed off / unanswerable",
+        ],
+        table,
+    )
     if timing:
         print(f"\ndecision time with {TIMED_DOCUMENTS} documents in one knowledge base, ms:")
         print_table(["what", "runs", "p50", "p99", "p99 ratio to search"], timing)

@@ -20,9 +20,18 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the app impor
 
 import httpx  # noqa: E402
 
-from bench.common import (JWT_SECRET_KEY, GunicornServer, clean_env, dana_env,  # noqa: E402
-                          database, migrate, print_table, raise_on_sigterm, run_rounds,
-                          temp_workdir)
+from bench.common import (  # noqa: E402
+    JWT_SECRET_KEY,
+    GunicornServer,
+    clean_env,
+    dana_env,
+    database,
+    migrate,
+    print_table,
+    raise_on_sigterm,
+    run_rounds,
+    temp_workdir,
+)
 
 EMAIL = "bench@example.com"
 PASSWORD = "correct horse battery staple"  # the baseline's in-memory user has the same

@@ -24,8 +24,14 @@ ACCESS_TTL = 15 * 60
 # Fixed values: every gunicorn worker imports this module and must agree on the user.
 _CREATED = "2025-01-01T00:00:00+00:00"
 USER = {
-    "id": "6f1c2a8e-0b1d-4c55-9d3e-2f7a9b8c1d00", "email": EMAIL, "name": "Bench User", "role": "user",
-    "is_active": True, "timezone": "UTC", "created_at": _CREATED, "updated_at": _CREATED,
+    "id": "6f1c2a8e-0b1d-4c55-9d3e-2f7a9b8c1d00",
+    "email": EMAIL,
+    "name": "Bench User",
+    "role": "user",
+    "is_active": True,
+    "timezone": "UTC",
+    "created_at": _CREATED,
+    "updated_at": _CREATED,
 }
 PASSWORD_HASH = generate_password_hash(PASSWORD)
 SECRET = os.environ["JWT_SECRET_KEY"]  # shared by all workers
@@ -56,14 +62,38 @@ def login():
         return _error(401, "invalid_credentials", "The e-mail or password is wrong.")
     now = datetime.now(timezone.utc)
     sid = str(uuid.uuid4())
-    access = jwt.encode({"sub": USER["id"], "sid": sid, "jti": str(uuid.uuid4()),
-                         "type": "access", "role": USER["role"], "iat": now,
-                         "exp": now + timedelta(seconds=ACCESS_TTL)}, SECRET, algorithm="HS256")
-    refresh = jwt.encode({"sub": USER["id"], "sid": sid, "jti": str(uuid.uuid4()),
-                          "type": "refresh", "iat": now, "exp": now + timedelta(days=30)},
-                         SECRET, algorithm="HS256")
-    return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-            "expires_in": ACCESS_TTL, "user": USER}
+    access = jwt.encode(
+        {
+            "sub": USER["id"],
+            "sid": sid,
+            "jti": str(uuid.uuid4()),
+            "type": "access",
+            "role": USER["role"],
+            "iat": now,
+            "exp": now + timedelta(seconds=ACCESS_TTL),
+        },
+        SECRET,
+        algorithm="HS256",
+    )
+    refresh = jwt.encode(
+        {
+            "sub": USER["id"],
+            "sid": sid,
+            "jti": str(uuid.uuid4()),
+            "type": "refresh",
+            "iat": now,
+            "exp": now + timedelta(days=30),
+        },
+        SECRET,
+        algorithm="HS256",
+    )
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TTL,
+        "user": USER,
+    }
 
 
 @app.get("/me")
@@ -72,8 +102,12 @@ def me():
     if scheme.lower() != "bearer" or not token:
         return _error(401, "unauthorized", "Send an access token.")
     try:
-        claims = jwt.decode(token, SECRET, algorithms=["HS256"],
-                            options={"require": ["exp", "iat", "sub", "jti", "type", "sid"]})
+        claims = jwt.decode(
+            token,
+            SECRET,
+            algorithms=["HS256"],
+            options={"require": ["exp", "iat", "sub", "jti", "type", "sid"]},
+        )
     except jwt.PyJWTError:
         return _error(401, "invalid_token", "The token is invalid.")
     if claims.get("type") != "access" or claims.get("sub") != USER["id"]:

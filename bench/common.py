@@ -94,7 +94,8 @@ def temp_workdir(prefix: str = "dana-bench-") -> Iterator[Path]:
 @contextlib.contextmanager
 def database(workdir: Path, postgres_admin_url: str | None) -> Iterator[str]:
     """A fresh database URL: a SQLite file in workdir, or a new PostgreSQL database
-    (created next to `postgres_admin_url`'s database and dropped afterwards)."""
+    (created next to `postgres_admin_url`'s database and dropped afterwards).
+    """
     if not postgres_admin_url:
         yield f"sqlite:///{workdir / 'bench.db'}"
         return
@@ -277,7 +278,7 @@ def _stat(pid: int) -> list[str] | None:
 
 
 def _process_tree_cpu(root: int) -> float:
-    """utime + stime of `root` and its direct children, in seconds (0 where /proc is absent)."""
+    """Utime + stime of `root` and its direct children, in seconds (0 where /proc is absent)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
@@ -292,7 +293,8 @@ def _process_tree_cpu(root: int) -> float:
 
 def raise_on_sigterm() -> None:
     """Turn SIGTERM (and SIGINT, even when inherited as ignored, e.g. in a background job)
-    into KeyboardInterrupt so `with` blocks stop the servers."""
+    into KeyboardInterrupt so `with` blocks stop the servers.
+    """
     def handler(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
@@ -346,10 +348,12 @@ class LoadResult:
         return self
 
 
-def run_rounds(targets: dict[str, dict], *, requests: int, rounds: int, **load) -> dict[str, LoadResult]:
+def run_rounds(targets: dict[str, dict], *, requests: int, rounds: int,
+               **load) -> dict[str, LoadResult]:
     """Run several targets (label -> run_load keyword arguments incl. base_url, method, path)
     in `rounds` alternating rounds of requests/rounds each, so that a background load
-    (another process on the machine) and warm-up drift hit every target alike."""
+    (another process on the machine) and warm-up drift hit every target alike.
+    """
     labels = list(targets)
     results = {label: LoadResult() for label in labels}
     per_round = [requests // rounds + (1 if i < requests % rounds else 0) for i in range(rounds)]
@@ -359,16 +363,30 @@ def run_rounds(targets: dict[str, dict], *, requests: int, rounds: int, **load) 
         order = labels if i % 2 == 0 else labels[::-1]
         for label in order:
             kw = dict(targets[label])
-            results[label].add(run_load(kw.pop("base_url"), kw.pop("method"), kw.pop("path"),
-                                        requests=n, **kw, **load))
+            results[label].add(
+                run_load(
+                    kw.pop("base_url"), kw.pop("method"), kw.pop("path"), requests=n, **kw, **load
+                )
+            )
     return results
 
 
-def run_load(base_url: str, method: str, path: str, *, requests: int, concurrency: int,
-             json: dict | None = None, headers: dict | None = None, expected_status: int = 200,
-             warmup: int = 2, time_limit: float = 60.0, request_timeout: float = 30.0,
-             cpu_probe: Callable[[], float] | None = None,
-             body_factory: Callable[[], tuple[bytes, dict]] | None = None) -> LoadResult:
+def run_load(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    requests: int,
+    concurrency: int,
+    json: dict | None = None,
+    headers: dict | None = None,
+    expected_status: int = 200,
+    warmup: int = 2,
+    time_limit: float = 60.0,
+    request_timeout: float = 30.0,
+    cpu_probe: Callable[[], float] | None = None,
+    body_factory: Callable[[], tuple[bytes, dict]] | None = None,
+) -> LoadResult:
     """Send `requests` requests over `concurrency` keep-alive connections and time each one.
 
     One thread per connection, each with a stdlib `http.client` connection: it costs the
@@ -386,8 +404,9 @@ def run_load(base_url: str, method: str, path: str, *, requests: int, concurrenc
     parts = urlsplit(base_url)
     host, port = parts.hostname, parts.port or 80
     body = _json.dumps(json).encode() if json is not None else None
-    hdrs = {"Content-Type": "application/json"} \
-        if body is not None or body_factory is not None else {}
+    hdrs = (
+        {"Content-Type": "application/json"} if body is not None or body_factory is not None else {}
+    )
     hdrs.update(headers or {})
     result = LoadResult()
     lock = threading.Lock()
@@ -457,8 +476,9 @@ def run_load(base_url: str, method: str, path: str, *, requests: int, concurrenc
                 result.latencies.extend(latencies)
                 result.first_error = result.first_error or first_error
 
-    threads = [threading.Thread(target=worker, daemon=True, name=f"load-{i}")
-               for i in range(concurrency)]
+    threads = [
+        threading.Thread(target=worker, daemon=True, name=f"load-{i}") for i in range(concurrency)
+    ]
     for t in threads:
         t.start()
     try:
@@ -490,13 +510,16 @@ def run_load(base_url: str, method: str, path: str, *, requests: int, concurrenc
 
 # ---------------------------------------------------------------------------- output
 
+
 def print_table(headers: list[str], rows: list[list[str]], out=sys.stdout) -> None:
     """A plain fixed-width table; first column left-aligned, the rest right-aligned."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells):
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        )
 
     print(line(headers), file=out)
     print("  ".join("-" * w for w in widths), file=out)

@@ -1,8 +1,9 @@
-"""Benchmark: the conversation store (utils.store.sql.SqlStore) on PostgreSQL with one big
+r"""Benchmark: the conversation store (utils.store.sql.SqlStore) on PostgreSQL with one big
 owner — 10,000 conversations and 1,000,000 messages — plus other owners' rows.
 
     .venv/bin/python bench/conversations.py
-    .venv/bin/python bench/conversations.py --database-url postgresql://postgres@127.0.0.1:5432/test \\
+    .venv/bin/python bench/conversations.py \
+        --database-url postgresql://postgres@127.0.0.1:5432/test \
         --conversations 10000 --messages 1000000 --repeat 200
 
 A fresh database `dana_bench_conv_<random>` is created next to --database-url's database
@@ -32,6 +33,7 @@ and measured ("before"), then upgraded to head on the same data and measured aga
   --what-if-trigram     (e) with a pg_trgm GIN index on lower(messages.text)
 The what-if indexes are created in the throw-away database only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,17 +51,26 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (FERNET_KEY, JWT_SECRET_KEY, SECRET_KEY,  # noqa: E402
-                          database, percentile, print_table, raise_on_sigterm, require_loopback_url,
-                          temp_workdir)
+from bench.common import (  # noqa: E402
+    FERNET_KEY,
+    JWT_SECRET_KEY,
+    SECRET_KEY,
+    database,
+    percentile,
+    print_table,
+    raise_on_sigterm,
+    require_loopback_url,
+    temp_workdir,
+)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 PAGE = 50
-FREQUENT_WORD = "refund"       # in ~1% of the messages
-RARE_WORD = "zyxwvut"          # in no message: the worst case for a LIKE search
+FREQUENT_WORD = "refund"  # in ~1% of the messages
+RARE_WORD = "zyxwvut"  # in no message: the worst case for a LIKE search
 
 
 # ---------------------------------------------------------------------------- database
+
 
 def build_app(work: Path, database_url: str):
     """The real app, built like the tests build it (fixed secrets, no .env)."""
@@ -67,10 +78,16 @@ def build_app(work: Path, database_url: str):
     from utils.config import load_settings
 
     settings = load_settings(
-        _env_file=None, DANA_ENV="test", DATABASE_URL=database_url,
-        INSTANCE_PATH=str(work / "instance"), SECRET_KEY=SECRET_KEY,
-        JWT_SECRET_KEY=JWT_SECRET_KEY, ENCRYPTION_KEYS=FERNET_KEY, LOG_LEVEL="WARNING",
-        RATE_LIMIT_ENABLED=False)
+        _env_file=None,
+        DANA_ENV="test",
+        DATABASE_URL=database_url,
+        INSTANCE_PATH=str(work / "instance"),
+        SECRET_KEY=SECRET_KEY,
+        JWT_SECRET_KEY=JWT_SECRET_KEY,
+        ENCRYPTION_KEYS=FERNET_KEY,
+        LOG_LEVEL="WARNING",
+        RATE_LIMIT_ENABLED=False,
+    )
     return create_app(settings)
 
 
@@ -78,6 +95,7 @@ def migrate_to(revision: str) -> None:
     from flask_migrate import upgrade
 
     from app import MIGRATIONS_DIR
+
     logging.disable(logging.INFO)  # Alembic's per-revision INFO lines
     try:
         upgrade(directory=MIGRATIONS_DIR, revision=revision)
@@ -87,26 +105,30 @@ def migrate_to(revision: str) -> None:
 
 # ---------------------------------------------------------------------------- seeding
 
+
 @dataclass
 class Seed:
     owner_id: str
     other_owner_ids: list[str]
-    conversation_ids: list[str]   # the main owner's, any order
-    big_conversation_id: str      # the main owner's conversation with the most messages
+    conversation_ids: list[str]  # the main owner's, any order
+    big_conversation_id: str  # the main owner's conversation with the most messages
     seconds: float = 0.0
     counts: dict = field(default_factory=dict)
 
 
 def seed(args) -> Seed:
     """One owner with args.conversations conversations and args.messages messages, other
-    owners with their own rows interleaved in time; every derived column consistent."""
+    owners with their own rows interleaved in time; every derived column consistent.
+    """
     from sqlalchemy import text
 
     from models_db import User, db
 
     started = time.perf_counter()
-    owners = [User(email=f"owner{i}@bench.example", password_hash="!", name=f"Owner {i}")
-              for i in range(1 + args.other_owners)]
+    owners = [
+        User(email=f"owner{i}@bench.example", password_hash="!", name=f"Owner {i}")
+        for i in range(1 + args.other_owners)
+    ]
     db.session.add_all(owners)
     db.session.commit()
     owner_ids = [u.id for u in owners]
@@ -117,7 +139,7 @@ def seed(args) -> Seed:
     if B * per_big >= M or B >= C:
         raise SystemExit("bench: --big-conversations x --big-messages must be < --messages")
     OC = args.other_conversations  # per other owner
-    OM = args.other_messages       # in total over the other owners
+    OM = args.other_messages  # in total over the other owners
     other_total = OC * len(others)
 
     conn = db.session.connection()
@@ -126,15 +148,20 @@ def seed(args) -> Seed:
     ex("SET LOCAL maintenance_work_mem = '256MB'")
     ex("SELECT setseed(0.42)")
     # n = 1..C: the main owner's conversations (1..B are the big ones); then the others'.
-    ex("""CREATE TEMP TABLE bench_conv ON COMMIT DROP AS
+    ex(
+        """CREATE TEMP TABLE bench_conv ON COMMIT DROP AS
           SELECT n,
                  CASE WHEN n <= :c THEN :main
                       ELSE ((:others)::text[])[1 + (n - :c - 1) % :n_others] END AS owner_id,
                  gen_random_uuid()::text AS conv_id, gen_random_uuid()::text AS contact_id,
                  now() - interval '400 days' + n * interval '1 second' AS created
           FROM generate_series(1, :total) AS n""",
-       c=C, main=main, others=others or [main], n_others=max(1, len(others)),
-       total=C + other_total)
+        c=C,
+        main=main,
+        others=others or [main],
+        n_others=max(1, len(others)),
+        total=C + other_total,
+    )
     ex("CREATE UNIQUE INDEX ON bench_conv (n)")
     ex("ANALYZE bench_conv")
     ex("""INSERT INTO contacts (id, owner_id, platform, platform_user_id, name, first_name,
@@ -155,7 +182,8 @@ def seed(args) -> Seed:
     # Messages: g = 1..M for the main owner (the first B*per_big in the big conversations,
     # the rest round-robin over the others), then M+1..M+OM round-robin over other owners'.
     # Timestamps are spread at random over the past year, so owners interleave in time.
-    ex("""INSERT INTO messages (id, owner_id, conversation_id, direction, sender_type, text,
+    ex(
+        """INSERT INTO messages (id, owner_id, conversation_id, direction, sender_type, text,
                                 attachments, platform, platform_message_id, status, is_note,
                                 metadata, created_at, updated_at)
           SELECT gen_random_uuid()::text, c.owner_id, c.conv_id,
@@ -173,8 +201,14 @@ def seed(args) -> Seed:
           JOIN bench_conv c ON c.n = s.n
           CROSS JOIN LATERAL (SELECT now() - random() * interval '365 days'
                                      - (g % 1000) * interval '1 microsecond' AS ts) AS t""",
-       big_total=B * per_big, per_big=per_big, m=M, b=B, c=C,
-       other_total=max(1, other_total), om=OM if other_total else 0)
+        big_total=B * per_big,
+        per_big=per_big,
+        m=M,
+        b=B,
+        c=C,
+        other_total=max(1, other_total),
+        om=OM if other_total else 0,
+    )
     # Derived conversation columns, consistent with the messages.
     ex("""UPDATE conversations AS cv
           SET last_message_at = a.last_at, last_inbound_at = a.last_in, message_count = a.cnt,
@@ -191,24 +225,32 @@ def seed(args) -> Seed:
                 ORDER BY conversation_id, created_at DESC, id DESC) AS a
           WHERE a.conversation_id = cv.id""")
     big = conn.execute(text("SELECT conv_id FROM bench_conv WHERE n = 1")).scalar_one()
-    ids = list(conn.execute(text("SELECT conv_id FROM bench_conv WHERE n <= :c"), {"c": C})
-               .scalars())
+    ids = list(
+        conn.execute(text("SELECT conv_id FROM bench_conv WHERE n <= :c"), {"c": C}).scalars()
+    )
     db.session.commit()
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in ("users", "contacts", "conversations", "messages"):
             conn.execute(text(f"VACUUM ANALYZE {table}"))
         conn.execute(text("CHECKPOINT"))  # no seeding write-back during the measurements
-    counts = {t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-              for t in ("contacts", "conversations", "messages")}
+    counts = {
+        t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+        for t in ("contacts", "conversations", "messages")
+    }
     counts["owner_messages"] = db.session.execute(
-        text("SELECT count(*) FROM messages WHERE owner_id = :o"), {"o": main}).scalar_one()
+        text("SELECT count(*) FROM messages WHERE owner_id = :o"), {"o": main}
+    ).scalar_one()
     counts["big_conversation_messages"] = db.session.execute(
-        text("SELECT message_count FROM conversations WHERE id = :i"), {"i": big}).scalar_one()
-    bad = db.session.execute(text(
-        """SELECT count(*) FROM conversations cv
+        text("SELECT message_count FROM conversations WHERE id = :i"), {"i": big}
+    ).scalar_one()
+    bad = db.session.execute(
+        text(
+            """SELECT count(*) FROM conversations cv
            WHERE message_count <> (SELECT count(*) FROM messages m WHERE m.conversation_id = cv.id)
               OR last_message_at <> (SELECT max(created_at) FROM messages m
-                                     WHERE m.conversation_id = cv.id)""")).scalar_one()
+                                     WHERE m.conversation_id = cv.id)"""
+        )
+    ).scalar_one()
     if bad:
         raise RuntimeError(f"seeding left {bad} conversations inconsistent")
     db.session.commit()
@@ -217,11 +259,13 @@ def seed(args) -> Seed:
 
 # ---------------------------------------------------------------------------- measuring
 
+
 class StatementLog:
     """Collects (statement, parameters) of every cursor execute while `recording`."""
 
     def __init__(self, engine):
         from sqlalchemy import event
+
         self.recording = False
         self.items: list[tuple[str, object]] = []
         self.engine = engine
@@ -241,6 +285,7 @@ class StatementLog:
 
     def close(self):
         from sqlalchemy import event
+
         event.remove(self.engine, "before_cursor_execute", self._on)
 
 
@@ -248,7 +293,7 @@ class StatementLog:
 class Scenario:
     key: str
     label: str
-    call: object                  # () -> Page | object
+    call: object  # () -> Page | object
     reps: int
     explain: bool = False
     samples: list[float] = field(default_factory=list)
@@ -270,31 +315,68 @@ def build_scenarios(store, s: Seed, args, cursors: dict) -> list[Scenario]:
     ids = itertools.cycle(random.Random(7).sample(s.conversation_ids, len(s.conversation_ids)))
     o, n, fast, slow = s.owner_id, args.repeat, args.repeat, args.search_repeat
     return [
-        Scenario("pk", "pk lookup: session.get(Conversation, id)",
-                 lambda: db.session.get(Conversation, next(ids)), n),
-        Scenario("a", "(a) conversations, first page",
-                 lambda: store.list_conversations(o, F(), PAGE, None), fast, explain=True),
-        Scenario("b", f"(b) conversations, page {args.pages}",
-                 lambda: store.list_conversations(o, F(), PAGE, cursors["conv"]), fast,
-                 explain=True),
-        Scenario("c", "(c) messages of the biggest conversation, newest page",
-                 lambda: store.list_messages(o, s.big_conversation_id, PAGE, None), fast,
-                 explain=True),
-        Scenario("c2", f"(c) same conversation, messages page {args.pages}",
-                 lambda: store.list_messages(o, s.big_conversation_id, PAGE, cursors["msg"]),
-                 fast, explain=True),
-        Scenario("d1", "(d) conversations status=pending",
-                 lambda: store.list_conversations(o, F(status="pending"), PAGE, None), fast,
-                 explain=True),
-        Scenario("d2", "(d) conversations label=vip",
-                 lambda: store.list_conversations(o, F(label="vip"), PAGE, None), fast,
-                 explain=True),
-        Scenario("e1", f"(e) search q={FREQUENT_WORD} (~1% of messages)",
-                 lambda: store.list_conversations(o, F(q=FREQUENT_WORD), PAGE, None), slow,
-                 explain=True),
-        Scenario("e2", f"(e) search q={RARE_WORD} (no match: full scan)",
-                 lambda: store.list_conversations(o, F(q=RARE_WORD), PAGE, None), slow,
-                 explain=True),
+        Scenario(
+            "pk",
+            "pk lookup: session.get(Conversation, id)",
+            lambda: db.session.get(Conversation, next(ids)),
+            n,
+        ),
+        Scenario(
+            "a",
+            "(a) conversations, first page",
+            lambda: store.list_conversations(o, F(), PAGE, None),
+            fast,
+            explain=True,
+        ),
+        Scenario(
+            "b",
+            f"(b) conversations, page {args.pages}",
+            lambda: store.list_conversations(o, F(), PAGE, cursors["conv"]),
+            fast,
+            explain=True,
+        ),
+        Scenario(
+            "c",
+            "(c) messages of the biggest conversation, newest page",
+            lambda: store.list_messages(o, s.big_conversation_id, PAGE, None),
+            fast,
+            explain=True,
+        ),
+        Scenario(
+            "c2",
+            f"(c) same conversation, messages page {args.pages}",
+            lambda: store.list_messages(o, s.big_conversation_id, PAGE, cursors["msg"]),
+            fast,
+            explain=True,
+        ),
+        Scenario(
+            "d1",
+            "(d) conversations status=pending",
+            lambda: store.list_conversations(o, F(status="pending"), PAGE, None),
+            fast,
+            explain=True,
+        ),
+        Scenario(
+            "d2",
+            "(d) conversations label=vip",
+            lambda: store.list_conversations(o, F(label="vip"), PAGE, None),
+            fast,
+            explain=True,
+        ),
+        Scenario(
+            "e1",
+            f"(e) search q={FREQUENT_WORD} (~1% of messages)",
+            lambda: store.list_conversations(o, F(q=FREQUENT_WORD), PAGE, None),
+            slow,
+            explain=True,
+        ),
+        Scenario(
+            "e2",
+            f"(e) search q={RARE_WORD} (no match: full scan)",
+            lambda: store.list_conversations(o, F(q=RARE_WORD), PAGE, None),
+            slow,
+            explain=True,
+        ),
     ]
 
 
@@ -338,8 +420,11 @@ def plan_buffers(plan: list[str]) -> int | None:
 
 def plan_summary(plan: list[str]) -> dict:
     text = "\n".join(plan)
-    sorts = [ln.strip() for ln in plan
-             if re.match(r"(?:->\s+)?(?:Incremental )?Sort\s+\(cost", ln.strip())]
+    sorts = [
+        ln.strip()
+        for ln in plan
+        if re.match(r"(?:->\s+)?(?:Incremental )?Sort\s+\(cost", ln.strip())
+    ]
     sort_methods = re.findall(r"Sort Method: ([^\n]+)", text)
     removed = sum(int(x) for x in re.findall(r"Rows Removed by Filter: (\d+)", text))
     buffers = re.search(r"Buffers: ([^\n]+)", text)
@@ -356,13 +441,21 @@ def plan_summary(plan: list[str]) -> dict:
     }
 
 
-def measure(store, s: Seed, args, log: StatementLog, title: str, keyset_override=None,
-            only: tuple[str, ...] | None = None) -> tuple[list[Scenario], dict]:
+def measure(
+    store,
+    s: Seed,
+    args,
+    log: StatementLog,
+    title: str,
+    keyset_override=None,
+    only: tuple[str, ...] | None = None,
+) -> tuple[list[Scenario], dict]:
     """Run the scenarios (all, or the keys in `only` plus the pk baseline): one
-    counted/explained call each, then interleaved timed rounds."""
+    counted/explained call each, then interleaved timed rounds.
+    """
+    import utils.store.sql as sqlmod
     from models_db import db
     from utils.store import ConversationFilters
-    import utils.store.sql as sqlmod
 
     original = sqlmod._keyset_after
     if keyset_override is not None:
@@ -371,15 +464,19 @@ def measure(store, s: Seed, args, log: StatementLog, title: str, keyset_override
         cursors, walks = {}, {}
         cursors["conv"], walks["conv"] = walk_cursor(
             lambda c: store.list_conversations(s.owner_id, ConversationFilters(), PAGE, c),
-            args.pages)
+            args.pages,
+        )
         cursors["msg"], walks["msg"] = walk_cursor(
-            lambda c: store.list_messages(s.owner_id, s.big_conversation_id, PAGE, c),
-            args.pages)
+            lambda c: store.list_messages(s.owner_id, s.big_conversation_id, PAGE, c), args.pages
+        )
         if cursors["conv"] is None or cursors["msg"] is None:
             raise SystemExit(f"bench: fewer than {args.pages} pages; seed more rows")
-        scenarios = [sc for sc in build_scenarios(store, s, args, cursors)
-                     if only is None or sc.key == "pk" or sc.key in only]
-        for sc in scenarios:                      # warm-up + statement count + plan capture
+        scenarios = [
+            sc
+            for sc in build_scenarios(store, s, args, cursors)
+            if only is None or sc.key == "pk" or sc.key in only
+        ]
+        for sc in scenarios:  # warm-up + statement count + plan capture
             sc.call()
             db.session.expunge_all()
             with log.record() as items:
@@ -393,7 +490,7 @@ def measure(store, s: Seed, args, log: StatementLog, title: str, keyset_override
                 sc.plan = explain(*sc.captured)
         rounds = max(1, args.rounds)
         for r in range(rounds):
-            for sc in (scenarios if r % 2 == 0 else scenarios[::-1]):
+            for sc in scenarios if r % 2 == 0 else scenarios[::-1]:
                 n = sc.reps // rounds + (1 if r < sc.reps % rounds else 0)
                 for _ in range(n):
                     if sum(sc.samples) > args.time_limit and len(sc.samples) >= 3:
@@ -403,9 +500,11 @@ def measure(store, s: Seed, args, log: StatementLog, title: str, keyset_override
                     sc.samples.append(time.perf_counter() - t0)
                     db.session.expunge_all()
                 db.session.rollback()
-        print(f"\n== {title}: walked {args.pages - 1} conversation pages in "
-              f"{walks['conv']:.2f} s, {args.pages - 1} message pages in {walks['msg']:.2f} s",
-              flush=True)
+        print(
+            f"\n== {title}: walked {args.pages - 1} conversation pages in "
+            f"{walks['conv']:.2f} s, {args.pages - 1} message pages in {walks['msg']:.2f} s",
+            flush=True,
+        )
         return scenarios, walks
     finally:
         sqlmod._keyset_after = original
@@ -416,13 +515,25 @@ def report(scenarios: list[Scenario], full_plans: bool) -> None:
     base50, base99 = pk.p(50), pk.p(99)
     rows = []
     for sc in scenarios:
-        rows.append([sc.label, str(len(sc.samples)), f"{sc.p(50):.3f}", f"{sc.p(99):.3f}",
-                     f"{sc.p(50) / base50:.1f}", f"{sc.p(99) / base99:.1f}",
-                     str(sc.statements), str(sc.items)])
-    print_table(["scenario", "n", "p50 ms", "p99 ms", "p50/pk", "p99/pk", "SQL/call", "items"],
-                rows)
-    print("(p50/pk, p99/pk = the scenario's percentile divided by the pk lookup's; SQL/call = "
-          "statements sent by one call, counted by a before_cursor_execute listener)")
+        rows.append(
+            [
+                sc.label,
+                str(len(sc.samples)),
+                f"{sc.p(50):.3f}",
+                f"{sc.p(99):.3f}",
+                f"{sc.p(50) / base50:.1f}",
+                f"{sc.p(99) / base99:.1f}",
+                str(sc.statements),
+                str(sc.items),
+            ]
+        )
+    print_table(
+        ["scenario", "n", "p50 ms", "p99 ms", "p50/pk", "p99/pk", "SQL/call", "items"], rows
+    )
+    print(
+        "(p50/pk, p99/pk = the scenario's percentile divided by the pk lookup's; SQL/call = "
+        "statements sent by one call, counted by a before_cursor_execute listener)"
+    )
     print("\nEXPLAIN (ANALYZE, BUFFERS) of the statement each call sends:")
     for sc in scenarios:
         if not sc.plan:
@@ -433,15 +544,22 @@ def report(scenarios: list[Scenario], full_plans: bool) -> None:
         if ps["seq"]:
             extra.append("SEQ SCAN on " + ", ".join(ps["seq"]))
         if ps["sorts"]:
-            extra.append("sort: " + "; ".join(f"{s} [{m}]" for s, m in
-                                              itertools.zip_longest(ps["sorts"],
-                                                                    ps["sort_methods"],
-                                                                    fillvalue="?")))
+            extra.append(
+                "sort: "
+                + "; ".join(
+                    f"{s} [{m}]"
+                    for s, m in itertools.zip_longest(
+                        ps["sorts"], ps["sort_methods"], fillvalue="?"
+                    )
+                )
+            )
         if ps["removed"]:
             extra.append(f"rows removed by filter {ps['removed']}")
         print(f"  {sc.key:<3} top: {ps['top']}")
-        print(f"      index: {index}; {'; '.join(extra) or 'no seq scan, no sort'}; "
-              f"buffers {ps['buffers']}; {ps['exec_ms']:.3f} ms")
+        print(
+            f"      index: {index}; {'; '.join(extra) or 'no seq scan, no sort'}; "
+            f"buffers {ps['buffers']}; {ps['exec_ms']:.3f} ms"
+        )
         if full_plans or sc.key in ("a", "b", "c"):
             for line in sc.plan:
                 if not line.strip().startswith(("Planning", "Buffers", "Execution")):
@@ -450,24 +568,32 @@ def report(scenarios: list[Scenario], full_plans: bool) -> None:
 
 # What-if schema changes, applied to the throw-away database only: (do, undo) statements.
 DESC_INDEXES = (
-    ["DROP INDEX ix_conversations_owner_last",
-     "CREATE INDEX ix_conversations_owner_last ON conversations "
-     "(owner_id, last_message_at DESC, id DESC)",
-     "DROP INDEX ix_messages_conversation_created",
-     "CREATE INDEX ix_messages_conversation_created ON messages "
-     "(conversation_id, created_at DESC, id DESC)",
-     "ANALYZE conversations", "ANALYZE messages"],
-    ["DROP INDEX ix_conversations_owner_last",
-     "CREATE INDEX ix_conversations_owner_last ON conversations (owner_id, last_message_at, id)",
-     "DROP INDEX ix_messages_conversation_created",
-     "CREATE INDEX ix_messages_conversation_created ON messages "
-     "(conversation_id, created_at, id)",
-     "ANALYZE conversations", "ANALYZE messages"],
+    [
+        "DROP INDEX ix_conversations_owner_last",
+        "CREATE INDEX ix_conversations_owner_last ON conversations "
+        "(owner_id, last_message_at DESC, id DESC)",
+        "DROP INDEX ix_messages_conversation_created",
+        "CREATE INDEX ix_messages_conversation_created ON messages "
+        "(conversation_id, created_at DESC, id DESC)",
+        "ANALYZE conversations",
+        "ANALYZE messages",
+    ],
+    [
+        "DROP INDEX ix_conversations_owner_last",
+        "CREATE INDEX ix_conversations_owner_last ON conversations (owner_id, last_message_at, id)",
+        "DROP INDEX ix_messages_conversation_created",
+        "CREATE INDEX ix_messages_conversation_created ON messages "
+        "(conversation_id, created_at, id)",
+        "ANALYZE conversations",
+        "ANALYZE messages",
+    ],
 )
 TRIGRAM_INDEX = (
-    ["CREATE EXTENSION IF NOT EXISTS pg_trgm",
-     "CREATE INDEX ix_bench_messages_text_trgm ON messages USING gin (lower(text) gin_trgm_ops)",
-     "ANALYZE messages"],
+    [
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "CREATE INDEX ix_bench_messages_text_trgm ON messages USING gin (lower(text) gin_trgm_ops)",
+        "ANALYZE messages",
+    ],
     ["DROP INDEX ix_bench_messages_text_trgm", "ANALYZE messages"],
 )
 
@@ -514,34 +640,67 @@ def row_value_keyset(col_time, col_id, cursor, descending):
 
 # ---------------------------------------------------------------------------- main
 
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database-url", default=DEFAULT_PG,
-                   help=f"PostgreSQL server on 127.0.0.1 (default {DEFAULT_PG}); a fresh "
-                        "database is created on it and dropped afterwards")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--database-url",
+        default=DEFAULT_PG,
+        help=f"PostgreSQL server on 127.0.0.1 (default {DEFAULT_PG}); a fresh "
+        "database is created on it and dropped afterwards",
+    )
     p.add_argument("--conversations", type=int, default=10_000)
     p.add_argument("--messages", type=int, default=1_000_000)
-    p.add_argument("--big-conversations", type=int, default=10,
-                   help="conversations holding --big-messages messages each (default 10)")
+    p.add_argument(
+        "--big-conversations",
+        type=int,
+        default=10,
+        help="conversations holding --big-messages messages each (default 10)",
+    )
     p.add_argument("--big-messages", type=int, default=10_000)
     p.add_argument("--other-owners", type=int, default=3)
-    p.add_argument("--other-conversations", type=int, default=5_000,
-                   help="conversations per other owner (default 5000)")
-    p.add_argument("--other-messages", type=int, default=150_000,
-                   help="messages of the other owners in total (default 150000)")
+    p.add_argument(
+        "--other-conversations",
+        type=int,
+        default=5_000,
+        help="conversations per other owner (default 5000)",
+    )
+    p.add_argument(
+        "--other-messages",
+        type=int,
+        default=150_000,
+        help="messages of the other owners in total (default 150000)",
+    )
     p.add_argument("--pages", type=int, default=100, help="the deep page's number (default 100)")
     p.add_argument("--repeat", type=int, default=200, help="timed calls per scenario")
     p.add_argument("--search-repeat", type=int, default=20, help="timed calls per q= scenario")
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds (default 4)")
-    p.add_argument("--time-limit", type=float, default=20.0,
-                   help="timed seconds per scenario per measurement pass (default 20)")
-    p.add_argument("--what-if-row-keyset", action=argparse.BooleanOptionalAction, default=True,
-                   help="also measure with a row-value keyset condition (default on)")
-    p.add_argument("--what-if-desc-index", action=argparse.BooleanOptionalAction, default=True,
-                   help="also measure with DESC composite indexes (default on)")
-    p.add_argument("--what-if-trigram", action=argparse.BooleanOptionalAction, default=True,
-                   help="also measure q= with a pg_trgm GIN index (default on)")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=20.0,
+        help="timed seconds per scenario per measurement pass (default 20)",
+    )
+    p.add_argument(
+        "--what-if-row-keyset",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure with a row-value keyset condition (default on)",
+    )
+    p.add_argument(
+        "--what-if-desc-index",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure with DESC composite indexes (default on)",
+    )
+    p.add_argument(
+        "--what-if-trigram",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure q= with a pg_trgm GIN index (default on)",
+    )
     p.add_argument("--full-plans", action="store_true", help="print every plan in full")
     args = p.parse_args(argv)
     if min(args.conversations, args.messages, args.pages, args.repeat, args.search_repeat) < 1:
@@ -564,15 +723,21 @@ def main(argv=None) -> int:
                 from utils.store import get_store
 
                 migrate_to("head")
-                print(f"dana conversation store bench: PostgreSQL, database "
-                      f"{url.rsplit('/', 1)[1]}, schema head", flush=True)
+                print(
+                    f"dana conversation store bench: PostgreSQL, database "
+                    f"{url.rsplit('/', 1)[1]}, schema head",
+                    flush=True,
+                )
                 s = seed(args)
                 c = s.counts
-                print(f"seeded in {s.seconds:.1f} s: {c['conversations']} conversations, "
-                      f"{c['contacts']} contacts, {c['messages']} messages in total; the owner "
-                      f"has {args.conversations} conversations and {c['owner_messages']} "
-                      f"messages, the biggest conversation {c['big_conversation_messages']}; "
-                      f"{args.other_owners} other owners", flush=True)
+                print(
+                    f"seeded in {s.seconds:.1f} s: {c['conversations']} conversations, "
+                    f"{c['contacts']} contacts, {c['messages']} messages in total; the owner "
+                    f"has {args.conversations} conversations and {c['owner_messages']} "
+                    f"messages, the biggest conversation {c['big_conversation_messages']}; "
+                    f"{args.other_owners} other owners",
+                    flush=True,
+                )
                 store = get_store()
                 log = StatementLog(db.engine)
                 passes = []
@@ -587,8 +752,15 @@ def main(argv=None) -> int:
                     passes.append(("DESC indexes", sc))
                 if args.what_if_row_keyset:
                     title = "what-if: row-value keyset condition in _keyset_after"
-                    sc, _ = measure(store, s, args, log, title, keyset_override=row_value_keyset,
-                                    only=("a", "b", "c", "c2"))
+                    sc, _ = measure(
+                        store,
+                        s,
+                        args,
+                        log,
+                        title,
+                        keyset_override=row_value_keyset,
+                        only=("a", "b", "c", "c2"),
+                    )
                     report(sc, args.full_plans)
                     passes.append(("row keyset", sc))
                 if args.what_if_trigram:
@@ -601,14 +773,17 @@ def main(argv=None) -> int:
                         passes.append(("trigram index", sc))
                     except Exception as exc:  # noqa: BLE001 - extension missing or not allowed
                         db.session.rollback()
-                        print(f"\n{title}: skipped ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0]})")
+                        print(
+                            f"\n{title}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                        )
                 log.close()
                 if len(passes) > 1:
-                    print("\np50 by pass: ms (ratio to that pass's own pk lookup, and the "
-                          "buffers the statement touched in EXPLAIN ANALYZE). Compare ratios\n"
-                          "and buffers: the machine's speed drifts between passes. '-' = not "
-                          "measured in that pass.")
+                    print(
+                        "\np50 by pass: ms (ratio to that pass's own pk lookup, and the "
+                        "buffers the statement touched in EXPLAIN ANALYZE). Compare ratios\n"
+                        "and buffers: the machine's speed drifts between passes. '-' = not "
+                        "measured in that pass."
+                    )
                     rows = []
                     for first in passes[0][1]:
                         row = [first.label]
@@ -619,22 +794,30 @@ def main(argv=None) -> int:
                                 row.append("-")
                                 continue
                             buf = plan_buffers(x.plan)
-                            row.append(f"{x.p(50):.3f} ({x.p(50) / pk.p(50):.1f}x"
-                                       + (f", {buf} buf)" if buf is not None else ")"))
+                            row.append(
+                                f"{x.p(50):.3f} ({x.p(50) / pk.p(50):.1f}x"
+                                + (f", {buf} buf)" if buf is not None else ")")
+                            )
                         rows.append(row)
                     print_table(["scenario"] + [t for t, _ in passes], rows)
-                bad = [(t, x.label, x.statements) for t, scs in passes for x in scs
-                       if x.key != "pk" and not 1 <= (x.statements or 0) <= 2]
+                bad = [
+                    (t, x.label, x.statements)
+                    for t, scs in passes
+                    for x in scs
+                    if x.key != "pk" and not 1 <= (x.statements or 0) <= 2
+                ]
                 db.session.remove()
                 db.engine.dispose()
         finally:
             with app.app_context():
                 from models_db import db
+
                 db.engine.dispose()
     print(f"\n[total {time.perf_counter() - started:.0f} s]")
     if bad:
-        print("bench: N+1 — list calls sending more than 2 statements: " + repr(bad),
-              file=sys.stderr)
+        print(
+            "bench: N+1 — list calls sending more than 2 statements: " + repr(bad), file=sys.stderr
+        )
         return 1
     return 0
 

@@ -50,10 +50,20 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the app impor
 
 import httpx  # noqa: E402
 
-from bench.common import (LOOPBACK, PYTHON, ROOT, GunicornServer, claimed_redis,  # noqa: E402
-                          dana_env,
-                          database, migrate, percentile, print_table, raise_on_sigterm,
-                          temp_workdir)
+from bench.common import (  # noqa: E402
+    LOOPBACK,
+    PYTHON,
+    ROOT,
+    GunicornServer,
+    claimed_redis,
+    dana_env,
+    database,
+    migrate,
+    percentile,
+    print_table,
+    raise_on_sigterm,
+    temp_workdir,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 APP_SECRET = "bench-realtime-app-secret-0123456789"
@@ -157,7 +167,8 @@ def _sql(db_url: str, statement: str, **params) -> int:
 
 def business(base_url: str, db_url: str, graph, page_id: str, knowledge: bool = False) -> dict:
     """A user (Enterprise plan by direct SQL, as bench/webhooks.py does) with a connected Page
-    (its token registered in the fake Graph, which Dana asks who the token is)."""
+    (its token registered in the fake Graph, which Dana asks who the token is).
+    """
     token = f"EAAG-bench-{page_id}-token"
     graph.manage(token, page_id, name="Bench Page")
     with httpx.Client(base_url=base_url, trust_env=False, timeout=30) as c:
@@ -175,10 +186,14 @@ def business(base_url: str, db_url: str, graph, page_id: str, knowledge: bool = 
             "platform": "facebook", "external_id": page_id,
             "access_token": token, "name": "Bench Page"})
         if resp.status_code != 201:
-            raise RuntimeError(f"POST /api/platforms answered {resp.status_code}: {resp.text[:300]}")
+            raise RuntimeError(f"POST /api/platforms answered {resp.status_code}: "
+                               f"{resp.text[:300]}")
         if knowledge:
-            resp = c.post("/api/knowledge", headers=headers,
-                          json={"title": "Shop facts", "content": KNOWLEDGE})
+            resp = c.post(
+                "/api/knowledge",
+                headers=headers,
+                json={"title": "Shop facts", "content": KNOWLEDGE},
+            )
             if resp.status_code != 201:
                 raise RuntimeError(f"POST /api/knowledge answered {resp.status_code}")
     user["page_id"] = page_id
@@ -187,9 +202,25 @@ def business(base_url: str, db_url: str, graph, page_id: str, knowledge: bool = 
 
 def delivery(page_id: str, text: str, psid: str) -> tuple[bytes, dict]:
     now = int(time.time() * 1000)
-    raw = json.dumps({"object": "page", "entry": [{"id": page_id, "time": now, "messaging": [{
-        "sender": {"id": psid}, "recipient": {"id": page_id}, "timestamp": now,
-        "message": {"mid": "m_" + uuid.uuid4().hex, "text": text}}]}]}).encode()
+    raw = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": page_id,
+                    "time": now,
+                    "messaging": [
+                        {
+                            "sender": {"id": psid},
+                            "recipient": {"id": page_id},
+                            "timestamp": now,
+                            "message": {"mid": "m_" + uuid.uuid4().hex, "text": text},
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
     sig = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
     return raw, {"X-Hub-Signature-256": sig, "Content-Type": "application/json"}
 
@@ -208,6 +239,7 @@ def summary(samples: list[float]) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------- client processes
+
 
 def _client_process(assignments, ready, results, stop) -> None:
     """Connect python-socketio clients; record send -> receive delays of bench events."""
@@ -234,8 +266,7 @@ def _client_process(assignments, ready, results, stop) -> None:
             sio = socketio.Client(reconnection=False)
             sio.on("bench_ping", on_ping)
             sio.on("new_message", on_message)
-            sio.connect(base_url, auth={"token": token}, transports=["websocket"],
-                        wait_timeout=30)
+            sio.connect(base_url, auth={"token": token}, transports=["websocket"], wait_timeout=30)
             clients.append(sio)
         ready.put(("ok", len(clients)))
     except Exception as exc:  # noqa: BLE001
@@ -277,30 +308,44 @@ def run_latency(args, work: Path, db_url: str, redis_url: str) -> list[list[str]
     ctx = mp.get_context("spawn")
     fake = FakeGraph().start()
     threads = args.clients // 2 + 30  # each WebSocket holds a thread (gunicorn.conf.py)
-    env = dana_env(work, db_url, META_APP_SECRET=APP_SECRET, REDIS_URL=redis_url,
-                   AI_PROVIDER="local", GRAPH_API_URL=fake.base_url, AUTOMATION_QUEUE="inline",
-                   GRAPH_RETRY_WAIT_SECONDS="0.01")
+    env = dana_env(
+        work,
+        db_url,
+        META_APP_SECRET=APP_SECRET,
+        REDIS_URL=redis_url,
+        AI_PROVIDER="local",
+        GRAPH_API_URL=fake.base_url,
+        AUTOMATION_QUEUE="inline",
+        GRAPH_RETRY_WAIT_SECONDS="0.01",
+    )
     migrate(env, work)
     procs: list = []
     ready, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-    with Instance("web-1", "main:app", env, work, threads=threads) as one, \
-            Instance("web-2", "main:app", env, work, threads=threads) as two:
+    with (
+        Instance("web-1", "main:app", env, work, threads=threads) as one,
+        Instance("web-2", "main:app", env, work, threads=threads) as two,
+    ):
         instances = [one, two]
         try:
             print(f"  registering {args.users} users ...", flush=True)
-            users = [business(one.base_url, db_url, fake, str(10**14 + i))
-                     for i in range(args.users)]
+            users = [
+                business(one.base_url, db_url, fake, str(10**14 + i)) for i in range(args.users)
+            ]
             per_user = args.clients // args.users
-            sockets = [(instances[j % 2].base_url, u["access_token"])
-                       for u in users for j in range(per_user)]
+            sockets = [
+                (instances[j % 2].base_url, u["access_token"])
+                for u in users
+                for j in range(per_user)
+            ]
             chunks = [sockets[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
             for chunk in chunks:
                 p = ctx.Process(target=_client_process, args=(chunk, ready, results, stop))
                 p.start()
                 procs.append(p)
             raw_channel = f"bench-raw-{uuid.uuid4().hex}"
-            p = ctx.Process(target=_raw_subscriber,
-                            args=(redis_url, raw_channel, ready, results, stop))
+            p = ctx.Process(
+                target=_raw_subscriber, args=(redis_url, raw_channel, ready, results, stop)
+            )
             p.start()
             procs.append(p)
             connected = 0
@@ -313,6 +358,7 @@ def run_latency(args, work: Path, db_url: str, redis_url: str) -> list[list[str]
             time.sleep(1.0)
 
             import redis
+
             publisher = redis.Redis.from_url(redis_url)
             interval = 1.0 / args.rate
             print(f"  baseline: {args.events} raw Redis publishes ...", flush=True)
@@ -324,8 +370,9 @@ def run_latency(args, work: Path, db_url: str, redis_url: str) -> list[list[str]
             emitter = SocketIO(message_queue=redis_url, channel=channel_for(redis_url))
             for n in range(args.events):
                 user = users[n % len(users)]
-                emitter.emit("bench_ping", {"n": n, "t": time.time()},
-                             to=user_room(user["user"]["id"]))
+                emitter.emit(
+                    "bench_ping", {"n": n, "t": time.time()}, to=user_room(user["user"]["id"])
+                )
                 time.sleep(interval)
 
             print(f"  webhook: {args.webhooks} deliveries ...", flush=True)
@@ -340,10 +387,16 @@ def run_latency(args, work: Path, db_url: str, redis_url: str) -> list[list[str]
                 fake.requests.clear()
                 for n in range(args.webhooks):
                     user = users[n % len(users)]
-                    raw, headers = delivery(user["page_id"], f"bench {n} {time.time():.6f}",
-                                            str(7 * 10**15 + n))
-                    statuses.append(c.post(instances[n % 2].base_url + "/webhooks/facebook",
-                                           content=raw, headers=headers).status_code)
+                    raw, headers = delivery(
+                        user["page_id"], f"bench {n} {time.time():.6f}", str(7 * 10**15 + n)
+                    )
+                    statuses.append(
+                        c.post(
+                            instances[n % 2].base_url + "/webhooks/facebook",
+                            content=raw,
+                            headers=headers,
+                        ).status_code
+                    )
                     time.sleep(1.0 / args.webhook_rate)
             wait_for(lambda: len(fake.requests_to("/me/messages")) >= args.webhooks, 60)
             time.sleep(1.0)
@@ -364,9 +417,10 @@ def run_latency(args, work: Path, db_url: str, redis_url: str) -> list[list[str]
     base_p50 = percentile(merged["raw"], 50)
     rows = []
     for label, key, expected in (
-            ("baseline: raw Redis pub/sub", "raw", args.events),
-            ("emit via Redis -> room", "emit", args.events * per_user),
-            ("webhook -> new_message", "webhook", args.webhooks * per_user)):
+        ("baseline: raw Redis pub/sub", "raw", args.events),
+        ("emit via Redis -> room", "emit", args.events * per_user),
+        ("webhook -> new_message", "webhook", args.webhooks * per_user),
+    ):
         p50, p99 = summary(merged[key])
         ratio = percentile(merged[key], 50) / base_p50 if base_p50 else float("nan")
         rows.append([label, f"{len(merged[key])}/{expected}", p50, p99, f"{ratio:.1f}"])
@@ -375,15 +429,21 @@ def run_latency(args, work: Path, db_url: str, redis_url: str) -> list[list[str]
 
 # ---------------------------------------------------------------------------- throughput
 
-def run_throughput(args, work: Path, db_url: str, redis_url: str | None, mode: str,
-                   workers: int) -> dict:
+
+def run_throughput(
+    args, work: Path, db_url: str, redis_url: str | None, mode: str, workers: int
+) -> dict:
     """Part 2, one mode: post args.deliveries deliveries, time until every reply is sent."""
     from tests.fakes.graph import FakeGraph
 
     fake = FakeGraph().start()
-    overrides = dict(META_APP_SECRET=APP_SECRET, AI_PROVIDER="local",
-                     GRAPH_API_URL=fake.base_url, GRAPH_RETRY_WAIT_SECONDS="0.01",
-                     AUTOMATION_QUEUE=mode)
+    overrides = dict(
+        META_APP_SECRET=APP_SECRET,
+        AI_PROVIDER="local",
+        GRAPH_API_URL=fake.base_url,
+        GRAPH_RETRY_WAIT_SECONDS="0.01",
+        AUTOMATION_QUEUE=mode,
+    )
     if mode == "rq":
         overrides["REDIS_URL"] = redis_url
     env = dana_env(work, db_url, **overrides)
@@ -398,11 +458,13 @@ def run_throughput(args, work: Path, db_url: str, redis_url: str | None, mode: s
                 wait_workers(redis_url, running)
 
             def post(n: int) -> int:
-                raw, headers = delivery(owner["page_id"], QUESTIONS[n % len(QUESTIONS)],
-                                        str(8 * 10**15 + n))
+                raw, headers = delivery(
+                    owner["page_id"], QUESTIONS[n % len(QUESTIONS)], str(8 * 10**15 + n)
+                )
                 with httpx.Client(trust_env=False, timeout=60) as c:
-                    return c.post(web.base_url + "/webhooks/facebook", content=raw,
-                                  headers=headers).status_code
+                    return c.post(
+                        web.base_url + "/webhooks/facebook", content=raw, headers=headers
+                    ).status_code
 
             # Warm-up, end to end, not measured: a few deliveries so that every process that
             # will answer has loaded the local AI's models.
@@ -416,8 +478,9 @@ def run_throughput(args, work: Path, db_url: str, redis_url: str | None, mode: s
             with ThreadPoolExecutor(args.concurrency) as pool:
                 statuses = list(pool.map(post, range(args.deliveries)))
             posted = time.perf_counter() - t0
-            done = wait_for(lambda: len(fake.requests_to("/me/messages")) >= total,
-                            args.drain_timeout)
+            done = wait_for(
+                lambda: len(fake.requests_to("/me/messages")) >= total, args.drain_timeout
+            )
             elapsed = time.perf_counter() - t0
             time.sleep(0.5)  # a second reply to any delivery would show up now
             replies = len(fake.requests_to("/me/messages")) - warm
@@ -425,20 +488,29 @@ def run_throughput(args, work: Path, db_url: str, redis_url: str | None, mode: s
         for w in running:
             w.stop()
         fake.stop()
-    return {"label": f"{mode}" + (f" x{workers}" if mode == "rq" else ""),
-            "ok": sum(s == 200 for s in statuses), "replies": replies, "posted_s": posted,
-            "elapsed_s": elapsed, "complete": done,
-            "rate": replies / elapsed if elapsed else 0.0}
+    return {
+        "label": f"{mode}" + (f" x{workers}" if mode == "rq" else ""),
+        "ok": sum(s == 200 for s in statuses),
+        "replies": replies,
+        "posted_s": posted,
+        "elapsed_s": elapsed,
+        "complete": done,
+        "rate": replies / elapsed if elapsed else 0.0,
+    }
 
 
 # ---------------------------------------------------------------------------- main
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["latency", "throughput", "both"], default="both")
-    parser.add_argument("--database-url", default="sqlite",
-                        help="'sqlite' (a temp file) or a PostgreSQL URL on 127.0.0.1 "
-                             "(a fresh database is created next to it and dropped)")
+    parser.add_argument(
+        "--database-url",
+        default="sqlite",
+        help="'sqlite' (a temp file) or a PostgreSQL URL on 127.0.0.1 "
+        "(a fresh database is created next to it and dropped)",
+    )
     parser.add_argument("--redis-url", default=REDIS_URL)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--users", type=int, default=20)
@@ -457,19 +529,26 @@ def main() -> int:
 
     with temp_workdir("dana-bench-realtime-") as work, claimed_redis(args.redis_url, "realtime"):
         redis_url = args.redis_url
-        print(f"bench/realtime.py: database {'PostgreSQL' if pg else 'SQLite'}, "
-              f"Redis {redis_url}, {os.cpu_count()} CPUs", flush=True)
+        print(
+            f"bench/realtime.py: database {'PostgreSQL' if pg else 'SQLite'}, "
+            f"Redis {redis_url}, {os.cpu_count()} CPUs",
+            flush=True,
+        )
         if args.part in ("latency", "both"):
-            print(f"\nPart 1: notification latency, {args.clients} clients, 2 instances",
-                  flush=True)
+            print(
+                f"\nPart 1: notification latency, {args.clients} clients, 2 instances", flush=True
+            )
             (work / "latency").mkdir()
             with database(work / "latency", pg) as db_url:
                 rows = run_latency(args, work / "latency", db_url, redis_url)
             print()
             print_table(["scenario", "receipts", "p50 ms", "p99 ms", "p50 / baseline"], rows)
         if args.part in ("throughput", "both"):
-            print(f"\nPart 2: webhook -> reply, {args.deliveries} deliveries "
-                  f"(concurrency {args.concurrency})", flush=True)
+            print(
+                f"\nPart 2: webhook -> reply, {args.deliveries} deliveries "
+                f"(concurrency {args.concurrency})",
+                flush=True,
+            )
             outcomes = []
             for mode, workers in (("inline", 0), ("rq", 1), ("rq", 2)):
                 sub = work / f"throughput-{mode}-{workers}"
@@ -478,15 +557,32 @@ def main() -> int:
                 with database(sub, pg) as db_url:
                     outcomes.append(run_throughput(args, sub, db_url, redis_url, mode, workers))
                 import redis
+
                 redis.Redis.from_url(redis_url).flushdb()
             base = outcomes[0]["rate"]
             print()
-            print_table(["mode", "replies", "POSTs done s", "all replied s", "replies/s",
-                         "ratio vs inline"],
-                        [[o["label"], f"{o['replies']}/{args.deliveries}"
-                          + ("" if o["complete"] else " (timeout)"),
-                          f"{o['posted_s']:.1f}", f"{o['elapsed_s']:.1f}", f"{o['rate']:.1f}",
-                          f"{o['rate'] / base:.2f}" if base else "nan"] for o in outcomes])
+            print_table(
+                [
+                    "mode",
+                    "replies",
+                    "POSTs done s",
+                    "all replied s",
+                    "replies/s",
+                    "ratio vs inline",
+                ],
+                [
+                    [
+                        o["label"],
+                        f"{o['replies']}/{args.deliveries}"
+                        + ("" if o["complete"] else " (timeout)"),
+                        f"{o['posted_s']:.1f}",
+                        f"{o['elapsed_s']:.1f}",
+                        f"{o['rate']:.1f}",
+                        f"{o['rate'] / base:.2f}" if base else "nan",
+                    ]
+                    for o in outcomes
+                ],
+            )
     return 0
 
 

@@ -42,9 +42,20 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the app impor
 
 import httpx  # noqa: E402
 
-from bench.common import (GunicornServer, LoadResult, claimed_redis, clean_env,  # noqa: E402
-                          dana_env, database, migrate, print_table, raise_on_sigterm,
-                          require_loopback_url, run_load, temp_workdir)
+from bench.common import (  # noqa: E402
+    GunicornServer,
+    LoadResult,
+    claimed_redis,
+    clean_env,
+    dana_env,
+    database,
+    migrate,
+    print_table,
+    raise_on_sigterm,
+    require_loopback_url,
+    run_load,
+    temp_workdir,
+)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -77,7 +88,8 @@ QUESTIONS = [
 
 class Deliveries:
     """A thread-safe factory of signed Messenger text deliveries, each from a new customer
-    (unique PSID) with a unique mid; `count` is how many were built (= sent)."""
+    (unique PSID) with a unique mid; `count` is how many were built (= sent).
+    """
 
     def __init__(self, secret: str, page_id: str, psid_base: int):
         self.secret, self.page_id, self.psid_base = secret.encode(), page_id, psid_base
@@ -170,7 +182,8 @@ def setup_business(dana: GunicornServer, db_url: str) -> None:
 def alternate(targets: dict[str, dict], counts: dict[str, int], *, rounds: int,
               **load) -> dict[str, LoadResult]:
     """Like common.run_rounds, with a request count per target: `rounds` alternating rounds
-    (the order flips each round) so background load and drift hit every target alike."""
+    (the order flips each round) so background load and drift hit every target alike.
+    """
     results = {label: LoadResult() for label in targets}
     labels = list(targets)
     for i in range(rounds):

@@ -1,9 +1,9 @@
+"""Alembic environment: migrations run inside the Flask app, on its engine and metadata."""
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -17,10 +17,12 @@ logger = logging.getLogger('alembic.env')
 
 
 def get_engine():
+    """The app's SQLAlchemy engine (Flask-Migrate's db)."""
     return current_app.extensions['migrate'].db.engine
 
 
 def get_engine_url():
+    """The engine's URL for Alembic's config (% escaped)."""
     try:
         return get_engine().url.render_as_string(hide_password=False).replace(
             '%', '%%')
@@ -42,6 +44,7 @@ target_db = current_app.extensions['migrate'].db
 
 
 def get_metadata():
+    """The metadata Alembic compares the database with."""
     if hasattr(target_db, 'metadatas'):
         return target_db.metadatas[None]
     return target_db.metadata

@@ -3,9 +3,18 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from routes.schemas import (ConversationListOut, ConversationListQuery, ListQuery, MessageListOut,
-                            TaskListOut, TaskListQuery, WebhookEventDetailOut,
-                            WebhookEventListOut, WebhookEventListQuery, WebhookEventOut)
+from routes.schemas import (
+    ConversationListOut,
+    ConversationListQuery,
+    ListQuery,
+    MessageListOut,
+    TaskListOut,
+    TaskListQuery,
+    WebhookEventDetailOut,
+    WebhookEventListOut,
+    WebhookEventListQuery,
+    WebhookEventOut,
+)
 from services import conversations as conv_svc
 from services import tasks as task_svc
 from services import webhook_events as events_svc

@@ -17,5 +17,6 @@ bp = Blueprint("analytics", __name__, url_prefix="/api/analytics")
           errors=(400, 501))
 def summary(query: AnalyticsQuery):
     """Messages per platform per day, conversations, first-response and resolution times,
-    AI-answered share and hand-offs for the days from..to (UTC, inclusive; default 30 days)."""
+    AI-answered share and hand-offs for the days from..to (UTC, inclusive; default 30 days).
+    """
     return analytics.summary(g.user.id, query.from_, query.to)

@@ -3,13 +3,20 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from routes.schemas import (LoginIn, OkOut, PasswordChangeIn, RefreshIn, RegisterIn,
-                            TokenPairOut, UserOut)
+from models_db import db
+from routes.schemas import (
+    LoginIn,
+    OkOut,
+    PasswordChangeIn,
+    RefreshIn,
+    RegisterIn,
+    TokenPairOut,
+    UserOut,
+)
 from services import users as users_service
 from utils.auth import require_auth, revoke_session, rotate_refresh_token, start_session
 from utils.openapi import endpoint
 from utils.ratelimit import account_key, auth_limit, limiter
-from models_db import db
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 TAGS = ["auth"]

@@ -3,10 +3,22 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from routes.schemas import (ContactListOut, ContactListQuery, ContactOut, ContactPatchIn,
-                            ConversationListOut, ConversationListQuery, ConversationOut,
-                            ConversationPatchIn, ListQuery, MessageListOut, MessageOut, NoteIn,
-                            SendMessageIn, SuggestOut)
+from routes.schemas import (
+    ContactListOut,
+    ContactListQuery,
+    ContactOut,
+    ContactPatchIn,
+    ConversationListOut,
+    ConversationListQuery,
+    ConversationOut,
+    ConversationPatchIn,
+    ListQuery,
+    MessageListOut,
+    MessageOut,
+    NoteIn,
+    SendMessageIn,
+    SuggestOut,
+)
 from services import conversations as svc
 from services import messaging
 from utils.auth import require_auth

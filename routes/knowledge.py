@@ -3,11 +3,17 @@ from __future__ import annotations
 
 from flask import Blueprint, g, request
 
-from automation.knowledge import database as kb
-from automation.knowledge.importers import import_file
-from routes.schemas import (KnowledgeDocumentIn, KnowledgeDocumentOut, KnowledgeDocumentPatchIn,
-                            KnowledgeImportOut, KnowledgeListOut, KnowledgeListQuery,
-                            KnowledgeSearchOut, KnowledgeSearchQuery)
+from routes.schemas import (
+    KnowledgeDocumentIn,
+    KnowledgeDocumentOut,
+    KnowledgeDocumentPatchIn,
+    KnowledgeImportOut,
+    KnowledgeListOut,
+    KnowledgeListQuery,
+    KnowledgeSearchOut,
+    KnowledgeSearchQuery,
+)
+from services import knowledge as kb
 from utils.auth import require_auth
 from utils.errors import BadRequest
 from utils.openapi import endpoint
@@ -31,7 +37,7 @@ def list_documents(query: KnowledgeListQuery):
           errors=(402,))
 def create_document(body: KnowledgeDocumentIn):
     """Add a document; it is cut into passages and indexed at once (402 over the plan's limit)."""
-    return kb.create_document(g.user.id, body.model_dump()), 201
+    return kb.add_document(g.user.id, body.model_dump()), 201
 
 
 @bp.get("/search")
@@ -53,13 +59,14 @@ def search(query: KnowledgeSearchQuery):
                                    "document, e.g. `faq, shipping`")})
 def import_documents():
     """Import a multipart `file` (.md, .markdown, .txt, .csv with question,answer); optional
-    form field `tags` (comma-separated)."""
+    form field `tags` (comma-separated).
+    """
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise BadRequest("Upload the file as multipart/form-data in the field 'file'.",
                          code="file_required")
     tags = [t for t in (request.form.get("tags") or "").split(",") if t.strip()]
-    return import_file(g.user.id, upload.filename, upload.read(), tags=tags), 201
+    return kb.import_file(g.user.id, upload.filename, upload.read(), tags=tags), 201
 
 
 @bp.get("/<document_id>")

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from routes.schemas import (PlatformAccountIn, PlatformAccountListOut, PlatformAccountOut,
-                            PlatformAccountPatchIn)
+from routes.schemas import (
+    PlatformAccountIn,
+    PlatformAccountListOut,
+    PlatformAccountOut,
+    PlatformAccountPatchIn,
+)
 from services import platforms as svc
 from utils.auth import require_auth
 from utils.openapi import endpoint

@@ -9,8 +9,14 @@ from __future__ import annotations
 from flask import Blueprint, g
 from pydantic import TypeAdapter, ValidationError
 
-from routes.schemas import (SlackHealthOut, SlackListQuery, SlackMessageListOut, SlackPostIn,
-                            SlackPostOut, SlackTs)
+from routes.schemas import (
+    SlackHealthOut,
+    SlackListQuery,
+    SlackMessageListOut,
+    SlackPostIn,
+    SlackPostOut,
+    SlackTs,
+)
 from services import slack as svc
 from utils.auth import require_auth
 from utils.errors import NotFound

@@ -3,9 +3,17 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from routes.schemas import (AdminSubscriptionIn, SubscribeIn, SubscriptionListOut,
-                            SubscriptionListQuery, SubscriptionOut, TierIn, TierListOut, TierOut,
-                            TierUpdateIn)
+from routes.schemas import (
+    AdminSubscriptionIn,
+    SubscribeIn,
+    SubscriptionListOut,
+    SubscriptionListQuery,
+    SubscriptionOut,
+    TierIn,
+    TierListOut,
+    TierOut,
+    TierUpdateIn,
+)
 from services import plans
 from services import subscriptions as svc
 from utils.auth import require_admin, require_auth
@@ -91,9 +99,7 @@ def list_subscriptions(query: SubscriptionListQuery):
 @endpoint(response=SubscriptionOut, tags=TAGS, errors=(404,))
 def get_user_subscription(user_id: str):
     """Admin: one user's subscription."""
-    from services.users import get_user
-    get_user(user_id)
-    return svc.subscription_view(user_id)
+    return svc.admin_view(user_id)
 
 
 @bp.put("/user/<user_id>")

@@ -1,11 +1,16 @@
-"""/api/workflows (automation rules and their runs) and /api/business (AI persona)."""
+"""/api/workflows: automation rules and their runs."""
 from __future__ import annotations
 
 from flask import Blueprint, g
 
-from routes.schemas import (BusinessProfileIn, BusinessProfileOut, WorkflowIn, WorkflowListOut,
-                            WorkflowOut, WorkflowPatchIn, WorkflowRunListOut, WorkflowRunQuery)
-from services import business
+from routes.schemas import (
+    WorkflowIn,
+    WorkflowListOut,
+    WorkflowOut,
+    WorkflowPatchIn,
+    WorkflowRunListOut,
+    WorkflowRunQuery,
+)
 from services import workflows as svc
 from utils.auth import require_auth
 from utils.openapi import endpoint
@@ -63,19 +68,3 @@ def delete_workflow(workflow_id: str):
     """Delete a workflow."""
     svc.delete_workflow(g.user.id, workflow_id)
     return "", 204
-
-
-@bp.get("/business")
-@require_auth
-@endpoint(response=BusinessProfileOut, tags=["business"])
-def get_business():
-    """The business profile the AI uses (name, persona, instructions, hand-off message)."""
-    return business.get_profile(g.user.id)
-
-
-@bp.put("/business")
-@require_auth
-@endpoint(body=BusinessProfileIn, response=BusinessProfileOut, tags=["business"])
-def put_business(body: BusinessProfileIn):
-    """Change the business profile."""
-    return business.update_profile(g.user.id, body.model_dump(exclude_unset=True))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +27,7 @@ from models_db import StripeEvent, User, db
 from services.subscriptions import ensure_subscription, list_tiers, subscribe
 from utils import stripe_gateway
 from utils.audit import audit
+from utils.config import current_settings
 from utils.errors import ApiError
 from utils.store import get_store
 
@@ -55,7 +55,8 @@ def _ts(value) -> datetime | None:
 
 def start_checkout(user: User, tier: dict) -> str:
     """A Checkout Session URL that subscribes the user to the plan's Stripe price. The
-    user's Stripe customer is created once and kept (reused by every later checkout)."""
+    user's Stripe customer is created once and kept (reused by every later checkout).
+    """
     sub = ensure_subscription(user.id)
     customer_id = sub.get("provider_customer_id")
     if not customer_id:
@@ -80,7 +81,7 @@ def cancel_at_period_end(user_id: str, sub: dict) -> None:
 
 def handle_webhook(payload: bytes, signature: str | None) -> dict:
     """Verify, de-duplicate and apply one Stripe webhook delivery."""
-    if not current_app.config["DANA_SETTINGS"].STRIPE_WEBHOOK_SECRET:
+    if not current_settings().STRIPE_WEBHOOK_SECRET:
         raise ApiError("STRIPE_WEBHOOK_SECRET is not configured.", status=503,
                        code="webhook_not_configured")
     event = stripe_gateway.verify_event(payload, signature)  # 400 before anything is stored
@@ -133,7 +134,8 @@ def _apply(event: dict) -> tuple[str, str | None]:
 
 def _older_than_applied(user_id: str, event: dict) -> bool:
     """Stripe does not deliver in order: a failed payment created before an already applied
-    paid invoice must not make the subscription past due again."""
+    paid invoice must not make the subscription past due again.
+    """
     created = _ts(event.get("created"))
     newest = db.session.scalar(select(func.max(StripeEvent.created_at)).where(
         StripeEvent.user_id == user_id, StripeEvent.outcome == "applied"))

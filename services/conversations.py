@@ -1,9 +1,13 @@
 """Conversations, messages and contacts of one owner, through the store."""
 from __future__ import annotations
 
-from services.assignees import check_assignee
+from automation.ai.response_generator import ReplyContext, generate_reply, retrieve
+from automation.ai.response_generator import suggest_replies as draft
+from automation.core.assignees import check_assignee
+from automation.core.business_profile import get_profile
+from automation.core.handoff import conversation_history
+from utils import events
 from utils.errors import NotFound
-from utils.realtime import publish
 from utils.store import ConversationFilters, NewMessage, get_store
 
 
@@ -29,13 +33,17 @@ def update_conversation(owner_id: str, conversation_id: str, changes: dict) -> d
     conv = get_store().update_conversation(owner_id, conversation_id, changes)
     if conv is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
-    publish(owner_id, "conversation_updated", conv)
+    events.conversation_updated(owner_id, conv)
     return conv
 
 
 def mark_read(owner_id: str, conversation_id: str) -> dict:
-    """Reset the unread counter."""
-    return update_conversation(owner_id, conversation_id, {"unread_count": 0})
+    """Reset the unread counter; notifies the owner."""
+    conv = get_store().mark_conversation_read(owner_id, conversation_id)
+    if conv is None:
+        raise NotFound("No such conversation.", code="conversation_not_found")
+    events.conversation_updated(owner_id, conv)
+    return conv
 
 
 def list_messages(owner_id: str, conversation_id: str, limit: int, cursor: str | None) -> dict:
@@ -50,16 +58,18 @@ def add_note(owner_id: str, conversation_id: str, text: str, author_id: str) -> 
     note = get_store().add_message(owner_id, NewMessage(
         conversation_id=conversation_id, direction="outbound", sender_type="agent", text=text,
         is_note=True, status="sent", metadata={"author_id": author_id}))
-    publish(owner_id, "new_message", {"conversation_id": conversation_id, "message": note})
+    events.new_message(owner_id, conversation_id, note)
     return note
 
 
 def list_contacts(owner_id: str, q: str | None, platform: str | None, limit: int,
                   cursor: str | None) -> dict:
+    """The owner's contacts, newest first, searched by name, e-mail or phone."""
     return get_store().list_contacts(owner_id, q, platform, limit, cursor).to_dict()
 
 
 def get_contact(owner_id: str, contact_id: str) -> dict:
+    """One of the owner's contacts, or 404 (also for another owner's id)."""
     contact = get_store().get_contact(owner_id, contact_id)
     if contact is None:
         raise NotFound("No such contact.", code="contact_not_found")
@@ -67,6 +77,7 @@ def get_contact(owner_id: str, contact_id: str) -> dict:
 
 
 def update_contact(owner_id: str, contact_id: str, changes: dict) -> dict:
+    """Change a contact's details and notes; 404 when not the owner's."""
     contact = get_store().update_contact(owner_id, contact_id, changes)
     if contact is None:
         raise NotFound("No such contact.", code="contact_not_found")
@@ -75,15 +86,10 @@ def update_contact(owner_id: str, contact_id: str, changes: dict) -> dict:
 
 def suggest_replies(owner_id: str, conversation_id: str, n: int = 3) -> dict:
     """Draft replies an agent could send, from the knowledge base and the recent thread."""
-    from automation.ai.response_generator import ReplyContext
-    from automation.ai.response_generator import suggest_replies as draft
-    from services import business
-    from services.handoff import conversation_history
-
     conv = get_conversation(owner_id, conversation_id)
     history = conversation_history(owner_id, conversation_id)
     last_customer = next((h["text"] for h in reversed(history) if h["role"] == "customer"), "")
-    ctx = ReplyContext(user_id=owner_id, business=business.get_profile(owner_id),
+    ctx = ReplyContext(user_id=owner_id, business=get_profile(owner_id),
                        conversation_id=conversation_id, message_text=last_customer,
                        history=history, contact_name=conv["contact"].get("name"),
                        platform=conv["platform"])
@@ -92,11 +98,9 @@ def suggest_replies(owner_id: str, conversation_id: str, n: int = 3) -> dict:
 
 def preview_answer(owner_id: str, question: str) -> dict:
     """What the AI would answer a customer asking `question` now (nothing is sent or stored):
-    the knowledge base's passages it found and its answer or hand-off."""
-    from automation.ai.response_generator import ReplyContext, generate_reply, retrieve
-    from services import business
-
-    ctx = ReplyContext(user_id=owner_id, business=business.get_profile(owner_id),
+    the knowledge base's passages it found and its answer or hand-off.
+    """
+    ctx = ReplyContext(user_id=owner_id, business=get_profile(owner_id),
                        conversation_id=None, message_text=question, history=[],
                        contact_name=None, platform="facebook")
     answer = generate_reply(ctx)

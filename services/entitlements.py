@@ -6,27 +6,19 @@ cheapest plan that would allow it.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-
-from models_db import UsageCounter, db
-from services.subscriptions import read_subscription, effective_tier_id
+from services.subscriptions import effective_tier_id, read_subscription
+from utils import usage
 from utils.errors import PaymentRequired
 from utils.store import get_store
 
-AI_REPLIES = "ai_replies"
 LIMIT_LABELS = {
     "platform_accounts": "connected platform accounts",
     "integrations": "integrations",
     "knowledge_documents": "knowledge documents",
     "monthly_ai_replies": "AI replies a month",
 }
-
-
-def _period(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y-%m")
 
 
 def effective_tier(user_id: str) -> dict:
@@ -86,58 +78,22 @@ def require_capacity(user_id: str, limit_name: str, current_count: int, adding: 
 
 
 def ai_replies_used(user_id: str, now: datetime | None = None) -> int:
-    row = db.session.get(UsageCounter, (user_id, AI_REPLIES, _period(now)))
-    return row.count if row else 0
+    """AI replies counted against the user's quota in the month of `now`."""
+    return usage.count(user_id, usage.AI_REPLIES, now)
+
+
+def usage_count(user_id: str, metric: str, now: datetime | None = None) -> int:
+    """Any metered counter (e.g. AI tokens) of the user in the month of `now`."""
+    return usage.count(user_id, metric, now)
 
 
 def consume_ai_reply(user_id: str) -> bool:
     """Count one AI reply if the month's quota allows it; False means hand off instead.
 
-    The check and the increment are one UPDATE ... WHERE count < limit, so concurrent
-    workers can never exceed the quota.
+    The check and the increment are one atomic UPDATE (utils.usage.increment), so
+    concurrent workers can never exceed the quota.
     """
     tier = effective_tier(user_id)
     if "ai_replies" not in tier["features"]:
         return False
-    key = dict(user_id=user_id, metric=AI_REPLIES, period=_period())
-    if db.session.get(UsageCounter, tuple(key.values())) is None:
-        try:
-            with db.session.begin_nested():
-                db.session.add(UsageCounter(count=0, **key))
-        except IntegrityError:
-            pass
-    stmt = update(UsageCounter).where(*(getattr(UsageCounter, k) == v for k, v in key.items()))
-    limit = tier["monthly_ai_replies"]
-    if limit is not None:
-        stmt = stmt.where(UsageCounter.count < limit)
-    result = db.session.execute(stmt.values(count=UsageCounter.count + 1))
-    db.session.commit()
-    return result.rowcount == 1
-
-
-def usage_summary(user_id: str, tier: dict) -> dict:
-    """This month's metered usage against the plan's limits."""
-    return {"period": _period(), "ai_replies": ai_replies_used(user_id),
-            "ai_replies_limit": tier["monthly_ai_replies"]}
-
-
-def record_usage(user_id: str, metric: str, amount: int) -> None:
-    """Add to a metered counter for this month (e.g. AI tokens); no limit applies."""
-    if amount <= 0:
-        return
-    key = dict(user_id=user_id, metric=metric, period=_period())
-    if db.session.get(UsageCounter, tuple(key.values())) is None:
-        try:
-            with db.session.begin_nested():
-                db.session.add(UsageCounter(count=0, **key))
-        except IntegrityError:
-            pass
-    db.session.execute(update(UsageCounter)
-                       .where(*(getattr(UsageCounter, k) == v for k, v in key.items()))
-                       .values(count=UsageCounter.count + amount))
-    db.session.commit()
-
-
-def usage_count(user_id: str, metric: str, now: datetime | None = None) -> int:
-    row = db.session.get(UsageCounter, (user_id, metric, _period(now)))
-    return row.count if row else 0
+    return usage.increment(user_id, usage.AI_REPLIES, limit=tier["monthly_ai_replies"])

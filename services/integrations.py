@@ -30,14 +30,16 @@ from automation.integrations.base import (
     IntegrationConnector,
     IntegrationError,
     Notification,
+    conversation_link,
 )
 from automation.registry import INTEGRATIONS
 from models_db import Integration, IntegrationRef, db, utcnow
 from services import entitlements
+from utils import events
 from utils.audit import audit
+from utils.config import current_settings
 from utils.crypto import decrypt, encrypt
 from utils.errors import ApiError, NotFound, Unprocessable, ValidationFailed, validation_details
-from utils.realtime import publish
 from utils.store import ConversationFilters, TaskFilters, get_store
 
 log = logging.getLogger("dana.integrations")
@@ -51,7 +53,7 @@ TEAM_KINDS = ("handoff", "new_conversation", "customer_message")
 # ---------------------------------------------------------------------------- helpers
 
 def _settings():
-    return current_app.config["DANA_SETTINGS"]
+    return current_settings()
 
 
 def mask(secret: str | None) -> str | None:
@@ -241,7 +243,7 @@ test_integration.__test__ = False  # not a pytest test despite its name
 def _record_failure(row: Integration, detail: str) -> None:
     row.status, row.last_error = "error", detail[:2000]
     db.session.commit()
-    publish(row.user_id, "integration_error", {
+    events.integration_error(row.user_id, {
         "kind": "integration", "type": row.type, "status": "error",
         "error": "integration_failed", "message": row.last_error})
 
@@ -378,7 +380,8 @@ def _deliver_one(row: Integration, notification: Notification, conv_id: str | No
 
 def submit(notification: Notification, only_type: str | None = None) -> None:
     """Deliver after the customer has been answered: at the end of the current deferral
-    scope, after the current HTTP response, or now when neither exists."""
+    scope, after the current HTTP response, or now when neither exists.
+    """
     pending = g.get(_PENDING) if has_app_context() else None
     if pending is not None:
         pending.append((notification, only_type))
@@ -423,11 +426,6 @@ def require_enabled(owner_id: str, type_: str) -> None:
         raise LookupError(f"no '{type_}' integration is configured")
     if not row.enabled:
         raise LookupError(f"the '{type_}' integration is disabled")
-
-
-def conversation_link(conversation_id: str) -> str:
-    """The frontend's link to a conversation (APP_URL)."""
-    return f"{_settings().APP_URL.rstrip('/')}/conversations/{conversation_id}"
 
 
 # ----------------------------------------------------------------------- daily digest

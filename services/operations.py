@@ -1,11 +1,14 @@
 """Operator views that no other service offers: the audit log and the health report
-(database, Redis, RQ workers, platform accounts)."""
+(database, Redis, RQ workers, platform accounts).
+"""
 from __future__ import annotations
 
 from flask import current_app
+from rq import Worker
 from sqlalchemy import func, select, text
 
 from models_db import AuditLog, PlatformAccount, WebhookEvent, db
+from utils.config import current_settings
 
 
 def list_audit(event: str | None, user_id: str | None, limit: int = 100) -> list[dict]:
@@ -22,7 +25,8 @@ def list_audit(event: str | None, user_id: str | None, limit: int = 100) -> list
 
 def health_report() -> dict:
     """What an operator checks first: can we reach the database and Redis, are RQ workers
-    alive, how many deliveries failed, which platform accounts need attention."""
+    alive, how many deliveries failed, which platform accounts need attention.
+    """
     report: dict = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -30,7 +34,7 @@ def health_report() -> dict:
     except Exception as exc:  # noqa: BLE001  (shown to the operator, never raised)
         db.session.rollback()
         report["database"] = f"unreachable: {type(exc).__name__}"
-    settings = current_app.config["DANA_SETTINGS"]
+    settings = current_settings()
     client = current_app.extensions.get("dana_redis")
     if client is None:
         report["redis"] = "not configured (REDIS_URL unset)"
@@ -43,7 +47,6 @@ def health_report() -> dict:
             report["redis"] = f"unreachable: {type(exc).__name__}"
         if settings.AUTOMATION_QUEUE == "rq":
             try:
-                from rq import Worker  # optional path: only with AUTOMATION_QUEUE=rq
                 report["workers"] = f"{len(Worker.all(connection=client))} RQ worker(s)"
             except Exception as exc:  # noqa: BLE001
                 report["workers"] = f"unknown: {type(exc).__name__}"

@@ -15,9 +15,15 @@ from datetime import datetime, timedelta, timezone
 
 from models_db import User, db
 from services import billing
-from services.subscriptions import (effective_tier_id, ensure_subscription, get_tier,
-                                    mark_canceled, read_subscription, subscribe,
-                                    subscription_view)
+from services.subscriptions import (
+    effective_tier_id,
+    ensure_subscription,
+    get_tier,
+    mark_canceled,
+    read_subscription,
+    subscribe,
+    subscription_view,
+)
 from utils import stripe_gateway
 from utils.errors import Conflict, NotFound, PaymentRequired
 
@@ -43,7 +49,8 @@ def _is_stripe_billed(sub: dict | None) -> bool:
 def request_plan(actor: User, tier_id: str, user_id: str | None = None,
                  payment_reference: str | None = None) -> dict:
     """Change a plan as far as the caller may: an admin grants, a user takes a free plan or
-    their one trial; a paid plan answers 402 payment_required (with a checkout_url)."""
+    their one trial; a paid plan answers 402 payment_required (with a checkout_url).
+    """
     target = _target(actor, user_id)
     if actor.is_admin:
         return subscribe(target.id, tier_id, payment_reference, actor.id, provider="admin",
@@ -79,7 +86,8 @@ def request_plan(actor: User, tier_id: str, user_id: str | None = None,
 
 def cancel(actor: User, user_id: str) -> dict:
     """Cancel at period end (a paid period runs out; Stripe stops billing) or at once.
-    Someone else's subscription answers 404 unless the caller is an admin."""
+    Someone else's subscription answers 404 unless the caller is an admin.
+    """
     if actor.id != user_id and not actor.is_admin:
         raise NotFound("No such subscription.", code="subscription_not_found")
     if db.session.get(User, user_id) is None:

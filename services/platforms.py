@@ -1,5 +1,8 @@
-"""Connected platform accounts: connect (gated by plan, proven with Graph), list, disconnect,
-route inbound."""
+"""Connected platform accounts: connect (gated by plan, proven with Graph), list, rename,
+re-authorize, disconnect.
+
+Routing a delivery to its account and the account's token are automation/platforms/accounts.py.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,19 +10,19 @@ import logging
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from automation.connectors import connector_for
 from automation.platforms.base import AccountCredentials, AccountProfile, SendError
 from models_db import PlatformAccount, db
 from services import entitlements
-from services.connectors import connector_for
 from utils.audit import audit
-from utils.crypto import decrypt, encrypt
+from utils.crypto import encrypt
 from utils.errors import ApiError, Conflict, NotFound, Unprocessable
-from utils.realtime import publish
 
 log = logging.getLogger("dana.platforms")
 
 
 def list_accounts(user_id: str) -> dict:
+    """The user's connected accounts, oldest first (never their tokens)."""
     rows = db.session.scalars(select(PlatformAccount).where(PlatformAccount.user_id == user_id)
                               .order_by(PlatformAccount.created_at, PlatformAccount.id))
     return {"items": [a.to_dict() for a in rows], "next_cursor": None}
@@ -95,6 +98,7 @@ def connect_account(user_id: str, platform: str, external_id: str, access_token:
 
 
 def get_account(user_id: str, account_id: str) -> PlatformAccount:
+    """One of the user's connected accounts, or 404."""
     account = db.session.scalar(select(PlatformAccount).where(
         PlatformAccount.id == account_id, PlatformAccount.user_id == user_id))
     if account is None:
@@ -104,7 +108,8 @@ def get_account(user_id: str, account_id: str) -> PlatformAccount:
 
 def update_account(user_id: str, account_id: str, changes: dict) -> PlatformAccount:
     """Rename or re-authorize: a new token must pass the same Graph check as a connect (422,
-    nothing changed), and then makes a needs_reauth account active again."""
+    nothing changed), and then makes a needs_reauth account active again.
+    """
     account = get_account(user_id, account_id)
     if changes.get("access_token"):
         platform, external_id = account.platform, account.external_id
@@ -121,30 +126,9 @@ def update_account(user_id: str, account_id: str, changes: dict) -> PlatformAcco
 
 
 def disconnect_account(user_id: str, account_id: str) -> None:
+    """Forget an account and its token (audited); deliveries for it are then ignored."""
     account = get_account(user_id, account_id)
     db.session.delete(account)
     db.session.commit()
     audit("platform_disconnected", user_id=user_id, actor_id=user_id, platform=account.platform,
           external_id=account.external_id)
-
-
-def find_account(platform: str, external_id: str) -> PlatformAccount | None:
-    """Route an inbound delivery: which connected account (and so which owner) is it for?"""
-    return db.session.scalar(select(PlatformAccount).where(
-        PlatformAccount.platform == platform, PlatformAccount.external_id == external_id))
-
-
-def account_token(account: PlatformAccount) -> str:
-    return decrypt(account.access_token_encrypted)
-
-
-def mark_needs_reauth(account: PlatformAccount, detail: str) -> None:
-    """The platform refused the token: stop using it and tell the owner."""
-    if account.status != "needs_reauth":
-        account.status = "needs_reauth"
-        account.last_error = detail[:2000]
-        db.session.commit()
-        publish(account.user_id, "integration_error", {
-            "kind": "platform_account", "platform_account_id": account.id,
-            "platform": account.platform, "status": "needs_reauth", "error": "token_invalid",
-            "message": detail})

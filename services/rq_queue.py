@@ -13,7 +13,7 @@ the app context. Three failure modes, three answers:
   the locks expire within the lease and the next registry maintenance of any live worker
   (one every lease) hands the job to RQ's abandoned-job path, which counts it as one retry
   and re-runs it. The re-run finds the event still `processing` and settles the sends the
-  dead worker left unfinished before processing it again (services.automation_queue).
+  dead worker left unfinished before processing it again (automation/core/event_runner.py).
 """
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ from rq.exceptions import AbandonedJobError
 from rq.registry import FailedJobRegistry
 from rq.worker import SimpleWorker, WorkerStatus
 
+from automation.core.event_runner import abandon_event, run_event
+from utils.config import current_settings
+
 log = logging.getLogger("dana.rq")
 QUEUE_NAME = "dana-automation"
 JOB_TIMEOUT = 300            # seconds; a job past it is killed and counts as failed
@@ -36,6 +39,7 @@ LEASE_HEARTBEATS = 3         # a worker silent for this many heartbeats is dead
 
 
 def queue(connection: redis.Redis | None = None) -> Queue:
+    """The automation queue on the app's Redis (or the given connection)."""
     return Queue(QUEUE_NAME, connection=connection or current_app.extensions["dana_redis"])
 
 
@@ -46,7 +50,7 @@ def job_id(event_id: int) -> str:
 
 def enqueue_event(event_id: int) -> None:
     """Put a stored event on the automation queue."""
-    intervals = current_app.config["DANA_SETTINGS"].RQ_RETRY_INTERVALS
+    intervals = current_settings().RQ_RETRY_INTERVALS
     q = queue()
     # One pipeline: saving the job and pushing it on the queue cost one round trip, not two.
     with q.connection.pipeline() as pipe:
@@ -78,8 +82,6 @@ class EventProcessingFailed(RuntimeError):
 
 def process_event_job(event_id: int) -> str:
     """The RQ job: processes one event in a fresh app context of the worker's app."""
-    from services.automation_queue import run_event
-
     # A context per job: a clean database session for every job, removed at the end.
     with current_app._get_current_object().app_context():
         status = run_event(event_id)
@@ -99,16 +101,19 @@ class LeasedLock(Lock):
     """
 
     def __init__(self, redis_client: "LeasedLocksRedis", name: str, timeout=None, **kwargs):
+        """A lock whose TTL is the worker's lease, extendable from the heartbeat thread."""
         kwargs["thread_local"] = False  # the heartbeat thread extends it
         super().__init__(redis_client, name, timeout=redis_client.lease_seconds, **kwargs)
 
     def acquire(self, *args, **kwargs) -> bool:
+        """Take the lock and remember it, so the heartbeat renews it."""
         acquired = super().acquire(*args, **kwargs)
         if acquired:
             self.redis.held_locks.add(self)
         return acquired
 
     def release(self) -> None:
+        """Forget the lock and release it."""
         self.redis.held_locks.discard(self)
         super().release()
 
@@ -119,10 +124,12 @@ class LeasedLocksRedis(redis.Redis):
     lease_seconds: int = 30
 
     def __init__(self, *args, **kwargs):
+        """A Redis client that keeps track of the leased locks it handed out."""
         super().__init__(*args, **kwargs)
         self.held_locks: set[LeasedLock] = set()
 
     def lock(self, name, timeout=None, **kwargs):
+        """A LeasedLock (whatever lock class the caller asked for)."""
         kwargs["lock_class"] = LeasedLock
         kwargs.pop("thread_local", None)
         return super().lock(name, timeout=timeout, **kwargs)
@@ -141,9 +148,11 @@ class LeasedLocksRedis(redis.Redis):
 
 class DanaWorker(SimpleWorker):
     """SimpleWorker (no fork per job: the app context and its pools stay valid) plus a
-    heartbeat thread while a job runs, so that a dead worker is noticed within a lease."""
+    heartbeat thread while a job runs, so that a dead worker is noticed within a lease.
+    """
 
     def __init__(self, *args, heartbeat_seconds: int, **kwargs):
+        """A worker whose lease is `LEASE_HEARTBEATS` heartbeats long."""
         self.heartbeat_seconds = heartbeat_seconds
         self.lease_seconds = heartbeat_seconds * LEASE_HEARTBEATS
         # Registry maintenance (where abandoned jobs are found) once per lease; an idle worker
@@ -160,6 +169,7 @@ class DanaWorker(SimpleWorker):
         return self.lease_seconds
 
     def execute_job(self, job, queue):
+        """Run one job with a heartbeat thread beating beside it."""
         self.prepare_execution(job)
         self._start_beat(job)
         try:
@@ -171,6 +181,7 @@ class DanaWorker(SimpleWorker):
     def handle_execution_ended(self, job, queue, heartbeat_ttl):
         # The job function has returned or raised: stop beating before RQ's own bookkeeping
         # removes the execution, so that no late beat re-creates what it deletes.
+        """Stop beating, then let RQ do its bookkeeping."""
         self._stop_beat()
         super().handle_execution_ended(job, queue, heartbeat_ttl)
 
@@ -215,7 +226,6 @@ def _on_abandoned_job(app: Flask):
         log.error("job %s (event %s): worker %s died and no retry is left; the event is "
                   "marked failed", job.id, event_id, job.worker_name or "?")
         if event_id is not None:
-            from services.automation_queue import abandon_event
             with app.app_context():
                 abandon_event(event_id, f"the worker processing it died ({job.worker_name}) "
                                         "and no retry was left")
@@ -226,7 +236,7 @@ def _on_abandoned_job(app: Flask):
 
 def run_worker(app: Flask, *, burst: bool = False) -> bool:
     """Work on the automation queue until stopped (or, with burst, until it is empty)."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     client = LeasedLocksRedis.from_url(settings.REDIS_URL, socket_connect_timeout=3,
                                        health_check_interval=30)
     client.lease_seconds = settings.RQ_HEARTBEAT_SECONDS * LEASE_HEARTBEATS

@@ -30,9 +30,10 @@ from automation.integrations.business.slack import SlackConfig, SlackConnector
 from automation.platforms.base import OutboundMessage
 from models_db import Integration, SlackInbound, db
 from services import integrations, messaging, tasks
+from utils import events
+from utils.config import current_settings
 from utils.crypto import decrypt
 from utils.errors import ApiError, NotFound, Unauthorized
-from utils.realtime import publish
 from utils.store import get_store
 
 log = logging.getLogger("dana.slack")
@@ -42,7 +43,7 @@ HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
 
 
 def _settings():
-    return current_app.config["DANA_SETTINGS"]
+    return current_settings()
 
 
 def _user_row(user_id: str) -> Integration | None:
@@ -429,8 +430,8 @@ def _close(owner_id: str, conversation_id: str, task_id: str | None, who: str,
     store = get_store()
     conversation = store.get_conversation(owner_id, conversation_id)
     if conversation is not None and conversation["status"] != "resolved":
-        publish(owner_id, "conversation_updated",
-                store.update_conversation(owner_id, conversation_id, {"status": "resolved"}))
+        events.conversation_updated(
+            owner_id, store.update_conversation(owner_id, conversation_id, {"status": "resolved"}))
     _update_parent(owner_id, conversation_id, refs, "closed", who)
 
 

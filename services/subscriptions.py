@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app
-
 from models_db import User, db
+from utils import usage
 from utils.audit import audit
+from utils.config import current_settings
 from utils.errors import Conflict, NotFound
 from utils.store import get_store
 from utils.store.base import DuplicateTier
@@ -94,7 +94,7 @@ def delete_tier(actor: User, tier_id: str) -> None:
 # -------------------------------------------------------------------- subscriptions
 
 def _grace() -> timedelta:
-    return timedelta(days=current_app.config["DANA_SETTINGS"].STRIPE_GRACE_DAYS)
+    return timedelta(days=current_settings().STRIPE_GRACE_DAYS)
 
 
 def paid_until(sub: dict) -> datetime | None:
@@ -121,7 +121,8 @@ def _is_expired(sub: dict, now: datetime) -> bool:
 
 def effective_tier_id(sub: dict | None, now: datetime | None = None) -> str:
     """The plan that applies now: the subscribed one while it runs (past due: within the
-    grace period; canceled: until the paid period ends), else Free."""
+    grace period; canceled: until the paid period ends), else Free.
+    """
     now = now or _now()
     if sub is None or _is_expired(sub, now):
         return FREE_TIER_ID
@@ -132,7 +133,8 @@ def effective_tier_id(sub: dict | None, now: datetime | None = None) -> str:
 
 def read_subscription(user_id: str) -> dict | None:
     """The stored subscription, with expiry applied (and persisted) on read. A past-due one
-    is left past due (an invoice may still be paid); its plan just stops applying."""
+    is left past due (an invoice may still be paid); its plan just stops applying.
+    """
     store = get_store()
     sub = store.get_subscription(user_id)
     if sub is not None and sub["status"] not in ("expired", "past_due") \
@@ -153,15 +155,19 @@ def ensure_subscription(user_id: str) -> dict:
 
 def subscription_view(user_id: str) -> dict:
     """The user's subscription with its plan, the plan in effect now and this month's usage."""
-    from services import entitlements
-
     sub = read_subscription(user_id) or ensure_subscription(user_id)
     tier = get_store().get_tier(sub["tier_id"])
     effective_id = effective_tier_id(sub)
     effective = tier if effective_id == sub["tier_id"] else get_store().get_tier(effective_id)
     until = paid_until(sub) if effective_id == sub["tier_id"] else None
     return {**sub, "effective_until": until.isoformat() if until else None, "tier": tier,
-            "effective_tier": effective, "usage": entitlements.usage_summary(user_id, effective)}
+            "effective_tier": effective, "usage": usage_summary(user_id, effective)}
+
+
+def usage_summary(user_id: str, tier: dict) -> dict:
+    """This month's metered usage against the plan's limits."""
+    return {"period": usage.period(), "ai_replies": usage.count(user_id, usage.AI_REPLIES),
+            "ai_replies_limit": tier["monthly_ai_replies"]}
 
 
 def subscribe(user_id: str, tier_id: str, payment_reference: str | None, actor_id: str | None,
@@ -169,7 +175,8 @@ def subscribe(user_id: str, tier_id: str, payment_reference: str | None, actor_i
               **fields) -> dict:
     """Put the user on a plan now, with no payment check: the callers are the policy
     (services/plans.py: an admin's grant, a free plan, a trial), the CLI and the Stripe
-    webhook. A grant runs until changed unless `current_period_end` is given."""
+    webhook. A grant runs until changed unless `current_period_end` is given.
+    """
     tier = get_tier(tier_id, include_inactive=provider == "stripe")
     previous = get_store().get_subscription(user_id)
     values = {"tier_id": tier["id"], "status": "active", "started_at": _now(),
@@ -199,6 +206,13 @@ def mark_canceled(actor_id: str | None, user_id: str, sub: dict) -> dict:
 def admin_list(limit: int, cursor: str | None, status: str | None) -> dict:
     """Admin: every user's subscription, newest first."""
     return get_store().list_subscriptions(limit, cursor, status).to_dict()
+
+
+def admin_view(user_id: str) -> dict:
+    """Admin: one user's subscription view; 404 when the user does not exist."""
+    if db.session.get(User, user_id) is None:
+        raise NotFound("No such user.")
+    return subscription_view(user_id)
 
 
 def admin_set(actor: User, user_id: str, changes: dict) -> dict:

@@ -5,10 +5,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from models_db import User, db
+from services.subscriptions import ensure_subscription
+from services.workflows import create_default_workflow
 from utils.audit import audit
 from utils.auth import revoke_user_sessions
 from utils.errors import Conflict, NotFound, Unauthorized
-from utils.pagination import decode_time_cursor, encode_cursor
+from utils.pagination import paginate
 
 # A hash to compare against when the e-mail is unknown, so timing does not tell
 # whether an account exists.
@@ -27,8 +29,6 @@ def register_user(email: str, password: str, name: str = "", timezone: str = "UT
     except IntegrityError:
         db.session.rollback()
         raise Conflict("An account with this e-mail already exists.", code="email_taken") from None
-    from services.subscriptions import ensure_subscription
-    from services.workflows import create_default_workflow
     ensure_subscription(user.id)  # every new account starts on Free
     create_default_workflow(user.id)  # ... answering with AI, handing off when unsure
     return user
@@ -71,22 +71,15 @@ def change_password(user: User, current: str, new: str, keep_session_id: str) ->
 
 def list_users(q: str | None, limit: int, cursor: str | None) -> dict:
     """Admin: users in (created_at, id) order, optionally filtered by e-mail substring."""
-    stmt = select(User).order_by(User.created_at, User.id)
+    stmt = select(User)
     if q:
         stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
-    if cursor:
-        created_at, uid = decode_time_cursor(cursor)
-        stmt = stmt.where((User.created_at > created_at)
-                          | ((User.created_at == created_at) & (User.id > uid)))
-    rows = list(db.session.scalars(stmt.limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id])
-    return {"items": [u.to_dict() for u in rows], "next_cursor": next_cursor}
+    return paginate(stmt, User.created_at, User.id, cursor, limit, User.to_dict,
+                    descending=False).to_dict()
 
 
 def get_user(user_id: str) -> User:
+    """An account by id (admin), or 404."""
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from automation.core.event_runner import run_event
 from models_db import WebhookEvent, db
+from services.rq_queue import forget_failed_job
 from utils.audit import audit
 from utils.errors import Conflict, NotFound
 from utils.pagination import decode_cursor, encode_cursor
@@ -31,6 +33,7 @@ def list_events(status: str | None, platform: str | None, limit: int, cursor: st
 
 
 def get_event(event_id: int) -> WebhookEvent:
+    """A stored delivery by id (operators), or 404."""
     event = db.session.get(WebhookEvent, event_id)
     if event is None:
         raise NotFound("No such webhook event.", code="webhook_event_not_found")
@@ -43,9 +46,6 @@ def replay_event(event_id: int) -> str:
     A finished event is reset so that it runs; one still 'processing' keeps that status so
     the run first settles the replies its interrupted predecessor left unfinished.
     """
-    from services.automation_queue import run_event
-    from services.rq_queue import forget_failed_job
-
     event = get_event(event_id)
     if event.status == "rejected":
         raise Conflict("This delivery is not JSON; it is kept for inspection and cannot be "

@@ -1,13 +1,13 @@
 """Workflows per user (CRUD, the default workflow) and their recorded runs."""
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
+from automation.core.assignees import check_definition_assignees
 from automation.core.workflow_engine import DEFAULT_DEFINITION
 from models_db import Workflow, WorkflowRun, db
-from services.assignees import check_definition_assignees
 from utils.errors import NotFound
-from utils.pagination import decode_time_cursor, encode_cursor
+from utils.pagination import paginate
 
 
 def create_default_workflow(user_id: str) -> Workflow:
@@ -20,12 +20,14 @@ def create_default_workflow(user_id: str) -> Workflow:
 
 
 def list_workflows(user_id: str) -> dict:
+    """The user's workflows in the order they run (position, then age)."""
     rows = db.session.scalars(select(Workflow).where(Workflow.user_id == user_id)
                               .order_by(Workflow.position, Workflow.created_at))
     return {"items": [w.to_dict() for w in rows], "next_cursor": None}
 
 
 def get_workflow(user_id: str, workflow_id: str) -> Workflow:
+    """One of the user's workflows, or 404."""
     wf = db.session.scalar(select(Workflow).where(Workflow.id == workflow_id,
                                                   Workflow.user_id == user_id))
     if wf is None:
@@ -46,6 +48,7 @@ def create_workflow(user_id: str, data: dict) -> Workflow:
 
 
 def update_workflow(user_id: str, workflow_id: str, changes: dict) -> Workflow:
+    """Change a workflow; a new definition also updates its trigger type."""
     wf = get_workflow(user_id, workflow_id)
     check_definition_assignees(user_id, changes.get("definition"))
     for key in ("name", "description", "enabled", "position"):
@@ -59,6 +62,7 @@ def update_workflow(user_id: str, workflow_id: str, changes: dict) -> Workflow:
 
 
 def delete_workflow(user_id: str, workflow_id: str) -> None:
+    """Delete one of the user's workflows (its runs stay, unlinked)."""
     db.session.delete(get_workflow(user_id, workflow_id))
     db.session.commit()
 
@@ -73,14 +77,5 @@ def list_runs(user_id: str, workflow_id: str | None, conversation_id: str | None
         stmt = stmt.where(WorkflowRun.conversation_id == conversation_id)
     if matched is not None:
         stmt = stmt.where(WorkflowRun.matched.is_(matched))
-    if cursor:
-        when, run_id = decode_time_cursor(cursor)
-        stmt = stmt.where(or_(WorkflowRun.started_at < when,
-                              and_(WorkflowRun.started_at == when, WorkflowRun.id < run_id)))
-    rows = list(db.session.scalars(stmt.order_by(WorkflowRun.started_at.desc(),
-                                                 WorkflowRun.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].started_at.isoformat(), rows[-1].id])
-    return {"items": [r.to_dict() for r in rows], "next_cursor": next_cursor}
+    return paginate(stmt, WorkflowRun.started_at, WorkflowRun.id, cursor, limit,
+                    WorkflowRun.to_dict).to_dict()

@@ -185,7 +185,8 @@ def register(client, email=None, password="correct horse battery", name="Test Us
 
 
 def auth_header(tokens_or_token) -> dict:
-    token = tokens_or_token["access_token"] if isinstance(tokens_or_token, dict) else tokens_or_token
+    token = (tokens_or_token["access_token"] if isinstance(tokens_or_token, dict)
+             else tokens_or_token)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -209,6 +210,7 @@ def admin(app, client):
     """A registered user promoted to admin (through the service, as the CLI does)."""
     body = register(client)
     from models_db import User, db
+
     u = db.session.get(User, body["user"]["id"])
     u.role = "admin"
     db.session.commit()
@@ -233,6 +235,7 @@ def redis_url():
     url = os.environ.get("TEST_REDIS_URL", REDIS_DEFAULT_URL)
     try:
         import redis
+
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except Exception as exc:  # noqa: BLE001
         need_service("Redis", str(exc))

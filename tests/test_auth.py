@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import jwt
 import pytest
 
-from tests.helpers import USER_KEYS, assert_error, audit_rows
 from tests.conftest import auth_header, register
+from tests.helpers import USER_KEYS, assert_error, audit_rows
 
 TOKEN_KEYS = {"access_token", "refresh_token", "token_type", "expires_in", "user"}
 def jwt_secret(app) -> str:

@@ -3,7 +3,6 @@ over-long URIs and assignees that are not the caller - on SQLite as on PostgreSQ
 from __future__ import annotations
 
 import base64
-import json
 
 import pytest
 

@@ -324,9 +324,9 @@ def test_create_admin_refuses_a_weak_password(app, client):
 def test_migrations_match_the_models(app):
     """`alembic check`: the migrated schema is exactly what the models declare."""
     from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from alembic.config import Config
 
     from app import MIGRATIONS_DIR
     from models_db import db, include_object, render_item

@@ -73,19 +73,33 @@ def test_patch_read_and_messages(client, user, conv):
     body = resp.get_json()
     assert (body["status"], body["assignee_id"], body["labels"], body["ai_enabled"]) == \
         ("resolved", user["user"]["id"], ["a", "b"], False)
-    assert client.post(f"/api/conversations/{conv['id']}/read", headers=h).get_json()["unread_count"] == 0
+    assert (
+        client.post(f"/api/conversations/{conv['id']}/read", headers=h).get_json()["unread_count"]
+        == 0
+    )
     msgs = client.get(f"/api/conversations/{conv['id']}/messages", headers=h).get_json()
     assert [m["text"] for m in msgs["items"]] == ["Hello", "Do you ship to Oslo?"]
     m = msgs["items"][0]
-    for key in ("id", "direction", "sender_type", "text", "status", "platform_message_id",
-                "error", "created_at"):
+    for key in (
+        "id",
+        "direction",
+        "sender_type",
+        "text",
+        "status",
+        "platform_message_id",
+        "error",
+        "created_at",
+    ):
         assert key in m
     assert m["direction"] == "inbound" and m["sender_type"] == "contact"
 
 
 def test_patch_rejects_bad_body(client, user, conv):
-    resp = client.patch(f"/api/conversations/{conv['id']}",
-                        json={"status": "done", "colour": "red"}, headers=user["headers"])
+    resp = client.patch(
+        f"/api/conversations/{conv['id']}",
+        json={"status": "done", "colour": "red"},
+        headers=user["headers"],
+    )
     assert resp.status_code == 400
     fields = {d["field"] for d in resp.get_json()["error"]["details"]}
     assert fields == {"status", "colour"}
@@ -93,15 +107,18 @@ def test_patch_rejects_bad_body(client, user, conv):
 
 def test_notes_are_internal(client, user, conv):
     h = user["headers"]
-    resp = client.post(f"/api/conversations/{conv['id']}/notes", json={"text": "VIP, be nice"},
-                       headers=h)
+    resp = client.post(
+        f"/api/conversations/{conv['id']}/notes", json={"text": "VIP, be nice"}, headers=h
+    )
     assert resp.status_code == 201
     note = resp.get_json()
     assert note["is_note"] is True and note["platform_message_id"] is None
     assert note["sender_type"] == "agent"
     # a note is not customer activity: it does not change the inbox preview
-    assert client.get(f"/api/conversations/{conv['id']}", headers=h).get_json()[
-        "last_message_preview"] == "Do you ship to Oslo?"
+    assert (
+        client.get(f"/api/conversations/{conv['id']}", headers=h).get_json()["last_message_preview"]
+        == "Do you ship to Oslo?"
+    )
 
 
 def test_other_users_conversation_is_404_like_missing(client, user, other_user, conv):
@@ -119,29 +136,45 @@ def test_other_users_conversation_is_404_like_missing(client, user, other_user, 
         resp = getattr(client, method)(path, headers=h, **kwargs)
         assert resp.status_code == 404, (method, path)
         assert resp.get_json()["error"]["message"] in {
-            missing.get_json()["error"]["message"], "No such contact."}
+            missing.get_json()["error"]["message"],
+            "No such contact.",
+        }
     assert client.get("/api/conversations", headers=h).get_json()["items"] == []
-    assert client.get(f"/api/conversations/{conv['id']}",
-                      headers=user["headers"]).get_json()["status"] == "open"
+    assert (
+        client.get(f"/api/conversations/{conv['id']}", headers=user["headers"]).get_json()["status"]
+        == "open"
+    )
 
 
 def test_contacts(client, user, conv):
     h = user["headers"]
     items = client.get("/api/contacts", headers=h).get_json()["items"]
     assert [c["id"] for c in items] == [conv["contact"]["id"]]
-    resp = client.patch(f"/api/contacts/{conv['contact']['id']}",
-                        json={"email": "ada@example.com", "notes": "likes tea"}, headers=h)
+    resp = client.patch(
+        f"/api/contacts/{conv['contact']['id']}",
+        json={"email": "ada@example.com", "notes": "likes tea"},
+        headers=h,
+    )
     assert resp.status_code == 200 and resp.get_json()["email"] == "ada@example.com"
-    assert client.get("/api/contacts?q=ada@", headers=h).get_json()["items"][0]["notes"] == "likes tea"
+    assert (
+        client.get("/api/contacts?q=ada@", headers=h).get_json()["items"][0]["notes"] == "likes tea"
+    )
     bad = client.patch(f"/api/contacts/{conv['contact']['id']}", json={"email": "nope"}, headers=h)
     assert bad.status_code == 400 and bad.get_json()["error"]["details"][0]["field"] == "email"
 
 
 def test_tasks_crud(client, user, other_user, conv):
     h = user["headers"]
-    resp = client.post("/api/tasks", json={"title": "Call Ada", "priority": "high",
-                                           "conversation_id": conv["id"],
-                                           "due_at": "2026-12-01T10:00:00Z"}, headers=h)
+    resp = client.post(
+        "/api/tasks",
+        json={
+            "title": "Call Ada",
+            "priority": "high",
+            "conversation_id": conv["id"],
+            "due_at": "2026-12-01T10:00:00Z",
+        },
+        headers=h,
+    )
     assert resp.status_code == 201
     task = resp.get_json()
     assert task["status"] == "open" and task["due_at"].startswith("2026-12-01T10:00:00")
@@ -152,21 +185,36 @@ def test_tasks_crud(client, user, other_user, conv):
     assert [t["id"] for t in by_conv] == [task["id"]]
     upd = client.patch(f"/api/tasks/{task['id']}", json={"status": "in_progress"}, headers=h)
     assert upd.status_code == 200 and upd.get_json()["status"] == "in_progress"
-    assert client.get("/api/tasks?status=in_progress", headers=h).get_json()["items"][0]["id"] == task["id"]
+    assert (
+        client.get("/api/tasks?status=in_progress", headers=h).get_json()["items"][0]["id"]
+        == task["id"]
+    )
     # someone else's task and conversation are 404
     oh = other_user["headers"]
     assert client.get(f"/api/tasks/{task['id']}", headers=oh).status_code == 404
-    assert client.patch(f"/api/tasks/{task['id']}", json={"title": "x"}, headers=oh).status_code == 404
+    assert (
+        client.patch(f"/api/tasks/{task['id']}", json={"title": "x"}, headers=oh).status_code == 404
+    )
     assert client.delete(f"/api/tasks/{task['id']}", headers=oh).status_code == 404
-    assert client.post("/api/tasks", json={"title": "x", "conversation_id": conv["id"]},
-                       headers=oh).status_code == 404
+    assert (
+        client.post(
+            "/api/tasks", json={"title": "x", "conversation_id": conv["id"]}, headers=oh
+        ).status_code
+        == 404
+    )
     assert client.delete(f"/api/tasks/{task['id']}", headers=h).status_code == 204
     assert client.get(f"/api/tasks/{task['id']}", headers=h).status_code == 404
 
 
-@pytest.mark.parametrize("body,fields", [({}, {"title"}), ({"title": ""}, {"title"}),
-                                         ({"title": "x", "priority": "urgent"}, {"priority"}),
-                                         ({"title": "x", "due_at": "tomorrow"}, {"due_at"})])
+@pytest.mark.parametrize(
+    "body,fields",
+    [
+        ({}, {"title"}),
+        ({"title": ""}, {"title"}),
+        ({"title": "x", "priority": "urgent"}, {"priority"}),
+        ({"title": "x", "due_at": "tomorrow"}, {"due_at"}),
+    ],
+)
 def test_task_validation(client, user, body, fields):
     resp = client.post("/api/tasks", json=body, headers=user["headers"])
     assert resp.status_code == 400
@@ -177,15 +225,21 @@ def test_admin_reads_through_admin_endpoints_only(client, user, admin, conv):
     uid = user["user"]["id"]
     # an admin's own inbox does not show other users' conversations
     assert client.get("/api/conversations", headers=admin["headers"]).get_json()["items"] == []
-    assert client.get(f"/api/conversations/{conv['id']}", headers=admin["headers"]).status_code == 404
+    assert (
+        client.get(f"/api/conversations/{conv['id']}", headers=admin["headers"]).status_code == 404
+    )
     resp = client.get(f"/api/admin/users/{uid}/conversations", headers=admin["headers"])
     assert resp.status_code == 200 and resp.get_json()["items"][0]["id"] == conv["id"]
-    msgs = client.get(f"/api/admin/users/{uid}/conversations/{conv['id']}/messages",
-                      headers=admin["headers"]).get_json()["items"]
+    msgs = client.get(
+        f"/api/admin/users/{uid}/conversations/{conv['id']}/messages", headers=admin["headers"]
+    ).get_json()["items"]
     assert len(msgs) == 2
-    assert client.get(f"/api/admin/users/{uid}/conversations",
-                      headers=user["headers"]).status_code == 403
+    assert (
+        client.get(f"/api/admin/users/{uid}/conversations", headers=user["headers"]).status_code
+        == 403
+    )
     from models_db import AuditLog, db
+
     assert db.session.scalar(db.select(AuditLog).where(AuditLog.event == "admin_read")) is not None
 
 

@@ -302,15 +302,20 @@ def test_behind_a_proxy_rate_limits_count_real_client_addresses(client):
         return client.post("/api/auth/login", json={"email": email, "password": "wrong-password"},
                            headers={"X-Forwarded-For": ip},
                            environ_base={"REMOTE_ADDR": "10.9.9.9"})
-    assert [login("203.0.113.1", f"a{i}@example.com").status_code for i in range(3)] == [401, 401, 429]
+    codes = [login("203.0.113.1", f"a{i}@example.com").status_code for i in range(3)]
+    assert codes == [401, 401, 429]
     assert login("203.0.113.2", "b@example.com").status_code == 401  # another client, same proxy
 
 
 def test_openapi_documents_the_multipart_import(client):
-    body = client.get("/api/openapi.json").get_json()["paths"]["/api/knowledge/import"]["post"]["requestBody"]
+    body = client.get("/api/openapi.json").get_json()["paths"]["/api/knowledge/import"]["post"][
+        "requestBody"
+    ]
     schema = body["content"]["multipart/form-data"]["schema"]
-    assert {k: schema["properties"]["file"][k] for k in ("type", "format")} == \
-        {"type": "string", "format": "binary"}
+    assert {k: schema["properties"]["file"][k] for k in ("type", "format")} == {
+        "type": "string",
+        "format": "binary",
+    }
     assert schema["required"] == ["file"]
     assert ".csv" in schema["properties"]["file"]["description"]
     assert "comma-separated" in schema["properties"]["tags"]["description"]
@@ -321,8 +326,11 @@ def test_openapi_documents_every_workflow_action_and_its_parameters(client):
     from automation.core.actions import ACTIONS
 
     schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
-    actions = {s["properties"]["type"]["const"]: s for s in schemas.values()
-               if s.get("title", "").endswith("Action")}
+    actions = {
+        s["properties"]["type"]["const"]: s
+        for s in schemas.values()
+        if s.get("title", "").endswith("Action")
+    }
     assert set(actions) == set(ACTIONS)
     for name, schema in actions.items():
         assert schema.get("description"), name
@@ -339,10 +347,16 @@ def test_readme_documents_every_workflow_action_parameter_and_the_import_fields(
     from automation.core.actions import ACTIONS
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines()
-            if line.startswith("| `")}
-    models = {m.model_fields["type"].annotation.__args__[0]: m
-              for m in vars(d).values() if isinstance(m, type) and m.__name__.endswith("Action")}
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in readme.splitlines()
+        if line.startswith("| `")
+    }
+    models = {
+        m.model_fields["type"].annotation.__args__[0]: m
+        for m in vars(d).values()
+        if isinstance(m, type) and m.__name__.endswith("Action")
+    }
     assert set(models) == set(ACTIONS)
     for name, model in models.items():
         assert name in rows, name

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from flask import g
 
-from tests.helpers import USER_KEYS, assert_error, audit_rows
 from tests.conftest import register
+from tests.helpers import USER_KEYS, assert_error, audit_rows
 from utils.auth import require_auth, validate_user_access
 from utils.pagination import encode_cursor
+
 
 def add_users(n: int, prefix: str = "bulk", created_at: datetime | None = None) -> list[str]:
     """Insert n users directly (no password hashing, so it is fast); returns their ids."""

@@ -12,18 +12,19 @@ from datetime import datetime, timedelta, timezone
 from functools import wraps
 
 import jwt
-from flask import current_app, g, request
+from flask import g, request
 from sqlalchemy import update
 
 from models_db import AuthSession, RefreshToken, User, db, utcnow
 from utils.audit import audit
+from utils.config import current_settings
 from utils.errors import Forbidden, NotFound, Unauthorized
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "type", "sid"]
 
 
 def _settings():
-    return current_app.config["DANA_SETTINGS"]
+    return current_settings()
 
 
 def _encode(claims: dict) -> str:
@@ -73,7 +74,8 @@ def issue_tokens(user: User, session: AuthSession) -> dict:
 
 def issue_access_token(user: User, session: AuthSession) -> str:
     """Mint an access token only (no refresh token): what a signed-in page hands its
-    Socket.IO client. Revoking the browser session refuses it at once."""
+    Socket.IO client. Revoking the browser session refuses it at once.
+    """
     s = _settings()
     now = datetime.now(timezone.utc)
     return _encode({

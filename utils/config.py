@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from cryptography.fernet import Fernet
+from flask import Flask, current_app
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
@@ -277,3 +278,14 @@ def load_settings(**overrides) -> Settings:
     _ensure_secrets(settings)
     _check(settings)
     return settings
+
+
+SETTINGS_KEY = "DANA_SETTINGS"
+
+
+def current_settings(app: Flask | None = None) -> Settings:
+    """The settings of `app` (default: the current app), built by create_app.
+
+    The one accessor: settings are never read at import time, always through the app.
+    """
+    return (app or current_app).config[SETTINGS_KEY]

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from flask import current_app
+
+from utils.config import current_settings
 
 
 def _fernet() -> MultiFernet:
-    keys = current_app.config["DANA_SETTINGS"].encryption_keys
+    keys = current_settings().encryption_keys
     return MultiFernet([Fernet(k) for k in keys])
 
 

@@ -24,6 +24,7 @@ class ApiError(Exception):
     def __init__(self, message: str | None = None, *, code: str | None = None,
                  status: int | None = None, details: list | None = None,
                  extra: dict | None = None):
+        """Override the class's message, code, status or details (or add fields) for one error."""
         super().__init__(message or self.message)
         self.message = message or self.message
         self.code = code or self.code
@@ -32,6 +33,7 @@ class ApiError(Exception):
         self.extra = extra  # more fields of the error object (e.g. 402's checkout_url)
 
     def to_dict(self) -> dict:
+        """The one JSON error shape: {"error": {"code", "message", "details"?}}."""
         body = {"code": self.code, "message": self.message}
         if self.details is not None:
             body["details"] = self.details
@@ -41,43 +43,57 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
+    """400: the request is malformed."""
+
     status, code, message = 400, "bad_request", "The request could not be processed."
 
 
 class ValidationFailed(ApiError):
+    """400 with `details`: a body, query or form field is invalid."""
+
     status, code, message = 400, "validation_error", "Some fields are missing or invalid."
 
 
 class Unauthorized(ApiError):
+    """401: no valid credentials."""
+
     status, code, message = 401, "unauthorized", "Authentication is required."
 
 
 class Forbidden(ApiError):
+    """403: authenticated, but not allowed."""
+
     status, code, message = 403, "forbidden", "You are not allowed to do this."
 
 
 class NotFound(ApiError):
+    """404: missing, or another user's (indistinguishable on purpose)."""
+
     status, code, message = 404, "not_found", "Not found."
 
 
 class Conflict(ApiError):
+    """409: the change conflicts with existing data."""
+
     status, code, message = 409, "conflict", "This conflicts with existing data."
 
 
 class PaymentRequired(ApiError):
+    """402: the plan does not allow it (names the cheapest plan that does)."""
+
     status, code, message = 402, "plan_limit", "Your plan does not include this."
 
 
 class ServiceUnavailable(ApiError):
+    """503: a service Dana depends on (database, Redis, a provider) cannot be reached."""
+
     status, code, message = 503, "service_unavailable", "A service we depend on is unavailable."
 
 
 class Unprocessable(ApiError):
+    """422: well-formed, but it cannot be carried out."""
+
     status, code, message = 422, "unprocessable", "The request cannot be carried out."
-
-
-class RateLimited(ApiError):
-    status, code, message = 429, "rate_limited", "Too many requests; try again later."
 
 
 # Codes for werkzeug's own HTTP errors, so routing errors share the shape.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from flask import Flask, Request, request
 from werkzeug.exceptions import BadRequest
-
 from werkzeug.serving import WSGIRequestHandler
 
 from utils.errors import ApiError, NotFound
@@ -58,7 +57,8 @@ def install_request_guards(app: Flask) -> None:
 
 class JsonErrorRequestHandler(WSGIRequestHandler):
     """The development server's own errors (a request line over 64 KiB: 414, a malformed
-    request line: 400) in the JSON error shape instead of http.server's HTML page."""
+    request line: 400) in the JSON error shape instead of http.server's HTML page.
+    """
 
     error_content_type = "application/json"
     error_message_format = ('{"error": {"code": "http_%(code)d", '

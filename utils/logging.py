@@ -1,6 +1,7 @@
 """Logging with the request id on every line, as plain text or JSON lines (LOG_FORMAT), and
 with secrets in URLs (hub.verify_token, any *token / *secret / *password query parameter)
-redacted from the access log of `python main.py` (werkzeug) and gunicorn (gunicorn.conf.py)."""
+redacted from the access log of `python main.py` (werkzeug) and gunicorn (gunicorn.conf.py).
+"""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ import sys
 import uuid
 
 from flask import Flask, g, has_request_context, request
+
+from utils.config import current_settings
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -59,12 +62,16 @@ class RequestIdFilter(logging.Filter):
     """Attach the current request id (or '-') to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Add `request_id` to the record; never drops one."""
         record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
         return True
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, request id, message."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line."""
         out = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
@@ -79,7 +86,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(app: Flask) -> None:
     """Install one handler on the 'dana' logger and give each request an id."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     logger = logging.getLogger("dana")
     logger.setLevel(settings.LOG_LEVEL.upper())
     logger.propagate = False

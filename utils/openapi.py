@@ -125,12 +125,14 @@ def build_spec(app: Flask) -> dict:
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in sorted(m.lower() for m in rule.methods if m.lower() in _HTTP_METHODS):
-            op: dict[str, Any] = {"summary": doc["summary"], "operationId": f"{rule.endpoint}.{method}",
+            op: dict[str, Any] = {"summary": doc["summary"],
+                                  "operationId": f"{rule.endpoint}.{method}",
                                   "responses": {}}
             if doc["tags"]:
                 op["tags"] = doc["tags"]
+            # in the order they appear in the path (rule.arguments is an unordered set)
             params = [{"name": a, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for a in rule.arguments]
+                      for a in re.findall(r"{([^{}]+)}", path)]
             if doc["query"] is not None:
                 qs = doc["query"].model_json_schema()
                 for name, prop in qs.get("properties", {}).items():

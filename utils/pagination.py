@@ -1,11 +1,38 @@
-"""Opaque keyset cursors for the list shape {items, next_cursor}."""
+"""Keyset pagination for the list shape {items, next_cursor}: one cursor format and the SQL
+paginate(); the Supabase backend's paginate (utils/store/supabase_backend.py) builds the same
+pages through PostgREST with page_of() and the same cursors.
+
+Every paginated list is ordered by (a timestamp, the row id), newest first unless said
+otherwise; its cursor is the opaque encoding of [ISO timestamp, id] of the last row of a
+page (time_cursor). A cursor that is not one answers 400 invalid_cursor, never a database
+error. (The operators' webhook-event list, ordered by integer id, uses encode_cursor and
+decode_cursor directly.)
+"""
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
+from sqlalchemy import and_, or_, true
+
+from models_db import db
 from utils.errors import ApiError
+
+
+@dataclass
+class Page:
+    """One page of a list: its items and the cursor of the next page (None on the last)."""
+
+    items: list[dict]
+    next_cursor: str | None
+
+    def to_dict(self) -> dict:
+        """The list shape of the API."""
+        return {"items": self.items, "next_cursor": self.next_cursor}
 
 
 def _invalid() -> ApiError:
@@ -57,6 +84,11 @@ def decode_cursor(cursor: str, size: int) -> list:
     return values
 
 
+def time_cursor(when: datetime, row_id: str) -> str:
+    """The cursor of a row in a (timestamp, id) ordering."""
+    return encode_cursor([when.isoformat(), row_id])
+
+
 def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
     """Unpack a (timestamp, id) cursor, the key of every newest-first list.
 
@@ -74,3 +106,53 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
         return moment.astimezone(timezone.utc), row_id
     except (ValueError, OverflowError):
         raise _invalid() from None
+
+
+def page_of(rows: list, limit: int, to_dict: Callable[[Any], dict],
+            key: Callable[[Any], tuple[datetime, str]]) -> Page:
+    """A page from up to limit + 1 rows: the extra row only says that a next page exists, and
+    the last row kept gives the cursor (its (timestamp, id) sort key).
+    """
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = time_cursor(*key(rows[-1]))
+    return Page([to_dict(r) for r in rows], next_cursor)
+
+
+# ------------------------------------------------------------------------------- SQL
+
+def keyset_after(col_time, col_id, cursor: str | None, descending: bool = True):
+    """WHERE clause continuing a (time, id) ordering after the cursor's row.
+
+    The redundant bound on the time column alone lets PostgreSQL start the index scan at the
+    cursor instead of filtering every earlier row (deep pages cost what the first page costs).
+    """
+    if not cursor:
+        return true()
+    when, row_id = decode_time_cursor(cursor)
+    if descending:
+        return and_(col_time <= when,
+                    or_(col_time < when, and_(col_time == when, col_id < row_id)))
+    return and_(col_time >= when, or_(col_time > when, and_(col_time == when, col_id > row_id)))
+
+
+def paginate(stmt, col_time, col_id, cursor: str | None, limit: int,
+             to_dict: Callable[[Any], dict], *, descending: bool = True,
+             entities: bool = True) -> Page:
+    """Run a SELECT one page at a time in (col_time, col_id) order, continuing after `cursor`.
+
+    `entities`: the statement selects one ORM entity (rows are objects); otherwise rows are
+    tuples whose first element is the entity that carries the sort columns.
+    """
+    order = (col_time.desc(), col_id.desc()) if descending else (col_time, col_id)
+    stmt = stmt.where(keyset_after(col_time, col_id, cursor, descending)) \
+        .order_by(*order).limit(limit + 1)
+    rows = list(db.session.scalars(stmt) if entities else db.session.execute(stmt))
+    time_attr, id_attr = col_time.key, col_id.key
+
+    def key(row) -> tuple[datetime, str]:
+        entity = row if entities else row[0]
+        return getattr(entity, time_attr), getattr(entity, id_attr)
+
+    return page_of(rows, limit, to_dict, key)

@@ -1,4 +1,5 @@
-"""The Socket.IO server object and publish(); services import this, never socket_server.py.
+"""The Socket.IO server object and publish(); events are built in utils/events.py, and no
+module imports socket_server.py.
 
 Async mode is pinned to threading (with simple-websocket for the WebSocket transport): it runs
 under `python main.py` (Werkzeug) and under gunicorn's gthread worker alike, without eventlet
@@ -15,6 +16,8 @@ from flask import Flask
 from flask_socketio import SocketIO
 from redis.connection import parse_url
 
+from utils.config import current_settings
+
 log = logging.getLogger("dana.realtime")
 
 socketio = SocketIO()
@@ -23,6 +26,7 @@ ADMIN_ROOM = "admins"
 
 
 def user_room(user_id: str) -> str:
+    """The Socket.IO room of one user (every socket the user opened joins it)."""
     return f"user:{user_id}"
 
 
@@ -74,7 +78,7 @@ def origin_policy(allowed: list[str]):
 
 def init_realtime(app: Flask) -> None:
     """Bind Socket.IO to the app with the settings' CORS origins and message queue."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     socketio.server_options.pop("message_queue", None)
     socketio.init_app(
         app,

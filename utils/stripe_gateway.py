@@ -16,6 +16,7 @@ import logging
 import stripe
 from flask import current_app
 
+from utils.config import current_settings
 from utils.errors import BadRequest, ServiceUnavailable
 
 log = logging.getLogger("dana.stripe")
@@ -30,14 +31,15 @@ class PaymentProviderUnavailable(ServiceUnavailable):
 
 class InvalidStripeEvent(BadRequest):
     """A webhook whose Stripe-Signature is missing, wrong or too old (or a body that is not
-    an event); it is answered 400 and stored nowhere."""
+    an event); it is answered 400 and stored nowhere.
+    """
 
     code = "signature_invalid"
     message = "The Stripe-Signature header does not verify this body."
 
 
 def _settings():
-    return current_app.config["DANA_SETTINGS"]
+    return current_settings()
 
 
 def is_configured() -> bool:
@@ -106,7 +108,8 @@ def cancel_at_period_end(subscription_id: str) -> dict:
 
 def verify_event(payload: bytes, signature: str | None) -> dict:
     """The event in a webhook body, after the library has checked its Stripe-Signature
-    (HMAC-SHA256 with STRIPE_WEBHOOK_SECRET, timestamp within the tolerance)."""
+    (HMAC-SHA256 with STRIPE_WEBHOOK_SECRET, timestamp within the tolerance).
+    """
     settings = _settings()
     try:
         stripe.Webhook.construct_event(payload, signature or "",

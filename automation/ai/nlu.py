@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import threading
 
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
 from automation.knowledge.text import content_terms, fold, tokens
 
 INTENTS = ("greeting", "thanks", "goodbye", "human_request", "complaint", "order_status",
@@ -158,8 +160,6 @@ def _identifier(restricted: bool):
     if key not in _identifiers:
         with _lock:
             if key not in _identifiers:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
                 ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
                 if restricted:
                     ident.set_languages(_COMMON)

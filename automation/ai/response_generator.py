@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
-
 from automation.ai.nlu import INTENTS, detect_intent, detect_language
 from automation.ai.providers import get_provider
 from automation.ai.providers.base import Answer, ProviderError, ReplyContext
 from automation.ai.providers.local import LocalProvider, handoff_answer
 from automation.knowledge.database import Passage, search
+from models_db import db
+from utils.config import current_settings
 
 log = logging.getLogger("dana.ai")
 
@@ -30,15 +30,13 @@ __all__ = ["Answer", "INTENTS", "ProviderError", "ReplyContext", "detect_intent"
 
 def _provider_name() -> str:
     try:
-        return current_app.config["DANA_SETTINGS"].AI_PROVIDER or "local"
+        return current_settings().AI_PROVIDER or "local"
     except (RuntimeError, KeyError):  # outside an app: offline
         return "local"
 
 
 def retrieve(ctx: ReplyContext, limit: int = PASSAGES) -> list[Passage]:
     """The knowledge passages for the message, best first ([] if search fails)."""
-    from models_db import db
-
     try:
         return search(ctx.user_id, ctx.message_text or "", limit)
     except Exception:
@@ -105,7 +103,7 @@ def summarize_conversation(history: list[dict], contact_name: str | None) -> str
     lines = [f"Customer: {who} ({len(customer)} message{'s' if len(customer) != 1 else ''} "
              f"from them, {len(msgs)} in total)."]
     intents = [detect_intent(t) for t in customer]
-    asked = [_short(t, 140) for t, i in zip(customer, intents)
+    asked = [_short(t, 140) for t, i in zip(customer, intents, strict=True)
              if i in ("question", "pricing", "order_status", "complaint", "human_request")]
     if asked:
         lines.append("Asked: " + "; ".join(f'"{a}"' for a in list(dict.fromkeys(asked))[-3:]))

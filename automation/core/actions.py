@@ -10,11 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from automation.ai.response_generator import ReplyContext, generate_reply
 from automation.core import definitions as d
-from automation.integrations.base import Notification
+from automation.core import handoff
+from automation.core.policy import policy
+from automation.core.sending import send_message
+from automation.core.tasks import create_task as open_task
+from automation.integrations.base import Notification, conversation_link
 from automation.platforms.base import InboundEvent, OutboundMessage
-from services import entitlements, handoff, integrations, messaging, tasks
-from utils.realtime import publish
+from utils import events
+from utils.idempotency import AI_DRAFT, AUTO, idempotency_key
 from utils.store import DuplicateMessage, NewMessage, get_store
 
 
@@ -42,9 +47,10 @@ class RunContext:
         if not self.message:
             return None
         self.sends += 1
-        return f"auto:{self.message['id']}:{self.sends}" if self.sends > 1 else f"auto:{self.message['id']}"
+        return idempotency_key(AUTO, self.message["id"], self.sends)
 
     def refresh_conversation(self) -> dict:
+        """Read the conversation again after an action changed it."""
         self.conversation = get_store().get_conversation(self.owner_id, self.conversation["id"])
         return self.conversation
 
@@ -52,7 +58,7 @@ class RunContext:
 _VAR = re.compile(r"\{\{\s*([a-z_]+)\.([a-z_]+)\s*\}\}")
 
 
-def render_template(text: str, ctx: RunContext) -> str:
+def fill_variables(text: str, ctx: RunContext) -> str:
     """Fill {{contact.first_name}}-style variables; unknown ones become empty text."""
     contact = ctx.conversation.get("contact") or {}
     name = contact.get("name") or ""
@@ -76,7 +82,7 @@ def _customer_facing_allowed(ctx: RunContext) -> dict | None:
 
 
 def _send(ctx: RunContext, outbound: OutboundMessage, sender_type: str, metadata: dict) -> dict:
-    message = messaging.send_message(ctx.owner_id, ctx.conversation["id"], outbound, sender_type,
+    message = send_message(ctx.owner_id, ctx.conversation["id"], outbound, sender_type,
                                      idempotency_key=ctx.reply_key(sender_type),
                                      metadata=metadata)
     if message["status"] == "failed":
@@ -94,18 +100,17 @@ def _do_handoff(ctx: RunContext, reason: str) -> dict:
 
 def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
     """Answer from the knowledge base with the configured AI, or hand off when unsure."""
-    from automation.ai.response_generator import ReplyContext, generate_reply
-
     blocked = _customer_facing_allowed(ctx)
     if blocked:
         return blocked
-    if ctx.message and get_store().find_message_by_key(ctx.owner_id, f"auto:{ctx.message['id']}"):
+    if ctx.message and get_store().find_message_by_key(
+            ctx.owner_id, idempotency_key(AUTO, ctx.message["id"])):
         ctx.sends += 1
         return {"status": "ok", "detail": "already answered"}
     if ctx.message and spec.draft_for_approval and get_store().find_message_by_key(
-            ctx.owner_id, f"ai-draft:{ctx.message['id']}"):
+            ctx.owner_id, idempotency_key(AI_DRAFT, ctx.message["id"])):
         return {"status": "ok", "detail": "already drafted"}
-    if not entitlements.consume_ai_reply(ctx.owner_id):
+    if not policy().consume_ai_reply(ctx.owner_id):
         return _do_handoff(ctx, "quota_exhausted")
     history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
     answer = generate_reply(ReplyContext(
@@ -131,10 +136,10 @@ def _draft_for_approval(ctx: RunContext, answer) -> dict:
     silence). Approve / Send edited in Slack sends it (services/slack.py).
     """
     try:
-        integrations.require_enabled(ctx.owner_id, "slack")
+        policy().require_integration(ctx.owner_id, "slack")
     except LookupError:
         return _do_handoff(ctx, "draft_needs_approval")
-    key = f"ai-draft:{ctx.message['id']}" if ctx.message else None
+    key = idempotency_key(AI_DRAFT, ctx.message["id"]) if ctx.message else None
     try:
         draft = get_store().add_message(ctx.owner_id, NewMessage(
             conversation_id=ctx.conversation["id"], direction="outbound", sender_type="ai",
@@ -143,12 +148,11 @@ def _draft_for_approval(ctx: RunContext, answer) -> dict:
                                    "confidence": round(answer.confidence, 3)}}))
     except DuplicateMessage:
         return {"status": "ok", "detail": "already drafted"}
-    publish(ctx.owner_id, "new_message", {"conversation_id": ctx.conversation["id"],
-                                          "message": draft})
-    integrations.submit(Notification(
+    events.new_message(ctx.owner_id, ctx.conversation["id"], draft)
+    policy().notify_team(Notification(
         owner_id=ctx.owner_id, kind="ai_draft", text=answer.text, title="AI draft",
         conversation=ctx.conversation, message=draft,
-        link=integrations.conversation_link(ctx.conversation["id"])), only_type="slack")
+        link=conversation_link(ctx.conversation["id"])), only_type="slack")
     return {"status": "ok", "detail": "draft posted for approval", "draft_id": draft["id"]}
 
 
@@ -157,7 +161,7 @@ def send_text(ctx: RunContext, spec: d.SendTextAction) -> dict:
     blocked = _customer_facing_allowed(ctx)
     if blocked:
         return blocked
-    return _send(ctx, OutboundMessage(text=render_template(spec.text, ctx)), "ai",
+    return _send(ctx, OutboundMessage(text=fill_variables(spec.text, ctx)), "ai",
                  {"workflow_action": "send_text"})
 
 
@@ -167,15 +171,15 @@ def send_quick_replies(ctx: RunContext, spec: d.SendQuickRepliesAction) -> dict:
     if blocked:
         return blocked
     options = [{"title": o.title, "payload": o.payload} for o in spec.options]
-    return _send(ctx, OutboundMessage(text=render_template(spec.text, ctx), quick_replies=options),
+    return _send(ctx, OutboundMessage(text=fill_variables(spec.text, ctx), quick_replies=options),
                  "ai", {"workflow_action": "send_quick_replies"})
 
 
 def create_task(ctx: RunContext, spec: d.CreateTaskAction) -> dict:
     """Open a task on this conversation."""
-    task = tasks.create_task(ctx.owner_id, {
-        "title": render_template(spec.title, ctx),
-        "description": render_template(spec.description, ctx) if spec.description else None,
+    task = open_task(ctx.owner_id, {
+        "title": fill_variables(spec.title, ctx),
+        "description": fill_variables(spec.description, ctx) if spec.description else None,
         "priority": spec.priority, "conversation_id": ctx.conversation["id"]})
     return {"status": "ok", "task_id": task["id"]}
 
@@ -183,15 +187,17 @@ def create_task(ctx: RunContext, spec: d.CreateTaskAction) -> dict:
 def _update_conversation(ctx: RunContext, changes: dict) -> dict:
     conv = get_store().update_conversation(ctx.owner_id, ctx.conversation["id"], changes)
     ctx.conversation = conv
-    publish(ctx.owner_id, "conversation_updated", conv)
+    events.conversation_updated(ctx.owner_id, conv)
     return {"status": "ok", "changes": changes}
 
 
 def assign(ctx: RunContext, spec: d.AssignAction) -> dict:
+    """Assign the conversation (the action `assign`)."""
     return _update_conversation(ctx, {"assignee_id": spec.assignee_id})
 
 
 def add_label(ctx: RunContext, spec: d.AddLabelAction) -> dict:
+    """Add a label unless the conversation already has it."""
     labels = list(ctx.conversation.get("labels") or [])
     if spec.label in labels:
         return {"status": "ok", "detail": "label already present"}
@@ -199,14 +205,17 @@ def add_label(ctx: RunContext, spec: d.AddLabelAction) -> dict:
 
 
 def set_status(ctx: RunContext, spec: d.SetStatusAction) -> dict:
+    """Move the conversation to the action's status."""
     return _update_conversation(ctx, {"status": spec.status})
 
 
 def pause_ai(ctx: RunContext, spec: d.PauseAiAction) -> dict:
+    """Stop automated replies in this conversation."""
     return _update_conversation(ctx, {"ai_enabled": False})
 
 
 def handoff_action(ctx: RunContext, spec: d.HandoffAction) -> dict:
+    """Hand off to a human, once per run."""
     if ctx.handed_off:
         return {"status": "skipped", "detail": "already handed off"}
     return _do_handoff(ctx, spec.reason)
@@ -218,20 +227,20 @@ def notify(ctx: RunContext, spec: d.NotifyAction) -> dict:
     An integration's delivery happens after the customer has been answered (it is queued
     here); its failure shows on the integration (status error, `integration_error`).
     """
-    text = render_template(spec.template, ctx)
+    text = fill_variables(spec.template, ctx)
     if spec.channel == "dashboard":
-        publish(ctx.owner_id, "notification", {"conversation_id": ctx.conversation["id"],
-                                               "message": text, "trigger": ctx.trigger})
+        events.notification(ctx.owner_id, {"conversation_id": ctx.conversation["id"],
+                                           "message": text, "trigger": ctx.trigger})
         return {"status": "ok", "channel": "dashboard"}
     try:
-        integrations.require_enabled(ctx.owner_id, spec.channel)
+        policy().require_integration(ctx.owner_id, spec.channel)
     except LookupError as exc:
         raise ActionFailed(str(exc)) from None
-    integrations.submit(Notification(
+    policy().notify_team(Notification(
         owner_id=ctx.owner_id, kind="notify", text=text,
-        title=render_template(spec.title, ctx) if spec.title else "",
+        title=fill_variables(spec.title, ctx) if spec.title else "",
         conversation=ctx.conversation, message=ctx.message, target=spec.target,
-        link=integrations.conversation_link(ctx.conversation["id"])), only_type=spec.channel)
+        link=conversation_link(ctx.conversation["id"])), only_type=spec.channel)
     return {"status": "queued", "channel": spec.channel}
 
 

@@ -15,10 +15,19 @@ _Platform = Literal["facebook", "instagram", "whatsapp"]
 
 
 class _Strict(BaseModel):
+    """Unknown fields refused; texts kept exactly as written (no stripping).
+
+    Not utils.validation.StrictModel: its NUL check is a before-validator on every field,
+    which Pydantic refuses on the `type` discriminator of these unions. The request model
+    that carries a definition (WorkflowIn, a StrictModel) checks the whole of it for NULs.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
 
 class Trigger(_Strict):
+    """What starts the workflow: a message, a new conversation, a postback, a failed send."""
+
     type: Literal["message_received", "conversation_opened", "postback", "message_failed"]
     payload: str | None = Field(default=None, max_length=1000,
                                 description="postback only: match this payload exactly")
@@ -27,13 +36,18 @@ class Trigger(_Strict):
 # ------------------------------------------------------------------------- conditions
 
 class PlatformCondition(_Strict):
+    """Matches when the conversation is on one of these platforms."""
+
     type: Literal["platform"]
     platforms: list[_Platform] = Field(min_length=1)
 
 
 class KeywordsCondition(_Strict):
+    """Matches when the message contains any of these words (case-insensitive)."""
+
     type: Literal["keywords"]
-    any: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=100)
+    any: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1,
+                                                                           max_length=100)
     whole_word: bool = True
 
 
@@ -56,6 +70,8 @@ class RegexCondition(_Strict):
 
 
 class BusinessHoursCondition(_Strict):
+    """Matches inside (or outside) the business's opening hours, in its time zone."""
+
     type: Literal["business_hours"]
     days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
         default=[0, 1, 2, 3, 4], description="0 = Monday ... 6 = Sunday")
@@ -65,28 +81,38 @@ class BusinessHoursCondition(_Strict):
 
 
 class NewContactCondition(_Strict):
+    """Matches on the first message of a contact never seen before (or not)."""
+
     type: Literal["new_contact"]
     value: bool = True
 
 
 class LabelCondition(_Strict):
+    """Matches when the conversation has (or lacks) a label."""
+
     type: Literal["label"]
     label: str = Field(min_length=1, max_length=64)
     present: bool = True
 
 
 class StatusCondition(_Strict):
+    """Matches when the conversation is in one of these statuses."""
+
     type: Literal["status"]
     statuses: list[Literal["open", "pending", "resolved", "snoozed"]] = Field(min_length=1)
 
 
 class IntentCondition(_Strict):
+    """Matches when the detected intent of the message is one of these."""
+
     type: Literal["intent"]
     intents: list[Literal["greeting", "thanks", "goodbye", "human_request", "complaint",
                           "order_status", "pricing", "question", "other"]] = Field(min_length=1)
 
 
 class LanguageCondition(_Strict):
+    """Matches when the detected language of the message is one of these."""
+
     type: Literal["language"]
     languages: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(min_length=1)
 
@@ -106,7 +132,8 @@ _VARS = ("template variables: {{contact.first_name}}, {{contact.name}}, {{busine
 class AiReplyAction(_Strict):
     """Answer from the knowledge base with the configured AI provider; when the AI is not
     confident (or the plan's monthly AI replies are used up), hand off to a human instead.
-    No parameters. Skipped while the conversation's AI is paused or after a hand-off."""
+    No parameters. Skipped while the conversation's AI is paused or after a hand-off.
+    """
 
     type: Literal["ai_reply"]
     draft_for_approval: bool = Field(
@@ -184,7 +211,8 @@ class PauseAiAction(_Strict):
 
 class HandoffAction(_Strict):
     """Hand the conversation to a human: a task with a summary, the AI paused, and the
-    customer told that a person will reply (the business profile's handoff_message)."""
+    customer told that a person will reply (the business profile's handoff_message).
+    """
 
     type: Literal["handoff"]
     reason: str = Field(default="workflow", max_length=200,
@@ -225,6 +253,7 @@ class WorkflowDefinition(_Strict):
     trigger: Trigger
     conditions: list[Condition] = Field(default_factory=list, max_length=20)
     actions: list[Action] = Field(min_length=1, max_length=20)
-    stop_on_error: bool = Field(default=False, description="stop the remaining actions on a failure")
+    stop_on_error: bool = Field(default=False,
+                                description="stop the remaining actions on a failure")
     stop_processing: bool = Field(default=True,
                                   description="when this workflow ran, skip lower-priority ones")

@@ -12,15 +12,17 @@ import logging
 import time
 from datetime import datetime
 
-from models_db import PlatformAccount, WebhookEvent, db, utcnow
+from automation.connectors import connector_for
+from automation.core import workflow_engine
+from automation.core.policy import policy
+from automation.integrations.base import Notification, conversation_link
+from automation.platforms import accounts
 from automation.platforms import base as ev
-from automation.integrations.base import Notification
 from automation.platforms.base import InboundEvent
-from services import integrations
-from services import platforms as platforms_service
-from services.messaging import connector_for
+from models_db import PlatformAccount, WebhookEvent, db, utcnow
+from utils import events
+from utils.idempotency import message_id_from_echo_tag
 from utils.locks import named_lock
-from utils.realtime import publish
 from utils.store import DuplicateMessage, NewMessage, get_store
 
 log = logging.getLogger("dana.processor")
@@ -64,7 +66,7 @@ def process_webhook_event(event_id: int) -> str:
 
 def handle_item(item: InboundEvent) -> bool:
     """Ingest one normalized item; False when it is not for a connected account."""
-    account = platforms_service.find_account(item.platform, item.account_id)
+    account = accounts.find_account(item.platform, item.account_id)
     if account is None:
         log.info("no connected %s account %s: item ignored", item.platform, item.account_id)
         return False
@@ -94,7 +96,7 @@ def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dic
 def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> None:
     # Team notifications (Slack, e-mail) raised while handling the message are delivered when
     # this block ends: after the customer's reply, outside the conversation's lock.
-    with integrations.deferred_notifications():
+    with policy().deferred_notifications():
         _ingest_customer_message_locked(account, item)
 
 
@@ -120,35 +122,34 @@ def _ingest_customer_message_locked(account: PlatformAccount, item: InboundEvent
             if message.get("metadata", {}).get("automation"):
                 return  # a redelivery of a message already handled: nothing to do
         else:
-            publish(owner, "new_message", {"conversation_id": conv["id"], "message": message})
+            events.new_message(owner, conv["id"], message)
             _tell_the_team(owner, conv, message, opened)
         conv = store.get_conversation(owner, conv["id"])
         if conv["status"] in ("resolved", "snoozed"):
             conv = store.update_conversation(owner, conv["id"], {"status": "open",
                                                                  "snoozed_until": None})
-            publish(owner, "conversation_updated", conv)
+            events.conversation_updated(owner, conv)
         _run_automation(owner, conv, message, item, opened=opened, new_contact=new_contact)
 
 
 def _tell_the_team(owner: str, conv: dict, message: dict, opened: bool) -> None:
     """A new conversation (its first customer message) or a later customer message: for the
-    team's integrations (a Slack thread per conversation follows the customer's messages)."""
+    team's integrations (a Slack thread per conversation follows the customer's messages).
+    """
     contact = conv.get("contact") or {}
     who = contact.get("name") or contact.get("platform_user_id") or "A customer"
     text = message.get("text") or "(attachment)"
     platform = conv["platform"].capitalize()
-    integrations.submit(Notification(
+    policy().notify_team(Notification(
         owner_id=owner, kind="new_conversation" if opened else "customer_message",
         title=f"New conversation with {who} on {platform}" if opened else f"{who} on {platform}",
         text=text, conversation=conv, message=message,
-        link=integrations.conversation_link(conv["id"])))
+        link=conversation_link(conv["id"])))
 
 
 def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *,
                     opened: bool, new_contact: bool) -> None:
     """Hand the message to the workflow engine once, and record that it was handled."""
-    from automation.core import workflow_engine
-
     started = time.monotonic()
     if conv["last_inbound_at"] and datetime.fromisoformat(conv["last_inbound_at"]) > item.timestamp:
         outcome = "superseded"  # a newer customer message exists: answer that one, not this
@@ -163,9 +164,9 @@ def _ingest_echo(account: PlatformAccount, item: InboundEvent) -> None:
     """A message the business sent: ours (recognized by metadata) or from the native inbox."""
     owner = account.user_id
     store = get_store()
-    tag = str(item.metadata.get("metadata") or "")
-    if tag.startswith("dana:"):
-        own = store.get_message(owner, tag[5:])
+    own_id = message_id_from_echo_tag(str(item.metadata.get("metadata") or ""))
+    if own_id:
+        own = store.get_message(owner, own_id)
         if own is not None:
             if item.message_id and not own["platform_message_id"]:
                 store.update_message_status(owner, own["id"], "sent",
@@ -184,7 +185,7 @@ def _ingest_echo(account: PlatformAccount, item: InboundEvent) -> None:
             metadata={"source": "native_app", "app_id": item.metadata.get("app_id")}))
     except DuplicateMessage:
         return
-    publish(owner, "new_message", {"conversation_id": conv["id"], "message": message})
+    events.new_message(owner, conv["id"], message)
 
 
 def _annotate_message(account: PlatformAccount, item: InboundEvent) -> None:
@@ -212,9 +213,7 @@ def _annotate_message(account: PlatformAccount, item: InboundEvent) -> None:
         edits = int(target["metadata"].get("edits") or 0) + 1
         updated = store.update_message(owner, target["id"], text=item.text or "",
                                        metadata={"edits": edits})
-    publish(owner, "message_status", {"conversation_id": updated["conversation_id"],
-                                      "message_id": updated["id"], "status": updated["status"],
-                                      "error": updated["error"], "metadata": updated["metadata"]})
+    events.message_status(owner, updated)
 
 
 def _apply_status(account: PlatformAccount, item: InboundEvent) -> None:
@@ -243,20 +242,17 @@ def _apply_status(account: PlatformAccount, item: InboundEvent) -> None:
         conv = store.find_conversation(owner, item.platform, account.external_id, item.contact_id)
         if conv is not None:
             store.mark_outbound_up_to(owner, conv["id"], status, item.watermark)
-            publish(owner, "message_status", {"conversation_id": conv["id"], "status": status,
-                                              "watermark": item.watermark.isoformat()})
+            events.status_watermark(owner, conv["id"], status, item.watermark)
     for message in touched:
-        publish(owner, "message_status", {
-            "conversation_id": message["conversation_id"], "message_id": message["id"],
-            "status": message["status"], "error": message["error"],
-            "platform_message_id": message["platform_message_id"]})
+        events.message_status(owner, message)
         if message["status"] == "failed" and status == "failed":
-            from automation.core import workflow_engine
             workflow_engine.handle_message_failed(owner, message)
 
 
 def _status_error_code(platform: str, error: dict | None) -> str:
-    """Map a failed status's Graph error to our error vocabulary, as the connector does for sends."""
+    """Map a failed status's Graph error to our error vocabulary, as the connector does for
+    sends.
+    """
     if not error:
         return "platform_error"
     return connector_for(platform).classify_error(400, {"error": error}).code

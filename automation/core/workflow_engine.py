@@ -11,19 +11,22 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime, time as dtime
+from datetime import datetime
+from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from automation.ai.response_generator import detect_intent, detect_language
 from automation.core import definitions as d
 from automation.core.actions import ACTIONS, RunContext
+from automation.core.business_profile import get_profile
 from automation.core.patterns import PatternError, pattern_matches
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
 from models_db import Workflow, WorkflowRun, db, utcnow
-from services import business
+from utils.store import get_store
 
 log = logging.getLogger("dana.workflows")
 
@@ -88,12 +91,10 @@ def _status(ctx, c: d.StatusCondition) -> bool:
 
 
 def _intent(ctx, c: d.IntentCondition) -> bool:
-    from automation.ai.response_generator import detect_intent
     return _cached(ctx, "intent", lambda: detect_intent(_text(ctx))) in c.intents
 
 
 def _language(ctx, c: d.LanguageCondition) -> bool:
-    from automation.ai.response_generator import detect_language
     return _cached(ctx, "language", lambda: detect_language(_text(ctx))) in c.languages
 
 
@@ -114,7 +115,8 @@ DEFAULT_DEFINITION = {
 
 # -------------------------------------------------------------------------- running
 
-def _run_actions(ctx: RunContext, definition: d.WorkflowDefinition) -> tuple[list[dict], str | None]:
+def _run_actions(ctx: RunContext,
+                 definition: d.WorkflowDefinition) -> tuple[list[dict], str | None]:
     outcomes, first_error = [], None
     for index, action in enumerate(definition.actions):
         started = time.monotonic()
@@ -183,7 +185,7 @@ def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = No
         except ValidationError:
             log.error("workflow %s has an invalid definition; skipped", workflow.id)
             continue
-        if definition.trigger.type != ctx.trigger and definition.trigger.type != "conversation_opened":
+        if definition.trigger.type not in (ctx.trigger, "conversation_opened"):
             continue
         if definition.trigger.type == "postback" and definition.trigger.payload \
                 and definition.trigger.payload != payload:
@@ -209,7 +211,7 @@ def handle_inbound(owner_id: str, conversation: dict, message: dict, item: Inbou
     """Run the automation for one new customer message or postback."""
     trigger = "postback" if item.kind == ev.POSTBACK else "message_received"
     ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=item,
-                     business=business.get_profile(owner_id), trigger=trigger,
+                     business=get_profile(owner_id), trigger=trigger,
                      new_contact=new_contact)
     payload = item.payload
     triggers = [trigger] + (["conversation_opened"] if opened else [])
@@ -226,11 +228,9 @@ def handle_inbound(owner_id: str, conversation: dict, message: dict, item: Inbou
 
 def handle_message_failed(owner_id: str, message: dict) -> str:
     """Run `message_failed` workflows for a sent message that failed (e.g. outside the window)."""
-    from utils.store import get_store
-
     conversation = get_store().get_conversation(owner_id, message["conversation_id"])
     if conversation is None:
         return "no_match"
     ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=None,
-                     business=business.get_profile(owner_id), trigger="message_failed")
+                     business=get_profile(owner_id), trigger="message_failed")
     return run_workflows(ctx, ["message_failed"])

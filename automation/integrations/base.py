@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import pydantic
 
+from utils.config import current_settings
+
 
 class IntegrationCheckFailed(Exception):
     """The service refused the credentials/config; str(exc) is the service's reason."""
@@ -26,6 +28,7 @@ class IntegrationError(Exception):
 
     def __init__(self, message: str, *, retry_after: float | None = None,
                  permanent: bool = False):
+        """Keep the service's reason, its Retry-After and whether a retry could help."""
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
@@ -79,3 +82,8 @@ class IntegrationConnector:
         Returns refs to keep about the conversation (e.g. {"thread_ts": ..., "channel": ...}).
         """
         raise NotImplementedError
+
+
+def conversation_link(conversation_id: str) -> str:
+    """The frontend's link to a conversation (APP_URL), as notifications carry it."""
+    return f"{current_settings().APP_URL.rstrip('/')}/conversations/{conversation_id}"

@@ -10,17 +10,26 @@ ranks do not), so one confidence threshold serves SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import and_, delete, exists, func, or_, select, text, true
+from sqlalchemy import delete, exists, func, select, text, true
+from sqlalchemy.dialects.postgresql import JSONB
 
 from automation.knowledge.chunking import chunk_document
-from automation.knowledge.text import (TermMatcher, alternatives, any_matches, content_terms,
-                                       idf, index_text, rewrite_phrases, stem)
+from automation.knowledge.text import (
+    TermMatcher,
+    alternatives,
+    any_matches,
+    content_terms,
+    idf,
+    index_text,
+    rewrite_phrases,
+    stem,
+)
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
-from utils.pagination import decode_time_cursor, encode_cursor
+from utils.pagination import paginate
+from utils.store.serialize import iso
 
 # How many passages the FTS stage hands to the reranker at most.
 CANDIDATES = 200
@@ -63,16 +72,12 @@ class Passage:
 
 # ------------------------------------------------------------------------- documents
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def document_dict(doc: KnowledgeDocument, with_content: bool = True) -> dict:
     """A document as the API shows it (lists leave the content out)."""
     out = {"id": doc.id, "title": doc.title, "format": doc.format, "tags": list(doc.tags or []),
            "enabled": doc.enabled, "source": doc.source, "chunk_count": doc.chunk_count,
-           "chars": len(doc.content), "created_at": _iso(doc.created_at),
-           "updated_at": _iso(doc.updated_at)}
+           "chars": len(doc.content), "created_at": iso(doc.created_at),
+           "updated_at": iso(doc.updated_at)}
     if with_content:
         out["content"] = doc.content
     return out
@@ -131,14 +136,11 @@ def _new_document(user_id: str, data: dict) -> KnowledgeDocument:
 
 def create_documents(user_id: str, items: list[dict],
                      progress: Callable[[int], None] | None = None) -> list[dict]:
-    """Create several documents at once, all or none, within the plan's document limit.
+    """Create several documents at once, all or none, and index their passages.
 
-    Each item: title, content, and optionally format, tags, enabled, source. 402 plan_limit
-    when the plan does not allow that many more documents.
+    Each item: title, content, and optionally format, tags, enabled, source. The plan's
+    document limit is checked by the caller (services/knowledge.py), above this layer.
     """
-    from services.entitlements import require_capacity
-
-    require_capacity(user_id, "knowledge_documents", count_documents(user_id), adding=len(items))
     docs = []
     try:
         for item in items:
@@ -153,10 +155,7 @@ def create_documents(user_id: str, items: list[dict],
 
 
 def create_document(user_id: str, data: dict) -> dict:
-    """Create one document (within the plan's document limit) and index its passages."""
-    from services.entitlements import require_capacity
-
-    require_capacity(user_id, "knowledge_documents", count_documents(user_id))
+    """Create one document and index its passages (the caller checks the plan's limit)."""
     doc = _new_document(user_id, data)
     db.session.commit()
     return document_dict(doc)
@@ -170,7 +169,6 @@ def get_document(user_id: str, document_id: str) -> dict:
 def _tag_filter(tag: str):
     """Documents whose JSON tag list contains `tag` (dialect-specific)."""
     if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
         return KnowledgeDocument.tags.cast(JSONB).contains([tag])
     each = func.json_each(KnowledgeDocument.tags).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == tag))
@@ -180,23 +178,12 @@ def list_documents(user_id: str, *, limit: int = 50, cursor: str | None = None,
                    tag: str | None = None, enabled: bool | None = None) -> dict:
     """The user's documents, newest first, as {items, next_cursor} (keyset pagination)."""
     stmt = select(KnowledgeDocument).where(KnowledgeDocument.user_id == user_id)
-    if cursor:
-        when, doc_id = decode_time_cursor(cursor)
-        stmt = stmt.where(or_(KnowledgeDocument.created_at < when,
-                              and_(KnowledgeDocument.created_at == when,
-                                   KnowledgeDocument.id < doc_id)))
     if tag:
         stmt = stmt.where(_tag_filter(tag))
     if enabled is not None:
         stmt = stmt.where(KnowledgeDocument.enabled == enabled)
-    rows = list(db.session.scalars(stmt.order_by(KnowledgeDocument.created_at.desc(),
-                                                 KnowledgeDocument.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([_iso(rows[-1].created_at), rows[-1].id])
-    return {"items": [document_dict(d, with_content=False) for d in rows],
-            "next_cursor": next_cursor}
+    return paginate(stmt, KnowledgeDocument.created_at, KnowledgeDocument.id, cursor, limit,
+                    lambda d: document_dict(d, with_content=False)).to_dict()
 
 
 def update_document(user_id: str, document_id: str, changes: dict) -> dict:
@@ -225,19 +212,6 @@ def delete_document(user_id: str, document_id: str) -> None:
     doc = _document(user_id, document_id)
     db.session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == doc.id))
     db.session.delete(doc)
-    db.session.commit()
-
-
-def rebuild_index() -> None:
-    """Rebuild the full-text index from knowledge_chunks (e.g. after a restore or a batch
-    migration that lost the triggers)."""
-    if db.engine.dialect.name == "sqlite":
-        db.session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES('rebuild')"))
-    else:
-        db.session.execute(text(
-            f"INSERT INTO {FTS_TABLE} (chunk_id, tsv) "
-            "SELECT id, to_tsvector('simple', search_text) FROM knowledge_chunks "
-            "ON CONFLICT (chunk_id) DO UPDATE SET tsv = EXCLUDED.tsv"))
     db.session.commit()
 
 
@@ -370,7 +344,7 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     unknown = sum(weights[t] for t in terms if df[t] == 0) / total
 
     scored = [(sum(weights[t] for t in hit) / total, 0.0, pos, row, hit)
-              for pos, (row, hit) in enumerate(zip(rows, hits))]
+              for pos, (row, hit) in enumerate(zip(rows, hits, strict=False))]
     scored.sort(key=lambda s: (-round(s[0], 9), s[2]))
     # Only passages that can still make the top `limit` need their focus (the tie-break).
     cut = round(scored[min(limit, len(scored)) - 1][0], 9)
@@ -397,7 +371,8 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
 def _question_similarity(faq_question: str | None, terms: list[str],
                          alts: dict[str, list[str]]) -> float:
     """The share of an FAQ question's content words that the customer's message used
-    (FAQ question-to-question matching); 0 for prose passages."""
+    (FAQ question-to-question matching); 0 for prose passages.
+    """
     if not faq_question:
         return 0.0
     theirs = content_terms(rewrite_phrases(faq_question))

@@ -144,8 +144,8 @@ def fit(rows: list[dict[str, float]], labels: list[int], *, l2: float = 0.5,
     for _ in range(steps):
         grad = [0.0] * m
         hess = [[0.0] * m for _ in range(m)]
-        for x, y in zip(xs, labels):
-            z = max(-30.0, min(30.0, sum(a * b for a, b in zip(w, x))))
+        for x, y in zip(xs, labels, strict=False):
+            z = max(-30.0, min(30.0, sum(a * b for a, b in zip(w, x, strict=False))))
             p = 1.0 / (1.0 + math.exp(-z))
             for i in range(m):
                 grad[i] += (p - y) * x[i]
@@ -157,7 +157,7 @@ def fit(rows: list[dict[str, float]], labels: list[int], *, l2: float = 0.5,
         for i in range(m):
             hess[i][i] += 1e-9
         step = _solve(hess, grad)
-        w = [a - b for a, b in zip(w, step)]
+        w = [a - b for a, b in zip(w, step, strict=False)]
         if max(abs(s) for s in step) < 1e-8:
             break
     model = DecisionModel(weights={k: round(w[i + 1], 4) for i, k in enumerate(dims)},
@@ -165,8 +165,9 @@ def fit(rows: list[dict[str, float]], labels: list[int], *, l2: float = 0.5,
     probs = [model.probability(r) for r in rows]
     best_t, best_cost = 0.5, float("inf")
     for t in sorted(set(round(p, 4) for p in probs)) + [1.01]:
-        cost = sum(wrong_cost if y == 0 else 0.0 for p, y in zip(probs, labels) if p >= t) \
-            + sum(1.0 for p, y in zip(probs, labels) if p < t and y == 1)
+        pairs = list(zip(probs, labels, strict=False))
+        cost = sum(wrong_cost if y == 0 else 0.0 for p, y in pairs if p >= t) \
+            + sum(1.0 for p, y in pairs if p < t and y == 1)
         if cost < best_cost - 1e-12:
             best_t, best_cost = t, cost
     model.threshold = round(best_t, 4)
@@ -187,5 +188,5 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
         for r in range(n):
             if r != c:
                 f = m[r][c] / m[c][c]
-                m[r] = [x - f * y for x, y in zip(m[r], m[c])]
+                m[r] = [x - f * y for x, y in zip(m[r], m[c], strict=False)]
     return [m[i][n] / m[i][i] if abs(m[i][i]) > 1e-12 else 0.0 for i in range(n)]

@@ -29,6 +29,8 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 class InvalidImport(BadRequest):
+    """A file that cannot be imported (empty, malformed CSV, headings without text): 400."""
+
     code = "invalid_import"
     message = "The file could not be imported."
 
@@ -101,7 +103,8 @@ def _sniff_delimiter(first_line: str) -> str:
 
 def parse_csv(text: str, filename: str) -> list[tuple[str, str]]:
     """(question, answer) per row of a CSV with a question,answer header; 400 naming the
-    line on anything malformed."""
+    line on anything malformed.
+    """
     first_line = text.split("\n", 1)[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first_line),
                         strict=True)
@@ -155,12 +158,3 @@ def parse_file(filename: str, data: bytes) -> list[dict]:
     if not docs:
         raise InvalidImport(f"{name} has headings but no text.")
     return [{"title": t, "content": c, "format": "markdown", "source": source} for t, c in docs]
-
-
-def import_file(user_id: str, filename: str, data: bytes, tags: list[str] | None = None) -> dict:
-    """Parse a file and store its documents (within the plan's limit): {created, items}."""
-    from automation.knowledge.database import create_documents
-
-    items = [dict(item, tags=tags or []) for item in parse_file(filename, data)]
-    created = create_documents(user_id, items)
-    return {"created": len(created), "items": created}

@@ -97,7 +97,8 @@ def stem(word: str) -> str:
 
 def content_terms(text: str, limit: int = 12) -> list[str]:
     """The distinct content words of a query, folded, in order (stopwords and 1-letter words
-    dropped), at most `limit` of them so a pasted essay cannot make a huge FTS query."""
+    dropped), at most `limit` of them so a pasted essay cannot make a huge FTS query.
+    """
     seen: list[str] = []
     for tok in tokens(text):
         if tok in STOPWORDS or (len(tok) < 2 and not tok.isdigit()):
@@ -228,7 +229,8 @@ def idf(df: int, n: int) -> float:
 def coverage(terms: list[str], weights: dict[str, float], text_tokens: list[str],
              alts: dict[str, list[str]] | None = None) -> float:
     """The IDF-weighted share of the query's terms that a text contains (0..1); with `alts`,
-    a term counts as contained when one of its synonyms is."""
+    a term counts as contained when one of its synonyms is.
+    """
     total = sum(weights[t] for t in terms)
     if total <= 0:
         return 0.0
@@ -246,7 +248,8 @@ _HEADING_LINE = re.compile(r"^\s*#{1,6}\s")
 
 def sentences(text: str) -> list[str]:
     """Split prose into sentences. Hard-wrapped lines of a paragraph are joined first; list
-    items and headings stay units of their own."""
+    items and headings stay units of their own.
+    """
     out: list[str] = []
     for block in re.split(r"\n\s*\n", text or ""):
         units: list[str] = []

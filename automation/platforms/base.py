@@ -15,7 +15,8 @@ from typing import ClassVar
 # InboundEvent.kind values
 MESSAGE = "message"        # a customer message of any type (opens/resets the 24 h window)
 POSTBACK = "postback"      # a button/ice-breaker tap (opens/resets the window)
-ECHO = "echo"              # a message the business sent (our app or the native inbox): never answered
+# a message the business sent (our app or the native inbox): never answered
+ECHO = "echo"
 REACTION = "reaction"      # a reaction added or removed on a message
 UNSEND = "unsend"          # the customer deleted (unsent) one of their messages
 EDIT = "edit"              # the customer edited a message
@@ -40,17 +41,21 @@ class InboundEvent:
     #                                     story_reply|location|contacts|quick_reply|interactive|
     #                                     button|unsupported|reel|... (free-form, for display)
     text: str | None = None
-    attachments: list[dict] = field(default_factory=list)   # [{type, url?, media_id?, mime_type?, caption?, ...}]
-    payload: str | None = None          # quick reply / postback / interactive id / template button payload
+    # [{type, url?, media_id?, mime_type?, caption?, ...}]
+    attachments: list[dict] = field(default_factory=list)
+    # quick reply / postback / interactive id / template button payload
+    payload: str | None = None
     title: str | None = None            # postback or interactive title
     reply_to: str | None = None         # the mid/wamid this message replies to (context)
-    profile: dict = field(default_factory=dict)             # {name, first_name, username, phone, ...}
+    # {name, first_name, username, phone, ...}
+    profile: dict = field(default_factory=dict)
     reaction: dict | None = None        # {emoji, action: react|unreact}
     status: str | None = None           # for STATUS: sent|delivered|read|failed
     watermark: datetime | None = None   # for DELIVERY/READ on Messenger
     target_ids: list[str] = field(default_factory=list)     # mids/wamids the event refers to
     error: dict | None = None           # {code, title, message} for failed statuses / unsupported
-    metadata: dict = field(default_factory=dict)            # story, location, contacts, referral, app_id, ...
+    # story, location, contacts, referral, app_id, ...
+    metadata: dict = field(default_factory=dict)
 
     @property
     def opens_window(self) -> bool:
@@ -66,14 +71,20 @@ class OutboundMessage:
     quick_replies: list[dict] = field(default_factory=list)  # [{title, payload}]
     buttons: list[dict] = field(default_factory=list)        # [{title, payload} | {title, url}]
     media: dict | None = None                                # {type: image|video|audio|file, url}
-    reply_to: str | None = None                              # quote this mid/wamid (WhatsApp context)
-    tag: str | None = None                                   # e.g. HUMAN_AGENT (Messenger/IG outside 24 h)
-    metadata: str | None = None                              # Messenger metadata (comes back in the echo)
-    template: dict | None = None                             # WhatsApp template: {name, language, components?}
+    # quote this mid/wamid (WhatsApp context)
+    reply_to: str | None = None
+    # e.g. HUMAN_AGENT (Messenger/IG outside 24 h)
+    tag: str | None = None
+    # Messenger metadata (comes back in the echo)
+    metadata: str | None = None
+    # WhatsApp template: {name, language, components?}
+    template: dict | None = None
 
 
 @dataclass
 class SendResult:
+    """What a successful send returns: the platform's message id and its raw answer."""
+
     platform_message_id: str
     raw: dict = field(default_factory=dict)
 
@@ -88,6 +99,7 @@ class SendError(Exception):
     def __init__(self, code: str, message: str, *, retryable: bool = False,
                  graph_code: int | None = None, graph_subcode: int | None = None,
                  http_status: int | None = None):
+        """Classify a failed send (code) and keep Graph's codes for the logs."""
         super().__init__(message)
         self.code = code
         self.message = message
@@ -98,6 +110,7 @@ class SendError(Exception):
 
     @property
     def needs_reauth(self) -> bool:
+        """True when the token was refused: the account must be re-authorized."""
         return self.code == "token_invalid"
 
 
@@ -113,6 +126,7 @@ class GraphConfig:
     retry_wait_max: float = 8.0
 
     def url(self, path: str) -> str:
+        """The full URL of a Graph path under the configured version."""
         return f"{self.base_url.rstrip('/')}/{self.version}/{path.lstrip('/')}"
 
 
@@ -142,6 +156,7 @@ class PlatformConnector:
     secret_setting: ClassVar[str] = "META_APP_SECRET"
 
     def __init__(self, graph: GraphConfig):
+        """Keep where and how to call the Graph API."""
         self.graph = graph
 
     def parse(self, payload: dict) -> list[InboundEvent]:

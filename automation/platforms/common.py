@@ -19,12 +19,12 @@ _MS_THRESHOLD = 10**11
 
 
 def as_dict(value) -> dict:
-    """value if it is a dict, else {}."""
+    """Value if it is a dict, else {}."""
     return value if isinstance(value, dict) else {}
 
 
 def as_list(value) -> list:
-    """value if it is a list, else [] (a lone dict is not promoted: Meta always sends arrays)."""
+    """Value if it is a list, else [] (a lone dict is not promoted: Meta always sends arrays)."""
     return value if isinstance(value, list) else []
 
 
@@ -51,13 +51,16 @@ def as_int(value) -> int | None:
 
 
 def scalars(obj: dict, *, skip: tuple[str, ...] = ()) -> dict:
-    """The str/number/bool members of obj (minus skip): extra attachment details, copied verbatim."""
+    """The str/number/bool members of obj (minus skip): extra attachment details, copied
+    verbatim.
+    """
     return {k: v for k, v in obj.items()
             if k not in skip and isinstance(v, (str, int, float, bool)) and v != ""}
 
 
 def to_datetime(value) -> datetime | None:
-    """An epoch (seconds or ms, number or numeric string) or an ISO-8601 string as aware UTC; else None.
+    """An epoch (seconds or ms, number or numeric string) or an ISO-8601 string as aware UTC;
+    else None.
 
     The unit is inferred from magnitude rather than trusted from the platform, because
     Messenger documents ms, WhatsApp documents seconds, and fixtures in the wild mix them.
@@ -164,7 +167,7 @@ def flag(value) -> bool:
 
 
 def clip(text: str, limit: int) -> str:
-    """text cut to `limit` code points with an ellipsis: for labels Meta rejects when too long."""
+    """Text cut to `limit` code points with an ellipsis: for labels Meta rejects when too long."""
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
@@ -178,5 +181,6 @@ class Envelope:
     timestamp: datetime
 
     def event(self, kind: str, **fields) -> InboundEvent:
+        """A normalized event of this envelope's account, contact and time."""
         return InboundEvent(kind=kind, platform=self.platform, account_id=self.account_id,
                             contact_id=self.contact_id, timestamp=self.timestamp, **fields)

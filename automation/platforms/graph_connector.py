@@ -17,11 +17,24 @@ import threading
 from typing import ClassVar
 
 import httpx
-from tenacity import (Retrying, before_sleep_log, retry_if_exception, stop_after_attempt,
-                      wait_exponential)
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
-from .base import (AccountCredentials, AccountProfile, GraphConfig, InboundEvent, OutboundMessage,
-                   PlatformConnector, SendError, SendResult)
+from .base import (
+    AccountCredentials,
+    AccountProfile,
+    GraphConfig,
+    InboundEvent,
+    OutboundMessage,
+    PlatformConnector,
+    SendError,
+    SendResult,
+)
 from .common import as_dict, as_int, as_list
 
 log = logging.getLogger("dana.platforms")
@@ -57,7 +70,8 @@ GRAPH_ERRORS: dict[int, tuple[str, bool]] = {
 
 
 class GraphConnector(PlatformConnector):
-    """Base of the Meta connectors: subclasses implement parse_entry, send_path, build_bodies, message_id_of.
+    """Base of the Meta connectors: subclasses implement parse_entry, send_path, build_bodies,
+    message_id_of.
 
     This class owns the envelope walk, the transport, the retry policy (tenacity, bounded by
     GraphConfig) and the mapping of failures to SendError.
@@ -68,6 +82,7 @@ class GraphConnector(PlatformConnector):
     subcode_errors: ClassVar[dict[int, tuple[str, bool]]] = {}
 
     def __init__(self, graph: GraphConfig):
+        """A connector with a lazily built, shared HTTP client."""
         super().__init__(graph)
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
@@ -94,7 +109,9 @@ class GraphConnector(PlatformConnector):
         raise NotImplementedError
 
     def guarded(self, what: str, parse_one, *args) -> list[InboundEvent]:
-        """parse_one(*args) as a list; an exception drops only this item (logged), never the batch."""
+        """parse_one(*args) as a list; an exception drops only this item (logged), never the
+        batch.
+        """
         try:
             result = parse_one(*args)
         except Exception:  # noqa: BLE001 - the contract is "skip the odd item, keep the rest"
@@ -123,9 +140,11 @@ class GraphConnector(PlatformConnector):
             client.close()
 
     def __enter__(self):
+        """Use the connector as a context manager that closes its pool."""
         return self
 
     def __exit__(self, *exc_info) -> None:
+        """Close the pooled connections."""
         self.close()
 
     # ------------------------------------------------------------------ sending
@@ -160,7 +179,8 @@ class GraphConnector(PlatformConnector):
             raw = self.post_message(path, account.access_token, body)
             message_id = self.message_id_of(raw)
             if not message_id:
-                raise SendError("platform_error", f"{self.platform}: success body without a message id",
+                raise SendError("platform_error",
+                                f"{self.platform}: success body without a message id",
                                 retryable=False, http_status=200)
             ids.append(message_id)
         if len(ids) > 1:
@@ -168,7 +188,9 @@ class GraphConnector(PlatformConnector):
         return SendResult(platform_message_id=ids[-1], raw=raw)
 
     def post_message(self, path: str, access_token: str, body: dict) -> dict:
-        """POST one message body to `path`, retrying retryable failures; the success JSON or SendError."""
+        """POST one message body to `path`, retrying retryable failures; the success JSON or
+        SendError.
+        """
         retrying = Retrying(
             stop=stop_after_attempt(max(1, self.graph.retry_attempts)),
             wait=wait_exponential(multiplier=self.graph.retry_wait_initial,
@@ -226,7 +248,9 @@ class GraphConnector(PlatformConnector):
         raise self.classify_error(response.status_code, data)
 
     def classify_error(self, http_status: int, body) -> SendError:
-        """Map a failed response to SendError by the Graph error code (status only without an envelope)."""
+        """Map a failed response to SendError by the Graph error code (the HTTP status alone
+        when there is no error envelope).
+        """
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
             if 200 <= http_status < 300:
@@ -240,7 +264,8 @@ class GraphConnector(PlatformConnector):
                              retryable=retryable, http_status=http_status)
         code = as_int(error.get("code"))
         subcode = as_int(error.get("error_subcode"))
-        kind, retryable = self._lookup(code, subcode, http_status, error.get("is_transient") is True)
+        kind, retryable = self._lookup(code, subcode, http_status,
+                                       error.get("is_transient") is True)
         message = str(error.get("message") or error.get("error_user_msg") or "Graph API error")
         details = as_dict(error.get("error_data")).get("details")
         if details:

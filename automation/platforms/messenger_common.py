@@ -1,4 +1,5 @@
-"""What Messenger and Instagram share: the `entry[].messaging[]` envelope and the /me/messages Send API.
+"""What Messenger and Instagram share: the `entry[].messaging[]` envelope and the
+/me/messages Send API.
 
 Both products deliver the same item shapes (message, postback, reaction, delivery, read,
 message_edit) and accept the same send body; they differ in the `object` value, the text
@@ -12,10 +13,34 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .base import (DELIVERY, ECHO, EDIT, MESSAGE, POSTBACK, READ, REACTION, UNSEND,
-                   AccountCredentials, InboundEvent, OutboundMessage, SendError)
-from .common import (Envelope, as_dict, as_list, as_str, first_datetime, flag, scalars, split_text,
-                     to_datetime, utf16_len)
+from typing_extensions import override
+
+from .base import (
+    DELIVERY,
+    ECHO,
+    EDIT,
+    MESSAGE,
+    POSTBACK,
+    REACTION,
+    READ,
+    UNSEND,
+    AccountCredentials,
+    InboundEvent,
+    OutboundMessage,
+    SendError,
+)
+from .common import (
+    Envelope,
+    as_dict,
+    as_list,
+    as_str,
+    first_datetime,
+    flag,
+    scalars,
+    split_text,
+    to_datetime,
+    utf16_len,
+)
 from .graph_connector import OUTSIDE_WINDOW, GraphConnector
 
 # The messaging[] item keys we normalize, in the order they are looked for. Anything else
@@ -25,11 +50,14 @@ ITEM_KEYS = ("message", "postback", "reaction", "delivery", "read", "message_edi
 BUTTON_TEXT_LIMIT = 640      # button template text
 MAX_BUTTONS = 3              # button template
 MAX_QUICK_REPLIES = 13
-MEDIA_TYPES = {"image": "image", "video": "video", "audio": "audio", "file": "file", "document": "file"}
+MEDIA_TYPES = {"image": "image", "video": "video", "audio": "audio", "file": "file",
+               "document": "file"}
 
 
 class MessengerStyleConnector(GraphConnector):
-    """Base for Messenger and Instagram: a subclass sets platform, webhook_objects and text_limit."""
+    """Base for Messenger and Instagram: a subclass sets platform, webhook_objects and
+    text_limit.
+    """
 
     text_limit: ClassVar[int]
     # Messenger/IG use code 10 (subcode 2018278) for "outside the allowed window".
@@ -38,11 +66,13 @@ class MessengerStyleConnector(GraphConnector):
 
     # ------------------------------------------------------------------ parsing
 
+    @override
     def parse_entry(self, entry: dict) -> list[InboundEvent]:
         account_id = as_str(entry.get("id"))
         entry_time = entry.get("time")
         return [event for item in as_list(entry.get("messaging"))
-                for event in self.guarded("messaging item", self._parse_item, account_id, entry_time, item)]
+                for event in self.guarded("messaging item", self._parse_item, account_id,
+                                          entry_time, item)]
 
     def _parse_item(self, account_id: str | None, entry_time, item) -> InboundEvent | None:
         item = as_dict(item)
@@ -106,7 +136,9 @@ class MessengerStyleConnector(GraphConnector):
 
     @staticmethod
     def _attachments(raw) -> list[dict]:
-        """[{type, url?, ...payload scalars}], with the sticker-transition sticker+image pair collapsed."""
+        """[{type, url?, ...payload scalars}], with the sticker-transition sticker+image pair
+        collapsed.
+        """
         out: list[dict] = []
         for att in as_list(raw):
             att = as_dict(att)
@@ -123,14 +155,16 @@ class MessengerStyleConnector(GraphConnector):
                 item.setdefault(key, value)
             coordinates = as_dict(payload.get("coordinates"))
             if coordinates:
-                item["latitude"], item["longitude"] = coordinates.get("lat"), coordinates.get("long")
+                item["latitude"] = coordinates.get("lat")
+                item["longitude"] = coordinates.get("long")
             if item["type"] == "image" and "sticker_id" in item:  # legacy sticker shape
                 item["type"] = "sticker"
             out.append(item)
         return _collapse_sticker_pair(out)
 
     def _on_postback(self, env: Envelope, postback: dict) -> InboundEvent:
-        metadata = {"referral": postback["referral"]} if isinstance(postback.get("referral"), dict) else {}
+        referral = postback.get("referral")
+        metadata = {"referral": referral} if isinstance(referral, dict) else {}
         title = postback.get("title") if isinstance(postback.get("title"), str) else None
         return env.event(POSTBACK, message_id=as_str(postback.get("mid")), message_type="postback",
                          payload=as_str(postback.get("payload")), title=title, metadata=metadata)
@@ -173,9 +207,11 @@ class MessengerStyleConnector(GraphConnector):
         """Messenger: a Page token's `/me` is its Page (Instagram overrides this)."""
         return "me", "id,name"
 
+    @override
     def send_path(self, account: AccountCredentials) -> str:
         return "me/messages"   # `me` is the Page / IG account the token belongs to
 
+    @override
     def message_id_of(self, body: dict) -> str | None:
         return as_str(body.get("message_id"))
 
@@ -204,7 +240,8 @@ class MessengerStyleConnector(GraphConnector):
                 "buttons": [_button(b) for b in message.buttons[:MAX_BUTTONS]]}}}
         if message.quick_replies and parts:
             parts[-1]["quick_replies"] = [
-                {"content_type": "text", "title": qr["title"], "payload": qr.get("payload") or qr["title"]}
+                {"content_type": "text", "title": qr["title"],
+                 "payload": qr.get("payload") or qr["title"]}
                 for qr in message.quick_replies[:MAX_QUICK_REPLIES]]
         envelope: dict = {"recipient": {"id": recipient_id}, "messaging_type": "RESPONSE"}
         if message.tag:
@@ -215,7 +252,9 @@ class MessengerStyleConnector(GraphConnector):
 
 
 def _collapse_sticker_pair(attachments: list[dict]) -> list[dict]:
-    """Until 30 Aug 2026 a sticker arrives as a sticker AND an image attachment: keep one sticker."""
+    """Until 30 Aug 2026 a sticker arrives as a sticker AND an image attachment: keep one
+    sticker.
+    """
     stickers = [a for a in attachments if a["type"] == "sticker"]
     if not stickers:
         return attachments
@@ -225,7 +264,8 @@ def _collapse_sticker_pair(attachments: list[dict]) -> list[dict]:
     kept: list[dict] = []
     by_identity: dict = {}
     for att in attachments:
-        if att["type"] == "image" and (lone_pair or att.get("url") in keys or att.get("sticker_id") in keys):
+        if att["type"] == "image" and (lone_pair or att.get("url") in keys
+                                       or att.get("sticker_id") in keys):
             _keep_url(stickers[0], att)
             continue
         if att["type"] == "sticker":
@@ -252,4 +292,5 @@ def _media_attachment(media: dict) -> dict:
 def _button(button: dict) -> dict:
     if button.get("url"):
         return {"type": "web_url", "url": button["url"], "title": button["title"]}
-    return {"type": "postback", "title": button["title"], "payload": button.get("payload") or button["title"]}
+    return {"type": "postback", "title": button["title"],
+            "payload": button.get("payload") or button["title"]}

@@ -13,10 +13,31 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-from .base import (MESSAGE, REACTION, STATUS, AccountCredentials, AccountProfile, InboundEvent,
-                   OutboundMessage, SendError)
-from .common import (Envelope, as_dict, as_int, as_list, as_str, clip, first_datetime, flag, scalars,
-                     split_text, utf16_len)
+from typing_extensions import override
+
+from .base import (
+    MESSAGE,
+    REACTION,
+    STATUS,
+    AccountCredentials,
+    AccountProfile,
+    InboundEvent,
+    OutboundMessage,
+    SendError,
+)
+from .common import (
+    Envelope,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    clip,
+    first_datetime,
+    flag,
+    scalars,
+    split_text,
+    utf16_len,
+)
 from .graph_connector import PERMISSION_DENIED, GraphConnector
 
 log = logging.getLogger("dana.platforms")
@@ -26,11 +47,13 @@ CAPTION_LIMIT = 1024          # media caption and interactive body
 MAX_REPLY_BUTTONS = 3
 MAX_LIST_ROWS = 10
 LIST_BUTTON_LABEL = "Options"  # the label of the button that opens a list message
-MEDIA = {"image": "image", "video": "video", "audio": "audio", "document": "file", "sticker": "sticker"}
+MEDIA = {"image": "image", "video": "video", "audio": "audio", "document": "file",
+         "sticker": "sticker"}
 OUTBOUND_MEDIA = {"image": "image", "video": "video", "audio": "audio", "file": "document",
                   "document": "document", "sticker": "sticker"}
 # `played` is the first play of a voice message: for our state machine it is a read.
-STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read", "failed": "failed"}
+STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "played": "read",
+            "failed": "failed"}
 
 
 def _error(errors) -> dict | None:
@@ -46,7 +69,9 @@ def _error(errors) -> dict | None:
 
 
 class WhatsAppConnector(GraphConnector):
-    """WhatsApp Cloud API connector: text up to 4096 characters, interactive buttons/lists, media by link."""
+    """WhatsApp Cloud API connector: text up to 4096 characters, interactive buttons/lists,
+    media by link.
+    """
 
     platform = "whatsapp"
     webhook_objects = ("whatsapp_business_account",)
@@ -55,6 +80,7 @@ class WhatsAppConnector(GraphConnector):
 
     # ------------------------------------------------------------------ parsing
 
+    @override
     def parse_entry(self, entry: dict) -> list[InboundEvent]:
         events: list[InboundEvent] = []
         for change in as_list(entry.get("changes")):
@@ -69,7 +95,8 @@ class WhatsAppConnector(GraphConnector):
         contacts = [c for c in as_list(value.get("contacts")) if isinstance(c, dict)]
         if value.get("errors"):
             # System-level errors (e.g. a webhook payload problem) concern no message: log only.
-            log.info("whatsapp: system-level errors for %s: %s", account_id, _error(value["errors"]))
+            log.info("whatsapp: system-level errors for %s: %s", account_id,
+                     _error(value["errors"]))
         events: list[InboundEvent] = []
         for msg in as_list(value.get("messages")):
             events.extend(self.guarded("message", self._on_message, account_id, contacts, msg))
@@ -119,7 +146,8 @@ class WhatsAppConnector(GraphConnector):
         if mtype == "reaction":
             emoji = as_str(body.get("emoji"))   # "" or missing = the reaction was removed
             target = as_str(body.get("message_id"))
-            return env.event(REACTION, reaction={"action": "react" if emoji else "unreact", "emoji": emoji},
+            reaction = {"action": "react" if emoji else "unreact", "emoji": emoji}
+            return env.event(REACTION, reaction=reaction,
                              target_ids=[target] if target else [], **fields)
         if mtype == "text":
             fields["text"] = as_str(body.get("body"))
@@ -156,12 +184,13 @@ class WhatsAppConnector(GraphConnector):
         wamid = as_str(status.get("id"))
         if raw_status not in STATUSES or not wamid:
             return None
-        metadata = {key: status[key] for key in ("pricing", "conversation", "biz_opaque_callback_data",
-                                                 "recipient_type") if status.get(key) is not None}
+        metadata = {key: status[key]
+                    for key in ("pricing", "conversation", "biz_opaque_callback_data",
+                                "recipient_type") if status.get(key) is not None}
         if raw_status != STATUSES[raw_status]:
             metadata["platform_status"] = raw_status
-        env = Envelope(self.platform, account_id,
-                       as_str(status.get("recipient_id")) or as_str(status.get("recipient_user_id")),
+        recipient = as_str(status.get("recipient_id")) or as_str(status.get("recipient_user_id"))
+        env = Envelope(self.platform, account_id, recipient,
                        first_datetime(status.get("timestamp")))
         return env.event(STATUS, status=STATUSES[raw_status], target_ids=[wamid],
                          error=_error(status.get("errors")), metadata=metadata)
@@ -179,21 +208,25 @@ class WhatsAppConnector(GraphConnector):
                               display_phone_number=as_str(body.get("display_phone_number")),
                               raw=body)
 
+    @override
     def send_path(self, account: AccountCredentials) -> str:
         return f"{account.external_id}/messages"
 
+    @override
     def message_id_of(self, body: dict) -> str | None:
         first = next((m for m in as_list(body.get("messages")) if isinstance(m, dict)), {})
         return as_str(first.get("id"))
 
     def build_bodies(self, recipient_id: str, message: OutboundMessage) -> list[dict]:
-        """Media (captioned when the text fits), text chunks, and options as an interactive last part.
+        """Media (captioned when the text fits), text chunks, and options as an interactive
+        last part.
 
         Quick replies and payload buttons become reply buttons (up to 3) or a list (up to 10
         rows); URL buttons have no reply-button form, so they are appended to the text as
         "title: url" lines. `reply_to` quotes the original on the first part only.
         """
-        envelope = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient_id}
+        envelope = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                    "to": recipient_id}
         if message.template:
             # A pre-approved template: the only message allowed outside the 24-hour window.
             template = {"name": message.template["name"],
@@ -204,7 +237,8 @@ class WhatsAppConnector(GraphConnector):
         text = message.text or ""
         links = [b for b in message.buttons if b.get("url")]
         if links:
-            text = "\n\n".join(filter(None, [text, "\n".join(f"{b['title']}: {b['url']}" for b in links)]))
+            listed = "\n".join(f"{b['title']}: {b['url']}" for b in links)
+            text = "\n\n".join(filter(None, [text, listed]))
         options = [*message.quick_replies, *(b for b in message.buttons if not b.get("url"))]
         chunks = split_text(text, TEXT_LIMIT) if text else []
         if options and chunks and utf16_len(chunks[-1]) > CAPTION_LIMIT:
@@ -218,7 +252,8 @@ class WhatsAppConnector(GraphConnector):
                     and utf16_len(chunks[0]) <= CAPTION_LIMIT):
                 media["caption"] = chunks.pop()
             parts.append({"type": kind, kind: media})
-        parts.extend({"type": "text", "text": {"preview_url": False, "body": chunk}} for chunk in chunks)
+        parts.extend({"type": "text", "text": {"preview_url": False, "body": chunk}}
+                     for chunk in chunks)
         if options:
             if not chunks:
                 raise SendError("invalid_request", "whatsapp: interactive options need body text")
@@ -229,7 +264,9 @@ class WhatsAppConnector(GraphConnector):
 
 
 def _interactive(body: str, options: list[dict]) -> dict:
-    """Reply buttons for up to 3 options, otherwise a single-section list (titles clipped to Meta's caps)."""
+    """Reply buttons for up to 3 options, otherwise a single-section list (titles clipped to
+    Meta's caps).
+    """
     choices = [(str(o.get("payload") or o["title"]), str(o["title"])) for o in options]
     if len(choices) <= MAX_REPLY_BUTTONS:
         action = {"buttons": [{"type": "reply", "reply": {"id": cid, "title": clip(title, 20)}}
@@ -238,4 +275,5 @@ def _interactive(body: str, options: list[dict]) -> dict:
                 "interactive": {"type": "button", "body": {"text": body}, "action": action}}
     rows = [{"id": cid, "title": clip(title, 24)} for cid, title in choices[:MAX_LIST_ROWS]]
     action = {"button": LIST_BUTTON_LABEL, "sections": [{"rows": rows}]}
-    return {"type": "interactive", "interactive": {"type": "list", "body": {"text": body}, "action": action}}
+    return {"type": "interactive",
+            "interactive": {"type": "list", "body": {"text": body}, "action": action}}

@@ -13,6 +13,7 @@ from routes.pages.admin import bp as admin_bp
 from routes.pages.common import CookieSessionInterface, csrf
 from routes.pages.console import bp as console_bp
 from routes.pages.signin import bp as signin_bp
+from utils.config import current_settings
 
 
 def duration(seconds: float | None) -> str:
@@ -30,8 +31,9 @@ def duration(seconds: float | None) -> str:
 
 def init_pages(app: Flask) -> None:
     """Cookie session settings, CSRF protection (checked by the page blueprints only: /api
-    uses bearer tokens and /webhooks signatures) and the page blueprints."""
-    settings = app.config["DANA_SETTINGS"]
+    uses bearer tokens and /webhooks signatures) and the page blueprints.
+    """
+    settings = current_settings(app)
     app.config.update(
         SESSION_COOKIE_NAME="dana_session",
         SESSION_COOKIE_HTTPONLY=True,

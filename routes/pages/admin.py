@@ -1,5 +1,6 @@
 """The operator pages under /admin (role admin; anyone else gets 404): users, plans and
-subscriptions, webhook events with replay, the audit log and health."""
+subscriptions, webhook events with replay, the audit log and health.
+"""
 from __future__ import annotations
 
 from flask import g, redirect, request, url_for

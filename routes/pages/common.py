@@ -13,14 +13,25 @@ import logging
 import time
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template,
-                   request, session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from models_db import AuthSession, User, db
 from utils.auth import open_session, revoke_session
+from utils.config import current_settings
 from utils.errors import ApiError
 
 csrf = CSRFProtect()
@@ -30,7 +41,8 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 class CookieSessionInterface(SecureCookieSessionInterface):
     """Secure cookie whenever the request came over HTTPS (directly, or through a trusted proxy:
-    TRUSTED_PROXY_HOPS), so `make run` over plain HTTP still signs in."""
+    TRUSTED_PROXY_HOPS), so `make run` over plain HTTP still signs in.
+    """
 
     def get_cookie_secure(self, app) -> bool:
         """Secure when configured, or when this request came over HTTPS."""
@@ -38,12 +50,13 @@ class CookieSessionInterface(SecureCookieSessionInterface):
 
 
 def _settings():
-    return current_app.config["DANA_SETTINGS"]
+    return current_settings()
 
 
 def _forget() -> None:
     """Empty the cookie session, and the CSRF token Flask-WTF cached from it for this request
-    (the next form gets a token of the new session)."""
+    (the next form gets a token of the new session).
+    """
     session.clear()
     g.pop("csrf_token", None)
 
@@ -70,7 +83,8 @@ def sign_out(reason: str = "logout") -> None:
 
 def current_session() -> tuple[User, AuthSession] | None:
     """The signed-in user and session of this request, or None (an expired, revoked or
-    deactivated one is cleared)."""
+    deactivated one is cleared).
+    """
     sid, uid = session.get("sid"), session.get("uid")
     if not sid or not uid:
         return None
@@ -120,7 +134,8 @@ def render(template: str, status: int = 200, **context):
 def page_blueprint(name: str, url_prefix: str | None, *, login: bool = True,
                    admin: bool = False) -> Blueprint:
     """A blueprint whose every request is signed in (else /login), admin when asked (others
-    see 404), and CSRF-checked on every state-changing method."""
+    see 404), and CSRF-checked on every state-changing method.
+    """
     bp = Blueprint(name, __name__, url_prefix=url_prefix)
 
     @bp.before_request

@@ -1,15 +1,14 @@
 """The team console under /app: inbox, conversation, tasks, knowledge, workflows, platform
-accounts, integrations, plan and analytics. Thin views over the same services as the API."""
+accounts, integrations, plan and analytics. Thin views over the same services as the API.
+"""
 from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta, timezone
 
-from flask import abort, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import abort, flash, g, jsonify, redirect, request, url_for
 from pydantic import ValidationError
 
-from automation.knowledge import database as kb
-from automation.knowledge.importers import import_file
 from routes.pages import integration_forms
 from routes.pages.common import done, page_blueprint, render, wants_json
 from routes.pages.forms import KnowledgeForm, PlatformForm, ReplyForm, WorkflowForm
@@ -17,7 +16,9 @@ from routes.schemas import ConversationListQuery, WorkflowPatchIn
 from services import analytics, messaging, platforms, subscriptions, tasks, workflows
 from services import conversations as conv_svc
 from services import integrations as integ_svc
+from services import knowledge as kb
 from utils.auth import issue_access_token
+from utils.config import current_settings
 from utils.errors import ApiError
 from utils.store import ConversationFilters, TaskFilters
 
@@ -77,7 +78,7 @@ def conversation(conversation_id: str, form: ReplyForm | None = None, status: in
 @bp.before_request
 def _settings():
     """The app's settings for the views (the messaging window)."""
-    g.settings = current_app.config["DANA_SETTINGS"]
+    g.settings = current_settings()
 
 
 @bp.post("/conversations/<conversation_id>/reply")
@@ -167,7 +168,7 @@ def knowledge_import():
         return knowledge(status=400, import_error=message)
     tags = [t.strip() for t in (request.form.get("tags") or "").split(",") if t.strip()]
     try:
-        result = import_file(g.user.id, upload.filename, upload.read(), tags=tags)
+        result = kb.import_file(g.user.id, upload.filename, upload.read(), tags=tags)
     except ApiError as exc:
         if wants_json():
             raise
@@ -182,7 +183,7 @@ def knowledge_add():
     form = KnowledgeForm()
     if not form.validate():
         return knowledge(form=form, status=400) if not wants_json() else _invalid("", form)
-    kb.create_document(g.user.id, {"title": form.title.data, "content": form.content.data,
+    kb.add_document(g.user.id, {"title": form.title.data, "content": form.content.data,
                                    "format": form.format.data, "tags": [], "enabled": True})
     return done("Document added.", "console.knowledge")
 
@@ -250,7 +251,8 @@ def platform_accounts():
 
 def _integrations_page(status: int = 200, posted: dict | None = None):
     """Every type of the catalogue with, for the caller's configured ones, their state and a
-    form; `posted` = {"type", "fields", "errors"} of a refused form, shown again."""
+    form; `posted` = {"type", "fields", "errors"} of a refused form, shown again.
+    """
     mine = {i["type"]: i for i in integ_svc.list_integrations(g.user.id)["items"]}
     types = []
     for info in integ_svc.list_types(g.user.id)["items"]:
@@ -296,7 +298,8 @@ def integration_configure(integration_type: str):
 
 def _integration_errors(exc: ApiError, info: dict, fields) -> dict[str, list[str]]:
     """Where each refusal is shown: a field's own error next to it; the service's refusal of
-    the credentials next to the first secret field; anything else above the form."""
+    the credentials next to the first secret field; anything else above the form.
+    """
     names = {f.name for f in fields}
     errors: dict[str, list[str]] = {}
     if exc.code == "validation_error" and exc.details:

@@ -1,12 +1,22 @@
-"""WTForms forms of the pages: they parse and validate what a browser posts, and carry the
-per-field errors shown next to each field. (CSRF is checked once, by the page blueprints.)"""
+"""WTForms forms of the pages: they parse and validate what a browser posts.
+
+They carry the per-field errors shown next to each field. (CSRF is checked once, by the
+page blueprints.)
+"""
 from __future__ import annotations
 
 import json
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, EmailField, HiddenField, PasswordField, SelectField,
-                     StringField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 

@@ -59,7 +59,8 @@ def _kind(name: str, prop: dict, secret: bool) -> tuple[str, list[str]]:
 
 def fields_of(type_info: dict, current: dict | None = None) -> list[FormField]:
     """The form's fields for a type of /api/integrations/types, filled from the stored config
-    (`current`, secrets masked there and never put into an input)."""
+    (`current`, secrets masked there and never put into an input).
+    """
     schema = type_info["config_schema"]
     required = set(schema.get("required", []))
     secrets = set(type_info["secret_fields"])
@@ -92,7 +93,8 @@ def parse(fields: list[FormField], form) -> tuple[dict, dict[str, list[str]]]:
     """A browser's post -> (config for the service, {field: errors} the form itself found).
 
     Empty inputs are left out (the model's default applies; a secret keeps the stored one).
-    Numbers stay strings: the config model converts and checks them."""
+    Numbers stay strings: the config model converts and checks them.
+    """
     config: dict = {}
     errors: dict[str, list[str]] = {}
     for f in fields:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from automation.ai.response_generator import Answer, ReplyContext, generate_reply, suggest_replies
 from automation.knowledge.decision import load_model
-from automation.ai.response_generator import (Answer, ReplyContext, generate_reply,
-                                              suggest_replies)
 
 
 def test_default_provider_is_local(app):

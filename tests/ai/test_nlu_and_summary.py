@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from automation.ai.response_generator import (detect_intent, detect_language,
-                                              summarize_conversation)
+from automation.ai.response_generator import detect_intent, detect_language, summarize_conversation
 
 
 @pytest.mark.parametrize("text,intent", [

@@ -38,20 +38,36 @@ def messaging(obj: str, account_id: str, *items: dict, time=T_MS, key: str = "me
 
 def item(sender: str, recipient: str, timestamp=T_MS, **event) -> dict:
     """One messaging[] item: sender, recipient, timestamp and the event object(s)."""
-    return {"sender": {"id": sender}, "recipient": {"id": recipient}, "timestamp": timestamp, **event}
+    return {
+        "sender": {"id": sender},
+        "recipient": {"id": recipient},
+        "timestamp": timestamp,
+        **event,
+    }
 
 
-def wa(*, messages=None, statuses=None, contacts=None, field: str = "messages",
-       phone_number_id: str = PHONE_NUMBER_ID, extra: dict | None = None) -> dict:
+def wa(
+    *,
+    messages=None,
+    statuses=None,
+    contacts=None,
+    field: str = "messages",
+    phone_number_id: str = PHONE_NUMBER_ID,
+    extra: dict | None = None,
+) -> dict:
     """A WhatsApp delivery with one change; omitted lists are left out of `value` entirely."""
-    value: dict = {"messaging_product": "whatsapp",
-                   "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id}}
+    value: dict = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+    }
     for key, val in (("contacts", contacts), ("messages", messages), ("statuses", statuses)):
         if val is not None:
             value[key] = val
     value.update(extra or {})
-    return {"object": "whatsapp_business_account",
-            "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": field}]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": field}]}],
+    }
 
 
 def wa_contact(name: str = "Sheena Nelson", wa_id: str | None = WA_ID, **extra) -> dict:
@@ -61,8 +77,9 @@ def wa_contact(name: str = "Sheena Nelson", wa_id: str | None = WA_ID, **extra) 
     return contact
 
 
-def wa_message(mtype: str, wamid: str = "wamid.TEST1", sender: str | None = WA_ID,
-               timestamp=T_S, **body) -> dict:
+def wa_message(
+    mtype: str, wamid: str = "wamid.TEST1", sender: str | None = WA_ID, timestamp=T_S, **body
+) -> dict:
     msg: dict = {"id": wamid, "timestamp": timestamp, "type": mtype, **body}
     if sender is not None:
         msg["from"] = sender

@@ -6,8 +6,7 @@ import uuid
 
 import pytest
 
-from tests.realtime.conftest import (QUESTION, api, business, fb_message, post_webhook,
-                                     wait_until)
+from tests.realtime.conftest import QUESTION, api, business, fb_message, post_webhook, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -4,10 +4,21 @@ from __future__ import annotations
 import pytest
 
 from models_db import WebhookEvent, db
-from tests.channels.conftest import (IG_ID, PAGE_ID, PHONE_ID, account_token, add_knowledge,
-                                     conversations, fb_text, messages, mid, now_ms, post_webhook,
-                                     wa_status, wa_text)
-
+from tests.channels.conftest import (
+    IG_ID,
+    PAGE_ID,
+    PHONE_ID,
+    account_token,
+    add_knowledge,
+    conversations,
+    fb_text,
+    messages,
+    mid,
+    now_ms,
+    post_webhook,
+    wa_status,
+    wa_text,
+)
 
 SHIPPING = ("Shipping. We ship to every country in the European Union. Standard delivery takes "
             "3 to 5 working days and costs 4.90 euros; orders over 50 euros ship free.")
@@ -45,7 +56,9 @@ DELIVERIES = {
 def test_question_answered_from_knowledge_base(client, business, fake_graph, platform):
     stock_knowledge(client, business)
     build, suffix = DELIVERIES[platform]
-    resp = post_webhook(client, platform, build("How long does delivery take and what does shipping cost?"))
+    resp = post_webhook(
+        client, platform, build("How long does delivery take and what does shipping cost?")
+    )
     assert resp.status_code == 200
     [conv] = conversations(client, business)
     assert conv["platform"] == platform
@@ -98,18 +111,39 @@ def test_same_delivery_three_times_one_message_one_reply(client, business, fake_
 
 
 def test_echo_is_stored_and_never_answered(client, business, fake_graph):
-    echo = {"object": "page", "entry": [{"id": PAGE_ID, "time": now_ms(), "messaging": [{
-        "sender": {"id": PAGE_ID}, "recipient": {"id": "7354923876541234"}, "timestamp": now_ms(),
-        "message": {"mid": mid(), "is_echo": True, "app_id": 26390203743090,
-                    "text": "Hi! This is Nora from the shop."}}]}]}
+    echo = {
+        "object": "page",
+        "entry": [
+            {
+                "id": PAGE_ID,
+                "time": now_ms(),
+                "messaging": [
+                    {
+                        "sender": {"id": PAGE_ID},
+                        "recipient": {"id": "7354923876541234"},
+                        "timestamp": now_ms(),
+                        "message": {
+                            "mid": mid(),
+                            "is_echo": True,
+                            "app_id": 26390203743090,
+                            "text": "Hi! This is Nora from the shop.",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     post_webhook(client, "facebook", echo)
     [conv] = conversations(client, business)
     [m] = messages(client, business, conv["id"])
     assert (m["direction"], m["sender_type"], m["status"]) == ("outbound", "agent", "sent")
     assert fake_graph.requests == []
     # an echo is not a customer message: it does not open the 24-hour window
-    resp = client.post(f"/api/conversations/{conv['id']}/messages", json={"text": "Hello again"},
-                       headers=business["headers"])
+    resp = client.post(
+        f"/api/conversations/{conv['id']}/messages",
+        json={"text": "Hello again"},
+        headers=business["headers"],
+    )
     assert resp.get_json()["status"] == "failed" and resp.get_json()["error"] == "outside_window"
     assert fake_graph.requests == []
 
@@ -117,25 +151,44 @@ def test_echo_is_stored_and_never_answered(client, business, fake_graph):
 def test_whatsapp_statuses_never_move_backwards(client, business, fake_graph):
     post_webhook(client, "whatsapp", wa_text("hi there"))
     [conv] = conversations(client, business)
-    sent = client.post(f"/api/conversations/{conv['id']}/messages", json={"text": "Hello!"},
-                       headers=business["headers"]).get_json()
+    sent = client.post(
+        f"/api/conversations/{conv['id']}/messages",
+        json={"text": "Hello!"},
+        headers=business["headers"],
+    ).get_json()
     wamid = sent["platform_message_id"]
     assert sent["status"] == "sent" and wamid
 
     def status():
         return [m for m in messages(client, business, conv["id"]) if m["id"] == sent["id"]][0]
 
-    post_webhook(client, "whatsapp", wa_status(wamid, "read"))          # read without delivered
+    post_webhook(client, "whatsapp", wa_status(wamid, "read"))  # read without delivered
     assert status()["status"] == "read"
-    post_webhook(client, "whatsapp", wa_status(wamid, "delivered"))     # late: changes nothing
+    post_webhook(client, "whatsapp", wa_status(wamid, "delivered"))  # late: changes nothing
     post_webhook(client, "whatsapp", wa_status(wamid, "sent"))
     assert status()["status"] == "read"
     post_webhook(client, "whatsapp", wa_status("wamid.unknown", "delivered"))  # not ours: fine
-    second = client.post(f"/api/conversations/{conv['id']}/messages", json={"text": "Still there?"},
-                         headers=business["headers"]).get_json()
-    post_webhook(client, "whatsapp", wa_status(second["platform_message_id"], "failed", errors=[{
-        "code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
-        "error_data": {"details": "More than 24 hours have passed"}}]))
+    second = client.post(
+        f"/api/conversations/{conv['id']}/messages",
+        json={"text": "Still there?"},
+        headers=business["headers"],
+    ).get_json()
+    post_webhook(
+        client,
+        "whatsapp",
+        wa_status(
+            second["platform_message_id"],
+            "failed",
+            errors=[
+                {
+                    "code": 131047,
+                    "title": "Re-engagement message",
+                    "message": "Re-engagement message",
+                    "error_data": {"details": "More than 24 hours have passed"},
+                }
+            ],
+        ),
+    )
     failed = [m for m in messages(client, business, conv["id"]) if m["id"] == second["id"]][0]
     assert failed["status"] == "failed" and failed["error"] == "outside_window"
     post_webhook(client, "whatsapp", wa_status(second["platform_message_id"], "delivered"))
@@ -146,32 +199,57 @@ def test_whatsapp_statuses_never_move_backwards(client, business, fake_graph):
 def test_messenger_delivery_and_read_watermarks(client, business, fake_graph):
     post_webhook(client, "facebook", fb_text("hi"))
     [conv] = conversations(client, business)
-    out = client.post(f"/api/conversations/{conv['id']}/messages", json={"text": "Hello!"},
-                      headers=business["headers"]).get_json()
+    out = client.post(
+        f"/api/conversations/{conv['id']}/messages",
+        json={"text": "Hello!"},
+        headers=business["headers"],
+    ).get_json()
     psid = conv["contact"]["platform_user_id"]
 
     def receipt(key, body):
-        return {"object": "page", "entry": [{"id": PAGE_ID, "time": now_ms(), "messaging": [{
-            "sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),
-            key: body}]}]}
+        return {
+            "object": "page",
+            "entry": [
+                {
+                    "id": PAGE_ID,
+                    "time": now_ms(),
+                    "messaging": [
+                        {
+                            "sender": {"id": psid},
+                            "recipient": {"id": PAGE_ID},
+                            "timestamp": now_ms(),
+                            key: body,
+                        }
+                    ],
+                }
+            ],
+        }
 
     post_webhook(client, "facebook", receipt("delivery", {"watermark": now_ms(5)}))
-    assert [m for m in messages(client, business, conv["id"]) if m["id"] == out["id"]][0]["status"] == "delivered"
+    assert [m for m in messages(client, business, conv["id"]) if m["id"] == out["id"]][0][
+        "status"
+    ] == "delivered"
     post_webhook(client, "facebook", receipt("read", {"watermark": now_ms(5)}))
-    assert [m for m in messages(client, business, conv["id"]) if m["id"] == out["id"]][0]["status"] == "read"
+    assert [m for m in messages(client, business, conv["id"]) if m["id"] == out["id"]][0][
+        "status"
+    ] == "read"
 
 
 def test_batch_every_entry_and_item_processed(client, business, fake_graph):
     payload = fb_text("first", psid="111")
     payload["entry"].append(_ig_text("second", igsid="222")["entry"][0])
-    payload["entry"][0]["messaging"].append(fb_text("third", psid="333")["entry"][0]["messaging"][0])
+    payload["entry"][0]["messaging"].append(
+        fb_text("third", psid="333")["entry"][0]["messaging"][0]
+    )
     payload["entry"][0]["messaging"].append({"sender": {}, "garbage": True})
     assert post_webhook(client, "facebook", payload).status_code == 200
     names = sorted(c["contact"]["platform_user_id"] for c in conversations(client, business))
     assert names == ["111", "333"]  # the Instagram entry arrived on the Messenger webhook: ignored
 
 
-def test_processing_failure_keeps_event_and_retry_replays(client, business, fake_graph, app, monkeypatch):
+def test_processing_failure_keeps_event_and_retry_replays(
+    client, business, fake_graph, app, monkeypatch
+):
     from automation.core import message_processor
 
     original = message_processor.handle_item
@@ -201,8 +279,11 @@ def test_processing_failure_keeps_event_and_retry_replays(client, business, fake
 def test_resolved_conversation_reopens_on_new_message(client, business, fake_graph):
     post_webhook(client, "facebook", fb_text("hi"))
     [conv] = conversations(client, business)
-    client.patch(f"/api/conversations/{conv['id']}", json={"status": "resolved", "ai_enabled": True},
-                 headers=business["headers"])
+    client.patch(
+        f"/api/conversations/{conv['id']}",
+        json={"status": "resolved", "ai_enabled": True},
+        headers=business["headers"],
+    )
     post_webhook(client, "facebook", fb_text("one more thing"))
     [conv] = conversations(client, business)
     assert conv["status"] in ("open", "pending")
@@ -213,18 +294,33 @@ def test_out_of_order_messages_ordered_by_platform_time(client, business, fake_g
     post_webhook(client, "facebook", fb_text("second", ts=now_ms(-10)))
     post_webhook(client, "facebook", fb_text("first", ts=now_ms(-20)))
     [conv] = conversations(client, business)
-    inbound = [m["text"] for m in messages(client, business, conv["id"]) if m["direction"] == "inbound"]
+    inbound = [
+        m["text"] for m in messages(client, business, conv["id"]) if m["direction"] == "inbound"
+    ]
     assert inbound == ["first", "second"]
 
 
 def test_ai_quota_exhausted_falls_back_to_handoff(client, business, fake_graph, admin):
     stock_knowledge(client, business)
-    tier = client.post("/api/subscriptions/tiers", headers=admin["headers"], json={
-        "name": "One reply", "price": 1, "features": ["ai_replies", "knowledge_base"],
-        "platforms": ["facebook"], "monthly_ai_replies": 1, "platform_accounts": 5,
-        "integrations": 0, "knowledge_documents": 10}).get_json()
-    client.put(f"/api/subscriptions/user/{business['user']['id']}", json={"tier_id": tier["id"]},
-               headers=admin["headers"])
+    tier = client.post(
+        "/api/subscriptions/tiers",
+        headers=admin["headers"],
+        json={
+            "name": "One reply",
+            "price": 1,
+            "features": ["ai_replies", "knowledge_base"],
+            "platforms": ["facebook"],
+            "monthly_ai_replies": 1,
+            "platform_accounts": 5,
+            "integrations": 0,
+            "knowledge_documents": 10,
+        },
+    ).get_json()
+    client.put(
+        f"/api/subscriptions/user/{business['user']['id']}",
+        json={"tier_id": tier["id"]},
+        headers=admin["headers"],
+    )
     post_webhook(client, "facebook", fb_text("What does shipping cost?", psid="1"))
     post_webhook(client, "facebook", fb_text("What does shipping cost?", psid="2"))
     by_contact = {c["contact"]["platform_user_id"]: c for c in conversations(client, business)}
@@ -238,8 +334,9 @@ def test_ai_quota_exhausted_falls_back_to_handoff(client, business, fake_graph, 
     assert "quota" in tasks[0]["description"]
 
 
-def test_admin_lists_inspects_and_replays_failed_events(client, business, fake_graph, admin,
-                                                        monkeypatch):
+def test_admin_lists_inspects_and_replays_failed_events(
+    client, business, fake_graph, admin, monkeypatch
+):
     from automation.core import message_processor
 
     original = message_processor.handle_item
@@ -269,11 +366,16 @@ def test_admin_lists_inspects_and_replays_failed_events(client, business, fake_g
     assert again.get_json()["status"] == "processed"
     assert len(messages(client, business, conv["id"])) == 2  # nothing stored or sent twice
     assert len(fake_graph.requests_to("/me/messages")) == 1
-    [rejected] = client.get("/api/admin/webhook-events?status=rejected", headers=h).get_json()["items"]
+    [rejected] = client.get("/api/admin/webhook-events?status=rejected", headers=h).get_json()[
+        "items"
+    ]
     resp = client.post(f"/api/admin/webhook-events/{rejected['id']}/retry", headers=h)
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "event_not_replayable"
     assert client.post("/api/admin/webhook-events/999999/retry", headers=h).status_code == 404
     page = client.get("/api/admin/webhook-events?limit=1", headers=h).get_json()
-    rest = client.get(f"/api/admin/webhook-events?limit=5&cursor={page['next_cursor']}", headers=h).get_json()
+    rest = client.get(
+        f"/api/admin/webhook-events?limit=5&cursor={page['next_cursor']}", headers=h
+    ).get_json()
     assert [e["id"] for e in page["items"] + rest["items"]] == sorted(
-        [event["id"], rejected["id"]], reverse=True)
+        [event["id"], rejected["id"]], reverse=True
+    )

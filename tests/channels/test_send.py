@@ -1,11 +1,9 @@
 """Agent replies through the Send API: window, error mapping, reauth, AI pause."""
 from __future__ import annotations
 
-
 import pytest
 
-from tests.channels.conftest import (conversations, fb_text, now_ms,
-                                     post_webhook)
+from tests.channels.conftest import conversations, fb_text, now_ms, post_webhook
 from tests.fakes.graph import Reply, graph_error, sample
 
 
@@ -36,7 +34,9 @@ def test_agent_reply_sent_and_pauses_ai(client, business, conv, fake_graph):
 
 
 def test_agent_reply_can_leave_ai_on(client, business, conv):
-    client.patch(f"/api/conversations/{conv['id']}", json={"ai_enabled": True}, headers=business["headers"])
+    client.patch(
+        f"/api/conversations/{conv['id']}", json={"ai_enabled": True}, headers=business["headers"]
+    )
     _send(client, business, conv, pause_ai=False)
     got = client.get(f"/api/conversations/{conv['id']}", headers=business["headers"]).get_json()
     assert got["ai_enabled"] is True
@@ -57,14 +57,18 @@ def test_outside_window_fails_without_calling_graph(client, business, fake_graph
 
 
 def test_platform_says_outside_window_not_retried(client, business, conv, fake_graph):
-    fake_graph.queue("/me/messages", Reply(400, sample("sendapi_messenger_error_outside_window.json")))
+    fake_graph.queue(
+        "/me/messages", Reply(400, sample("sendapi_messenger_error_outside_window.json"))
+    )
     msg = _send(client, business, conv)
     assert msg["status"] == "failed" and msg["error"] == "outside_window"
     assert len(fake_graph.requests_to("/me/messages")) == 1
 
 
 def test_rate_limit_retried_then_sent(client, business, conv, fake_graph):
-    fake_graph.queue("/me/messages", Reply.error(613, status=400), Reply.error(4, status=500), Reply())
+    fake_graph.queue(
+        "/me/messages", Reply.error(613, status=400), Reply.error(4, status=500), Reply()
+    )
     msg = _send(client, business, conv)
     assert msg["status"] == "sent"
     assert len(fake_graph.requests_to("/me/messages")) == 3
@@ -72,13 +76,17 @@ def test_rate_limit_retried_then_sent(client, business, conv, fake_graph):
 
 def test_invalid_token_marks_account_needs_reauth(app, client, business, conv, fake_graph):
     from utils.realtime import socketio
+
     sock = socketio.test_client(app, auth={"token": business["access_token"]})
     assert sock.is_connected()
     fake_graph.queue("/me/messages", Reply(401, graph_error(190, "Error validating access token")))
     msg = _send(client, business, conv)
     assert msg["status"] == "failed" and msg["error"] == "token_invalid"
     assert len(fake_graph.requests_to("/me/messages")) == 1
-    accounts = {a["platform"]: a for a in client.get("/api/platforms", headers=business["headers"]).get_json()["items"]}
+    accounts = {
+        a["platform"]: a
+        for a in client.get("/api/platforms", headers=business["headers"]).get_json()["items"]
+    }
     assert accounts["facebook"]["status"] == "needs_reauth"
     events = [e for e in sock.get_received() if e["name"] == "integration_error"]
     assert events and events[0]["args"][0]["platform_account_id"] == accounts["facebook"]["id"]
@@ -89,13 +97,17 @@ def test_invalid_token_marks_account_needs_reauth(app, client, business, conv, f
 
 
 def test_other_users_conversation_is_404(client, business, conv, other_user):
-    resp = client.post(f"/api/conversations/{conv['id']}/messages", json={"text": "x"},
-                       headers=other_user["headers"])
+    resp = client.post(
+        f"/api/conversations/{conv['id']}/messages",
+        json={"text": "x"},
+        headers=other_user["headers"],
+    )
     assert resp.status_code == 404
 
 
 def test_new_message_event_reaches_only_the_owner(app, client, business, other_user, fake_graph):
     from utils.realtime import socketio
+
     mine = socketio.test_client(app, auth={"token": business["access_token"]})
     theirs = socketio.test_client(app, auth={"token": other_user["access_token"]})
     post_webhook(client, "facebook", fb_text("ping"))
@@ -103,7 +115,8 @@ def test_new_message_event_reaches_only_the_owner(app, client, business, other_u
     assert got and got[0]["args"][0]["message"]["text"] == "ping"
     assert got[0]["args"][0]["conversation_id"] == conversations(client, business)[0]["id"]
     assert [e for e in theirs.get_received() if e["name"] == "new_message"] == []
-    mine.disconnect(); theirs.disconnect()
+    mine.disconnect()
+    theirs.disconnect()
 
 
 def test_instagram_login_accounts_use_their_own_graph_host(app, client, business, fake_graph):
@@ -127,16 +140,28 @@ def test_instagram_login_accounts_use_their_own_graph_host(app, client, business
 
 
 def test_whatsapp_template_outside_the_window(client, business, fake_graph):
-    from tests.channels.conftest import PHONE_ID, wa_text
     import time as _time
+
+    from tests.channels.conftest import PHONE_ID, wa_text
+
     post_webhook(client, "whatsapp", wa_text("old question", ts=_time.time() - 26 * 3600))
     fake_graph.requests.clear()
     [c] = [c for c in conversations(client, business) if c["platform"] == "whatsapp"]
     plain = _send(client, business, c)
     assert plain["status"] == "failed" and plain["error"] == "outside_window"
-    resp = client.post(f"/api/conversations/{c['id']}/messages", headers=business["headers"], json={
-        "template": {"name": "order_update", "language": "en_US", "components": [
-            {"type": "body", "parameters": [{"type": "text", "text": "A-1042"}]}]}})
+    resp = client.post(
+        f"/api/conversations/{c['id']}/messages",
+        headers=business["headers"],
+        json={
+            "template": {
+                "name": "order_update",
+                "language": "en_US",
+                "components": [
+                    {"type": "body", "parameters": [{"type": "text", "text": "A-1042"}]}
+                ],
+            }
+        },
+    )
     assert resp.status_code == 201
     msg = resp.get_json()
     assert msg["status"] == "sent" and msg["text"] == "[template order_update]"
@@ -148,12 +173,20 @@ def test_whatsapp_template_outside_the_window(client, business, fake_graph):
 
 
 def test_template_refused_on_messenger_and_body_validated(client, business, conv):
-    resp = client.post(f"/api/conversations/{conv['id']}/messages", headers=business["headers"],
-                       json={"template": {"name": "order_update"}})
+    resp = client.post(
+        f"/api/conversations/{conv['id']}/messages",
+        headers=business["headers"],
+        json={"template": {"name": "order_update"}},
+    )
     assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "template_not_supported"
-    empty = client.post(f"/api/conversations/{conv['id']}/messages", headers=business["headers"], json={})
+    empty = client.post(
+        f"/api/conversations/{conv['id']}/messages", headers=business["headers"], json={}
+    )
     assert empty.status_code == 400 and empty.get_json()["error"]["code"] == "validation_error"
-    bad = client.post(f"/api/conversations/{conv['id']}/messages", headers=business["headers"],
-                      json={"template": {"name": "Order Update!"}})
+    bad = client.post(
+        f"/api/conversations/{conv['id']}/messages",
+        headers=business["headers"],
+        json={"template": {"name": "Order Update!"}},
+    )
     assert bad.status_code == 400
     assert bad.get_json()["error"]["details"][0]["field"] == "template.name"

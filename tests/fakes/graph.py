@@ -97,7 +97,9 @@ def success_body(request_json: dict | None) -> dict:
         return {"messaging_product": "whatsapp",
                 "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
                 "messages": [{"id": "wamid.FAKE" + uuid.uuid4().hex.upper()}]}
-    recipient = request_json.get("recipient") if isinstance(request_json.get("recipient"), dict) else {}
+    recipient = (
+        request_json.get("recipient") if isinstance(request_json.get("recipient"), dict) else {}
+    )
     return {"recipient_id": recipient.get("id"), "message_id": "m_fake" + uuid.uuid4().hex}
 
 
@@ -106,7 +108,7 @@ class FakeGraph:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self.accounts: dict[str, dict] = {}   # token -> the object it manages (all its fields)
+        self.accounts: dict[str, dict] = {}  # token -> the object it manages (all its fields)
         self._queues: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
         fake = self
@@ -123,8 +125,9 @@ class FakeGraph:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -172,8 +175,11 @@ class FakeGraph:
         """A GET of `/vX/me` or `/vX/{id}`: Graph's access control over the registered tokens."""
         params = parse_qs(query)
         auth = headers.get("authorization", "")
-        token = auth[7:] if auth.lower().startswith("bearer ") else \
-            (params.get("access_token") or [""])[0]
+        token = (
+            auth[7:]
+            if auth.lower().startswith("bearer ")
+            else (params.get("access_token") or [""])[0]
+        )
         with self._lock:
             account = self.accounts.get(token)
         if account is None:
@@ -192,12 +198,23 @@ class FakeGraph:
             body = None
         path, _, query = handler.path.partition("?")
         with self._lock:
-            self.requests.append(Recorded(handler.command, path, query,
-                                          {k.lower(): v for k, v in handler.headers.items()}, body, raw))
+            self.requests.append(
+                Recorded(
+                    handler.command,
+                    path,
+                    query,
+                    {k.lower(): v for k, v in handler.headers.items()},
+                    body,
+                    raw,
+                )
+            )
         reply = self._next_reply(path)
         if reply is None:
-            reply = (self._read(path, query, {k.lower(): v for k, v in handler.headers.items()})
-                     if handler.command == "GET" else Reply())
+            reply = (
+                self._read(path, query, {k.lower(): v for k, v in handler.headers.items()})
+                if handler.command == "GET"
+                else Reply()
+            )
         if reply.delay:
             time.sleep(reply.delay)
         if reply.drop:
@@ -208,8 +225,9 @@ class FakeGraph:
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         try:
             handler.send_response(reply.status)
-            handler.send_header("Content-Type", "application/json" if not isinstance(payload, str)
-                                else "text/html")
+            handler.send_header(
+                "Content-Type", "application/json" if not isinstance(payload, str) else "text/html"
+            )
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             handler.wfile.write(data)

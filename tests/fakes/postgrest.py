@@ -176,7 +176,6 @@ def _order(value: str) -> sql.Composable:
     terms = []
     for term in value.split(","):
         column, *modifiers = term.split(".")
-        words = []
         if modifiers not in ([], ["asc"], ["desc"]):
             raise _bad(f"unsupported order {term!r}")
         direction = sql.SQL("DESC" if modifiers == ["desc"] else "ASC")

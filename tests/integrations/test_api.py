@@ -268,14 +268,19 @@ def test_a_stored_config_gone_invalid_never_echoes_the_secret(client, starter, s
     db.session.commit()
     test = client.post("/api/integrations/email/test", headers=starter["headers"]).get_json()
     assert test["ok"] is False and "no longer valid" in test["detail"]
-    stored = client.get("/api/integrations/email", headers=starter["headers"]).get_data(as_text=True)
+    stored = client.get("/api/integrations/email",
+                        headers=starter["headers"]).get_data(as_text=True)
     assert PASSWORD not in test["detail"] and PASSWORD not in stored
 
 
-@pytest.mark.parametrize("settings_overrides", [{"SMTP_ALLOWED_HOSTS": "smtp.example.com"}],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "settings_overrides", [{"SMTP_ALLOWED_HOSTS": "smtp.example.com"}], indirect=True
+)
 def test_hosts_outside_the_allow_list_are_never_contacted(client, starter, smtp):
-    resp = client.post("/api/integrations", headers=starter["headers"],
-                       json={"type": "email", "config": email_config(smtp)})
+    resp = client.post(
+        "/api/integrations",
+        headers=starter["headers"],
+        json={"type": "email", "config": email_config(smtp)},
+    )
     assert "not allowed" in assert_error(resp, 422, "integration_check_failed")["message"]
     assert smtp.logins == [] and smtp.messages == []

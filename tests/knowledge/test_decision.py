@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import json
 
-from automation.knowledge.decision import (FALLBACK, FEATURES, DecisionModel, _cache, features,
-                                           fit, load_model)
+from automation.knowledge.decision import (
+    FALLBACK,
+    FEATURES,
+    DecisionModel,
+    _cache,
+    features,
+    fit,
+    load_model,
+)
 from automation.knowledge.text import alternatives, content_terms, rewrite_phrases
 from tests.knowledge.conftest import create_doc, search
 

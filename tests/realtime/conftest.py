@@ -154,7 +154,8 @@ class LiveServer(Proc):
                         self._use_port(free_port())
                         self.start()
                         continue
-                    pytest.fail(f"{self.name} exited with {self.proc.returncode}\n{self.log()[-3000:]}")
+                    pytest.fail(f"{self.name} exited with {self.proc.returncode}\n"
+                                f"{self.log()[-3000:]}")
                 try:
                     resp = client.get(self.base_url + "/health")
                     # Dana stamps every response with X-Request-ID; a stranger on the port does not.
@@ -168,13 +169,22 @@ class LiveServer(Proc):
 
 # ----------------------------------------------------------------------------- environment
 
+
 def process_env(**settings) -> dict:
     """The runner's environment without any Dana/Flask setting, plus `settings`."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in Settings.model_fields and not k.startswith("FLASK_")
-           and k not in ("REDIS_URL", "TEST_DATABASE_URL")}
-    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
-               FLASK_SKIP_DOTENV="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in Settings.model_fields
+        and not k.startswith("FLASK_")
+        and k not in ("REDIS_URL", "TEST_DATABASE_URL")
+    }
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        FLASK_SKIP_DOTENV="1",
+    )
     env.update({k: str(v) for k, v in settings.items() if v is not None})
     return env
 
@@ -182,43 +192,70 @@ def process_env(**settings) -> dict:
 class Stack:
     """One test's world: a database, a fake Graph API, maybe a Redis db, and its processes."""
 
-    def __init__(self, workdir: Path, database_url: str, graph: FakeGraph,
-                 redis_url: str | None = None):
+    def __init__(
+        self, workdir: Path, database_url: str, graph: FakeGraph, redis_url: str | None = None
+    ):
         self.workdir, self.database_url, self.graph, self.redis_url = (
-            workdir, database_url, graph, redis_url)
+            workdir,
+            database_url,
+            graph,
+            redis_url,
+        )
         self.procs: list[Proc] = []
         self._engine = None
         self.env = process_env(
-            DANA_ENV="production", DATABASE_URL=database_url,
+            DANA_ENV="production",
+            DATABASE_URL=database_url,
             INSTANCE_PATH=str(workdir / "instance"),
-            SECRET_KEY="live-test-secret-key-" + "s" * 40, JWT_SECRET_KEY=JWT_SECRET,
+            SECRET_KEY="live-test-secret-key-" + "s" * 40,
+            JWT_SECRET_KEY=JWT_SECRET,
             ENCRYPTION_KEYS="aGVsbG8taGVsbG8taGVsbG8taGVsbG8taGVsbG8tMTI=",
-            META_APP_SECRET=APP_SECRET, META_VERIFY_TOKEN="live-verify-token",
-            GRAPH_API_URL=graph.base_url, GRAPH_RETRY_WAIT_SECONDS="0.01",
-            GRAPH_RETRY_ATTEMPTS="1", GRAPH_TIMEOUT_SECONDS="20",
-            AI_PROVIDER="local", RATE_LIMIT_ENABLED="false", LOG_LEVEL="INFO",
-            REDIS_URL=redis_url)
+            META_APP_SECRET=APP_SECRET,
+            META_VERIFY_TOKEN="live-verify-token",
+            GRAPH_API_URL=graph.base_url,
+            GRAPH_RETRY_WAIT_SECONDS="0.01",
+            GRAPH_RETRY_ATTEMPTS="1",
+            GRAPH_TIMEOUT_SECONDS="20",
+            AI_PROVIDER="local",
+            RATE_LIMIT_ENABLED="false",
+            LOG_LEVEL="INFO",
+            REDIS_URL=redis_url,
+        )
 
     # processes
     def server(self, name: str = "server", gunicorn: bool = False, **settings) -> LiveServer:
-        srv = LiveServer(name, {**self.env, **{k: str(v) for k, v in settings.items()}},
-                         self.workdir, gunicorn=gunicorn)
+        srv = LiveServer(
+            name,
+            {**self.env, **{k: str(v) for k, v in settings.items()}},
+            self.workdir,
+            gunicorn=gunicorn,
+        )
         self.procs.append(srv)
         return srv.start()
 
     def worker(self, name: str = "worker", *args: str, **settings) -> Proc:
         """`flask --app app:create_app worker ...` with this stack's environment."""
-        proc = Proc(name, [PYTHON, "-m", "flask", "--app", "app:create_app", "worker", *args],
-                    {**self.env, **{k: str(v) for k, v in settings.items()}}, self.workdir)
+        proc = Proc(
+            name,
+            [PYTHON, "-m", "flask", "--app", "app:create_app", "worker", *args],
+            {**self.env, **{k: str(v) for k, v in settings.items()}},
+            self.workdir,
+        )
         self.procs.append(proc)
         return proc.start()
 
     def flask(self, *args: str, timeout: float = 60.0, **settings) -> subprocess.CompletedProcess:
         """Run one `flask --app app:create_app ...` command to completion."""
         env = {**self.env, **{k: str(v) for k, v in settings.items()}}
-        return subprocess.run([PYTHON, "-m", "flask", "--app", "app:create_app", *args],
-                              env=env, cwd=self.workdir, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [PYTHON, "-m", "flask", "--app", "app:create_app", *args],
+            env=env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def close(self) -> None:
         for proc in self.procs:
@@ -237,8 +274,9 @@ class Stack:
             return list(conn.execute(text(sql), params))
 
     def event(self, event_id: int) -> dict:
-        [row] = self.query("SELECT status, attempts, error FROM webhook_events WHERE id = :id",
-                           id=event_id)
+        [row] = self.query(
+            "SELECT status, attempts, error FROM webhook_events WHERE id = :id", id=event_id
+        )
         return {"status": row[0], "attempts": row[1], "error": row[2]}
 
     def replies(self) -> list:
@@ -261,8 +299,8 @@ def live_db(databases, tmp_path):
     databases.drop(url)
 
 
-CLAIM_KEY = "dana-test:redis-db-claim:{}"   # in database 0, with an expiry
-MARKER_KEY = "dana-test:realtime-db"         # in the claimed database itself
+CLAIM_KEY = "dana-test:redis-db-claim:{}"  # in database 0, with an expiry
+MARKER_KEY = "dana-test:realtime-db"  # in the claimed database itself
 
 
 @contextlib.contextmanager
@@ -357,8 +395,9 @@ class RefusingStore:
 
         self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
 
     def stop(self):
@@ -375,6 +414,7 @@ def refusing_store():
 
 # ----------------------------------------------------------------------------- API helpers
 
+
 def api(base_url: str) -> httpx.Client:
     return httpx.Client(base_url=base_url, trust_env=False, timeout=15.0)
 
@@ -382,9 +422,14 @@ def api(base_url: str) -> httpx.Client:
 def register(base_url: str, name: str = "Live User") -> dict:
     """Register through the live API; the body plus 'headers'."""
     with api(base_url) as c:
-        resp = c.post("/api/auth/register", json={
-            "email": f"live-{uuid.uuid4().hex[:10]}@example.com",
-            "password": "correct horse battery", "name": name})
+        resp = c.post(
+            "/api/auth/register",
+            json={
+                "email": f"live-{uuid.uuid4().hex[:10]}@example.com",
+                "password": "correct horse battery",
+                "name": name,
+            },
+        )
     assert resp.status_code == 201, resp.text
     body = resp.json()
     body["headers"] = {"Authorization": f"Bearer {body['access_token']}"}
@@ -398,9 +443,16 @@ def connect_page(base_url: str, user: dict, graph: FakeGraph, page_id: str | Non
     token = f"EAAG-live-{page_id}-token"
     graph.manage(token, page_id, name="Live Page")
     with api(base_url) as c:
-        resp = c.post("/api/platforms", headers=user["headers"], json={
-            "platform": "facebook", "external_id": page_id,
-            "access_token": token, "name": "Live Page"})
+        resp = c.post(
+            "/api/platforms",
+            headers=user["headers"],
+            json={
+                "platform": "facebook",
+                "external_id": page_id,
+                "access_token": token,
+                "name": "Live Page",
+            },
+        )
     assert resp.status_code == 201, resp.text
     return page_id
 
@@ -414,10 +466,23 @@ def business(base_url: str, graph: FakeGraph, name: str = "Live Shop") -> dict:
 
 def fb_message(page_id: str, text: str, psid: str | None = None) -> dict:
     now = int(time.time() * 1000)
-    return {"object": "page", "entry": [{"id": page_id, "time": now, "messaging": [{
-        "sender": {"id": psid or str(7 * 10**15 + uuid.uuid4().int % 10**15)},
-        "recipient": {"id": page_id}, "timestamp": now,
-        "message": {"mid": "m_" + uuid.uuid4().hex, "text": text}}]}]}
+    return {
+        "object": "page",
+        "entry": [
+            {
+                "id": page_id,
+                "time": now,
+                "messaging": [
+                    {
+                        "sender": {"id": psid or str(7 * 10**15 + uuid.uuid4().int % 10**15)},
+                        "recipient": {"id": page_id},
+                        "timestamp": now,
+                        "message": {"mid": "m_" + uuid.uuid4().hex, "text": text},
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def post_webhook(base_url: str, payload: dict) -> httpx.Response:
@@ -425,14 +490,18 @@ def post_webhook(base_url: str, payload: dict) -> httpx.Response:
     raw = json.dumps(payload).encode()
     sig = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
     with api(base_url) as c:
-        return c.post("/webhooks/facebook", content=raw,
-                      headers={"X-Hub-Signature-256": sig, "Content-Type": "application/json"})
+        return c.post(
+            "/webhooks/facebook",
+            content=raw,
+            headers={"X-Hub-Signature-256": sig, "Content-Type": "application/json"},
+        )
 
 
 def messages(base_url: str, user: dict, conversation_id: str) -> list[dict]:
     with api(base_url) as c:
-        resp = c.get(f"/api/conversations/{conversation_id}/messages?limit=100",
-                     headers=user["headers"])
+        resp = c.get(
+            f"/api/conversations/{conversation_id}/messages?limit=100", headers=user["headers"]
+        )
     assert resp.status_code == 200, resp.text
     return resp.json()["items"]
 
@@ -446,11 +515,17 @@ def conversations(base_url: str, user: dict) -> list[dict]:
 
 # ----------------------------------------------------------------------------- Socket.IO client
 
+
 class Listener:
     """A real python-socketio client that records every event it receives."""
 
-    def __init__(self, base_url: str, token: str | None, transports=("websocket",),
-                 headers: dict | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        transports=("websocket",),
+        headers: dict | None = None,
+    ):
         self.base_url, self.token, self.transports = base_url, token, list(transports)
         self.headers = headers or {}
         self.sio = socketio.Client(reconnection=False)
@@ -470,8 +545,14 @@ class Listener:
 
     def connect(self, wait: bool = True) -> "Listener":
         auth = {"token": self.token} if self.token is not None else None
-        self.sio.connect(self.base_url, auth=auth, transports=self.transports,
-                         headers=self.headers, wait=wait, wait_timeout=10)
+        self.sio.connect(
+            self.base_url,
+            auth=auth,
+            transports=self.transports,
+            headers=self.headers,
+            wait=wait,
+            wait_timeout=10,
+        )
         return self
 
     def refused(self, timeout: float = 10.0) -> dict:
@@ -492,8 +573,12 @@ class Listener:
         assert isinstance(self.connect_error, dict), self.connect_error
         return self.connect_error
 
-    def wait_for(self, event: str, predicate: Callable[[object], bool] = lambda d: True,
-                 timeout: float = 15.0):
+    def wait_for(
+        self,
+        event: str,
+        predicate: Callable[[object], bool] = lambda d: True,
+        timeout: float = 15.0,
+    ):
         """The first `event` whose data satisfies predicate; fails after timeout seconds."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -503,8 +588,10 @@ class Listener:
                         return data
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    pytest.fail(f"no {event!r} event within {timeout:.0f}s; received: "
-                                f"{[n for n, _ in self.received]}")
+                    pytest.fail(
+                        f"no {event!r} event within {timeout:.0f}s; received: "
+                        f"{[n for n, _ in self.received]}"
+                    )
                 self._cond.wait(left)
 
     def names(self) -> list[str]:
@@ -543,6 +630,7 @@ def emitter(redis_url: str):
     from flask_socketio import SocketIO
 
     from utils.realtime import channel_for
+
     return SocketIO(message_queue=redis_url, channel=channel_for(redis_url))
 
 
@@ -562,7 +650,7 @@ def wait_subscribed(redis_url: str, listener: Listener, user_id: str, timeout: f
         out.emit("queue_probe", {"n": n}, to=user_room(user_id))
         with listener._cond:
             if listener._cond.wait_for(
-                    lambda: any(name == "queue_probe" for name, _ in listener.received),
-                    timeout=0.5):
+                lambda: any(name == "queue_probe" for name, _ in listener.received), timeout=0.5
+            ):
                 return
     pytest.fail(f"the server never delivered a message from the Redis queue within {timeout:.0f}s")

@@ -2,8 +2,15 @@
 serves the API and Socket.IO over WebSocket, and logs each request with its request id."""
 from __future__ import annotations
 
-from tests.realtime.conftest import (QUESTION, api, business, fb_message, post_webhook, register,
-                                     wait_until)
+from tests.realtime.conftest import (
+    QUESTION,
+    api,
+    business,
+    fb_message,
+    post_webhook,
+    register,
+    wait_until,
+)
 
 
 def test_gunicorn_serves_http_and_socketio_websockets(make_stack, listeners):
@@ -14,8 +21,11 @@ def test_gunicorn_serves_http_and_socketio_websockets(make_stack, listeners):
         resp = c.get("/health", headers={"X-Request-ID": "probe-0001"})
     assert resp.status_code == 200 and resp.json()["status"] == "ok"
     assert resp.headers["X-Request-ID"] == "probe-0001"
-    wait_until(lambda: 'GET /health HTTP/1.1" 200' in server.log() and "rid=probe-0001" in server.log(),
-               10, "the access log line with the request id")
+    wait_until(
+        lambda: 'GET /health HTTP/1.1" 200' in server.log() and "rid=probe-0001" in server.log(),
+        10,
+        "the access log line with the request id",
+    )
     assert "Using worker: gthread" in server.log()
 
     # A real client over the WebSocket transport (no long-polling first) and over polling.
@@ -24,7 +34,10 @@ def test_gunicorn_serves_http_and_socketio_websockets(make_stack, listeners):
     assert ws.sio.transport() == "websocket"
     polling = listeners(server.base_url, user["access_token"], transports=("polling",)).connect()
     assert polling.sio.transport() == "polling"
-    assert listeners(server.base_url, user["refresh_token"]).refused()["data"]["code"] == "invalid_token"
+    assert (
+        listeners(server.base_url, user["refresh_token"]).refused()["data"]["code"]
+        == "invalid_token"
+    )
 
 
 def test_gunicorn_processes_webhooks_after_the_response_and_notifies(make_stack, listeners):

@@ -11,8 +11,17 @@ from rq.registry import FailedJobRegistry
 
 from services.rq_queue import QUEUE_NAME, job_id
 from tests.fakes.graph import Reply
-from tests.realtime.conftest import (QUESTION, api, business, conversations, fb_message,
-                                     messages, post_webhook, wait_subscribed, wait_until)
+from tests.realtime.conftest import (
+    QUESTION,
+    api,
+    business,
+    conversations,
+    fb_message,
+    messages,
+    post_webhook,
+    wait_subscribed,
+    wait_until,
+)
 
 
 def _queue(redis_url: str) -> Queue:

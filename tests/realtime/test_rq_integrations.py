@@ -3,8 +3,15 @@ the customer's answer, never by the web process that received the webhook."""
 from __future__ import annotations
 
 from tests.fakes.smtp import SmtpServer
-from tests.realtime.conftest import (QUESTION, api, business, conversations, fb_message,
-                                     messages, post_webhook)
+from tests.realtime.conftest import (
+    QUESTION,
+    api,
+    business,
+    conversations,
+    fb_message,
+    messages,
+    post_webhook,
+)
 
 LOGIN, PASSWORD = "agent@shop.example.com", "smtp-Pa55word-7781"
 

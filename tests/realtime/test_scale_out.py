@@ -5,8 +5,14 @@ message queue, like an RQ worker or this test) emits for its user.
 """
 from __future__ import annotations
 
-from tests.realtime.conftest import (QUESTION, business, emitter, fb_message, post_webhook,
-                                     wait_subscribed)
+from tests.realtime.conftest import (
+    QUESTION,
+    business,
+    emitter,
+    fb_message,
+    post_webhook,
+    wait_subscribed,
+)
 from utils.realtime import user_room
 
 

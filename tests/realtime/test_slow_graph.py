@@ -20,5 +20,7 @@ def test_webhook_answers_fast_while_graph_is_slow(make_stack, graph):
     # ... and the automation still completes: exactly one reply reaches Graph.
     wait_until(lambda: len(stack.replies()) == 1, 30, "the slow reply to reach the fake Graph")
     event_id = resp.json()["event_id"]
-    wait_until(lambda: stack.event(event_id)["status"] == "processed", 30, "the event to be processed")
+    wait_until(
+        lambda: stack.event(event_id)["status"] == "processed", 30, "the event to be processed"
+    )
     assert stack.event(event_id)["attempts"] == 1

@@ -10,8 +10,18 @@ import pytest
 import socketio
 
 from tests.fakes.graph import FakeGraph
-from tests.realtime.conftest import (JWT_SECRET, QUESTION, Stack, api, business, conversations,
-                                     fb_message, messages, post_webhook, register)
+from tests.realtime.conftest import (
+    JWT_SECRET,
+    QUESTION,
+    Stack,
+    api,
+    business,
+    conversations,
+    fb_message,
+    messages,
+    post_webhook,
+    register,
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,15 +112,27 @@ def test_webhook_notifies_the_pages_owner_and_nobody_else(live, base_url, listen
     [conv] = conversations(base_url, owner)
     assert inbound["conversation_id"] == conv["id"]
     # The message as the REST API shows it (fields that processing does not change later).
-    [stored] = [m for m in messages(base_url, owner, conv["id"]) if m["id"] == inbound["message"]["id"]]
-    for field in ("id", "conversation_id", "direction", "sender_type", "text", "platform",
-                  "platform_message_id", "created_at", "attachments"):
+    [stored] = [m for m in messages(base_url, owner, conv["id"])
+                if m["id"] == inbound["message"]["id"]]
+    for field in (
+        "id",
+        "conversation_id",
+        "direction",
+        "sender_type",
+        "text",
+        "platform",
+        "platform_message_id",
+        "created_at",
+        "attachments",
+    ):
         assert inbound["message"][field] == stored[field], field
 
     # The automated hand-off notice: stored (new_message), then sent (message_status).
     reply = mine.wait_for("new_message", lambda d: d["message"]["direction"] == "outbound")
-    mine.wait_for("message_status", lambda d: d.get("message_id") == reply["message"]["id"]
-                  and d["status"] == "sent")
+    mine.wait_for(
+        "message_status",
+        lambda d: d.get("message_id") == reply["message"]["id"] and d["status"] == "sent",
+    )
     mine.wait_for("task_created", lambda d: d["conversation_id"] == conv["id"])
     assert len(live.replies()) >= 1
     time.sleep(0.3)  # everything this delivery causes has been emitted by now: nothing for B
@@ -119,16 +141,25 @@ def test_webhook_notifies_the_pages_owner_and_nobody_else(live, base_url, listen
 
 def test_browser_origins_come_from_the_settings(base_url, listeners):
     user = register(base_url)
-    allowed = listeners(base_url, user["access_token"], transports=POLLING,
-                        headers={"Origin": "https://app.example"}).connect()
+    allowed = listeners(
+        base_url,
+        user["access_token"],
+        transports=POLLING,
+        headers={"Origin": "https://app.example"},
+    ).connect()
     assert allowed.sio.connected
     # The app's own origin needs no listing (a same-origin frontend), like the REST API.
     # (The WebSocket client of the other tests sends this origin by itself.)
-    own = listeners(base_url, user["access_token"], transports=POLLING,
-                    headers={"Origin": base_url}).connect()
+    own = listeners(
+        base_url, user["access_token"], transports=POLLING, headers={"Origin": base_url}
+    ).connect()
     assert own.sio.connected
-    other = listeners(base_url, user["access_token"], transports=POLLING,
-                      headers={"Origin": "https://evil.example"})
+    other = listeners(
+        base_url,
+        user["access_token"],
+        transports=POLLING,
+        headers={"Origin": "https://evil.example"},
+    )
     with pytest.raises(socketio.exceptions.ConnectionError):
         other.connect()
     assert not other.sio.connected

@@ -152,6 +152,7 @@ def test_unknown_thread_is_404(client, slack_business):
 
 def test_secrets_appear_in_no_log(client, business, fake_slack, caplog):
     import logging
+
     from tests.slack.conftest import SIGNING_SECRET
     caplog.set_level(logging.DEBUG)
     assert connect_slack(client, business).status_code == 201

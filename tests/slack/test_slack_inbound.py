@@ -10,8 +10,15 @@ import pytest
 from tests.channels.conftest import conversations, fb_text, messages, post_webhook
 from tests.fakes.slack import BOT_ID, BOT_USER_ID, CHANNEL_ID
 from tests.helpers import assert_error
-from tests.slack.conftest import (SERVER_SECRET, block_action, connect_slack, post_event,
-                                  post_interaction, reply_event, slack_headers)
+from tests.slack.conftest import (
+    SERVER_SECRET,
+    block_action,
+    connect_slack,
+    post_event,
+    post_interaction,
+    reply_event,
+    slack_headers,
+)
 
 PSID = "7354923876541234"
 

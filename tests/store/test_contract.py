@@ -26,7 +26,9 @@ def _msg(conv_id, mid, at, text="hi", direction="inbound", sender="contact", **k
 
 def test_contact_upsert_updates_profile_and_is_per_owner(store, owners):
     a, b = owners
-    c1, created1 = store.upsert_contact(a, "facebook", "psid-1", {"first_name": "Ada", "last_name": "L"})
+    c1, created1 = store.upsert_contact(
+        a, "facebook", "psid-1", {"first_name": "Ada", "last_name": "L"}
+    )
     c2, created2 = store.upsert_contact(a, "facebook", "psid-1", {"profile_pic": "https://x/p.jpg"})
     assert (created1, created2) == (True, False)
     assert c1["id"] == c2["id"]
@@ -45,8 +47,12 @@ def test_open_conversation_is_idempotent(store, owners):
     again, created_again = store.open_conversation(a, "facebook", "page-1", contact["id"])
     assert created and not created_again and again["id"] == conv["id"]
     assert conv["status"] == "open" and conv["ai_enabled"] is True and conv["labels"] == []
-    assert conv["contact"] == {"id": contact["id"], "name": "Ada", "platform_user_id": "psid-1",
-                               "profile_pic": None}
+    assert conv["contact"] == {
+        "id": contact["id"],
+        "name": "Ada",
+        "platform_user_id": "psid-1",
+        "profile_pic": None,
+    }
 
 
 def test_open_conversation_refuses_a_contact_that_is_not_the_owners(store, owners):
@@ -96,16 +102,18 @@ def test_message_pages_go_back_in_time(store, owners):
 def test_status_never_moves_backwards(store, owners):
     a, b = owners
     _, conv, _ = _conv(store, a)
-    out = store.add_message(a, _msg(conv["id"], None, T0, "reply", direction="outbound",
-                                    sender="ai", status="queued"))
+    out = store.add_message(
+        a, _msg(conv["id"], None, T0, "reply", direction="outbound", sender="ai", status="queued")
+    )
     sent = store.update_message_status(a, out["id"], "sent", platform_message_id="wamid.1")
     assert sent["status"] == "sent" and sent["platform_message_id"] == "wamid.1"
     assert store.update_message_status(a, out["id"], "read")["status"] == "read"
     assert store.update_message_status(a, out["id"], "delivered")["status"] == "read"
     assert store.update_message_status(a, out["id"], "sent")["status"] == "read"
     assert store.update_message_status(b, out["id"], "failed", error="x") is None
-    failed = store.add_message(a, _msg(conv["id"], None, T0, "r2", direction="outbound",
-                                       sender="ai", status="queued"))
+    failed = store.add_message(
+        a, _msg(conv["id"], None, T0, "r2", direction="outbound", sender="ai", status="queued")
+    )
     f = store.update_message_status(a, failed["id"], "failed", error="outside_window")
     assert f["status"] == "failed" and f["error"] == "outside_window"
 
@@ -114,15 +122,26 @@ def test_conversation_list_filters_and_keyset(store, owners):
     a, b = owners
     convs = []
     for i in range(5):
-        _, conv, _ = _conv(store, a, puid=f"p{i}", name=f"Name{i}",
-                           platform="instagram" if i % 2 else "facebook")
-        store.add_message(a, NewMessage(conversation_id=conv["id"], direction="inbound",
-                                        sender_type="contact", text=f"about order {i}",
-                                        platform=conv["platform"], platform_message_id=f"x{i}",
-                                        created_at=T0 + timedelta(minutes=i)))
+        _, conv, _ = _conv(
+            store, a, puid=f"p{i}", name=f"Name{i}", platform="instagram" if i % 2 else "facebook"
+        )
+        store.add_message(
+            a,
+            NewMessage(
+                conversation_id=conv["id"],
+                direction="inbound",
+                sender_type="contact",
+                text=f"about order {i}",
+                platform=conv["platform"],
+                platform_message_id=f"x{i}",
+                created_at=T0 + timedelta(minutes=i),
+            ),
+        )
         convs.append(conv)
     _conv(store, b, puid="theirs")
-    store.update_conversation(a, convs[1]["id"], {"labels": ["vip", "billing"], "status": "pending"})
+    store.update_conversation(
+        a, convs[1]["id"], {"labels": ["vip", "billing"], "status": "pending"}
+    )
     store.update_conversation(a, convs[3]["id"], {"assignee_id": "agent-7"})
 
     everything = store.list_conversations(a, ConversationFilters(), 100, None)
@@ -137,7 +156,9 @@ def test_conversation_list_filters_and_keyset(store, owners):
     assert seen == [c["id"] for c in reversed(convs)]
 
     def ids(**kw):
-        return [c["id"] for c in store.list_conversations(a, ConversationFilters(**kw), 100, None).items]
+        return [
+            c["id"] for c in store.list_conversations(a, ConversationFilters(**kw), 100, None).items
+        ]
 
     assert ids(label="vip") == [convs[1]["id"]]
     assert ids(status="pending") == [convs[1]["id"]]
@@ -163,13 +184,19 @@ def test_cross_owner_conversation_access_is_none(store, owners):
 def test_tasks_crud_filters_and_scoping(store, owners):
     a, b = owners
     _, conv, _ = _conv(store, a)
-    t1 = store.create_task(a, {"title": "Call back", "priority": "high",
-                               "conversation_id": conv["id"], "due_at": T0})
+    t1 = store.create_task(
+        a, {"title": "Call back", "priority": "high", "conversation_id": conv["id"], "due_at": T0}
+    )
     t2 = store.create_task(a, {"title": "Refund", "description": "order 42"})
     assert t1["status"] == "open" and t1["due_at"] == T0.isoformat()
     assert t2["priority"] == "normal"
-    assert [t["id"] for t in store.list_tasks(a, TaskFilters(priority="high"), 10, None).items] == [t1["id"]]
-    assert [t["id"] for t in store.list_tasks(a, TaskFilters(conversation_id=conv["id"]), 10, None).items] == [t1["id"]]
+    assert [t["id"] for t in store.list_tasks(a, TaskFilters(priority="high"), 10, None).items] == [
+        t1["id"]
+    ]
+    assert [
+        t["id"]
+        for t in store.list_tasks(a, TaskFilters(conversation_id=conv["id"]), 10, None).items
+    ] == [t1["id"]]
     assert store.list_tasks(b, TaskFilters(), 10, None).items == []
     assert store.get_task(b, t1["id"]) is None
     assert store.update_task(b, t1["id"], {"status": "done"}) is None
@@ -191,7 +218,8 @@ UNUSABLE_CURSORS = {
 LISTS = {
     "contacts": lambda store, owner, cursor: store.list_contacts(owner, None, None, 10, cursor),
     "conversations": lambda store, owner, cursor: store.list_conversations(
-        owner, ConversationFilters(), 10, cursor),
+        owner, ConversationFilters(), 10, cursor
+    ),
     "messages": lambda store, owner, cursor: store.list_messages(owner, SOME_ID, 10, cursor),
     "tasks": lambda store, owner, cursor: store.list_tasks(owner, TaskFilters(), 10, cursor),
     "subscriptions": lambda store, owner, cursor: store.list_subscriptions(10, cursor),

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
-
 from tests.helpers import seed_conversation
 from utils.pagination import encode_cursor
 

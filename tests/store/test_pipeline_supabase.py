@@ -12,9 +12,22 @@ from __future__ import annotations
 import pytest
 
 from models_db import WebhookEvent, db
-from tests.channels.conftest import (IG_ID, PAGE_ID, PHONE_ID, account_token,  # noqa: F401
-                                     add_knowledge, business, conversations, fake_graph, fb_text,
-                                     messages, now_ms, post_webhook, wa_status, wa_text)
+from tests.channels.conftest import (  # noqa: F401
+    IG_ID,
+    PAGE_ID,
+    PHONE_ID,
+    account_token,
+    add_knowledge,
+    business,
+    conversations,
+    fake_graph,
+    fb_text,
+    messages,
+    now_ms,
+    post_webhook,
+    wa_status,
+    wa_text,
+)
 from utils.store.sql_models import Conversation, Message
 
 SHIPPING = ("Shipping. We ship to every country in the European Union. Standard delivery takes "

@@ -11,16 +11,25 @@ from __future__ import annotations
 import pytest
 
 from tests.test_subscriptions import (  # noqa: F401 (collected and run here, on Supabase)
-    test_a_trial_ends_on_free, test_a_trial_is_taken_once, test_account_and_capacity_limits,
-    test_admin_grants_any_plan_to_any_user_or_themselves, test_admin_list_and_set,
-    test_admin_tier_crud_and_normal_user_403, test_ai_reply_quota_counts_per_user_and_month,
-    test_cancel_own_others_and_admin, test_cli_grant_plan_and_set_stripe_price,
+    test_a_trial_ends_on_free,
+    test_a_trial_is_taken_once,
+    test_account_and_capacity_limits,
+    test_admin_grants_any_plan_to_any_user_or_themselves,
+    test_admin_list_and_set,
+    test_admin_tier_crud_and_normal_user_403,
+    test_ai_reply_quota_counts_per_user_and_month,
+    test_cancel_own_others_and_admin,
+    test_cli_grant_plan_and_set_stripe_price,
     test_default_tiers_public_and_cheapest_first,
-    test_expired_subscription_counts_as_free_on_read, test_new_user_starts_on_free,
-    test_non_admin_naming_another_user_gets_404, test_plan_change_takes_effect_immediately,
+    test_expired_subscription_counts_as_free_on_read,
+    test_new_user_starts_on_free,
+    test_non_admin_naming_another_user_gets_404,
+    test_plan_change_takes_effect_immediately,
     test_plan_trial_and_stripe_price_are_admin_settings,
     test_tier_in_use_cannot_be_deleted_but_can_be_archived,
-    test_user_cannot_give_themselves_a_paid_plan, test_user_moves_themselves_to_a_free_plan)
+    test_user_cannot_give_themselves_a_paid_plan,
+    test_user_moves_themselves_to_a_free_plan,
+)
 
 
 @pytest.fixture

@@ -6,8 +6,16 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from utils.store.base import (ConversationFilters, DuplicateMessage, NewMessage, Page, Store,
-                              TaskFilters)
+from utils.config import current_settings
+from utils.store.base import (
+    ConversationFilters,
+    DuplicateMessage,
+    NewMessage,
+    Page,
+    Store,
+    TaskFilters,
+)
+from utils.store.sql import SqlStore  # also registers the store's tables on models_db.db
 
 __all__ = ["ConversationFilters", "DuplicateMessage", "NewMessage", "Page", "Store",
            "TaskFilters", "get_store", "init_store"]
@@ -15,12 +23,12 @@ __all__ = ["ConversationFilters", "DuplicateMessage", "NewMessage", "Page", "Sto
 
 def init_store(app: Flask) -> None:
     """Create the configured backend and keep it on the app."""
-    settings = app.config["DANA_SETTINGS"]
+    settings = current_settings(app)
     if settings.DATA_BACKEND == "supabase":
+        # Optional dependency: supabase-py (~0.5 s to import) only with DATA_BACKEND=supabase.
         from utils.store.supabase_backend import SupabaseStore
         store = SupabaseStore(settings)
     else:
-        from utils.store.sql import SqlStore
         store = SqlStore()
     app.extensions["dana_store"] = store
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from utils.pagination import Page  # the page type of every list (re-exported)
+
 CONVERSATION_STATUSES = ("open", "pending", "resolved", "snoozed")
 MESSAGE_DIRECTIONS = ("inbound", "outbound")
 SENDER_TYPES = ("contact", "ai", "agent", "system")
@@ -45,21 +47,15 @@ class DuplicateMessage(Exception):
     """A message with this (platform, platform_message_id) is already stored."""
 
     def __init__(self, existing: dict):
+        """Carry the stored message, so the caller can use it instead of storing twice."""
         super().__init__("duplicate platform message id")
         self.existing = existing
 
 
 @dataclass
-class Page:
-    items: list[dict]
-    next_cursor: str | None
-
-    def to_dict(self) -> dict:
-        return {"items": self.items, "next_cursor": self.next_cursor}
-
-
-@dataclass
 class ConversationFilters:
+    """Inbox filters; None means "any"."""
+
     status: str | None = None
     platform: str | None = None
     label: str | None = None
@@ -69,6 +65,8 @@ class ConversationFilters:
 
 @dataclass
 class TaskFilters:
+    """Task list filters; None means "any"."""
+
     status: str | None = None
     priority: str | None = None
     conversation_id: str | None = None
@@ -76,6 +74,8 @@ class TaskFilters:
 
 @dataclass
 class NewMessage:
+    """A message to store (add_message): its conversation, direction, content and state."""
+
     conversation_id: str
     direction: str
     sender_type: str
@@ -89,7 +89,7 @@ class NewMessage:
     is_note: bool = False
     created_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    idempotency_key: str | None = None   # e.g. "reply:<inbound message id>"; unique
+    idempotency_key: str | None = None   # unique; see utils/idempotency.py
 
 
 class Store(Protocol):
@@ -97,61 +97,163 @@ class Store(Protocol):
 
     # contacts
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
-                       profile: dict) -> tuple[dict, bool]: ...  # (contact, created)
-    def get_contact(self, owner_id: str, contact_id: str) -> dict | None: ...
+                       profile: dict) -> tuple[dict, bool]:
+        """Find or create the owner's contact for a platform user; (contact, created).
+
+        `profile` (name, locale, ...) fills in what the platform shared, never erasing.
+        """
+        ...
+
+    def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
+        """One of the owner's contacts, or None."""
+        ...
+
     def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
-                      cursor: str | None) -> Page: ...
-    def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None: ...
+                      cursor: str | None) -> Page:
+        """The owner's contacts, newest first; `q` searches name, e-mail and phone."""
+        ...
+
+    def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
+        """Change a contact's details; None when it is not the owner's."""
+        ...
 
     # conversations
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
-                          contact_id: str) -> tuple[dict, bool]: ...
-    def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None: ...
+                          contact_id: str) -> tuple[dict, bool]:
+        """Find or open the conversation with a contact on an account; (conversation, opened)."""
+        ...
+
+    def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
+        """One of the owner's conversations with its contact, or None."""
+        ...
+
     def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
-                          platform_user_id: str) -> dict | None: ...
+                          platform_user_id: str) -> dict | None:
+        """The conversation with a platform user on an account, or None (ingest)."""
+        ...
+
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
-                           cursor: str | None) -> Page: ...
+                           cursor: str | None) -> Page:
+        """The owner's inbox, newest activity first, filtered."""
+        ...
+
     def update_conversation(self, owner_id: str, conversation_id: str,
-                            changes: dict) -> dict | None: ...
-    def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None: ...
+                            changes: dict) -> dict | None:
+        """Change status, assignee, labels, AI on/off or counters; None when not the owner's."""
+        ...
+
+    def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None:
+        """Reset the unread counter; None when not the owner's."""
+        ...
 
     # messages
-    def add_message(self, owner_id: str, message: NewMessage) -> dict: ...
-    def get_message(self, owner_id: str, message_id: str) -> dict | None: ...
+    def add_message(self, owner_id: str, message: NewMessage) -> dict:
+        """Store a message and update its conversation's counters and preview.
+
+        Raises DuplicateMessage (with the stored one) for a known platform message id or
+        idempotency key, LookupError when the conversation is not the owner's.
+        """
+        ...
+
+    def get_message(self, owner_id: str, message_id: str) -> dict | None:
+        """One of the owner's messages, or None."""
+        ...
+
     def find_message(self, owner_id: str | None, platform: str,
-                     platform_message_id: str) -> dict | None: ...
-    def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None: ...
+                     platform_message_id: str) -> dict | None:
+        """A message by the platform's id; owner None looks across owners (duplicate check)."""
+        ...
+
+    def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
+        """The owner's message stored with this idempotency key, or None."""
+        ...
+
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
-                      cursor: str | None) -> Page: ...
+                      cursor: str | None) -> Page:
+        """A page of a thread: the newest page first, oldest first within the page."""
+        ...
+
     def update_message(self, owner_id: str, message_id: str, text: str | None = None,
-                       metadata: dict | None = None) -> dict | None: ...
+                       metadata: dict | None = None) -> dict | None:
+        """Replace the text and/or merge into the metadata; None when not the owner's."""
+        ...
+
     def mark_outbound_up_to(self, owner_id: str, conversation_id: str, status: str,
-                            until: datetime) -> int: ...
+                            until: datetime) -> int:
+        """Move every earlier outbound message up to `until` forward to `status`; how many."""
+        ...
+
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
-                              platform_message_id: str | None = None) -> dict | None: ...
+                              platform_message_id: str | None = None) -> dict | None:
+        """Move a delivery status forward only (status_moves_forward); the message as it is."""
+        ...
 
     # tasks
-    def create_task(self, owner_id: str, data: dict) -> dict: ...
-    def get_task(self, owner_id: str, task_id: str) -> dict | None: ...
+    def create_task(self, owner_id: str, data: dict) -> dict:
+        """Store a task for a human."""
+        ...
+
+    def get_task(self, owner_id: str, task_id: str) -> dict | None:
+        """One of the owner's tasks, or None."""
+        ...
+
     def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
-                   cursor: str | None) -> Page: ...
-    def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None: ...
-    def delete_task(self, owner_id: str, task_id: str) -> bool: ...
+                   cursor: str | None) -> Page:
+        """The owner's tasks, newest first, filtered."""
+        ...
+
+    def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
+        """Change a task; None when not the owner's."""
+        ...
+
+    def delete_task(self, owner_id: str, task_id: str) -> bool:
+        """Delete a task; False when not the owner's."""
+        ...
 
     # subscriptions (tiers are public; a user's subscription is readable by its owner only)
-    def list_tiers(self, include_inactive: bool = False) -> list[dict]: ...
-    def get_tier(self, tier_id: str) -> dict | None: ...
-    def create_tier(self, data: dict) -> dict: ...
-    def update_tier(self, tier_id: str, data: dict) -> dict | None: ...
-    def delete_tier(self, tier_id: str) -> bool: ...
-    def count_tier_subscriptions(self, tier_id: str) -> int: ...
-    def get_subscription(self, user_id: str) -> dict | None: ...
-    def save_subscription(self, user_id: str, data: dict) -> dict: ...
-    # the subscription whose stored payment-provider customer id this is (webhooks: no user)
-    def find_subscription_by_customer(self, customer_id: str) -> dict | None: ...
+    def list_tiers(self, include_inactive: bool = False) -> list[dict]:
+        """The plans, cheapest first (archived ones only on request)."""
+        ...
+
+    def get_tier(self, tier_id: str) -> dict | None:
+        """One plan, or None."""
+        ...
+
+    def create_tier(self, data: dict) -> dict:
+        """Store a plan; DuplicateTier when its name is taken."""
+        ...
+
+    def update_tier(self, tier_id: str, data: dict) -> dict | None:
+        """Change a plan; DuplicateTier when the new name is taken."""
+        ...
+
+    def delete_tier(self, tier_id: str) -> bool:
+        """Delete a plan; False when there is none."""
+        ...
+
+    def count_tier_subscriptions(self, tier_id: str) -> int:
+        """How many subscriptions use a plan (across users)."""
+        ...
+
+    def get_subscription(self, user_id: str) -> dict | None:
+        """The user's subscription as stored (expiry is applied by the services), or None."""
+        ...
+
+    def save_subscription(self, user_id: str, data: dict) -> dict:
+        """Create or change the user's one subscription row."""
+        ...
+
     def list_subscriptions(self, limit: int, cursor: str | None,
-                           status: str | None = None) -> Page: ...
+                           status: str | None = None) -> Page:
+        """Every user's subscription, newest first (admin)."""
+        ...
+
+    def find_subscription_by_customer(self, customer_id: str) -> dict | None:
+        """The subscription of a payment provider's customer id (webhooks: no user), or None."""
+        ...
 
     # analytics: the raw facts of a period, aggregated by services/analytics.py
-    def analytics_facts(self, owner_id: str, since: datetime, until: datetime) -> dict: ...
+    def analytics_facts(self, owner_id: str, since: datetime, until: datetime) -> dict:
+        """A period's messages, resolved conversations and hand-off counts (raw facts)."""
+        ...

@@ -7,10 +7,7 @@ backends' answers identical. Nothing here touches a database.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
-
-from utils.pagination import encode_cursor
-from utils.store.base import Page
+from typing import Any
 
 PROFILE_FIELDS = ("name", "first_name", "last_name", "username", "profile_pic", "locale",
                   "phone", "email")
@@ -20,10 +17,12 @@ TIER_FIELDS = ("name", "description", "currency", "billing_interval", "features"
 
 
 def iso(value: datetime | None) -> str | None:
+    """ISO 8601 text of a timestamp, or None."""
     return value.isoformat() if value else None
 
 
 def contact_dict(c: Any) -> dict:
+    """A contact (ORM row or PostgREST object) in the API's shape."""
     return {
         "id": c.id, "platform": c.platform, "platform_user_id": c.platform_user_id,
         "name": c.name, "first_name": c.first_name, "last_name": c.last_name,
@@ -34,6 +33,7 @@ def contact_dict(c: Any) -> dict:
 
 
 def conversation_dict(c: Any, contact: Any) -> dict:
+    """A conversation with its contact's summary, in the API's shape."""
     return {
         "id": c.id, "platform": c.platform, "platform_account_id": c.platform_account_id,
         "status": c.status, "ai_enabled": c.ai_enabled, "assignee_id": c.assignee_id,
@@ -49,6 +49,7 @@ def conversation_dict(c: Any, contact: Any) -> dict:
 
 
 def message_dict(m: Any) -> dict:
+    """A message in the API's shape (the `meta` attribute is the `metadata` key)."""
     return {
         "id": m.id, "conversation_id": m.conversation_id, "direction": m.direction,
         "sender_type": m.sender_type, "text": m.text, "attachments": list(m.attachments or []),
@@ -59,6 +60,7 @@ def message_dict(m: Any) -> dict:
 
 
 def task_dict(t: Any) -> dict:
+    """A task in the API's shape."""
     return {
         "id": t.id, "title": t.title, "description": t.description,
         "conversation_id": t.conversation_id, "status": t.status, "priority": t.priority,
@@ -68,6 +70,7 @@ def task_dict(t: Any) -> dict:
 
 
 def tier_dict(t: Any) -> dict:
+    """A plan in the API's shape (the price as a number)."""
     out = {"id": t.id, "price": float(t.price)}
     out.update({f: getattr(t, f) for f in TIER_FIELDS})
     out["features"] = list(out["features"] or [])
@@ -77,6 +80,7 @@ def tier_dict(t: Any) -> dict:
 
 
 def subscription_dict(s: Any) -> dict:
+    """A subscription in the API's shape."""
     return {
         "id": s.id, "user_id": s.user_id, "tier_id": s.tier_id, "status": s.status,
         "started_at": iso(s.started_at), "current_period_end": iso(s.current_period_end),
@@ -91,7 +95,8 @@ def subscription_dict(s: Any) -> dict:
 
 def apply_profile(contact: Any, profile: dict) -> None:
     """Merge a platform profile into a contact: non-empty fields win, `name` is derived from
-    first/last name when missing, and the free-form `profile` dict is merged key by key."""
+    first/last name when missing, and the free-form `profile` dict is merged key by key.
+    """
     for key in PROFILE_FIELDS:
         if profile.get(key):
             setattr(contact, key, profile[key])
@@ -103,16 +108,5 @@ def apply_profile(contact: Any, profile: dict) -> None:
 
 
 def like_pattern(value: str) -> str:
-    """`value` as a LIKE pattern matching it literally anywhere (\\, % and _ escaped)."""
+    r"""`value` as a LIKE pattern matching it literally anywhere (\, % and _ escaped)."""
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def page(rows: list, limit: int, to_dict: Callable[[Any], dict],
-         key: Callable[[Any], list]) -> Page:
-    """A page from up to limit + 1 rows: the extra row only says that a next page exists, and
-    the last row kept gives the cursor (its sort key)."""
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(key(rows[-1]))
-    return Page([to_dict(r) for r in rows], next_cursor)

@@ -7,51 +7,59 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, or_, select, true
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
+from typing_extensions import override
 
 from models_db import db, utcnow
-from utils.pagination import decode_time_cursor
-from utils.store.base import (ConversationFilters, DuplicateMessage, DuplicateTier, NewMessage, Page,
-                              TaskFilters, status_moves_forward)
-from utils.store.serialize import (apply_profile, contact_dict, conversation_dict, iso,
-                                   like_pattern, message_dict, page, subscription_dict, task_dict,
-                                   tier_dict)
-from utils.store.sql_models import (Contact, Conversation, Message, SubscriptionTier, Task,
-                                   UserSubscription)
-
-
-def _keyset_after(col_time, col_id, cursor: str | None, descending: bool):
-    """WHERE clause continuing a (time, id) ordering after the cursor's row.
-
-    The redundant bound on the time column alone lets PostgreSQL start the index scan at the
-    cursor instead of filtering every earlier row (deep pages cost what the first page costs).
-    """
-    if not cursor:
-        return true()
-    when, row_id = decode_time_cursor(cursor)
-    if descending:
-        return and_(col_time <= when,
-                    or_(col_time < when, and_(col_time == when, col_id < row_id)))
-    return and_(col_time >= when, or_(col_time > when, and_(col_time == when, col_id > row_id)))
+from utils.pagination import paginate
+from utils.store.base import (
+    ConversationFilters,
+    DuplicateMessage,
+    DuplicateTier,
+    NewMessage,
+    Page,
+    Store,
+    TaskFilters,
+    status_moves_forward,
+)
+from utils.store.serialize import (
+    apply_profile,
+    contact_dict,
+    conversation_dict,
+    like_pattern,
+    message_dict,
+    subscription_dict,
+    task_dict,
+    tier_dict,
+)
+from utils.store.sql_models import (
+    Contact,
+    Conversation,
+    Message,
+    SubscriptionTier,
+    Task,
+    UserSubscription,
+)
 
 
 def _label_filter(label: str):
     """Conversations whose JSON label list contains `label` (dialect-specific)."""
     if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
         return Conversation.labels.cast(JSONB).contains([label])
     each = func.json_each(Conversation.labels).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == label))
 
 
-class SqlStore:
+class SqlStore(Store):
     """The store on SQLAlchemy; see utils.store.base.Store for the contract."""
 
     name = "sql"
 
     # ------------------------------------------------------------------ contacts
+    @override
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
                        profile: dict) -> tuple[dict, bool]:
         stmt = select(Contact).where(Contact.owner_id == owner_id, Contact.platform == platform,
@@ -71,6 +79,7 @@ class SqlStore:
         db.session.commit()
         return contact_dict(contact), created
 
+    @override
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
         c = self._contact(owner_id, contact_id)
         return contact_dict(c) if c else None
@@ -79,10 +88,10 @@ class SqlStore:
         return db.session.scalar(select(Contact).where(Contact.id == contact_id,
                                                        Contact.owner_id == owner_id))
 
+    @override
     def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Page:
-        stmt = select(Contact).where(Contact.owner_id == owner_id,
-                                     _keyset_after(Contact.created_at, Contact.id, cursor, True))
+        stmt = select(Contact).where(Contact.owner_id == owner_id)
         if platform:
             stmt = stmt.where(Contact.platform == platform)
         if q:
@@ -90,10 +99,9 @@ class SqlStore:
             stmt = stmt.where(or_(func.lower(Contact.name).like(pattern, escape="\\"),
                                   func.lower(Contact.email).like(pattern, escape="\\"),
                                   Contact.phone.like(pattern, escape="\\")))
-        rows = list(db.session.scalars(
-            stmt.order_by(Contact.created_at.desc(), Contact.id.desc()).limit(limit + 1)))
-        return page(rows, limit, contact_dict, lambda c: [iso(c.created_at), c.id])
+        return paginate(stmt, Contact.created_at, Contact.id, cursor, limit, contact_dict)
 
+    @override
     def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
         c = self._contact(owner_id, contact_id)
         if c is None:
@@ -107,7 +115,8 @@ class SqlStore:
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           contact_id: str) -> tuple[dict, bool]:
         """The conversation with this contact on this account, created if needed.
-        LookupError when contact_id is not one of the owner's contacts."""
+        LookupError when contact_id is not one of the owner's contacts.
+        """
         stmt = (select(Conversation).join(Conversation.contact)
                 .options(contains_eager(Conversation.contact))
                 .where(Conversation.owner_id == owner_id,
@@ -138,11 +147,13 @@ class SqlStore:
         return (select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id)
                 .where(Conversation.owner_id == owner_id))
 
+    @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
         row = db.session.execute(self._conversation_query(owner_id)
                                  .where(Conversation.id == conversation_id)).first()
         return conversation_dict(*row) if row else None
 
+    @override
     def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           platform_user_id: str) -> dict | None:
         row = db.session.execute(self._conversation_query(owner_id).where(
@@ -150,10 +161,10 @@ class SqlStore:
             Contact.platform == platform, Contact.platform_user_id == platform_user_id)).first()
         return conversation_dict(*row) if row else None
 
+    @override
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
                            cursor: str | None) -> Page:
-        stmt = self._conversation_query(owner_id).where(
-            _keyset_after(Conversation.last_message_at, Conversation.id, cursor, True))
+        stmt = self._conversation_query(owner_id)
         if filters.status:
             stmt = stmt.where(Conversation.status == filters.status)
         if filters.platform:
@@ -169,15 +180,14 @@ class SqlStore:
                 exists(select(1).where(Message.conversation_id == Conversation.id,
                                        Message.owner_id == owner_id,
                                        func.lower(Message.text).like(pattern, escape="\\")))))
-        stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-        rows = list(db.session.execute(stmt.limit(limit + 1)))
-        return page(rows, limit, lambda r: conversation_dict(*r),
-                    lambda r: [iso(r[0].last_message_at), r[0].id])
+        return paginate(stmt, Conversation.last_message_at, Conversation.id, cursor, limit,
+                        lambda r: conversation_dict(*r), entities=False)
 
     def _conversation(self, owner_id: str, conversation_id: str) -> Conversation | None:
         return db.session.scalar(select(Conversation).where(
             Conversation.id == conversation_id, Conversation.owner_id == owner_id))
 
+    @override
     def update_conversation(self, owner_id: str, conversation_id: str,
                             changes: dict) -> dict | None:
         conv = self._conversation(owner_id, conversation_id)
@@ -188,10 +198,12 @@ class SqlStore:
         db.session.commit()
         return self.get_conversation(owner_id, conversation_id)
 
+    @override
     def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None:
         return self.update_conversation(owner_id, conversation_id, {"unread_count": 0})
 
     # ------------------------------------------------------------------ messages
+    @override
     def add_message(self, owner_id: str, message: NewMessage) -> dict:
         conv = self._conversation(owner_id, message.conversation_id)
         if conv is None:
@@ -230,11 +242,13 @@ class SqlStore:
         db.session.commit()
         return message_dict(row)
 
+    @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
         m = db.session.scalar(select(Message).where(Message.id == message_id,
                                                     Message.owner_id == owner_id))
         return message_dict(m) if m else None
 
+    @override
     def find_message(self, owner_id: str | None, platform: str,
                      platform_message_id: str) -> dict | None:
         stmt = select(Message).where(Message.platform == platform,
@@ -244,6 +258,7 @@ class SqlStore:
         m = db.session.scalar(stmt)
         return message_dict(m) if m else None
 
+    @override
     def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
         m = db.session.scalar(select(Message).where(Message.idempotency_key == idempotency_key,
                                                     Message.owner_id == owner_id))
@@ -253,7 +268,8 @@ class SqlStore:
                        metadata: dict | None = None) -> dict | None:
         """Replace the text and/or merge keys into the metadata (edits, reactions, errors).
         The row is locked (and re-read) from the read to the commit, so a concurrent merge is
-        not lost."""
+        not lost.
+        """
         m = db.session.scalar(select(Message).where(Message.id == message_id,
                                                     Message.owner_id == owner_id)
                               .with_for_update()
@@ -283,15 +299,13 @@ class SqlStore:
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page:
         """Newest page first; each page is oldest-first; the cursor goes back in time."""
-        stmt = (select(Message)
-                .where(Message.conversation_id == conversation_id, Message.owner_id == owner_id,
-                       _keyset_after(Message.created_at, Message.id, cursor, True))
-                .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1))
-        rows = list(db.session.scalars(stmt))
-        result = page(rows, limit, message_dict, lambda m: [iso(m.created_at), m.id])
+        stmt = select(Message).where(Message.conversation_id == conversation_id,
+                                     Message.owner_id == owner_id)
+        result = paginate(stmt, Message.created_at, Message.id, cursor, limit, message_dict)
         result.items.reverse()
         return result
 
+    @override
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
@@ -316,6 +330,7 @@ class SqlStore:
         return message_dict(m)
 
     # --------------------------------------------------------------------- tasks
+    @override
     def create_task(self, owner_id: str, data: dict) -> dict:
         task = Task(owner_id=owner_id, **data)
         db.session.add(task)
@@ -325,22 +340,22 @@ class SqlStore:
     def _task(self, owner_id: str, task_id: str) -> Task | None:
         return db.session.scalar(select(Task).where(Task.id == task_id, Task.owner_id == owner_id))
 
+    @override
     def get_task(self, owner_id: str, task_id: str) -> dict | None:
         t = self._task(owner_id, task_id)
         return task_dict(t) if t else None
 
+    @override
     def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
                    cursor: str | None) -> Page:
-        stmt = select(Task).where(Task.owner_id == owner_id,
-                                  _keyset_after(Task.created_at, Task.id, cursor, True))
+        stmt = select(Task).where(Task.owner_id == owner_id)
         for attr in ("status", "priority", "conversation_id"):
             value = getattr(filters, attr)
             if value:
                 stmt = stmt.where(getattr(Task, attr) == value)
-        rows = list(db.session.scalars(
-            stmt.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)))
-        return page(rows, limit, task_dict, lambda t: [iso(t.created_at), t.id])
+        return paginate(stmt, Task.created_at, Task.id, cursor, limit, task_dict)
 
+    @override
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
         t = self._task(owner_id, task_id)
         if t is None:
@@ -350,6 +365,7 @@ class SqlStore:
         db.session.commit()
         return task_dict(t)
 
+    @override
     def delete_task(self, owner_id: str, task_id: str) -> bool:
         t = self._task(owner_id, task_id)
         if t is None:
@@ -359,16 +375,19 @@ class SqlStore:
         return True
 
     # ------------------------------------------------------------- subscriptions
+    @override
     def list_tiers(self, include_inactive: bool = False) -> list[dict]:
         stmt = select(SubscriptionTier).order_by(SubscriptionTier.price, SubscriptionTier.name)
         if not include_inactive:
             stmt = stmt.where(SubscriptionTier.is_active.is_(True))
         return [tier_dict(t) for t in db.session.scalars(stmt)]
 
+    @override
     def get_tier(self, tier_id: str) -> dict | None:
         t = db.session.get(SubscriptionTier, tier_id)
         return tier_dict(t) if t else None
 
+    @override
     def create_tier(self, data: dict) -> dict:
         tier = SubscriptionTier(**data)
         try:
@@ -380,6 +399,7 @@ class SqlStore:
         db.session.commit()
         return tier_dict(tier)
 
+    @override
     def update_tier(self, tier_id: str, data: dict) -> dict | None:
         tier = db.session.get(SubscriptionTier, tier_id)
         if tier is None:
@@ -393,6 +413,7 @@ class SqlStore:
             raise DuplicateTier() from None
         return tier_dict(tier)
 
+    @override
     def delete_tier(self, tier_id: str) -> bool:
         tier = db.session.get(SubscriptionTier, tier_id)
         if tier is None:
@@ -401,14 +422,17 @@ class SqlStore:
         db.session.commit()
         return True
 
+    @override
     def count_tier_subscriptions(self, tier_id: str) -> int:
         return db.session.scalar(select(func.count()).select_from(UserSubscription)
                                  .where(UserSubscription.tier_id == tier_id)) or 0
 
+    @override
     def get_subscription(self, user_id: str) -> dict | None:
         s = db.session.scalar(select(UserSubscription).where(UserSubscription.user_id == user_id))
         return subscription_dict(s) if s else None
 
+    @override
     def save_subscription(self, user_id: str, data: dict) -> dict:
         stmt = select(UserSubscription).where(UserSubscription.user_id == user_id)
         sub = db.session.scalar(stmt)
@@ -424,26 +448,28 @@ class SqlStore:
         db.session.commit()
         return subscription_dict(sub)
 
+    @override
     def find_subscription_by_customer(self, customer_id: str) -> dict | None:
         s = db.session.scalar(select(UserSubscription)
                               .where(UserSubscription.provider_customer_id == customer_id)
                               .limit(1))
         return subscription_dict(s) if s else None
 
+    @override
     def list_subscriptions(self, limit: int, cursor: str | None,
                            status: str | None = None) -> Page:
-        stmt = select(UserSubscription).where(
-            _keyset_after(UserSubscription.created_at, UserSubscription.id, cursor, True))
+        stmt = select(UserSubscription)
         if status:
             stmt = stmt.where(UserSubscription.status == status)
-        rows = list(db.session.scalars(stmt.order_by(UserSubscription.created_at.desc(),
-                                                     UserSubscription.id.desc()).limit(limit + 1)))
-        return page(rows, limit, subscription_dict, lambda s: [iso(s.created_at), s.id])
+        return paginate(stmt, UserSubscription.created_at, UserSubscription.id, cursor, limit,
+                        subscription_dict)
 
     # ------------------------------------------------------------------ analytics
+    @override
     def analytics_facts(self, owner_id: str, since: datetime, until: datetime) -> dict:
         """Messages of [since, until) (time-ordered, only the columns analytics needs), the
-        conversations resolved in it, and the tasks opened on conversations in it."""
+        conversations resolved in it, and the tasks opened on conversations in it.
+        """
         msgs = db.session.execute(
             select(Message.conversation_id, Message.direction, Message.sender_type,
                    Message.platform, Message.created_at)

@@ -7,14 +7,25 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import (JSON, Boolean, ForeignKey, Index, Integer, Numeric, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models_db import TZDateTime, db, new_id, utcnow
 
 
 class Contact(db.Model):
+    """A customer on one platform, unique per (owner, platform, platform user id)."""
+
     __tablename__ = "contacts"
     __table_args__ = (
         UniqueConstraint("owner_id", "platform", "platform_user_id",
@@ -23,7 +34,8 @@ class Contact(db.Model):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                          nullable=False)
     platform: Mapped[str] = mapped_column(String(16), nullable=False)
     platform_user_id: Mapped[str] = mapped_column(String(128), nullable=False)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -42,6 +54,8 @@ class Contact(db.Model):
 
 
 class Conversation(db.Model):
+    """The thread with one contact on one connected account, with inbox counters."""
+
     __tablename__ = "conversations"
     __table_args__ = (
         UniqueConstraint("owner_id", "platform_account_id", "contact_id",
@@ -52,7 +66,8 @@ class Conversation(db.Model):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                          nullable=False)
     platform: Mapped[str] = mapped_column(String(16), nullable=False)
     platform_account_id: Mapped[str] = mapped_column(String(128), nullable=False)
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
@@ -65,7 +80,8 @@ class Conversation(db.Model):
     last_inbound_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     last_message_preview: Mapped[str | None] = mapped_column(String(200))
     unread_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    message_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    message_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                               server_default="0")
     snoozed_until: Mapped[datetime | None] = mapped_column(TZDateTime())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
@@ -75,6 +91,8 @@ class Conversation(db.Model):
 
 
 class Message(db.Model):
+    """One message of a conversation; unique per platform message id and idempotency key."""
+
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("platform", "platform_message_id", name="uq_messages_platform_mid"),
@@ -107,11 +125,14 @@ class Message(db.Model):
 
 
 class Task(db.Model):
+    """A task for a human, optionally about a conversation."""
+
     __tablename__ = "tasks"
     __table_args__ = (Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                          nullable=False)
     title: Mapped[str] = mapped_column(String(300), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     conversation_id: Mapped[str | None] = mapped_column(

@@ -38,6 +38,7 @@ Inbox search (?q=) is the SQL function public.search_conversations, called throu
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
@@ -47,15 +48,31 @@ import jwt
 from postgrest.exceptions import APIError
 from postgrest.utils import sanitize_param
 from supabase import Client, ClientOptions, create_client
+from typing_extensions import override
 
 from utils.config import ConfigError
 from utils.errors import ApiError
-from utils.pagination import decode_time_cursor
-from utils.store.base import (ConversationFilters, DuplicateMessage, DuplicateTier, NewMessage,
-                              Page, TaskFilters, status_moves_forward)
-from utils.store.serialize import (apply_profile, contact_dict, conversation_dict, iso,
-                                   like_pattern, message_dict, page, subscription_dict, task_dict,
-                                   tier_dict)
+from utils.pagination import decode_time_cursor, page_of
+from utils.store.base import (
+    ConversationFilters,
+    DuplicateMessage,
+    DuplicateTier,
+    NewMessage,
+    Page,
+    Store,
+    TaskFilters,
+    status_moves_forward,
+)
+from utils.store.serialize import (
+    apply_profile,
+    contact_dict,
+    conversation_dict,
+    like_pattern,
+    message_dict,
+    subscription_dict,
+    task_dict,
+    tier_dict,
+)
 
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
@@ -88,7 +105,8 @@ def _time(value: str | None) -> datetime | None:
 
 def _obj(row: dict) -> SimpleNamespace:
     """A PostgREST row as the attribute object the SQL serializers read (times parsed, the
-    `metadata` column under the ORM's attribute name `meta`)."""
+    `metadata` column under the ORM's attribute name `meta`).
+    """
     values = {k: (_time(v) if k in TIME_COLUMNS else v) for k, v in row.items()}
     if "metadata" in values:
         values["meta"] = values.pop("metadata")
@@ -105,7 +123,8 @@ def _first(response) -> dict | None:
 
 def _values(data: dict) -> dict:
     """Column values as JSON carries them: a Decimal (numeric) as its exact text, a datetime
-    in UTC (a naive one taken as UTC, as the SQL backend does)."""
+    in UTC (a naive one taken as UTC, as the SQL backend does).
+    """
     out = {}
     for key, value in data.items():
         if isinstance(value, Decimal):
@@ -125,21 +144,20 @@ def _profile_changes(row: dict, profile: dict) -> dict:
     return {k: v for k, v in vars(after).items() if v != before[k]}
 
 
-def _keyset(query, column: str, cursor: str | None, limit: int):
-    """Newest first on (column, id), continuing after the cursor's row; one extra row tells
-    whether there is a next page."""
+def paginate(query, column: str, cursor: str | None, limit: int,
+             to_dict: Callable[[SimpleNamespace], dict]) -> Page:
+    """One page, newest first on (column, id), continuing after `cursor`: the pages and
+    cursors of utils.pagination.paginate (the SQL backend), built through PostgREST.
+    """
     if cursor:
         when, row_id = decode_time_cursor(cursor)
         if not _is_uuid(row_id):
             raise ApiError("The cursor is not valid for this list.", code="invalid_cursor")
         when, row_id = sanitize_param(when.isoformat()), sanitize_param(row_id)
         query = query.or_(f"{column}.lt.{when},and({column}.eq.{when},id.lt.{row_id})")
-    return query.order(column, desc=True).order("id", desc=True).limit(limit + 1)
-
-
-def _page(rows: list[dict], limit: int, to_dict, sort_column: str) -> Page:
-    return page([_obj(r) for r in rows], limit, to_dict,
-                lambda o: [iso(getattr(o, sort_column)), o.id])
+    rows = query.order(column, desc=True).order("id", desc=True).limit(limit + 1).execute().data
+    return page_of([_obj(r) for r in rows], limit, to_dict,
+                   lambda o: (getattr(o, column), o.id))
 
 
 def _guard(query, column: str, value):
@@ -147,12 +165,13 @@ def _guard(query, column: str, value):
     return query.is_(column, "null") if value is None else query.eq(column, value)
 
 
-class SupabaseStore:
+class SupabaseStore(Store):
     """The store on Supabase; see utils.store.base.Store for the contract."""
 
     name = "supabase"
 
     def __init__(self, settings):
+        """Check the Supabase settings and prepare the shared connection pool."""
         missing = [n for n in ("SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_JWT_SECRET")
                    if not getattr(settings, n)]
         if missing:
@@ -171,7 +190,8 @@ class SupabaseStore:
 
     def _client(self, owner_id: str | None) -> Client:
         """A new client whose requests carry a JWT for owner_id (RLS applies), or the service
-        key when there is no owner."""
+        key when there is no owner.
+        """
         if owner_id is None:
             return self._client_with(self._service_key)
         return self._client_with(self._token({"sub": str(owner_id), "role": "authenticated",
@@ -193,6 +213,7 @@ class SupabaseStore:
         return create_client(self._url, self._service_key, options=options)
 
     # ------------------------------------------------------------------ contacts
+    @override
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
                        profile: dict) -> tuple[dict, bool]:
         db = self._client(owner_id)
@@ -219,6 +240,7 @@ class SupabaseStore:
                    .eq("id", row["id"]).execute().data[0])
         return contact_dict(_obj(row)), False
 
+    @override
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
         if not _is_uuid(contact_id):
             return None
@@ -226,6 +248,7 @@ class SupabaseStore:
                      .eq("owner_id", owner_id).eq("id", contact_id).execute())
         return contact_dict(_obj(row)) if row else None
 
+    @override
     def list_contacts(self, owner_id: str, q: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Page:
         query = self._client(owner_id).table("contacts").select("*").eq("owner_id", owner_id)
@@ -235,8 +258,7 @@ class SupabaseStore:
             # the SQL backend's escaped LIKE pattern; PostgREST also reads `*` as a wildcard
             pattern = sanitize_param(like_pattern(q.lower()))
             query = query.or_(f"name.ilike.{pattern},email.ilike.{pattern},phone.ilike.{pattern}")
-        rows = _keyset(query, "created_at", cursor, limit).execute().data
-        return _page(rows, limit, contact_dict, "created_at")
+        return paginate(query, "created_at", cursor, limit, contact_dict)
 
     def _update_owned(self, table: str, owner_id: str, row_id: str, changes: dict):
         """UPDATE one of the owner's rows by id; the updated row, or None when not theirs."""
@@ -246,6 +268,7 @@ class SupabaseStore:
                      .eq("owner_id", owner_id).eq("id", row_id).execute())
         return _obj(row) if row else None
 
+    @override
     def update_contact(self, owner_id: str, contact_id: str, changes: dict) -> dict | None:
         if not changes:
             return self.get_contact(owner_id, contact_id)
@@ -253,6 +276,7 @@ class SupabaseStore:
         return contact_dict(row) if row else None
 
     # ------------------------------------------------------------- conversations
+    @override
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           contact_id: str) -> tuple[dict, bool]:
         if not _is_uuid(contact_id):
@@ -279,6 +303,7 @@ class SupabaseStore:
                 raise
         return _conversation(lookup()), False  # opened concurrently by another process
 
+    @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
         if not _is_uuid(conversation_id):
             return None
@@ -289,7 +314,8 @@ class SupabaseStore:
     def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           platform_user_id: str) -> dict | None:
         """The conversation on this account with this platform user (contact, then
-        conversation: both lookups are on unique keys)."""
+        conversation: both lookups are on unique keys).
+        """
         db = self._client(owner_id)
         contact = _first(db.table("contacts").select("id").eq("owner_id", owner_id)
                          .eq("platform", platform).eq("platform_user_id", platform_user_id)
@@ -301,6 +327,7 @@ class SupabaseStore:
                      .eq("contact_id", contact["id"]).execute())
         return _conversation(row) if row else None
 
+    @override
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
                            cursor: str | None) -> Page:
         db = self._client(owner_id)
@@ -315,10 +342,10 @@ class SupabaseStore:
                 query = query.eq(column, getattr(filters, column))
         if filters.label:
             query = query.contains("labels", [filters.label])
-        rows = _keyset(query, "last_message_at", cursor, limit).execute().data
-        return _page(rows, limit, lambda o: conversation_dict(o, _obj(o.contact)),
-                     "last_message_at")
+        return paginate(query, "last_message_at", cursor, limit,
+                        lambda o: conversation_dict(o, _obj(o.contact)))
 
+    @override
     def update_conversation(self, owner_id: str, conversation_id: str,
                             changes: dict) -> dict | None:
         if not changes:
@@ -330,10 +357,12 @@ class SupabaseStore:
                      .select(CONVERSATION_COLUMNS).execute())
         return _conversation(row) if row else None
 
+    @override
     def mark_conversation_read(self, owner_id: str, conversation_id: str) -> dict | None:
         return self.update_conversation(owner_id, conversation_id, {"unread_count": 0})
 
     # ------------------------------------------------------------------ messages
+    @override
     def add_message(self, owner_id: str, message: NewMessage) -> dict:
         db = self._client(owner_id)
         conv = self._conversation_row(db, owner_id, message.conversation_id)
@@ -378,7 +407,8 @@ class SupabaseStore:
                        created_at: datetime) -> None:
         """Update the conversation's counters and last-message fields as SqlStore does,
         conditioned on the counters read (every counted message changes message_count), so
-        two concurrent messages never lose an increment."""
+        two concurrent messages never lose an increment.
+        """
         for _ in range(CAS_ATTEMPTS):
             count, unread = conv["message_count"] or 0, conv["unread_count"] or 0
             changes: dict = {"message_count": count + 1}
@@ -403,6 +433,7 @@ class SupabaseStore:
                 return
         raise RuntimeError("conversation counters: too many concurrent updates")
 
+    @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
         if not _is_uuid(message_id):
             return None
@@ -420,6 +451,7 @@ class SupabaseStore:
         row = _first(query.execute())
         return message_dict(_obj(row)) if row else None
 
+    @override
     def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
         row = _first(self._client(owner_id).table("messages").select("*")
                      .eq("owner_id", owner_id).eq("idempotency_key", idempotency_key).execute())
@@ -459,11 +491,11 @@ class SupabaseStore:
             return Page([], None)
         query = (self._client(owner_id).table("messages").select("*")
                  .eq("conversation_id", conversation_id).eq("owner_id", owner_id))
-        page = _page(_keyset(query, "created_at", cursor, limit).execute().data, limit,
-                     message_dict, "created_at")
-        page.items.reverse()
-        return page
+        result = paginate(query, "created_at", cursor, limit, message_dict)
+        result.items.reverse()
+        return result
 
+    @override
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
@@ -485,7 +517,8 @@ class SupabaseStore:
 
     def _update_message_cas(self, owner_id: str, message_id: str, changes_for, guard):
         """Read-modify-write one of the owner's messages without losing a concurrent write:
-        the UPDATE applies only while `guard` still matches the row read; else read again."""
+        the UPDATE applies only while `guard` still matches the row read; else read again.
+        """
         if not _is_uuid(message_id):
             return None
         db = self._client(owner_id)
@@ -497,13 +530,15 @@ class SupabaseStore:
             changes = changes_for(row)
             if not changes:
                 return message_dict(_obj(row))
-            query = db.table("messages").update(changes).eq("owner_id", owner_id).eq("id", message_id)
+            query = (db.table("messages").update(changes).eq("owner_id", owner_id)
+                     .eq("id", message_id))
             updated = _first(guard(query, row).execute())
             if updated:
                 return message_dict(_obj(updated))
         raise RuntimeError("message update: too many concurrent updates")
 
     # --------------------------------------------------------------------- tasks
+    @override
     def create_task(self, owner_id: str, data: dict) -> dict:
         try:
             row = (self._client(owner_id).table("tasks").insert({**data, "owner_id": owner_id})
@@ -514,6 +549,7 @@ class SupabaseStore:
             raise
         return task_dict(_obj(row))
 
+    @override
     def get_task(self, owner_id: str, task_id: str) -> dict | None:
         if not _is_uuid(task_id):
             return None
@@ -521,6 +557,7 @@ class SupabaseStore:
                      .eq("owner_id", owner_id).eq("id", task_id).execute())
         return task_dict(_obj(row)) if row else None
 
+    @override
     def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
                    cursor: str | None) -> Page:
         if filters.conversation_id and not _is_uuid(filters.conversation_id):
@@ -529,15 +566,16 @@ class SupabaseStore:
         for column in ("status", "priority", "conversation_id"):
             if getattr(filters, column):
                 query = query.eq(column, getattr(filters, column))
-        rows = _keyset(query, "created_at", cursor, limit).execute().data
-        return _page(rows, limit, task_dict, "created_at")
+        return paginate(query, "created_at", cursor, limit, task_dict)
 
+    @override
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
         if not changes:
             return self.get_task(owner_id, task_id)
         row = self._update_owned("tasks", owner_id, task_id, changes)
         return task_dict(row) if row else None
 
+    @override
     def delete_task(self, owner_id: str, task_id: str) -> bool:
         if not _is_uuid(task_id):
             return False
@@ -607,7 +645,8 @@ class SupabaseStore:
 
     def save_subscription(self, user_id: str, data: dict) -> dict:
         """Create or change the user's one subscription row (service key: with their own
-        token a user could give themselves a paid plan, so the migration allows them no write)."""
+        token a user could give themselves a paid plan, so the migration allows them no write).
+        """
         db = self._client(None)
         if not data:
             return subscription_dict(_obj(_first(
@@ -629,9 +668,11 @@ class SupabaseStore:
                 row = update()  # created concurrently: change that row instead
         return subscription_dict(_obj(row))
 
+    @override
     def find_subscription_by_customer(self, customer_id: str) -> dict | None:
         """The subscription billed to this payment-provider customer (service key: a
-        webhook has no user behind it, and the stored customer id is what says whose it is)."""
+        webhook has no user behind it, and the stored customer id is what says whose it is).
+        """
         row = _first(self._client(None).table("user_subscriptions").select("*")
                      .eq("provider_customer_id", customer_id).limit(1).execute())
         return subscription_dict(_obj(row)) if row else None
@@ -642,13 +683,14 @@ class SupabaseStore:
         query = self._client(None).table("user_subscriptions").select("*")
         if status:
             query = query.eq("status", status)
-        rows = _keyset(query, "created_at", cursor, limit).execute().data
-        return _page(rows, limit, subscription_dict, "created_at")
+        return paginate(query, "created_at", cursor, limit, subscription_dict)
 
     # ------------------------------------------------------------- analytics
+    @override
     def analytics_facts(self, owner_id: str, since: datetime, until: datetime) -> dict:
         """Not on this backend yet: PostgREST caps a read at one page of rows, and the period's
-        messages need either paging or an aggregate SQL function (a migration of its own)."""
+        messages need either paging or an aggregate SQL function (a migration of its own).
+        """
         raise ApiError("Analytics are not available on the Supabase backend yet "
                        "(DATA_BACKEND=supabase); they work on DATA_BACKEND=sql.",
                        status=501, code="not_implemented")

@@ -53,7 +53,8 @@ class ProviderError(Exception):
 
 class Provider(ABC):
     """An answer engine: turns a message and the knowledge passages found for it into an
-    Answer. Adding one is a new module plus a line in providers.PROVIDERS."""
+    Answer. Adding one is a new module plus a line in providers.PROVIDERS.
+    """
 
     name: str = "base"
 

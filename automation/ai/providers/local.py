@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 
+from typing_extensions import override
+
 from automation.ai import templates as tpl
 from automation.ai.nlu import detect_intent, detect_language
 from automation.ai.providers.base import Answer, Provider, ReplyContext
 from automation.knowledge.database import Passage, search
 from automation.knowledge.decision import answer_kind, features, load_model
-from automation.knowledge.text import content_terms, sentences, stem, tokens, term_matches
+from automation.knowledge.text import content_terms, sentences, stem, term_matches, tokens
 
 # A passage is offered to an agent as a draft from this score on (drafts are reviewed).
 SUGGEST_MIN_SCORE = 0.33
@@ -136,6 +138,7 @@ class LocalProvider(Provider):
 
     name = "local"
 
+    @override
     def generate(self, ctx: ReplyContext, passages: list[Passage]) -> Answer:
         lang = reply_language(ctx)
         intent = detect_intent(ctx.message_text)
@@ -172,6 +175,7 @@ class LocalProvider(Provider):
                       sources=list(dict.fromkeys([best.document_id, *sources])),
                       provider=self.name)
 
+    @override
     def suggest(self, ctx: ReplyContext, passages: list[Passage], n: int) -> list[str]:
         lang = reply_language(ctx)
         intent = detect_intent(ctx.message_text)

@@ -20,10 +20,14 @@ import logging
 import re
 
 from flask import current_app
+from typing_extensions import override
 
 from automation.ai.providers.base import Answer, Provider, ProviderError, ReplyContext
+from automation.ai.providers.local import handoff_answer
 from automation.knowledge.database import Passage
 from automation.knowledge.decision import features, load_model
+from utils.config import current_settings
+from utils.usage import record as record_usage
 
 log = logging.getLogger("dana.ai.openai")
 
@@ -66,8 +70,10 @@ def rules() -> str:
 
 
 def grounded(answer: str, ctx: ReplyContext, passages: list[Passage]) -> bool:
-    """Does the answer state only figures the passages or the conversation contain, and
-    not the instructions themselves? (No invented prices/phones; no prompt leak.)"""
+    """Does the answer state only figures the passages or the conversation contain?
+
+    And not the instructions themselves (no invented prices or phones; no prompt leak).
+    """
     known = " ".join([ctx.message_text or "", *(h.get("text") or "" for h in ctx.history or []),
                       *(p.text for p in passages), *(str(v) for v in (ctx.business or {})
                                                      .values())])
@@ -80,11 +86,12 @@ def grounded(answer: str, ctx: ReplyContext, passages: list[Passage]) -> bool:
 
 
 def _settings():
-    return current_app.config["DANA_SETTINGS"]
+    return current_settings()
 
 
 def _client():
     """The SDK client for the current settings (one per app and configuration)."""
+    # Optional dependency: the openai SDK (~0.6 s to import) loads only with AI_PROVIDER=openai.
     from openai import OpenAI
 
     s = _settings()
@@ -98,7 +105,8 @@ def _client():
 
 def format_passages(passages: list[Passage], question: str = "") -> str:
     """The passages as a numbered list for the prompt, each with the offline decision's
-    probability that quoting it answers the question."""
+    probability that quoting it answers the question.
+    """
     if not passages:
         return "(no passage matched this message)"
     model = load_model()
@@ -142,8 +150,6 @@ def conversation_messages(ctx: ReplyContext) -> list[dict]:
 
 def _record_usage(user_id: str, usage) -> dict:
     """Meter the tokens of one completion for the user; returns them as a dict."""
-    from services.entitlements import record_usage
-
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
     try:
@@ -162,10 +168,10 @@ class OpenAIProvider(Provider):
     def _complete(self, ctx: ReplyContext, system: str,
                   schema: dict | None = None) -> tuple[dict, dict]:
         """One JSON completion (structured by `schema` where the server supports it):
-        (parsed object, usage). ProviderError on any failure."""
-        from openai import OpenAIError
-
-        from openai import BadRequestError
+        (parsed object, usage). ProviderError on any failure.
+        """
+        # Optional dependency: the openai SDK, only with AI_PROVIDER=openai (see _client).
+        from openai import BadRequestError, OpenAIError
 
         s = _settings()
         plain = current_app.extensions.setdefault("dana_openai_no_schema", set())
@@ -200,9 +206,8 @@ class OpenAIProvider(Provider):
             raise ProviderError("the model's reply is not a JSON object")
         return data, usage
 
+    @override
     def generate(self, ctx: ReplyContext, passages: list[Passage]) -> Answer:
-        from automation.ai.providers.local import handoff_answer
-
         task = f"{rules()}\n\n{ANSWER_FORMAT}"
         data, usage = self._complete(ctx, system_prompt(ctx, passages, task), ANSWER_SCHEMA)
         answer = data.get("answer")
@@ -231,6 +236,7 @@ class OpenAIProvider(Provider):
         return Answer(text=answer, handoff=False, reason=None, confidence=confidence,
                       sources=sources, provider=self.name, usage=usage)
 
+    @override
     def suggest(self, ctx: ReplyContext, passages: list[Passage], n: int) -> list[str]:
         task = (f"{rules()}\n\nA human agent will pick one of your drafts. Write {n} different "
                 'short replies to the last message. Reply with one JSON object and nothing '

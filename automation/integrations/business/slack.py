@@ -25,8 +25,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 
-from automation.integrations.base import (IntegrationCheckFailed, IntegrationConnector,
-                                          IntegrationError, Notification)
+from automation.integrations.base import (
+    IntegrationCheckFailed,
+    IntegrationConnector,
+    IntegrationError,
+    Notification,
+)
 from automation.integrations.catalogue import SECRET
 from automation.integrations.catalogue import SlackConfig as CatalogueSlackConfig
 

@@ -1,15 +1,19 @@
 """Human hand-off: a task with the conversation's summary and link, the AI paused for the
-conversation, and the customer told that a person will reply. Never silence."""
+conversation, and the customer told that a person will reply. Never silence.
+"""
 from __future__ import annotations
 
 import logging
 
-from flask import current_app
-
-from automation.integrations.base import Notification
+from automation.ai.response_generator import summarize_conversation
+from automation.core.business_profile import get_profile
+from automation.core.policy import policy
+from automation.core.sending import send_message
+from automation.core.tasks import create_task
+from automation.integrations.base import Notification, conversation_link
 from automation.platforms.base import OutboundMessage
-from services import business, integrations, messaging, tasks
-from utils.realtime import publish
+from utils import events
+from utils.idempotency import HANDOFF, idempotency_key
 from utils.store import TaskFilters, get_store
 
 log = logging.getLogger("dana.handoff")
@@ -24,30 +28,30 @@ def conversation_history(owner_id: str, conversation_id: str, limit: int = 20) -
             for m in page.items if not m["is_note"] and m["text"]]
 
 
-def hand_off(owner_id: str, conversation: dict, reason: str, *, trigger_message_id: str | None = None,
+def hand_off(owner_id: str, conversation: dict, reason: str, *,
+             trigger_message_id: str | None = None,
              notify_customer: bool = True) -> dict:
     """Call a human in; returns the (new or already open) hand-off task."""
-    from automation.ai.response_generator import summarize_conversation
-
     store = get_store()
     conv_id = conversation["id"]
-    open_tasks = store.list_tasks(owner_id, TaskFilters(status="open", conversation_id=conv_id), 20, None)
+    open_tasks = store.list_tasks(owner_id, TaskFilters(status="open", conversation_id=conv_id), 20,
+                                  None)
     task = next((t for t in open_tasks.items if t["title"].startswith("Reply to ")), None)
     if task is None:
         contact = conversation["contact"]
         name = contact.get("name") or contact["platform_user_id"]
         summary = summarize_conversation(conversation_history(owner_id, conv_id),
                                          contact.get("name"))
-        link = f"{current_app.config['DANA_SETTINGS'].APP_URL.rstrip('/')}/conversations/{conv_id}"
-        task = tasks.create_task(owner_id, {
+        link = conversation_link(conv_id)
+        task = create_task(owner_id, {
             "title": f"Reply to {name} on {conversation['platform'].capitalize()}",
             "description": f"{summary}\n\nWhy a human: {reason.replace('_', ' ')}\n"
                            f"Conversation: {link}",
             "conversation_id": conv_id,
             "priority": "high" if reason in URGENT_REASONS else "normal"})
         # Every enabled team integration (Slack, e-mail) hears of each new hand-off; delivered
-        # after the customer's answer (services.integrations.submit).
-        integrations.submit(Notification(
+        # after the customer's answer (the policy's notify_team: services/integrations.py).
+        policy().notify_team(Notification(
             owner_id=owner_id, kind="handoff", title=task["title"], text=task["description"],
             conversation=conversation, task=task, link=link))
     changes = {}
@@ -57,12 +61,12 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *, trigger_message_
         changes["status"] = "pending"
     if changes:
         updated = store.update_conversation(owner_id, conv_id, changes)
-        publish(owner_id, "conversation_updated", updated)
+        events.conversation_updated(owner_id, updated)
     if notify_customer:
-        text = business.get_profile(owner_id)["handoff_message"]
-        key = f"handoff:{trigger_message_id}" if trigger_message_id else None
-        sent = messaging.send_message(owner_id, conv_id, OutboundMessage(text=text), "system",
-                                      idempotency_key=key, metadata={"handoff": reason})
+        text = get_profile(owner_id)["handoff_message"]
+        key = idempotency_key(HANDOFF, trigger_message_id) if trigger_message_id else None
+        sent = send_message(owner_id, conv_id, OutboundMessage(text=text), "system",
+                            idempotency_key=key, metadata={"handoff": reason})
         if sent["status"] == "failed":
             log.warning("hand-off notice to the customer failed: %s", sent["error"])
     return task

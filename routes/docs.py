@@ -1,50 +1,34 @@
-"""Service endpoints: /health, /api/openapi.json and the offline docs page /api/docs."""
+"""The API's documentation: /api/openapi.json and the offline Swagger UI page /api/docs."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import flask_swagger_ui
-from flask import Blueprint, current_app, render_template_string, send_from_directory
-from sqlalchemy import text
+from flask import Blueprint, current_app, render_template_string, send_from_directory, url_for
 
-from models_db import db
-from routes.schemas import HealthOut
-from utils.openapi import build_spec, endpoint
+from utils.openapi import build_spec
 
-bp = Blueprint("meta", __name__)
+bp = Blueprint("docs", __name__)
 
-VERSION = "1.0.0"
 # Swagger UI 5.x (renders OpenAPI 3.1, which the spec is), vendored by the flask-swagger-ui
 # package: served from here, so the docs page needs no other host.
 SWAGGER_UI_DIST = str(Path(flask_swagger_ui.__file__).resolve().parent / "dist")
 
 _DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Dana API docs</title>
-<link rel="stylesheet" href="{{ url_for('meta.docs_asset', filename='swagger-ui.css') }}"></head>
+<link rel="stylesheet" href="{{ url_for('docs.docs_asset', filename='swagger-ui.css') }}"></head>
 <body><div id="swagger-ui"></div>
-<script src="{{ url_for('meta.docs_asset', filename='swagger-ui-bundle.js') }}"></script>
-<script src="{{ url_for('meta.docs_asset', filename='swagger-ui-standalone-preset.js') }}"></script>
-<script src="{{ url_for('meta.docs_asset', filename='dana-docs.js') }}"></script>
+<script src="{{ url_for('docs.docs_asset', filename='swagger-ui-bundle.js') }}"></script>
+<script src="{{ url_for('docs.docs_asset', filename='swagger-ui-standalone-preset.js') }}"></script>
+<script src="{{ url_for('docs.docs_asset', filename='dana-docs.js') }}"></script>
 </body></html>"""
 
 # validatorUrl null: Swagger UI would otherwise load a badge from validator.swagger.io.
 _DOCS_INIT = """window.onload = function () {
   window.ui = SwaggerUIBundle({url: "%s", dom_id: "#swagger-ui", validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: "StandaloneLayout"});
 };"""
-
-
-@bp.get("/health")
-@endpoint(response=HealthOut, tags=["meta"], errors=(503,))
-def health():
-    """Liveness and database check."""
-    try:
-        db.session.execute(text("SELECT 1"))
-        return {"status": "ok", "database": "ok", "version": VERSION}
-    except Exception:
-        db.session.rollback()
-        current_app.logger.exception("health check: database unreachable")
-        return {"status": "degraded", "database": "unreachable", "version": VERSION}, 503
 
 
 @bp.get("/api/openapi.json")
@@ -66,7 +50,6 @@ def docs():
 def docs_asset(filename: str):
     """Swagger UI's files, and the small script that points it at /api/openapi.json."""
     if filename == "dana-docs.js":
-        from flask import url_for
-        return current_app.response_class(_DOCS_INIT % url_for("meta.openapi_json"),
+        return current_app.response_class(_DOCS_INIT % url_for("docs.openapi_json"),
                                           mimetype="application/javascript")
     return send_from_directory(SWAGGER_UI_DIST, filename, max_age=3600)

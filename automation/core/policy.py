@@ -1,0 +1,48 @@
+"""What the pipeline asks of the layer above it, installed by the factory.
+
+automation/ sits below services/ (imports point downward), yet an automated AI reply must
+respect the owner's plan (services/entitlements.py decides) and the team hears of hand-offs,
+replies and `notify` actions through the owner's integrations (services/integrations.py
+knows which are configured, allowed by the plan and enabled). The factory installs the
+implementations per app (`install_policy(app, ...)` in create_app), so the dependency is
+inverted rather than hidden in a function-level import. A pipeline run in an app without a
+policy fails loudly instead of ignoring the plan.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+_EXTENSION = "dana_automation_policy"
+
+
+@dataclass(frozen=True)
+class AutomationPolicy:
+    """What the pipeline asks the business layer; one callable per question."""
+
+    # Count one AI reply against the owner's plan; False means "hand off instead".
+    consume_ai_reply: Callable[[str], bool]
+    # Tell the team through the owner's integrations (only one type, or every enabled one),
+    # after the customer has been answered.
+    notify_team: Callable[..., None]
+    # Raise LookupError unless the owner's integration of this type is configured and enabled.
+    require_integration: Callable[[str, str], None]
+    # A context manager: notify_team calls inside it are delivered when it ends.
+    deferred_notifications: Callable[[], AbstractContextManager]
+
+
+def install_policy(app: Flask, policy: AutomationPolicy) -> None:
+    """Give this app's pipeline its business rules (called once by the factory)."""
+    app.extensions[_EXTENSION] = policy
+
+
+def policy() -> AutomationPolicy:
+    """The current app's policy; RuntimeError if the factory did not install one."""
+    try:
+        return current_app.extensions[_EXTENSION]
+    except KeyError:
+        raise RuntimeError("no automation policy installed: build the app with create_app") \
+            from None
