@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.stripe_api import SECRET_KEY, WEBHOOK_SECRET, StripeFake
-from tests.store.conftest import SUPABASE_JWT_SECRET, postgrest  # noqa: F401 (fixture)
+from tests.store.conftest import backend_settings, postgrest  # noqa: F401 (fixture)
 
 PRICES = {"starter": "price_1Starter", "professional": "price_1Professional",
           "enterprise": "price_1Enterprise"}
@@ -33,11 +33,7 @@ def settings_overrides(request, backend, stripe_fake):
                      STRIPE_API_URL=stripe_fake.url, STRIPE_MAX_RETRIES=0,
                      STRIPE_GRACE_DAYS=5)
     overrides.update(getattr(request, "param", {}))
-    if backend == "supabase":
-        fake = request.getfixturevalue("postgrest")
-        fake.reset()
-        overrides.update(DATA_BACKEND="supabase", SUPABASE_URL=fake.url,
-                         SUPABASE_KEY=fake.service_key, SUPABASE_JWT_SECRET=SUPABASE_JWT_SECRET)
+    overrides.update(backend_settings(request, backend))
     return overrides
 
 

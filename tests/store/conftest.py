@@ -31,13 +31,17 @@ def postgrest(pg_url):
 @pytest.fixture
 def settings_overrides(request, backend):
     """The app's settings for the backend under test (plus any indirect parameter)."""
-    overrides = dict(getattr(request, "param", {}))
-    if backend == "supabase":
-        fake = request.getfixturevalue("postgrest")
-        fake.reset()
-        overrides.update(DATA_BACKEND="supabase", SUPABASE_URL=fake.url,
-                         SUPABASE_KEY=fake.service_key, SUPABASE_JWT_SECRET=SUPABASE_JWT_SECRET)
-    return overrides
+    return {**getattr(request, "param", {}), **backend_settings(request, backend)}
+
+
+def backend_settings(request, backend: str) -> dict:
+    """The settings that point the app at `backend` (a reset PostgREST fake for Supabase)."""
+    if backend != "supabase":
+        return {}
+    fake = request.getfixturevalue("postgrest")
+    fake.reset()
+    return dict(DATA_BACKEND="supabase", SUPABASE_URL=fake.url,
+                SUPABASE_KEY=fake.service_key, SUPABASE_JWT_SECRET=SUPABASE_JWT_SECRET)
 
 
 @pytest.fixture
