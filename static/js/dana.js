@@ -124,10 +124,20 @@
     li.scrollIntoView({block: "end"});
   }
 
+  // One inbox refresh at a time, and one more after it when events arrived meanwhile: htmx
+  // drops a request for an element that already has one in flight, which would leave the list
+  // showing the state before the last event.
+  var refreshing = false, refreshAgain = false;
   function refreshInbox() {
-    if (window.htmx) {
-      htmx.ajax("GET", window.location.href, {target: "#inbox-list", select: "#inbox-list", swap: "outerHTML"});
-    }
+    if (!window.htmx) { return; }
+    if (refreshing) { refreshAgain = true; return; }
+    refreshing = true;
+    var done = function () {
+      refreshing = false;
+      if (refreshAgain) { refreshAgain = false; refreshInbox(); }
+    };
+    htmx.ajax("GET", window.location.href, {target: "#inbox-list", select: "#inbox-list", swap: "outerHTML"})
+      .then(done, done);
   }
 
   if ((thread || inbox) && window.io) {
@@ -138,7 +148,12 @@
           .then(function (d) { cb({token: d.token}); }).catch(function () { cb({}); });
       }
     });
-    socket.on("connect", function () { document.body.dataset.live = "connected"; showStatus(""); });
+    // On every (re)connect the inbox is fetched again: events sent between the page's render
+    // and the socket's connect, or while it was away, would otherwise be missed until a reload.
+    socket.on("connect", function () {
+      if (inbox) { refreshInbox(); }
+      document.body.dataset.live = "connected"; showStatus("");
+    });
     socket.on("disconnect", function () { document.body.dataset.live = "disconnected"; });
     socket.on("connect_error", function () { showStatus("Live updates are unavailable; reload to see new messages."); });
     socket.on("new_message", function (d) {

@@ -5,6 +5,7 @@ import re
 import uuid
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.realtime.conftest import QUESTION, api, business, fb_message, post_webhook, wait_until
 
@@ -49,10 +50,19 @@ def test_sign_in_see_a_message_live_reply_and_take_the_task(make_stack, tabs):
     assert "pending" in row.inner_text()  # handed off to a human, who is told in the preview
     assert "will get back to you" in row.inner_text()
     tab.screenshot("inbox.png")
-    # a new customer writes: the inbox shows it without a reload
-    post_webhook(server.base_url, fb_message(shop["page_id"], "Is the shop open today?"))
-    page.locator("#inbox-list .conversation", has_text="Is the shop open today?").wait_for()
-    assert page.locator("#inbox-list .conversation").count() == 2
+    # a new customer writes: the inbox shows it without a reload, and once the AI has answered
+    # the row's preview is the answer (the list follows every event, not only the first)
+    other = "7" + uuid.uuid4().hex[:15].translate(str.maketrans("abcdef", "123456"))
+    post_webhook(server.base_url, fb_message(shop["page_id"], "Is the shop open today?", other))
+    expect(page.locator("#inbox-list .conversation")).to_have_count(2, timeout=20_000)
+    with api(server.base_url) as c:
+        answered = wait_until(lambda: [
+            x for x in c.get("/api/conversations", headers=shop["headers"]).json()["items"]
+            if x["contact"]["platform_user_id"] == other
+            and x["last_message_preview"] not in (None, "Is the shop open today?")], 20,
+            "the AI's answer to the new customer")[0]
+    expect(page.locator(f'[data-conversation-id="{answered["id"]}"] .preview')).to_have_text(
+        answered["last_message_preview"], timeout=20_000)
 
     row.locator("a").click()
     page.wait_for_url(f"**/app/conversations/{conv['id']}")
