@@ -163,7 +163,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_policy(app, AutomationPolicy(
         consume_ai_reply=entitlements.consume_ai_reply, notify_team=integrations.submit,
         require_integration=integrations.require_enabled,
-        deferred_notifications=integrations.deferred_notifications))
+        deferred_notifications=integrations.deferred_notifications,
+        run_lookup=integrations.run_lookup))
     init_realtime(app)
     register_cli(app)
     return app

@@ -8,6 +8,10 @@ from automation.integrations.base import IntegrationConnector
 from automation.integrations.business.email import EmailConnector
 from automation.integrations.business.slack import SlackConnector
 from automation.integrations.catalogue import PLANNED
+from automation.integrations.database.mongodb import MongoDbConnector
+from automation.integrations.database.mysql import MySqlConnector
+from automation.integrations.database.postgresql import PostgreSqlConnector
+from automation.integrations.database.sqlserver import SqlServerConnector
 from automation.platforms.base import GraphConfig, PlatformConnector
 from automation.platforms.facebook import FacebookConnector
 from automation.platforms.instagram import InstagramConnector
@@ -35,6 +39,10 @@ INTEGRATIONS: dict[str, type[IntegrationConnector]] = {
     **PLANNED,
     "slack": SlackConnector,
     "email": EmailConnector,
+    "mysql": MySqlConnector,
+    "postgresql": PostgreSqlConnector,
+    "mongodb": MongoDbConnector,
+    "sqlserver": SqlServerConnector,
 }
 
 

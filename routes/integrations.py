@@ -9,6 +9,8 @@ from routes.schemas import (
     IntegrationOut,
     IntegrationTestOut,
     IntegrationTypeListOut,
+    LookupIn,
+    LookupOut,
 )
 from services import integrations as svc
 from utils.auth import require_auth
@@ -59,6 +61,14 @@ def get_integration(integration_type: str):
 def test(integration_type: str):
     """Check the stored credentials with the service now; the status follows the outcome."""
     return svc.test_integration(g.user.id, integration_type)
+
+
+@bp.post("/<integration_type>/query")
+@require_auth
+@endpoint(body=LookupIn, response=LookupOut, tags=TAGS, errors=(402, 404, 409, 502))
+def query(integration_type: str, body: LookupIn):
+    """Run a named lookup of a database integration with bound parameters (read-only)."""
+    return svc.run_lookup(g.user.id, integration_type, body.query, body.params)
 
 
 @bp.delete("/<integration_type>")

@@ -32,6 +32,7 @@ from automation.integrations.base import (
     Notification,
     conversation_link,
 )
+from automation.integrations.database.base import LookupRequestError
 from automation.registry import INTEGRATIONS
 from models_db import Integration, IntegrationRef, db, utcnow
 from services import entitlements
@@ -190,6 +191,7 @@ def configure_integration(user_id: str, type_: str, config: dict, enabled: bool 
         raise Unprocessable(f"The {cls.name} service refused the configuration: {exc}",
                             code="integration_check_failed") from None
     stored = _encrypted(cls, parsed.model_dump(mode="json", exclude_none=True))
+    previous = _quiet_connector(existing) if existing is not None else None
     now = utcnow()
     created = existing is None
     row = existing or Integration(user_id=user_id, type=type_)
@@ -203,18 +205,31 @@ def configure_integration(user_id: str, type_: str, config: dict, enabled: bool 
         db.session.rollback()
         raise ApiError("This integration was just configured by another request; retry.",
                        status=409, code="conflict") from None
+    if previous is not None:  # its connections were made with the old settings
+        previous.dispose()
     audit("integration_configured", user_id=user_id, actor_id=user_id, type=type_,
           created=created, detail=detail)
     return _to_dict(row), created
 
 
+def _quiet_connector(row: Integration) -> IntegrationConnector | None:
+    """The connector of a stored row, or None when its config no longer builds one."""
+    try:
+        return build_connector(row)
+    except Exception:  # an unreadable old config has no pool worth closing
+        return None
+
+
 def delete_integration(user_id: str, type_: str) -> None:
     """Remove the caller's integration and what it kept about conversations."""
     row = _get_row(user_id, type_)
+    connector = _quiet_connector(row)
     db.session.delete(row)
     db.session.execute(IntegrationRef.__table__.delete().where(
         IntegrationRef.user_id == user_id, IntegrationRef.type == type_))
     db.session.commit()
+    if connector is not None:
+        connector.dispose()
     audit("integration_deleted", user_id=user_id, actor_id=user_id, type=type_)
 
 
@@ -317,6 +332,8 @@ def run_operation(row: Integration, operation):
                                      and not e.permanent),
             reraise=True)
         result = retrying(operation, connector)
+    except LookupRequestError:  # the caller's mistake (a bad value), not the service's failure
+        raise
     except Exception as exc:
         detail = str(exc) if isinstance(exc, IntegrationError) else f"{type(exc).__name__}: {exc}"
         log.warning("integration %s of user %s failed: %s", row.type, row.user_id, detail)
@@ -417,6 +434,49 @@ def deferred_notifications():
                 deliver(notification, only_type)
             except Exception:  # deliver() never raises; belt and braces for the caller
                 log.exception("delivering a %s notification failed", notification.kind)
+
+
+# ------------------------------------------------------------------ database lookups
+
+def run_lookup(owner_id: str, type_: str, query: str, params: dict | None) -> dict:
+    """Run a named lookup of the owner's database integration: {query, columns, rows, ...}.
+
+    404 when the integration or the query does not exist, 400 when the parameters do not fit
+    the query, 409 when the integration is disabled, 402 when the plan lacks the type; a
+    failure of the database (unreachable, timeout) is recorded on the integration (status
+    error, `integration_error`) and answers 502 `integration_error`.
+    """
+    row = _get_row(owner_id, type_)
+    cls = INTEGRATIONS[type_]
+    if "lookup" not in cls.operations:
+        raise NotFound(f"The {cls.name} integration has no lookups.", code="query_not_found")
+    if not row.enabled:
+        raise ApiError(f"The {cls.name} integration is disabled.", status=409,
+                       code="integration_disabled")
+    entitlements.require_feature(owner_id, type_)
+    try:
+        connector = build_connector(row)
+        values = connector.validate_request(query, params)
+    except LookupRequestError as exc:
+        if exc.kind == "query_not_found":
+            raise NotFound(str(exc), code="query_not_found") from None
+        raise ValidationFailed(str(exc), details=[{"field": "params", "message": str(exc),
+                                                   "type": exc.kind}]) from None
+    except IntegrationError as exc:
+        _record_failure(row, str(exc))
+        raise ApiError(f"The {cls.name} lookup failed: {exc}", status=502,
+                       code="integration_error") from None
+    try:
+        result = run_operation(row, lambda c: c.lookup(query, values))
+    except LookupRequestError as exc:
+        raise ValidationFailed(str(exc), details=[{"field": "params", "message": str(exc),
+                                                   "type": exc.kind}]) from None
+    except Exception as exc:  # recorded on the integration by run_operation
+        db.session.rollback()
+        reason = str(exc) if isinstance(exc, IntegrationError) else type(exc).__name__
+        raise ApiError(f"The {cls.name} lookup failed: {reason}", status=502,
+                       code="integration_error") from None
+    return result.to_dict()
 
 
 def require_enabled(owner_id: str, type_: str) -> None:

@@ -123,12 +123,18 @@ class Settings(BaseSettings):
     # Hosted setups: the only SMTP hosts users may configure (comma-separated; empty = any),
     # so that an e-mail integration cannot be pointed at internal services.
     SMTP_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Database connectors (MySQL, PostgreSQL, SQL Server, MongoDB): the hosts users may point
+    # them at (comma-separated names, IPs or CIDR ranges; empty = any public host). Loopback,
+    # private, link-local and other internal addresses are refused unless listed here, so a
+    # hosted Dana cannot be used to reach its own network.
+    DB_CONNECTOR_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     LOG_FORMAT: Literal["plain", "json"] = "plain"
     LOG_LEVEL: str = "INFO"
     MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024
 
-    @field_validator("CORS_ORIGINS", "SMTP_ALLOWED_HOSTS", mode="before")
+    @field_validator("CORS_ORIGINS", "SMTP_ALLOWED_HOSTS", "DB_CONNECTOR_ALLOWED_HOSTS",
+                     mode="before")
     @classmethod
     def _split_origins(cls, value):
         """Accept a comma-separated string (the env form) as well as a list."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from automation.ai.entities import extract_entities
 from automation.ai.response_generator import ReplyContext, generate_reply
 from automation.core import definitions as d
 from automation.core import handoff
@@ -55,11 +56,28 @@ class RunContext:
         return self.conversation
 
 
-_VAR = re.compile(r"\{\{\s*([a-z_]+)\.([a-z_]+)\s*\}\}")
+_VAR = re.compile(r"\{\{\s*([a-z_]+)\.([A-Za-z0-9_]+)\s*\}\}")
+# ctx.cache keys: the rows of this run's lookups ({variable: row}) and the message's entities
+LOOKUP_ROWS, ENTITIES = "lookup_rows", "entities"
+
+
+def message_entities(ctx: RunContext) -> dict:
+    """Order number, e-mail and phone found in the message (computed once per run)."""
+    if ENTITIES not in ctx.cache:
+        ctx.cache[ENTITIES] = extract_entities((ctx.message or {}).get("text"))
+    return ctx.cache[ENTITIES]
+
+
+def _text_of(value) -> str:
+    return "" if value is None else str(value)
 
 
 def fill_variables(text: str, ctx: RunContext) -> str:
-    """Fill {{contact.first_name}}-style variables; unknown ones become empty text."""
+    """Fill {{contact.first_name}}-style variables; unknown ones become empty text.
+
+    Also {{entities.order_number|email|phone}} from the message and {{<variable>.<column>}}
+    from the row of an earlier `lookup` action.
+    """
     contact = ctx.conversation.get("contact") or {}
     name = contact.get("name") or ""
     values = {
@@ -69,7 +87,16 @@ def fill_variables(text: str, ctx: RunContext) -> str:
         ("message", "text"): (ctx.message or {}).get("text") or "",
         ("conversation", "platform"): ctx.conversation.get("platform", ""),
     }
-    rendered = _VAR.sub(lambda m: values.get((m.group(1), m.group(2)), ""), text)
+
+    def value(match: re.Match) -> str:
+        space, key = match.group(1), match.group(2)
+        if (space, key) in values:
+            return values[(space, key)]
+        if space == "entities":
+            return _text_of(message_entities(ctx).get(key))
+        return _text_of((ctx.cache.get(LOOKUP_ROWS, {}).get(space) or {}).get(key))
+
+    rendered = _VAR.sub(value, text)
     return re.sub(r"[ \t]+([,.!?])", r"\1", rendered).strip()
 
 
@@ -117,7 +144,8 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
         user_id=ctx.owner_id, business=ctx.business, conversation_id=ctx.conversation["id"],
         message_text=(ctx.message or {}).get("text") or "", history=history,
         contact_name=(ctx.conversation.get("contact") or {}).get("name"),
-        platform=ctx.conversation["platform"]))
+        platform=ctx.conversation["platform"],
+        facts=dict(ctx.cache.get(LOOKUP_ROWS, {})) if spec.use_lookup else {}))
     if answer.handoff or not answer.text:
         return _do_handoff(ctx, answer.reason or "low_confidence")
     if spec.draft_for_approval:
@@ -244,6 +272,43 @@ def notify(ctx: RunContext, spec: d.NotifyAction) -> dict:
     return {"status": "queued", "channel": spec.channel}
 
 
+def lookup(ctx: RunContext, spec: d.LookupAction) -> dict:
+    """Read a row of the business's database; its columns become {{<variable>.<column>}}.
+
+    Parameters are rendered from templates and bound by the connector. When a parameter
+    renders empty, no row matches or the database fails (the failure is recorded on the
+    integration), `on_missing` hands off (default), continues, or fails the action.
+    """
+    params = {name: fill_variables(template, ctx) for name, template in spec.params.items()}
+    empty = sorted(name for name, value in params.items() if not value)
+    if empty:
+        return _lookup_missing(ctx, spec, f"no value for {', '.join(empty)} in the message")
+    run = policy().run_lookup
+    if run is None:
+        raise ActionFailed("database lookups are not available in this app")
+    try:
+        result = run(ctx.owner_id, spec.integration, spec.query, params)
+    except Exception as exc:  # an ApiError (not configured, bad params, database failure)
+        return _lookup_missing(ctx, spec, f"lookup failed: {exc}", failed=True)
+    if not result["rows"]:
+        return _lookup_missing(ctx, spec, "no row matched")
+    ctx.cache.setdefault(LOOKUP_ROWS, {})[spec.variable] = result["rows"][0]
+    return {"status": "ok", "query": spec.query, "columns": result["columns"],
+            "row_count": result["row_count"]}
+
+
+def _lookup_missing(ctx: RunContext, spec: d.LookupAction, why: str,
+                    failed: bool = False) -> dict:
+    ctx.cache.setdefault(LOOKUP_ROWS, {})[spec.variable] = {}
+    if spec.on_missing == "fail":
+        raise ActionFailed(why)
+    if spec.on_missing == "continue" or ctx.handed_off:
+        return {"status": "ok", "detail": why, "row_count": 0}
+    out = _do_handoff(ctx, "lookup_failed" if failed else "lookup_no_match")
+    out["detail"] = f"{why}; {out['detail']}"
+    return out
+
+
 # The registry: action type -> function. Adding an action is a function plus a line here
 # (and its model in definitions.py).
 ACTIONS = {
@@ -257,4 +322,5 @@ ACTIONS = {
     "pause_ai": pause_ai,
     "handoff": handoff_action,
     "notify": notify,
+    "lookup": lookup,
 }

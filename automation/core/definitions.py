@@ -126,7 +126,8 @@ Condition = Annotated[Union[PlatformCondition, KeywordsCondition, RegexCondition
 # ---------------------------------------------------------------------------- actions
 
 _VARS = ("template variables: {{contact.first_name}}, {{contact.name}}, {{business.name}}, "
-         "{{message.text}}, {{conversation.platform}}")
+         "{{message.text}}, {{conversation.platform}}, {{entities.order_number}}, "
+         "{{entities.email}}, {{entities.phone}}, and a lookup's row: {{lookup.<column>}}")
 
 
 class AiReplyAction(_Strict):
@@ -141,6 +142,10 @@ class AiReplyAction(_Strict):
         description="post the AI's answer to the Slack thread as a draft instead of sending it; "
                     "a person approves (or edits) it there and it is sent then. Without an "
                     "enabled Slack integration the conversation is handed off instead")
+    use_lookup: bool = Field(
+        default=False,
+        description="give the AI the rows read by this workflow's earlier `lookup` actions "
+                    "as facts to answer from (e.g. the order's status)")
 
 
 class SendTextAction(_Strict):
@@ -241,9 +246,50 @@ class NotifyAction(_Strict):
                                            "comma-separated e-mail addresses")
 
 
+# Template namespaces a lookup's `variable` may not take (they are filled from elsewhere).
+RESERVED_VARIABLES = frozenset({"contact", "business", "message", "conversation", "entities"})
+
+
+class LookupAction(_Strict):
+    """Read one row of the business's own data with a named query of a database integration.
+
+    The first row's columns become template variables (`{{lookup.status}}`) for the actions
+    after it, and AI context for an `ai_reply` with `use_lookup`. Parameter values are
+    templates, typically `{{entities.order_number}}` (also `{{entities.email}}`,
+    `{{entities.phone}}`, found in the customer's message) — always bound, never pasted
+    into the query. When no row matches, a parameter is empty or the database fails,
+    `on_missing` decides: hand off to a person (default), continue, or fail the action.
+    """
+
+    type: Literal["lookup"]
+    integration: Literal["mysql", "postgresql", "mongodb", "sqlserver"] = Field(
+        description="the database integration (it must be configured and enabled)")
+    query: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$",
+                       description="the name of a query in the integration's `queries`")
+    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")],
+                 Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict, max_length=20,
+        description="a template per parameter, e.g. {\"order_number\": "
+                    "\"{{entities.order_number}}\"}")
+    variable: str = Field(default="lookup", pattern=r"^[a-z_]{1,32}$",
+                          description="the template namespace of the row: {{lookup.<column>}}")
+    on_missing: Literal["handoff", "continue", "fail"] = Field(
+        default="handoff",
+        description="no row / an empty parameter / the database failed: hand off to a person "
+                    "(the actions after it that message the customer are then skipped), "
+                    "continue with empty variables, or fail the action")
+
+    @field_validator("variable")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_VARIABLES:
+            raise ValueError(f"{value!r} is a built-in template namespace")
+        return value
+
+
 Action = Annotated[Union[AiReplyAction, SendTextAction, SendQuickRepliesAction, CreateTaskAction,
                          AssignAction, AddLabelAction, SetStatusAction, PauseAiAction,
-                         HandoffAction, NotifyAction],
+                         HandoffAction, NotifyAction, LookupAction],
                    Field(discriminator="type")]
 
 

@@ -32,6 +32,9 @@ class AutomationPolicy:
     require_integration: Callable[[str, str], None]
     # A context manager: notify_team calls inside it are delivered when it ends.
     deferred_notifications: Callable[[], AbstractContextManager]
+    # Run a named database lookup for the owner: (owner_id, type, query, params) ->
+    # {query, columns, rows, row_count, truncated}; raises with the reason on any failure.
+    run_lookup: Callable[[str, str, str, dict], dict] | None = None
 
 
 def install_policy(app: Flask, policy: AutomationPolicy) -> None:

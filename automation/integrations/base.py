@@ -83,6 +83,9 @@ class IntegrationConnector:
         """
         raise NotImplementedError
 
+    def dispose(self) -> None:
+        """Release what this connection holds (a pool); the config changed or was deleted."""
+
 
 def conversation_link(conversation_id: str) -> str:
     """The frontend's link to a conversation (APP_URL), as notifications carry it."""

@@ -41,6 +41,8 @@ from routes.schemas.integrations import (
     IntegrationTestOut,
     IntegrationTypeListOut,
     IntegrationTypeOut,
+    LookupIn,
+    LookupOut,
 )
 from routes.schemas.knowledge import (
     KnowledgeDocumentIn,
@@ -144,6 +146,8 @@ __all__ = [
     "IntegrationTestOut",
     "IntegrationTypeListOut",
     "IntegrationTypeOut",
+    "LookupIn",
+    "LookupOut",
     "KnowledgeDocumentIn",
     "KnowledgeDocumentOut",
     "KnowledgeDocumentPatchIn",

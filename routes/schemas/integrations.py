@@ -66,3 +66,24 @@ class IntegrationTestOut(BaseModel):
     ok: bool
     detail: str
     checked_at: datetime
+
+
+class LookupIn(StrictModel):
+    """Run one named lookup of a database integration (the dashboard's "try it")."""
+
+    query: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$",
+                       description="the name of a query in the integration's `queries`")
+    params: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, max_length=20,
+        description="a value for each :param (SQL) or $param (MongoDB) of the query; values "
+                    "are always bound, never pasted into the query")
+
+
+class LookupOut(BaseModel):
+    """What the lookup read: the columns, up to the integration's max_rows rows."""
+
+    query: str
+    columns: list[str]
+    rows: list[dict]
+    row_count: int
+    truncated: bool = Field(description="true when more rows matched than max_rows")

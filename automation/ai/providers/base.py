@@ -23,6 +23,9 @@ class ReplyContext:
     history: list[dict] = field(default_factory=list)
     contact_name: str | None = None
     platform: str | None = None
+    # rows read by the workflow's `lookup` actions ({variable: {column: value}}), given to
+    # the AI as facts when the workflow's ai_reply says use_lookup
+    facts: dict = field(default_factory=dict)
 
 
 @dataclass
