@@ -12,8 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.channels.conftest import business, fake_graph  # noqa: F401  (fixtures)
-from tests.channels.conftest import set_plan
+from tests.channels.conftest import business, fake_graph, set_plan  # noqa: F401  (fixtures)
 from tests.conftest import auth_header, need_service, register
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "database": "test"}

@@ -491,9 +491,9 @@ class SqlDatabaseConnector(IntegrationConnector):
                 raise IntegrationError(
                     f"query {name} took longer than {self.config.statement_timeout_seconds:g}"
                     f" s and was stopped", permanent=True) from None
-            permanent = not exc.connection_invalidated and not _is_connection_error(exc)
-            raise IntegrationError(f"query {name} failed: {reason}", permanent=permanent) \
-                from None
+            if exc.connection_invalidated or _is_connection_error(exc):
+                raise IntegrationError(f"{self.name} could not be reached: {reason}") from None
+            raise IntegrationError(f"query {name} failed: {reason}", permanent=True) from None
         except SQLAlchemyError as exc:
             raise IntegrationError(f"{self.name} could not be reached: "
                                    f"{self.describe_error(exc)[0]}") from None
