@@ -143,17 +143,16 @@ def _allowed_entries(settings) -> list[str]:
             (getattr(settings, "DB_CONNECTOR_ALLOWED_HOSTS", None) or []) if h.strip()]
 
 
-def _listed(host: str, addresses: list[str], entries: list[str]) -> bool:
-    if host.lower() in entries:
-        return True
+def _in_listed_ranges(addresses: list[str], entries: list[str]) -> list[str]:
+    """The addresses inside an allow-listed IP or CIDR range, in resolution order."""
+    networks = []
     for entry in entries:
         try:
-            network = ipaddress.ip_network(entry, strict=False)
+            networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
-            continue
-        if any(ipaddress.ip_address(a) in network for a in addresses):
-            return True
-    return False
+            continue  # a host name: matched by name
+    return [a for a in addresses
+            if any(ipaddress.ip_address(a) in network for network in networks)]
 
 
 def _internal(address: str) -> bool:
@@ -179,9 +178,12 @@ def resolve_host(host: str, port: int, settings) -> str | None:
     except (socket.gaierror, UnicodeError) as exc:
         raise HostNotAllowed(f"the host {host} cannot be resolved ({exc})") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if entries and not _listed(name, addresses, entries):
+    listed = _in_listed_ranges(addresses, entries)
+    if listed:
+        return listed[0]  # never another of the name's addresses
+    if entries:
         raise HostNotAllowed(f"the host {host} is not allowed here (DB_CONNECTOR_ALLOWED_HOSTS)")
-    if not _listed(name, addresses, entries) and any(_internal(a) for a in addresses):
+    if any(_internal(a) for a in addresses):
         raise HostNotAllowed(f"the host {host} is an internal address; it is refused unless "
                              "DB_CONNECTOR_ALLOWED_HOSTS lists it")
     return addresses[0]
@@ -255,7 +257,8 @@ _POOLS_LOCK = threading.Lock()
 
 def close_pool(pool: Any) -> None:
     """Close an Engine's or a MongoClient's connections."""
-    (pool.dispose if hasattr(pool, "dispose") else pool.close)()
+    # not hasattr(): a MongoClient answers any attribute with a Database of that name
+    (pool.dispose if isinstance(pool, Engine) else pool.close)()
 
 
 def pooled(key: str, factory) -> Any:

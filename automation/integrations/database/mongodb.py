@@ -207,7 +207,9 @@ class MongoDbConnector(_Sql):
 
     def _find(self, client, spec: MongoLookup, values: dict, limit: int) -> list[dict]:
         cfg = self.config
-        projection = dict.fromkeys(spec.projection, 1) if spec.projection else None
+        projection = None
+        if spec.projection:  # only these fields (_id too only when asked for)
+            projection = {"_id": 0, **dict.fromkeys(spec.projection, 1)}
         cursor = client[cfg.database][spec.collection].find(
             fill(spec.filter, values, spec.param_types), projection)
         if spec.sort:
