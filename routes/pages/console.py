@@ -249,9 +249,11 @@ def platform_accounts():
     return render("app/platforms.html", status, items=items, form=form)
 
 
-def _integrations_page(status: int = 200, posted: dict | None = None):
+def _integrations_page(status: int = 200, posted: dict | None = None,
+                       tried: dict | None = None):
     """Every type of the catalogue with, for the caller's configured ones, their state and a
-    form; `posted` = {"type", "fields", "errors"} of a refused form, shown again.
+    form; `posted` = {"type", "fields", "errors"} of a refused form, shown again; `tried` =
+    {"type", "query", "params", "result" | "error"} of a database lookup just tried.
     """
     mine = {i["type"]: i for i in integ_svc.list_integrations(g.user.id)["items"]}
     types = []
@@ -262,7 +264,8 @@ def _integrations_page(status: int = 200, posted: dict | None = None):
                       "enabled": current["enabled"] if current else True,
                       "fields": refused["fields"] if refused
                       else integration_forms.fields_of(info, current),
-                      "errors": refused["errors"] if refused else {}})
+                      "errors": refused["errors"] if refused else {},
+                      "tried": tried if tried and tried["type"] == info["type"] else None})
     return render("app/integrations.html", status, types=types)
 
 
@@ -326,6 +329,28 @@ def integration_test(integration_type: str):
     else:
         flash(f"The check failed: {result['detail']}", "error")
     return redirect(url_for("console.integrations"))
+
+
+@bp.post("/integrations/<integration_type>/try")
+def integration_try(integration_type: str):
+    """Run a named lookup of a database integration with typed values (the "try it")."""
+    raw = request.form.get("params", "").strip() or "{}"
+    tried = {"type": integration_type, "query": request.form.get("query", ""), "params": raw}
+    status = 200
+    try:
+        params = json.loads(raw)
+        if not isinstance(params, dict):
+            raise ValueError
+    except ValueError:
+        tried["error"] = 'The values must be a JSON object, e.g. {"order_number": "55821"}.'
+        status = 400
+    else:
+        try:
+            tried["result"] = integ_svc.run_lookup(g.user.id, integration_type,
+                                                   tried["query"], params)
+        except ApiError as exc:
+            tried["error"], status = exc.message, exc.status
+    return _integrations_page(status, tried=tried)
 
 
 @bp.post("/integrations/<integration_type>/delete")
