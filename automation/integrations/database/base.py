@@ -195,9 +195,8 @@ def json_value(value: Any) -> Any:
     """A database value as JSON can carry it (dates ISO 8601, decimals exact as text)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 \
-            else str(value)
+    if isinstance(value, decimal.Decimal):  # as written in the database: "15.00", "129.90"
+        return str(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -363,8 +362,8 @@ class SqlDatabaseConnector(IntegrationConnector):
         """(reason, is_timeout) for a driver error; never includes the password."""
         orig = getattr(exc, "orig", None) or exc
         message = " ".join(str(orig).split())[:300] or type(orig).__name__
-        return message.replace(self.config.password, "****") if self.config.password \
-            else message, False
+        secret = self.config.password
+        return (message.replace(secret, "****") if len(secret) >= 4 else message), False
 
     # -- shared
 
