@@ -35,6 +35,8 @@ REFUSED = [
     "SET GLOBAL read_only = 0",
     "SELECT pg_read_file('/etc/passwd')",
     "SELECT set_config('default_transaction_read_only', 'off', false)",
+    "SELECT status FROM orders /*!50000 INTO OUTFILE '/tmp/x' */",   # MySQL runs these
+    "SELECT status FROM orders -- a comment",
 ]
 
 
