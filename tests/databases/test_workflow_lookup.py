@@ -176,3 +176,16 @@ class TestAiGetsTheRow:
         assert order_shop.status in system and "DHL 00340434161234567890" in system
         # the figures come from the database, so the answer is not refused as invented
         assert _sent_texts(fake_graph) == [answer]
+
+
+def test_on_missing_fail_records_a_failed_action_and_stop_on_error_stops(client, business,
+                                                                         fake_graph, order_shop):
+    definition = {**ORDER_STATUS_WORKFLOW, "stop_on_error": True, "actions": [
+        {**ORDER_STATUS_WORKFLOW["actions"][0], "on_missing": "fail"},
+        ORDER_STATUS_WORKFLOW["actions"][1]]}
+    _workflow(client, business, definition)
+    post_webhook(client, "facebook", fb_text("where is my order 99999?", psid="2008"))
+    [run] = [r for r in _runs(client, business) if r["workflow_id"]]
+    assert run["status"] == "failed" and "no row matched" in run["error"]
+    assert [a["status"] for a in run["actions"]] == ["failed"]
+    assert _sent_texts(fake_graph) == []
