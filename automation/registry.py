@@ -6,7 +6,9 @@ from __future__ import annotations
 from automation.inbound import InboundHook
 from automation.integrations.base import IntegrationConnector
 from automation.integrations.business.email import EmailConnector
+from automation.integrations.business.google_analytics import GoogleAnalyticsConnector
 from automation.integrations.business.slack import SlackConnector
+from automation.integrations.business.zendesk import ZendeskConnector
 from automation.integrations.catalogue import PLANNED
 from automation.platforms.base import GraphConfig, PlatformConnector
 from automation.platforms.facebook import FacebookConnector
@@ -35,6 +37,8 @@ INTEGRATIONS: dict[str, type[IntegrationConnector]] = {
     **PLANNED,
     "slack": SlackConnector,
     "email": EmailConnector,
+    "zendesk": ZendeskConnector,
+    "google_analytics": GoogleAnalyticsConnector,
 }
 
 

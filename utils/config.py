@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     SLACK_CHANNEL_ID: str | None = None
     SLACK_SIGNING_SECRET: str | None = None
     SLACK_API_URL: str | None = None
+    # Zendesk: the account's base URL is https://{subdomain}.zendesk.com; this overrides it
+    # (tests point it at a loopback fake; "{subdomain}" in it is filled in).
+    ZENDESK_API_URL: str | None = None
+    # Zendesk webhooks older than this (X-Zendesk-Webhook-Signature-Timestamp) are refused.
+    ZENDESK_WEBHOOK_TOLERANCE_SECONDS: int = Field(default=300, ge=1, le=3600)
+    # Google Analytics 4 Measurement Protocol endpoint; the check uses its /debug twin.
+    GA_MEASUREMENT_URL: str = "https://www.google-analytics.com/mp/collect"
 
     # Stripe (paid plans). Without STRIPE_SECRET_KEY no payment provider is configured and
     # paid plans are granted by an admin only. STRIPE_API_URL is the library's api_base

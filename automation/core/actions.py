@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from automation.ai.response_generator import ReplyContext, generate_reply
 from automation.core import definitions as d
 from automation.core import handoff
+from automation.core.milestones import status_changed
 from automation.core.policy import policy
 from automation.core.sending import send_message
 from automation.core.tasks import create_task as open_task
@@ -185,9 +186,11 @@ def create_task(ctx: RunContext, spec: d.CreateTaskAction) -> dict:
 
 
 def _update_conversation(ctx: RunContext, changes: dict) -> dict:
+    previous_status = ctx.conversation.get("status")
     conv = get_store().update_conversation(ctx.owner_id, ctx.conversation["id"], changes)
     ctx.conversation = conv
     events.conversation_updated(ctx.owner_id, conv)
+    status_changed(ctx.owner_id, previous_status, conv)
     return {"status": "ok", "changes": changes}
 
 
