@@ -32,7 +32,7 @@ from automation.core.handoff import conversation_history
 from automation.integrations.base import IntegrationError, conversation_link
 from automation.integrations.business import zendesk as zendesk_core
 from models_db import Integration, IntegrationRef, db
-from services import integrations, messaging
+from services import integrations, messaging, tasks
 from utils.config import current_settings
 from utils.crypto import decrypt
 from utils.errors import ApiError, NotFound, Unauthorized
@@ -94,7 +94,19 @@ def open_ticket(owner_id: str, conversation_id: str, *, task: dict | None = None
             "url": result["url"], **({"task_id": task["id"]} if task else {})}
     integrations.set_conversation_ref(owner_id, conversation_id, "zendesk", keep,
                                       external_id=str(result["ticket_id"]))
+    if task is not None:
+        _note_ticket_on_task(owner_id, task["id"], result)
     return result
+
+
+def _note_ticket_on_task(owner_id: str, task_id: str, ticket: dict) -> None:
+    """The task says which ticket it became (once), so the team finds it from the dashboard."""
+    current = get_store().get_task(owner_id, task_id)
+    line = f"Zendesk ticket #{ticket['ticket_id']}: {ticket['url']}"
+    if current is None or line in (current.get("description") or ""):
+        return
+    description = "\n\n".join(p for p in (current.get("description"), line) if p)
+    tasks.update_task(owner_id, task_id, {"description": description})
 
 
 @dataclass

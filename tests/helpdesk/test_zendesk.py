@@ -125,6 +125,12 @@ def test_ticket_has_requester_transcript_and_tags(client, zendesk_business, fake
     from services.integrations import conversation_ref
     refs = conversation_ref(zendesk_business["user"]["id"], conv["id"], "zendesk")
     assert refs["ticket_id"] == ticket["id"] and refs["task_id"] == task["id"]
+    # and the task names its ticket, once
+    open_ticket(zendesk_business, conv, task)
+    [described] = client.get("/api/tasks", headers=zendesk_business["headers"]).get_json()["items"]
+    line = f"Zendesk ticket #{ticket['id']}: {result['url']}"
+    assert described["description"].startswith(task["description"])
+    assert described["description"].count(line) == 1
 
 
 def test_a_retried_run_never_opens_a_second_ticket(client, zendesk_business, fake_zendesk):
