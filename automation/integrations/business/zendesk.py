@@ -232,7 +232,7 @@ class ZendeskConnector(IntegrationConnector):
             "subject": (request.subject or "Conversation from Dana")[:MAX_SUBJECT],
             "comment": {"body": (request.transcript or "(no messages)")[:MAX_COMMENT],
                         "public": False},
-            "requester_id": requester_id, "submitter_id": requester_id,
+            "requester_id": requester_id,
             "external_id": request.external_id,
             "tags": ticket_tags(self.config.tags, request.tags, platform),
         }
