@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     SLACK_CHANNEL_ID: str | None = None
     SLACK_SIGNING_SECRET: str | None = None
     SLACK_API_URL: str | None = None
+    # CRM, help-desk and analytics services (tests point them at loopback fakes).
+    HUBSPOT_API_URL: str = "https://api.hubapi.com"
+    SALESFORCE_API_VERSION: str = Field(default="62.0", pattern=r"^\d{2,3}\.\d$")
+    # default https://{subdomain}.zendesk.com; "{subdomain}" in an override is filled in
+    ZENDESK_API_URL: str | None = None
+    GA_MEASUREMENT_URL: str = "https://www.google-analytics.com/mp/collect"
 
     # Stripe (paid plans). Without STRIPE_SECRET_KEY no payment provider is configured and
     # paid plans are granted by an admin only. STRIPE_API_URL is the library's api_base
