@@ -36,7 +36,7 @@ from routes.users import bp as users_bp
 from routes.webhooks import bp as webhooks_bp
 from routes.workflows import bp as workflows_bp
 from routes.zendesk_webhooks import bp as zendesk_webhooks_bp
-from services import entitlements, integrations
+from services import entitlements, integration_actions, integrations
 from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
 from utils.http import install_request_guards
@@ -165,7 +165,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_policy(app, AutomationPolicy(
         consume_ai_reply=entitlements.consume_ai_reply, notify_team=integrations.submit,
         require_integration=integrations.require_enabled,
-        deferred_notifications=integrations.deferred_notifications))
+        deferred_notifications=integrations.deferred_notifications,
+        submit_action=integration_actions.submit_action))
     init_realtime(app)
     register_cli(app)
     return app

@@ -97,8 +97,10 @@ class Settings(BaseSettings):
     SLACK_CHANNEL_ID: str | None = None
     SLACK_SIGNING_SECRET: str | None = None
     SLACK_API_URL: str | None = None
-    # Zendesk: the account's base URL is https://{subdomain}.zendesk.com; this overrides it
-    # (tests point it at a loopback fake; "{subdomain}" in it is filled in).
+    # CRM, help-desk and analytics services (tests point them at loopback fakes).
+    HUBSPOT_API_URL: str = "https://api.hubapi.com"
+    SALESFORCE_API_VERSION: str = Field(default="62.0", pattern=r"^\d{2,3}\.\d$")
+    # default https://{subdomain}.zendesk.com; "{subdomain}" in an override is filled in
     ZENDESK_API_URL: str | None = None
     # Zendesk webhooks older than this (X-Zendesk-Webhook-Signature-Timestamp) are refused.
     ZENDESK_WEBHOOK_TOLERANCE_SECONDS: int = Field(default=300, ge=1, le=3600)
