@@ -1,10 +1,10 @@
-"""Zendesk: a conversation's ticket, and what Zendesk sends back (agents' comments).
+"""Zendesk: what Zendesk sends back (an agent's comment on a conversation's ticket).
 
-`open_ticket` opens (or finds again) the ticket of a conversation's hand-off through the
-owner's Zendesk integration and keeps its id on the conversation (integration_refs, type
-zendesk: ticket_id, requester_id, task_id, url), which is how the conversation's later
-messages become the ticket's comments (the connector's `notify`) and how a webhook finds
-the conversation back.
+The ticket itself is opened by the `create_ticket` workflow action
+(services/integration_actions.py runs the connector's `create_ticket`), which keeps the
+ticket's id on the hand-off task and on the conversation (integration_refs, type zendesk:
+ticket_id, requester_id, task_id, url); that is how the conversation's later messages become
+the ticket's comments (the connector's `notify`) and how a webhook finds the conversation.
 
 POST /webhooks/zendesk (routes/zendesk_webhooks.py) receives Zendesk's "Ticket comment added"
 webhook events. Each is verified first (base64 HMAC-SHA256 of timestamp + body, 5-minute
@@ -28,85 +28,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from automation.core.handoff import conversation_history
-from automation.integrations.base import IntegrationError, conversation_link
+from automation.integrations.base import IntegrationError
 from automation.integrations.business import zendesk as zendesk_core
 from models_db import Integration, IntegrationRef, db
-from services import integrations, messaging, tasks
+from services import integrations, messaging
 from utils.config import current_settings
 from utils.crypto import decrypt
-from utils.errors import ApiError, NotFound, Unauthorized
-from utils.store import get_store
+from utils.errors import ApiError, Unauthorized
 
 log = logging.getLogger("dana.zendesk")
 
 COMMENT_ADDED = "zen:event-type:ticket.comment_added"
-TRANSCRIPT_MESSAGES = 50
-
-
-# ------------------------------------------------------------------ a conversation's ticket
-
-def transcript(owner_id: str, conversation: dict) -> str:
-    """The conversation so far as plain text, oldest first, with a link back to Dana."""
-    contact = conversation.get("contact") or {}
-    name = contact.get("name") or "Customer"
-    lines = [f"Conversation with {name} on {str(conversation.get('platform')).capitalize()}",
-             f"Open in Dana: {conversation_link(conversation['id'])}", ""]
-    for item in conversation_history(owner_id, conversation["id"], TRANSCRIPT_MESSAGES):
-        who = name if item["role"] == "customer" else "Business"
-        lines.append(f"{who}: {item['text']}")
-    return "\n".join(lines)
-
-
-def open_ticket(owner_id: str, conversation_id: str, *, task: dict | None = None,
-                subject: str | None = None, tags: tuple[str, ...] = (),
-                priority: str | None = None) -> dict:
-    """Open the conversation's ticket (once: a retry finds it) and keep its id on it.
-
-    Returns {"ticket_id", "requester_id", "url", "created"}; raises IntegrationError (the
-    failure is recorded on the integration) or LookupError when Zendesk is not set up.
-    """
-    row = db.session.scalar(select(Integration).where(Integration.user_id == owner_id,
-                                                      Integration.type == "zendesk"))
-    if row is None or not row.enabled:
-        raise LookupError("no enabled 'zendesk' integration is configured")
-    conversation = get_store().get_conversation(owner_id, conversation_id)
-    if conversation is None:
-        raise NotFound("No such conversation.", code="conversation_not_found")
-    refs = integrations.conversation_ref(owner_id, conversation_id, "zendesk") or {}
-    if refs.get("ticket_id") and (task is None or refs.get("task_id") == task["id"]):
-        return {**{k: refs.get(k) for k in ("ticket_id", "requester_id", "url")},
-                "created": False}
-    contact = conversation.get("contact") or {}
-    name = contact.get("name") or contact.get("platform_user_id") or "Customer"
-    key = f"dana-task-{task['id']}" if task else f"dana-conversation-{conversation_id}"
-    request = zendesk_core.TicketRequest(
-        external_id=key,
-        subject=subject or (task or {}).get("title") or
-        f"{name} on {str(conversation['platform']).capitalize()}",
-        transcript=transcript(owner_id, conversation), requester_name=name,
-        requester_external_id=f"dana-contact-{contact.get('id')}",
-        requester_email=contact.get("email"), tags=tuple(tags),
-        priority=priority or {"high": "high", "low": "low"}.get((task or {}).get("priority")))
-    result = integrations.run_operation(
-        row, lambda c: c.create_ticket(request, platform=conversation.get("platform")))
-    keep = {"ticket_id": result["ticket_id"], "requester_id": result["requester_id"],
-            "url": result["url"], **({"task_id": task["id"]} if task else {})}
-    integrations.set_conversation_ref(owner_id, conversation_id, "zendesk", keep,
-                                      external_id=str(result["ticket_id"]))
-    if task is not None:
-        _note_ticket_on_task(owner_id, task["id"], result)
-    return result
-
-
-def _note_ticket_on_task(owner_id: str, task_id: str, ticket: dict) -> None:
-    """The task says which ticket it became (once), so the team finds it from the dashboard."""
-    current = get_store().get_task(owner_id, task_id)
-    line = f"Zendesk ticket #{ticket['ticket_id']}: {ticket['url']}"
-    if current is None or line in (current.get("description") or ""):
-        return
-    description = "\n\n".join(p for p in (current.get("description"), line) if p)
-    tasks.update_task(owner_id, task_id, {"description": description})
 
 
 @dataclass

@@ -16,18 +16,30 @@ from tests.helpers import assert_error
 HUMAN = "I want to speak to a human please, my order 4411 never arrived"
 
 
-def handed_off(client, business) -> tuple[dict, dict]:
+def ticket_workflow(client, business, **action) -> dict:
+    """On hand-off: create a Zendesk ticket."""
+    resp = client.post("/api/workflows", headers=business["headers"], json={
+        "name": "ticket on hand-off", "definition": {
+            "trigger": {"type": "handoff"},
+            "actions": [{"type": "create_ticket", "integration": "zendesk", **action}]}})
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()
+
+
+def handed_off(client, business, text: str = HUMAN) -> tuple[dict, dict]:
     """A Messenger customer asks for a human: (conversation, its hand-off task)."""
-    post_webhook(client, "facebook", fb_text(HUMAN))
+    post_webhook(client, "facebook", fb_text(text))
     [conv] = conversations(client, business)
     [task] = client.get("/api/tasks", headers=business["headers"]).get_json()["items"]
     return conv, task
 
 
-def open_ticket(business, conv, task, **kwargs) -> dict:
-    from services.zendesk import open_ticket as svc_open_ticket
-
-    return svc_open_ticket(business["user"]["id"], conv["id"], task=task, **kwargs)
+def ticketed(client, business, fake_zendesk, **action) -> tuple[dict, dict, int]:
+    """A hand-off whose workflow opened a Zendesk ticket: (conversation, task, ticket id)."""
+    ticket_workflow(client, business, **action)
+    conv, task = handed_off(client, business)
+    [ticket_id] = list(fake_zendesk.tickets)
+    return conv, task, ticket_id
 
 
 def integration(client, business) -> dict:
@@ -106,61 +118,74 @@ def test_test_endpoint_records_a_revoked_token(client, zendesk_business, fake_ze
 # ------------------------------------------------------------------ the ticket
 
 def test_ticket_has_requester_transcript_and_tags(client, zendesk_business, fake_zendesk):
-    conv, task = handed_off(client, zendesk_business)
-    result = open_ticket(zendesk_business, conv, task, tags=("Late Delivery",))
-    assert result["created"] is True
-    [ticket] = fake_zendesk.tickets.values()
-    assert result["ticket_id"] == ticket["id"]
-    assert result["url"] == f"https://noras.zendesk.com/agent/tickets/{ticket['id']}"
-    assert ticket["subject"] == task["title"]
+    from services.integration_actions import links_for
+    from services.integrations import conversation_ref
+
+    conv, task, ticket_id = ticketed(client, zendesk_business, fake_zendesk,
+                                     tags=["late-delivery"])
+    ticket = fake_zendesk.tickets[ticket_id]
+    url = f"https://noras.zendesk.com/agent/tickets/{ticket_id}"
+    assert ticket["subject"].startswith("Conversation with")   # the action's default
     assert ticket["external_id"] == f"dana-task-{task['id']}"
-    assert ticket["tags"] == ["dana", "late_delivery", "facebook"]
+    assert ticket["tags"] == ["dana", "late-delivery", "facebook"]
     [first] = ticket["comments"]
     assert first["public"] is False    # the transcript is never e-mailed to anybody
     assert HUMAN in first["body"] and f"/conversations/{conv['id']}" in first["body"]
+    assert "Business: " in first["body"]    # the hand-off notice the customer got
     [requester] = fake_zendesk.end_users()
     assert ticket["requester_id"] == requester["id"]
     assert requester["external_id"] == f"dana-contact-{conv['contact']['id']}"
-    # the ticket is kept on the conversation, with the hand-off task it belongs to
-    from services.integrations import conversation_ref
-    refs = conversation_ref(zendesk_business["user"]["id"], conv["id"], "zendesk")
-    assert refs["ticket_id"] == ticket["id"] and refs["task_id"] == task["id"]
-    # and the task names its ticket, once
-    open_ticket(zendesk_business, conv, task)
-    [described] = client.get("/api/tasks", headers=zendesk_business["headers"]).get_json()["items"]
-    line = f"Zendesk ticket #{ticket['id']}: {result['url']}"
-    assert described["description"].startswith(task["description"])
-    assert described["description"].count(line) == 1
+    # kept on our task, our contact and the conversation
+    owner = zendesk_business["user"]["id"]
+    assert links_for(owner, "task", task["id"]) == {"zendesk": {"id": ticket_id, "url": url}}
+    assert links_for(owner, "contact", conv["contact"]["id"]) == {
+        "zendesk": {"id": requester["id"]}}
+    refs = conversation_ref(owner, conv["id"], "zendesk")
+    assert refs == {"id": ticket_id, "ticket_id": ticket_id, "requester_id": requester["id"],
+                    "url": url, "task_id": task["id"]}
+
+
+def test_subject_and_priority_come_from_the_action(client, zendesk_business, fake_zendesk):
+    _conv, _task, ticket_id = ticketed(client, zendesk_business, fake_zendesk,
+                                       subject="Order problem: {{contact.first_name}}",
+                                       priority="urgent")
+    ticket = fake_zendesk.tickets[ticket_id]
+    assert ticket["subject"].startswith("Order problem:") and ticket["priority"] == "urgent"
 
 
 def test_a_retried_run_never_opens_a_second_ticket(client, zendesk_business, fake_zendesk):
-    from models_db import IntegrationRef, db
+    from automation.integrations.base import ActionRequest
+    from models_db import IntegrationAction, IntegrationRef, db
+    from services.integration_actions import perform
 
-    conv, task = handed_off(client, zendesk_business)
-    first = open_ticket(zendesk_business, conv, task)
-    again = open_ticket(zendesk_business, conv, task)
-    assert again["ticket_id"] == first["ticket_id"] and again["created"] is False
-    # even when Dana lost what it kept (e.g. a crash before it was stored), Zendesk's
-    # external_id finds the ticket: still one ticket, and one end user for the customer
-    db.session.execute(IntegrationRef.__table__.delete())
+    conv, task, ticket_id = ticketed(client, zendesk_business, fake_zendesk)
+    request = ActionRequest(owner_id=zendesk_business["user"]["id"], action="create_ticket",
+                            idempotency_key="wf:test:handoff:m1:0", conversation=conv,
+                            contact=conv["contact"], task=task)
+    # another run for the same task: the conversation's ticket is reused
+    assert perform(request)["zendesk"] == {"status": "found", "external_id": str(ticket_id)}
+    assert perform(request)["zendesk"]["status"] == "already_done"
+    # as if the process died right after Zendesk answered, before Dana recorded anything:
+    # Zendesk's external_id finds the ticket. Still one ticket, one end user.
+    db.session.query(IntegrationAction).delete()
+    db.session.query(IntegrationRef).delete()
     db.session.commit()
-    third = open_ticket(zendesk_business, conv, task)
-    assert third["ticket_id"] == first["ticket_id"] and third["created"] is False
+    assert perform(request)["zendesk"] == {"status": "found", "external_id": str(ticket_id)}
     assert len(fake_zendesk.tickets) == 1
     assert len(fake_zendesk.calls("POST /api/v2/tickets")) == 1
+    assert len(fake_zendesk.calls("GET /api/v2/tickets")) == 2
     assert len(fake_zendesk.end_users()) == 1
 
 
 def test_429_retry_after_is_honoured(client, zendesk_business, fake_zendesk):
-    conv, task = handed_off(client, zendesk_business)
     fake_zendesk.fail("POST /api/v2/tickets", status=429, retry_after=0)
-    result = open_ticket(zendesk_business, conv, task)
-    assert result["created"] is True and len(fake_zendesk.tickets) == 1
+    ticketed(client, zendesk_business, fake_zendesk)
+    assert len(fake_zendesk.tickets) == 1
     assert len(fake_zendesk.calls("POST /api/v2/tickets")) == 2
     assert integration(client, zendesk_business)["status"] == "active"
 
 
-def test_retry_after_header_is_read_by_the_connector(app):
+def test_http_answers_become_the_right_errors(app):
     import httpx
 
     from automation.integrations import web
@@ -170,44 +195,60 @@ def test_retry_after_header_is_read_by_the_connector(app):
     assert caught.value.retry_after == 7.0 and not caught.value.permanent
     with pytest.raises(IntegrationError) as caught:
         web.raise_for_answer("Zendesk", "x", httpx.Response(401, json={"error": "nope"}))
-    assert caught.value.permanent and "401 nope" in str(caught.value)
+    assert caught.value.permanent and "HTTP 401 nope" in str(caught.value)
+    with pytest.raises(IntegrationError) as caught:
+        web.raise_for_answer("Zendesk", "x", httpx.Response(503))
+    assert not caught.value.permanent
 
 
 def test_401_is_permanent_error_and_integration_error_is_emitted(app, client, zendesk_business,
-                                                                  fake_zendesk):
+                                                                  fake_zendesk, fake_graph):
     from utils.realtime import socketio
 
-    conv, task = handed_off(client, zendesk_business)
     fake_zendesk.tokens.clear()   # the token was revoked in Zendesk
     sock = socketio.test_client(app, auth={"token": zendesk_business["access_token"]})
-    with pytest.raises(IntegrationError):
-        open_ticket(zendesk_business, conv, task)
+    ticket_workflow(client, zendesk_business)
+    handed_off(client, zendesk_business)
+    assert len(fake_graph.requests_to("/me/messages")) == 1   # the customer was answered
     assert len(fake_zendesk.calls("POST /api/v2/users/create_or_update")) == 1   # no retry
     stored = integration(client, zendesk_business)
-    assert stored["status"] == "error" and "401" in stored["last_error"]
+    assert stored["status"] == "error" and "HTTP 401" in stored["last_error"]
     events = [e["args"][0] for e in sock.get_received() if e["name"] == "integration_error"]
     assert events and events[-1]["type"] == "zendesk" and events[-1]["status"] == "error"
     sock.disconnect()
     assert fake_zendesk.tickets == {}
 
 
-def test_500_is_retried_then_recorded(client, zendesk_business, fake_zendesk):
-    conv, task = handed_off(client, zendesk_business)
+def test_500_is_retried_then_recorded_and_the_next_run_opens_it(client, zendesk_business,
+                                                                fake_zendesk):
+    from automation.integrations.base import ActionRequest
+    from models_db import IntegrationAction, db
+
     fake_zendesk.fail("POST /api/v2/users/create_or_update", status=500, times=3)
-    with pytest.raises(IntegrationError):
-        open_ticket(zendesk_business, conv, task)
+    ticket_workflow(client, zendesk_business)
+    handed_off(client, zendesk_business)
     assert len(fake_zendesk.calls("POST /api/v2/users/create_or_update")) == 3
     assert "HTTP 500" in integration(client, zendesk_business)["last_error"]
-    # the next run works and the integration is active again
-    assert open_ticket(zendesk_business, conv, task)["created"] is True
+    assert fake_zendesk.tickets == {}
+    # a failed action run is tried again by the next run of the same key
+    from services.integration_actions import perform
+
+    [record] = db.session.scalars(db.select(IntegrationAction)).all()
+    assert record.status == "failed" and "HTTP 500" in record.error
+    conv = conversations(client, zendesk_business)[0]
+    [task] = client.get("/api/tasks", headers=zendesk_business["headers"]).get_json()["items"]
+    request = ActionRequest(owner_id=zendesk_business["user"]["id"], action="create_ticket",
+                            idempotency_key=record.idempotency_key, conversation=conv,
+                            contact=conv["contact"], task=task)
+    assert perform(request)["zendesk"]["status"] == "created"
+    assert len(fake_zendesk.tickets) == 1
     assert integration(client, zendesk_business)["status"] == "active"
 
 
 # ------------------------------------------------------------------ later messages
 
 def test_later_messages_become_comments(client, zendesk_business, fake_zendesk, fake_graph):
-    conv, task = handed_off(client, zendesk_business)
-    ticket_id = open_ticket(zendesk_business, conv, task)["ticket_id"]
+    conv, _task, ticket_id = ticketed(client, zendesk_business, fake_zendesk)
     post_webhook(client, "facebook", fb_text("It was a blue jacket, size M"))
     resp = client.post(f"/api/conversations/{conv['id']}/messages",
                        headers=zendesk_business["headers"], json={"text": "Sorry! Resending."})
@@ -224,8 +265,7 @@ def test_later_messages_become_comments(client, zendesk_business, fake_zendesk, 
 
 def test_a_failing_zendesk_never_blocks_the_reply(client, zendesk_business, fake_zendesk,
                                                   fake_graph):
-    conv, task = handed_off(client, zendesk_business)
-    open_ticket(zendesk_business, conv, task)
+    conv, _task, _ticket_id = ticketed(client, zendesk_business, fake_zendesk)
     sent_before = len(fake_graph.requests_to("/me/messages"))
     fake_zendesk.fail("*", status=500, times=10)
     resp = client.post(f"/api/conversations/{conv['id']}/messages",
@@ -241,5 +281,4 @@ def test_a_failing_zendesk_never_blocks_the_reply(client, zendesk_business, fake
 def test_conversations_without_a_ticket_send_nothing(client, zendesk_business, fake_zendesk):
     post_webhook(client, "facebook", fb_text("hello"))
     post_webhook(client, "facebook", fb_text("what are your opening hours?"))
-    assert fake_zendesk.calls("PUT /api/v2/tickets/100") == []
     assert [r.route for r in fake_zendesk.requests] == ["GET /api/v2/users/me"]

@@ -10,7 +10,7 @@ from tests.conftest import auth_header, register
 from tests.fakes.graph import Reply
 from tests.fakes.zendesk import AGENT_ID
 from tests.helpdesk.conftest import comment_event, connect_zendesk, post_zendesk
-from tests.helpdesk.test_zendesk import handed_off, open_ticket
+from tests.helpdesk.test_zendesk import ticketed as ticketed_conversation
 from tests.helpers import assert_error
 
 
@@ -18,14 +18,14 @@ def graph_texts(fake_graph) -> list[str]:
     return [r.json["message"].get("text") for r in fake_graph.requests_to("/me/messages")]
 
 
-def ticketed(client, business) -> tuple[dict, int]:
-    conv, task = handed_off(client, business)
-    return conv, open_ticket(business, conv, task)["ticket_id"]
+def ticketed(client, business, fake_zendesk) -> tuple[dict, int]:
+    conv, _task, ticket_id = ticketed_conversation(client, business, fake_zendesk)
+    return conv, ticket_id
 
 
 def test_agent_public_comment_reaches_the_customer_once(client, zendesk_business, fake_graph,
                                                         fake_zendesk):
-    conv, ticket_id = ticketed(client, zendesk_business)
+    conv, ticket_id = ticketed(client, zendesk_business, fake_zendesk)
     before = graph_texts(fake_graph)
     event = comment_event(ticket_id, "Hi! Your parcel is on its way, tracking ZX81.")
     resp = post_zendesk(client, event)
@@ -45,7 +45,7 @@ def test_agent_public_comment_reaches_the_customer_once(client, zendesk_business
 
 def test_notes_and_the_customers_own_comments_are_not_sent(client, zendesk_business,
                                                            fake_graph, fake_zendesk):
-    _conv, ticket_id = ticketed(client, zendesk_business)
+    _conv, ticket_id = ticketed(client, zendesk_business, fake_zendesk)
     requester = fake_zendesk.tickets[ticket_id]["requester_id"]
     before = len(graph_texts(fake_graph))
     for event in (comment_event(ticket_id, "internal: refund?", public=False, comment_id=1),
@@ -58,8 +58,8 @@ def test_notes_and_the_customers_own_comments_are_not_sent(client, zendesk_busin
     assert len(graph_texts(fake_graph)) == before
 
 
-def test_signatures_are_required(client, zendesk_business, fake_graph):
-    _conv, ticket_id = ticketed(client, zendesk_business)
+def test_signatures_are_required(client, zendesk_business, fake_graph, fake_zendesk):
+    _conv, ticket_id = ticketed(client, zendesk_business, fake_zendesk)
     before = len(graph_texts(fake_graph))
     event = comment_event(ticket_id, "hello")
     assert_error(post_zendesk(client, event, secret="not-the-secret"), 401, "invalid_signature")
@@ -91,7 +91,7 @@ def test_another_accounts_secret_cannot_reach_this_customer(app, client, zendesk
                                                             fake_graph, fake_zendesk):
     from tests.channels.conftest import set_plan
 
-    _conv, ticket_id = ticketed(client, zendesk_business)
+    _conv, ticket_id = ticketed(client, zendesk_business, fake_zendesk)
     attacker = register(client, name="Mallory")
     attacker["headers"] = auth_header(attacker)
     set_plan(attacker["user"]["id"], "professional")
@@ -115,7 +115,7 @@ def test_a_ticket_dana_did_not_open_is_ignored(client, zendesk_business, fake_gr
 
 def test_a_failed_send_is_noted_on_the_ticket(client, zendesk_business, fake_graph,
                                               fake_zendesk):
-    _conv, ticket_id = ticketed(client, zendesk_business)
+    _conv, ticket_id = ticketed(client, zendesk_business, fake_zendesk)
     fake_graph.queue("/me/messages", Reply(status=400, body={"error": {
         "message": "(#10) This message is sent outside of allowed window.", "type":
         "OAuthException", "code": 10, "error_subcode": 2018278}}))
@@ -129,7 +129,7 @@ def test_a_failed_send_is_noted_on_the_ticket(client, zendesk_business, fake_gra
 def test_agent_reply_through_zendesk_end_to_end_with_customer_text_in_ticket(
         client, zendesk_business, fake_graph, fake_zendesk):
     """Customer -> hand-off -> ticket -> customer's follow-up as a comment -> agent's answer."""
-    conv, ticket_id = ticketed(client, zendesk_business)
+    conv, ticket_id = ticketed(client, zendesk_business, fake_zendesk)
     post_webhook(client, "facebook", fb_text("Any news?"))
     assert fake_zendesk.tickets[ticket_id]["comments"][-1]["body"] == "Any news?"
     resp = post_zendesk(client, comment_event(ticket_id, "Yes, it ships today.", comment_id=9))

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from automation.integrations import web
 from automation.integrations.base import (
+    ActionRequest,
     IntegrationCheckFailed,
     IntegrationConnector,
     IntegrationError,
@@ -158,7 +159,7 @@ class GoogleAnalyticsConnector(IntegrationConnector):
                                   [{"name": "dana_connection_check", "params": {}}])
             body = response.json() if response.content else {}
         except IntegrationError as exc:
-            raise IntegrationCheckFailed(str(exc).split(" failed: ", 1)[-1]) from None
+            raise IntegrationCheckFailed(str(exc)) from None
         except ValueError:
             raise IntegrationCheckFailed("the validation server did not answer JSON") from None
         messages = body.get("validationMessages") if isinstance(body, dict) else None
@@ -175,6 +176,13 @@ class GoogleAnalyticsConnector(IntegrationConnector):
         clean = {**clean_params(params), "engagement_time_msec": 1}
         self._post(self.url, "collect", client_id, [{"name": name, "params": clean}])
         return {"status": "ok", "event": name}
+
+    def track_event(self, request: ActionRequest) -> dict:
+        """The `track_event` workflow action: the workflow's event for this customer."""
+        params = request.params or {}
+        contact_id = (request.contact or {}).get("id") or request.conversation["id"]
+        return self.track(self.client_id(request.owner_id, contact_id), params.get("event", ""),
+                          self.event_params(request.conversation, params.get("params")))
 
     def event_params(self, conversation: dict, extra: dict | None = None) -> dict:
         """The parameters of a conversation event: platform (and counters), nothing personal."""

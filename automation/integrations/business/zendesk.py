@@ -24,7 +24,7 @@ import base64
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import ClassVar
 
@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from automation.integrations import web
 from automation.integrations.base import (
+    ActionRequest,
     IntegrationCheckFailed,
     IntegrationConnector,
     IntegrationError,
@@ -78,7 +79,6 @@ class TicketRequest:
     requester_email: str | None = None
     tags: tuple[str, ...] = ()
     priority: str | None = None        # low | normal | high | urgent
-    fields: dict = field(default_factory=dict)
 
 
 def verify_signature(secret: str, body: bytes, timestamp: str | None, signature: str | None,
@@ -122,6 +122,31 @@ def ticket_tags(base: list[str], extra: tuple[str, ...] | list[str], platform: s
         if clean and clean not in out:
             out.append(clean)
     return out
+
+
+PRIORITIES = {"low": "low", "normal": "normal", "high": "high", "urgent": "urgent"}
+
+
+def ticket_request(request: ActionRequest) -> TicketRequest:
+    """What a ticket is opened with, from a `create_ticket` action run."""
+    conversation, task, contact = request.conversation, request.task, request.contact or {}
+    name = contact.get("name") or contact.get("platform_user_id") or "Customer"
+    platform = str(conversation.get("platform") or "").capitalize()
+    key = f"dana-task-{task['id']}" if task else f"dana-conversation-{conversation['id']}"
+    lines = [f"Conversation with {name} on {platform}"]
+    if request.link:
+        lines.append(f"Open in Dana: {request.link}")
+    said = "\n".join(f"{name if t['role'] == 'customer' else 'Business'}: {t['text']}"
+                     for t in request.transcript)
+    lines += ["", said[-(MAX_COMMENT - 1000):]]
+    params = request.params or {}
+    return TicketRequest(
+        external_id=key,
+        subject=params.get("subject") or (task or {}).get("title") or f"{name} on {platform}",
+        transcript="\n".join(lines).strip(), requester_name=name,
+        requester_external_id=f"dana-contact-{contact.get('id') or conversation['id']}",
+        requester_email=contact.get("email"), tags=tuple(params.get("tags") or ()),
+        priority=params.get("priority") or PRIORITIES.get((task or {}).get("priority", "")))
 
 
 class ZendeskConnector(IntegrationConnector):
@@ -181,7 +206,7 @@ class ZendeskConnector(IntegrationConnector):
         try:
             user = self.me()
         except IntegrationError as exc:
-            raise IntegrationCheckFailed(str(exc).split(" failed: ", 1)[-1]) from None
+            raise IntegrationCheckFailed(str(exc)) from None
         if not user.get("id"):
             raise IntegrationCheckFailed("Zendesk did not recognise the e-mail and API token")
         if user.get("role") not in ("agent", "admin"):
@@ -216,7 +241,7 @@ class ZendeskConnector(IntegrationConnector):
         """The agent's link to a ticket (always the account's own host)."""
         return f"https://{self.config.subdomain}.zendesk.com/agent/tickets/{ticket_id}"
 
-    def create_ticket(self, request: TicketRequest, platform: str | None = None) -> dict:
+    def open_ticket(self, request: TicketRequest, platform: str | None = None) -> dict:
         """Open the ticket (or find the one already opened for this external id).
 
         Returns {"ticket_id", "requester_id", "url", "created"}.
@@ -232,8 +257,7 @@ class ZendeskConnector(IntegrationConnector):
             "subject": (request.subject or "Conversation from Dana")[:MAX_SUBJECT],
             "comment": {"body": (request.transcript or "(no messages)")[:MAX_COMMENT],
                         "public": False},
-            "requester_id": requester_id,
-            "external_id": request.external_id,
+            "requester_id": requester_id, "external_id": request.external_id,
             "tags": ticket_tags(self.config.tags, request.tags, platform),
         }
         if request.priority:
@@ -245,6 +269,34 @@ class ZendeskConnector(IntegrationConnector):
             raise IntegrationError("Zendesk tickets (create) failed: no ticket id")
         return {"ticket_id": int(ticket_id), "requester_id": requester_id,
                 "url": self.ticket_url(ticket_id), "created": True}
+
+    def create_ticket(self, request: ActionRequest) -> dict:
+        """The `create_ticket` workflow action: the conversation's ticket, opened once.
+
+        One ticket per hand-off task (or, without one, per conversation): the conversation's
+        kept ticket is reused, and Zendesk's external_id finds a ticket Dana opened but did
+        not get to record. Keeps the ticket on the task and the conversation (its id finds
+        the conversation back from a webhook) and the Zendesk user on the contact.
+        """
+        conversation, task = request.conversation, request.task
+        kept = (conversation.get("integration_refs") or {}).get(self.type) or {}
+        if kept.get("ticket_id") and (task is None or kept.get("task_id") == task.get("id")):
+            ticket = {"ticket_id": kept["ticket_id"], "requester_id": kept.get("requester_id"),
+                      "url": kept.get("url") or self.ticket_url(kept["ticket_id"]),
+                      "created": False}
+        else:
+            ticket = self.open_ticket(ticket_request(request),
+                                      platform=conversation.get("platform"))
+        refs: dict = {"conversation": {
+            "id": ticket["ticket_id"], "ticket_id": ticket["ticket_id"],
+            "requester_id": ticket["requester_id"], "url": ticket["url"],
+            **({"task_id": task["id"]} if task else {})}}
+        if task:
+            refs["task"] = {"id": ticket["ticket_id"], "url": ticket["url"]}
+        if ticket["requester_id"]:
+            refs["contact"] = {"id": ticket["requester_id"]}
+        return {"status": "created" if ticket["created"] else "found",
+                "external_id": ticket["ticket_id"], "url": ticket["url"], "refs": refs}
 
     def add_comment(self, ticket_id: int | str, body: str, *, public: bool,
                     author_id: int | None = None) -> dict:
