@@ -6,6 +6,8 @@ action (else the action fails, visibly, in the workflow run) and defers the call
 customer has been answered (services/integrations.defer: after the HTTP response inline, at
 the end of the job in the RQ worker). Then `perform()` runs it on each target integration:
 
+- on the integration the workflow names (`integration`), or else on every enabled one of the
+  action's category (ACTION_CATEGORIES: crm, helpdesk, analytics) that offers it;
 - once per action run: an IntegrationAction row per (owner, type, action, idempotency key)
   is claimed before the call and marked `done` with the service's id after it, so a retried
   workflow run (event replay, RQ retry) finds it done and calls nothing. A failed run may be
@@ -99,7 +101,9 @@ def _targets(owner_id: str, action: str, only_type: str | None) -> list[Integrat
         query = query.where(Integration.type == only_type)
     rows = [r for r in db.session.scalars(query.order_by(Integration.created_at))
             if r.type in INTEGRATIONS and INTEGRATIONS[r.type].available
-            and action in INTEGRATIONS[r.type].operations]
+            and action in INTEGRATIONS[r.type].operations
+            # unnamed: the action's own category (a CRM that can open cases is not a help desk)
+            and (only_type or INTEGRATIONS[r.type].category == ACTION_CATEGORIES.get(action))]
     if not rows:
         return []
     features = set(entitlements.effective_tier(owner_id)["features"])
@@ -141,11 +145,15 @@ def submit_action(request: ActionRequest, only_type: str | None = None) -> list[
 # ------------------------------------------------------------------------- running
 
 def perform(request: ActionRequest, types: list[str] | None = None) -> dict:
-    """Run an action now on the owner's target integrations; {type: outcome}. Never raises."""
+    """Run an action now on these integration types (default: the action's category) of the
+    owner; {type: outcome}. Never raises.
+    """
     outcome: dict = {}
     try:
-        rows = [r for r in _targets(request.owner_id, request.action, None)
-                if types is None or r.type in types]
+        if types is None:
+            rows = _targets(request.owner_id, request.action, None)
+        else:
+            rows = [r for t in types for r in _targets(request.owner_id, request.action, t)]
         if rows:
             request = _complete(request)
     except Exception as exc:

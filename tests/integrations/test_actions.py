@@ -111,7 +111,8 @@ def test_a_rerun_of_the_same_message_calls_nothing_twice(app, client, business, 
     from utils.store import get_store
 
     _workflow(client, business, "message_received", [
-        {"type": "crm_sync"}, {"type": "track_event", "event": "asked"}])
+        {"type": "crm_sync"},
+        {"type": "track_event", "event": "asked", "integration": "hubspot"}])
     post_webhook(client, "facebook", fb_text("hello", psid="2002"))
     assert [c.action for c in crm.calls] == ["crm_sync", "track_event"]
     key = crm.calls[0].idempotency_key
@@ -193,7 +194,8 @@ def test_http_error_classification():
     assert not http_error("X", 500).permanent and not http_error("X", None).permanent
 
 
-def test_without_an_integration_the_action_fails_visibly(client, business):
+def test_without_an_integration_the_action_fails_visibly(client, business, crm):
+    # the CRM can open tickets when named, but it is not the help desk an unnamed one uses
     _workflow(client, business, "message_received", [
         {"type": "create_ticket"}, {"type": "send_text", "text": "still answered"}])
     post_webhook(client, "facebook", fb_text("hello", psid="2006"))
@@ -201,6 +203,7 @@ def test_without_an_integration_the_action_fails_visibly(client, business):
     assert run["status"] == "failed"
     assert "no enabled helpdesk integration offers create_ticket" in run["error"]
     assert run["actions"][1]["status"] == "ok"   # the rest of the workflow still ran
+    assert crm.calls == []
 
 
 @pytest.mark.parametrize(("named", "reason"), [
@@ -228,8 +231,10 @@ def test_handoff_workflow_opens_ticket_syncs_and_tracks_once(client, business, c
     from services.integration_actions import links_for
 
     _workflow(client, business, "handoff", [
-        {"type": "create_ticket", "subject": "Help {{contact.name}}", "tags": ["dana"]},
-        {"type": "crm_sync"}, {"type": "track_event", "event": "handoff"}])
+        {"type": "create_ticket", "subject": "Help {{contact.name}}", "tags": ["dana"],
+         "integration": "hubspot"},
+        {"type": "crm_sync"},
+        {"type": "track_event", "event": "handoff", "integration": "hubspot"}])
     post_webhook(client, "facebook", fb_text(HUMAN, psid="2009"))
     assert [c.action for c in crm.calls] == ["create_ticket", "crm_sync", "track_event"]
     [task] = client.get("/api/tasks", headers=business["headers"]).get_json()["items"]
