@@ -143,3 +143,46 @@ def test_500_is_retried_then_recorded(client, ga_business, fake_ga, fake_graph):
     assert len(fake_graph.requests_to("/me/messages")) == 1
     assert names(fake_ga) == ["ai_answered"]   # conversation_started failed 3 times
     assert integration(client, ga_business)["status"] == "active"   # the next one worked
+
+
+def test_track_event_action_once_per_run_and_nothing_personal(client, business, fake_ga):
+    from automation.integrations.base import ActionRequest
+    from services.integration_actions import perform
+
+    assert connect_ga(client, business, automatic_events=[]).status_code == 201
+    resp = client.post("/api/workflows", headers=business["headers"], json={
+        "name": "track questions", "definition": {
+            "trigger": {"type": "message_received"},
+            "actions": [{"type": "send_text", "text": "Thanks {{contact.first_name}}!"},
+                        {"type": "track_event", "event": "question_asked",
+                         "params": {"topic": "shipping", "email": "ada@example.com",
+                                    "note": "call me on +44 7700 900123", "vip": True}}]}})
+    assert resp.status_code == 201, resp.get_json()
+    post_webhook(client, "facebook", fb_text("Do you ship to Oslo? ada@example.com", psid=PSID_A))
+    [event] = fake_ga.collected()
+    assert event["name"] == "question_asked"
+    assert event["params"] == {"platform": "facebook", "topic": "shipping", "vip": 1,
+                               "engagement_time_msec": 1}
+    assert "ada@" not in json.dumps([r.body for r in fake_ga.requests])
+    # a second run of the same action run sends nothing
+    [conv] = conversations(client, business)
+    runs = client.get("/api/workflows/runs", headers=business["headers"]).get_json()["items"]
+    key = next(a for r in runs for a in r["actions"] if a.get("idempotency_key"))[
+        "idempotency_key"]
+    request = ActionRequest(owner_id=business["user"]["id"], action="track_event",
+                            idempotency_key=key, conversation=conv, contact=conv["contact"],
+                            params={"event": "question_asked", "params": {}})
+    assert perform(request)["google_analytics"]["status"] == "already_done"
+    assert len(fake_ga.collected()) == 1
+
+
+def test_track_event_without_analytics_fails_the_action_visibly(client, business, fake_ga):
+    resp = client.post("/api/workflows", headers=business["headers"], json={
+        "name": "track", "definition": {"trigger": {"type": "message_received"},
+                                        "actions": [{"type": "track_event", "event": "x"}]}})
+    assert resp.status_code == 201
+    post_webhook(client, "facebook", fb_text("hello"))
+    runs = client.get("/api/workflows/runs", headers=business["headers"]).get_json()["items"]
+    [action] = [a for r in runs if r["matched"] for a in r["actions"]]
+    assert action["status"] == "failed" and "analytics" in action["error"]
+    assert fake_ga.requests == []
