@@ -6,6 +6,7 @@ from __future__ import annotations
 from automation.inbound import InboundHook
 from automation.integrations.base import IntegrationConnector
 from automation.integrations.business.email import EmailConnector
+from automation.integrations.business.hubspot import HubSpotConnector
 from automation.integrations.business.slack import SlackConnector
 from automation.integrations.catalogue import PLANNED
 from automation.platforms.base import GraphConfig, PlatformConnector
@@ -35,6 +36,7 @@ INTEGRATIONS: dict[str, type[IntegrationConnector]] = {
     **PLANNED,
     "slack": SlackConnector,
     "email": EmailConnector,
+    "hubspot": HubSpotConnector,
 }
 
 
