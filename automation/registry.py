@@ -7,6 +7,7 @@ from automation.inbound import InboundHook
 from automation.integrations.base import IntegrationConnector
 from automation.integrations.business.email import EmailConnector
 from automation.integrations.business.google_analytics import GoogleAnalyticsConnector
+from automation.integrations.business.hubspot import HubSpotConnector
 from automation.integrations.business.slack import SlackConnector
 from automation.integrations.business.zendesk import ZendeskConnector
 from automation.integrations.catalogue import PLANNED
@@ -37,6 +38,7 @@ INTEGRATIONS: dict[str, type[IntegrationConnector]] = {
     **PLANNED,
     "slack": SlackConnector,
     "email": EmailConnector,
+    "hubspot": HubSpotConnector,
     "zendesk": ZendeskConnector,
     "google_analytics": GoogleAnalyticsConnector,
 }
