@@ -7,6 +7,7 @@ from automation.inbound import InboundHook
 from automation.integrations.base import IntegrationConnector
 from automation.integrations.business.email import EmailConnector
 from automation.integrations.business.hubspot import HubSpotConnector
+from automation.integrations.business.salesforce import SalesforceConnector
 from automation.integrations.business.slack import SlackConnector
 from automation.integrations.catalogue import PLANNED
 from automation.platforms.base import GraphConfig, PlatformConnector
@@ -37,6 +38,7 @@ INTEGRATIONS: dict[str, type[IntegrationConnector]] = {
     "slack": SlackConnector,
     "email": EmailConnector,
     "hubspot": HubSpotConnector,
+    "salesforce": SalesforceConnector,
 }
 
 
