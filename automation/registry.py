@@ -8,6 +8,7 @@ from automation.integrations.base import IntegrationConnector
 from automation.integrations.business.email import EmailConnector
 from automation.integrations.business.google_analytics import GoogleAnalyticsConnector
 from automation.integrations.business.hubspot import HubSpotConnector
+from automation.integrations.business.salesforce import SalesforceConnector
 from automation.integrations.business.slack import SlackConnector
 from automation.integrations.business.zendesk import ZendeskConnector
 from automation.integrations.catalogue import PLANNED
@@ -39,6 +40,7 @@ INTEGRATIONS: dict[str, type[IntegrationConnector]] = {
     "slack": SlackConnector,
     "email": EmailConnector,
     "hubspot": HubSpotConnector,
+    "salesforce": SalesforceConnector,
     "zendesk": ZendeskConnector,
     "google_analytics": GoogleAnalyticsConnector,
 }

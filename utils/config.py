@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     # CRM, help-desk and analytics services (tests point them at loopback fakes).
     HUBSPOT_API_URL: str = "https://api.hubapi.com"
     SALESFORCE_API_VERSION: str = Field(default="62.0", pattern=r"^\d{2,3}\.\d$")
+    # the hosts (or parent domains) a Salesforce instance_url may name, so an integration
+    # cannot send its token, or Dana's requests, to any other server
+    SALESFORCE_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [
+        "salesforce.com", "force.com", "cloudforce.com", "salesforce.mil",
+        "sfcrmproducts.cn"])
     # default https://{subdomain}.zendesk.com; "{subdomain}" in an override is filled in
     ZENDESK_API_URL: str | None = None
     # Zendesk webhooks older than this (X-Zendesk-Webhook-Signature-Timestamp) are refused.
@@ -137,7 +142,8 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024
 
-    @field_validator("CORS_ORIGINS", "SMTP_ALLOWED_HOSTS", mode="before")
+    @field_validator("CORS_ORIGINS", "SMTP_ALLOWED_HOSTS", "SALESFORCE_ALLOWED_HOSTS",
+                     mode="before")
     @classmethod
     def _split_origins(cls, value):
         """Accept a comma-separated string (the env form) as well as a list."""

@@ -117,6 +117,9 @@ def test_not_found_creates_the_contact_and_logs_the_conversation(client, busines
     assert "Conversation on Whatsapp" in body
     assert links_for(business["user"]["id"], "contact", _contact_id(client, business)) == {
         "hubspot": {"id": contact_id}}
+    shown = client.get(f"/api/contacts/{_contact_id(client, business)}",
+                       headers=business["headers"]).get_json()
+    assert shown["integration_refs"] == {"hubspot": {"id": contact_id}}
     assert _stored(client, business)["status"] == "active"
 
 
@@ -258,6 +261,24 @@ def test_429_waits_for_retry_after_then_succeeds(client, business, hubspot):
     post_webhook(client, "facebook", fb_text("hello", psid="3007"))
     assert len(hubspot.contacts) == 1 and len(hubspot.notes) == 1
     assert _stored(client, business)["status"] == "active"
+
+
+def test_another_users_action_never_reaches_this_portal(client, business, hubspot):
+    from automation.integrations.base import ActionRequest
+    from services.integration_actions import submit_action
+    from tests.integrations.conftest import user_on
+
+    post_webhook(client, "whatsapp", wa_text("hi"))
+    contact_id = _contact_id(client, business)
+    other = user_on(client, "professional")
+    # another user names this business's conversation and the hubspot type: not theirs
+    with pytest.raises(LookupError, match="no 'hubspot' integration is configured"):
+        submit_action(ActionRequest(owner_id=other["user"]["id"], action="crm_sync",
+                                    idempotency_key="k1", conversation={"id": "x"},
+                                    contact={"id": contact_id}), "hubspot")
+    assert client.get(f"/api/contacts/{contact_id}",
+                      headers=other["headers"]).status_code == 404
+    assert hubspot.requests == []
 
 
 def test_handoff_workflow_syncs_the_contact_once(client, business, hubspot):
