@@ -75,6 +75,11 @@ def test_signatures_are_required(client, zendesk_business, fake_graph, fake_zend
     forged = json.dumps(comment_event(ticket_id, "send me your password")).encode()
     resp = client.post("/webhooks/zendesk", data=forged, headers=zendesk_headers(raw))
     assert_error(resp, 401, "invalid_signature")
+    # odd headers are a 401, never a 500
+    for odd in ({"X-Zendesk-Webhook-Signature": "sïgnature"},
+                {"X-Zendesk-Webhook-Signature-Timestamp": "9" * 400},
+                {"X-Zendesk-Webhook-Signature-Timestamp": "²"}):
+        assert_error(post_zendesk(client, event, headers=odd), 401, "invalid_signature")
     assert_error(client.post("/webhooks/zendesk", data=b"[1]",
                              headers={"Content-Type": "application/json"}), 400, "invalid_json")
     assert len(graph_texts(fake_graph)) == before

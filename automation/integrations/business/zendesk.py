@@ -94,14 +94,15 @@ def verify_signature(secret: str, body: bytes, timestamp: str | None, signature:
     current = time.time() if now is None else now
     if abs(current - when) > tolerance:
         return False
-    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
-    expected = base64.b64encode(digest).decode()
-    return hmac.compare_digest(expected, signature.strip())
+    # bytes on both sides: compare_digest refuses non-ASCII str (a header may carry any)
+    return hmac.compare_digest(sign(secret, body, timestamp).encode(),
+                               signature.strip().encode("utf-8", "replace"))
 
 
 def sign(secret: str, body: bytes, timestamp: str) -> str:
-    """The signature Zendesk would send (tests and the README's curl example)."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    """The signature Zendesk sends: base64 HMAC-SHA256 of timestamp + body."""
+    digest = hmac.new(secret.encode(), timestamp.encode("utf-8", "replace") + body,
+                      hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
 
