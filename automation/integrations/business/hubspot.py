@@ -63,7 +63,7 @@ class HubSpotConfig(CatalogueHubSpotConfig):
     """The catalogue's HubSpot config, with the token's format."""
 
     access_token: str = Field(
-        min_length=8, max_length=500, pattern=r"^[A-Za-z0-9._:-]+$", json_schema_extra=SECRET,
+        min_length=8, max_length=500, pattern=r"^[!-~]+$", json_schema_extra=SECRET,
         description="a private app's access token (pat-…) with the scopes "
                     "crm.objects.contacts.read and crm.objects.contacts.write")
 
@@ -199,8 +199,7 @@ class HubSpotConnector(IntegrationConnector):
             return None
         found = self._call(self.client.crm.contacts.search_api.do_search,
                            public_object_search_request=PublicObjectSearchRequest(
-                               filter_groups=groups, properties=["email", "phone"], limit=2,
-                               sorts=["createdate"]))
+                               filter_groups=groups, properties=["email", "phone"], limit=2))
         return str(found.results[0].id) if found.results else None
 
     def _create(self, props: dict) -> tuple[str, str]:
