@@ -7,7 +7,6 @@ from automation.core.assignees import check_assignee
 from automation.core.business_profile import get_profile
 from automation.core.handoff import conversation_history
 from automation.core.milestones import status_changed
-from services.integration_actions import links_for
 from utils import events
 from utils.errors import NotFound
 from utils.store import ConversationFilters, NewMessage, get_store
@@ -75,13 +74,11 @@ def list_contacts(owner_id: str, q: str | None, platform: str | None, limit: int
 
 
 def get_contact(owner_id: str, contact_id: str) -> dict:
-    """One of the owner's contacts with what each integration keeps about it (e.g. its
-    HubSpot id), or 404 (also for another owner's id).
-    """
+    """One of the owner's contacts, or 404 (also for another owner's id)."""
     contact = get_store().get_contact(owner_id, contact_id)
     if contact is None:
         raise NotFound("No such contact.", code="contact_not_found")
-    return {**contact, "integration_refs": links_for(owner_id, "contact", contact_id)}
+    return contact
 
 
 def update_contact(owner_id: str, contact_id: str, changes: dict) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from automation.core.assignees import check_assignee
 from automation.core.tasks import check_conversation, create_task
-from services.integration_actions import links_for
 from utils import events
 from utils.errors import NotFound
 from utils.store import TaskFilters, get_store
@@ -20,13 +19,11 @@ def list_tasks(owner_id: str, filters: TaskFilters, limit: int, cursor: str | No
 
 
 def get_task(owner_id: str, task_id: str) -> dict:
-    """One of the owner's tasks with what each integration keeps about it (e.g. its Zendesk
-    ticket), or 404.
-    """
+    """One of the owner's tasks, or 404."""
     task = get_store().get_task(owner_id, task_id)
     if task is None:
         raise NotFound("No such task.", code="task_not_found")
-    return {**task, "integration_refs": links_for(owner_id, "task", task_id)}
+    return task
 
 
 def update_task(owner_id: str, task_id: str, changes: dict) -> dict:

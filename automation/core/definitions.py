@@ -273,7 +273,8 @@ class CreateTicketAction(_Strict):
                          max_length=300, description=f"the ticket's subject; {_VARS}")
     tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_:-]{1,64}$")]] = Field(
         default_factory=list, max_length=20, description="tags put on the ticket")
-    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    priority: Literal["low", "normal", "high", "urgent"] | None = Field(
+        default=None, description="the ticket's priority; default: the help desk's own")
 
 
 class TrackEventAction(_Strict):

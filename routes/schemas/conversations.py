@@ -132,10 +132,6 @@ class ContactOut(BaseModel):
     profile: dict
     created_at: datetime
     updated_at: datetime
-    integration_refs: dict[str, dict] = Field(
-        default_factory=dict,
-        description="one object only: what each integration keeps about it, by type "
-                    '(e.g. {"hubspot": {"id": "501"}})')
 
 
 class ContactListOut(BaseModel):

@@ -51,10 +51,6 @@ class TaskOut(BaseModel):
     assignee_id: str | None
     created_at: datetime
     updated_at: datetime
-    integration_refs: dict[str, dict] = Field(
-        default_factory=dict,
-        description="one object only: what each integration keeps about it, by type "
-                    '(e.g. {"hubspot": {"id": "501"}})')
 
 
 class TaskListOut(BaseModel):

@@ -244,8 +244,6 @@ def test_handoff_workflow_opens_ticket_syncs_and_tracks_once(client, business, c
     assert ticket_call.task["integration_refs"] == {}
     owner = business["user"]["id"]
     assert links_for(owner, "task", task["id"]) == {"hubspot": {"id": "T1"}}
-    assert client.get(f"/api/tasks/{task['id']}", headers=business["headers"]
-                      ).get_json()["integration_refs"] == {"hubspot": {"id": "T1"}}
     # the customer still got the hand-off notice
     [conv] = conversations(client, business)
     assert any(m["sender_type"] == "system" for m in messages(client, business, conv["id"]))
