@@ -35,7 +35,8 @@ from routes.tasks import bp as tasks_bp
 from routes.users import bp as users_bp
 from routes.webhooks import bp as webhooks_bp
 from routes.workflows import bp as workflows_bp
-from services import entitlements, integrations
+from routes.zendesk_webhooks import bp as zendesk_webhooks_bp
+from services import entitlements, integration_actions, integrations
 from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
 from utils.http import install_request_guards
@@ -156,7 +157,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for bp in (health_bp, docs_bp, auth_bp, users_bp, conversations_bp, tasks_bp, admin_api_bp,
                subscriptions_bp, platforms_bp, stripe_webhooks_bp, webhooks_bp, workflows_bp,
-               business_bp, knowledge_bp, integrations_bp, slack_bp, slack_api_bp, analytics_bp):
+               business_bp, knowledge_bp, integrations_bp, slack_bp, slack_api_bp, analytics_bp,
+               zendesk_webhooks_bp):
         app.register_blueprint(bp)
     init_pages(app)
     init_store(app)
@@ -164,7 +166,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         consume_ai_reply=entitlements.consume_ai_reply, notify_team=integrations.submit,
         require_integration=integrations.require_enabled,
         deferred_notifications=integrations.deferred_notifications,
-        run_lookup=integrations.run_lookup))
+        run_lookup=integrations.run_lookup,
+        submit_action=integration_actions.submit_action))
     init_realtime(app)
     register_cli(app)
     return app

@@ -462,6 +462,65 @@ class IntegrationRef(db.Model):
                                                  onupdate=utcnow)
 
 
+class IntegrationLink(db.Model):
+    """What an integration keeps about one of our contacts or tasks (a HubSpot contact id,
+    a Salesforce lead id, a Zendesk ticket id, ...): one row per (owner, type, object).
+
+    Per-conversation state (a Slack thread) is IntegrationRef; external_id finds the object
+    back from the service's side (e.g. a Zendesk webhook naming its ticket).
+    """
+
+    __tablename__ = "integration_links"
+    __table_args__ = (
+        UniqueConstraint("user_id", "type", "object_type", "object_id",
+                         name="uq_integration_links_object"),
+        Index("ix_integration_links_external", "type", "object_type", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    object_type: Mapped[str] = mapped_column(String(16), nullable=False)  # "contact" | "task"
+    object_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    refs: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class IntegrationAction(db.Model):
+    """One run of a workflow action (crm_sync, create_ticket, track_event) on one integration,
+    by its idempotency key: a retried workflow run finds it `done` and calls nothing again.
+
+    status: `running` (claimed by a process), `done` (external_id and result kept), `failed`
+    (the next run of the same key tries again).
+    """
+
+    __tablename__ = "integration_actions"
+    __table_args__ = (
+        UniqueConstraint("user_id", "type", "action", "idempotency_key",
+                         name="uq_integration_actions_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    idempotency_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    conversation_id: Mapped[str | None] = mapped_column(String(36))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
+                                                 onupdate=utcnow)
+
+
 class SlackInbound(db.Model):
     """Each request from Slack that Dana acted on, by its unique key: the Events API's
     `event_id` (Slack retries a delivery with the same id) or an interaction's trigger id.

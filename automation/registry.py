@@ -6,7 +6,11 @@ from __future__ import annotations
 from automation.inbound import InboundHook
 from automation.integrations.base import IntegrationConnector
 from automation.integrations.business.email import EmailConnector
+from automation.integrations.business.google_analytics import GoogleAnalyticsConnector
+from automation.integrations.business.hubspot import HubSpotConnector
+from automation.integrations.business.salesforce import SalesforceConnector
 from automation.integrations.business.slack import SlackConnector
+from automation.integrations.business.zendesk import ZendeskConnector
 from automation.integrations.catalogue import PLANNED
 from automation.integrations.database.mongodb import MongoDbConnector
 from automation.integrations.database.mysql import MySqlConnector
@@ -43,6 +47,10 @@ INTEGRATIONS: dict[str, type[IntegrationConnector]] = {
     "postgresql": PostgreSqlConnector,
     "mongodb": MongoDbConnector,
     "sqlserver": SqlServerConnector,
+    "hubspot": HubSpotConnector,
+    "salesforce": SalesforceConnector,
+    "zendesk": ZendeskConnector,
+    "google_analytics": GoogleAnalyticsConnector,
 }
 
 

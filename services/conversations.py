@@ -6,6 +6,7 @@ from automation.ai.response_generator import suggest_replies as draft
 from automation.core.assignees import check_assignee
 from automation.core.business_profile import get_profile
 from automation.core.handoff import conversation_history
+from automation.core.milestones import status_changed
 from utils import events
 from utils.errors import NotFound
 from utils.store import ConversationFilters, NewMessage, get_store
@@ -30,10 +31,14 @@ def update_conversation(owner_id: str, conversation_id: str, changes: dict) -> d
     if changes.get("status") and changes["status"] != "snoozed":
         changes.setdefault("snoozed_until", None)
     check_assignee(owner_id, changes.get("assignee_id"))
+    before = get_store().get_conversation(owner_id, conversation_id) \
+        if changes.get("status") == "resolved" else None
     conv = get_store().update_conversation(owner_id, conversation_id, changes)
     if conv is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
     events.conversation_updated(owner_id, conv)
+    if before is not None:
+        status_changed(owner_id, before["status"], conv)
     return conv
 
 

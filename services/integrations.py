@@ -34,7 +34,14 @@ from automation.integrations.base import (
 )
 from automation.integrations.database.base import LookupRequestError
 from automation.registry import INTEGRATIONS
-from models_db import Integration, IntegrationRef, db, utcnow
+from models_db import (
+    Integration,
+    IntegrationAction,
+    IntegrationLink,
+    IntegrationRef,
+    db,
+    utcnow,
+)
 from services import entitlements
 from utils import events
 from utils.audit import audit
@@ -225,8 +232,9 @@ def delete_integration(user_id: str, type_: str) -> None:
     row = _get_row(user_id, type_)
     connector = _quiet_connector(row)
     db.session.delete(row)
-    db.session.execute(IntegrationRef.__table__.delete().where(
-        IntegrationRef.user_id == user_id, IntegrationRef.type == type_))
+    for model in (IntegrationRef, IntegrationLink, IntegrationAction):
+        db.session.execute(model.__table__.delete().where(model.user_id == user_id,
+                                                          model.type == type_))
     db.session.commit()
     if connector is not None:
         connector.dispose()
@@ -301,7 +309,8 @@ def find_conversation_by_ref(type_: str, external_id: str,
     return (ref.user_id, ref.conversation_id, dict(ref.refs)) if ref else None
 
 
-def _all_refs(owner_id: str, conversation_id: str) -> dict:
+def all_conversation_refs(owner_id: str, conversation_id: str) -> dict:
+    """What every integration keeps about a conversation: {type: refs}."""
     rows = db.session.scalars(select(IntegrationRef).where(
         IntegrationRef.user_id == owner_id, IntegrationRef.conversation_id == conversation_id))
     return {r.type: dict(r.refs) for r in rows}
@@ -386,7 +395,8 @@ def _deliver_one(row: Integration, notification: Notification, conv_id: str | No
     note = notification
     if notification.conversation is not None:
         note = replace(notification, conversation={
-            **notification.conversation, "integration_refs": _all_refs(row.user_id, conv_id)})
+            **notification.conversation,
+            "integration_refs": all_conversation_refs(row.user_id, conv_id)})
     result = run_operation(row, lambda connector: connector.notify(note)) or {}
     if conv_id and (result.get("thread_ts") or result.get("external_id")):
         keep = {k: v for k, v in result.items() if v is not None and k != "status"}
@@ -395,13 +405,20 @@ def _deliver_one(row: Integration, notification: Notification, conv_id: str | No
     return result
 
 
-def submit(notification: Notification, only_type: str | None = None) -> None:
-    """Deliver after the customer has been answered: at the end of the current deferral
-    scope, after the current HTTP response, or now when neither exists.
+def defer(job, label: str = "integration job") -> None:
+    """Run job() after the customer has been answered: at the end of the current deferral
+    scope, after the current HTTP response, or now when neither exists. Never raises.
     """
+    def _safe() -> None:
+        try:
+            job()
+        except Exception:  # each job records its own failures; belt and braces for the caller
+            log.exception("%s failed", label)
+            db.session.rollback()
+
     pending = g.get(_PENDING) if has_app_context() else None
     if pending is not None:
-        pending.append((notification, only_type))
+        pending.append(_safe)
         return
     if has_request_context():
         app = current_app._get_current_object()
@@ -410,16 +427,24 @@ def submit(notification: Notification, only_type: str | None = None) -> None:
         def _later(response):
             def _run():
                 with app.app_context():
-                    deliver(notification, only_type)
+                    _safe()
             response.call_on_close(_run)
             return response
         return
-    deliver(notification, only_type)
+    _safe()
+
+
+def submit(notification: Notification, only_type: str | None = None) -> None:
+    """Deliver after the customer has been answered (see defer())."""
+    defer(lambda: deliver(notification, only_type),
+          f"delivering a {notification.kind} notification")
 
 
 @contextmanager
 def deferred_notifications():
-    """Collect submit()ted notifications in this block and deliver them when it ends."""
+    """Collect submit()ted notifications and defer()red jobs (workflow actions on
+    integrations) in this block, and run them in order when it ends.
+    """
     outer = g.get(_PENDING)
     if outer is not None:  # nested: the outermost scope delivers
         yield
@@ -429,11 +454,8 @@ def deferred_notifications():
         yield
     finally:
         pending = g.pop(_PENDING, [])
-        for notification, only_type in pending:
-            try:
-                deliver(notification, only_type)
-            except Exception:  # deliver() never raises; belt and braces for the caller
-                log.exception("delivering a %s notification failed", notification.kind)
+        for job in pending:
+            job()
 
 
 # ------------------------------------------------------------------ database lookups

@@ -24,6 +24,7 @@ from flask import after_this_request, current_app, has_request_context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from automation.core.milestones import status_changed
 from automation.integrations.base import IntegrationError
 from automation.integrations.business import slack as slack_core
 from automation.integrations.business.slack import SlackConfig, SlackConnector
@@ -430,8 +431,9 @@ def _close(owner_id: str, conversation_id: str, task_id: str | None, who: str,
     store = get_store()
     conversation = store.get_conversation(owner_id, conversation_id)
     if conversation is not None and conversation["status"] != "resolved":
-        events.conversation_updated(
-            owner_id, store.update_conversation(owner_id, conversation_id, {"status": "resolved"}))
+        resolved = store.update_conversation(owner_id, conversation_id, {"status": "resolved"})
+        events.conversation_updated(owner_id, resolved)
+        status_changed(owner_id, conversation["status"], resolved)
     _update_parent(owner_id, conversation_id, refs, "closed", who)
 
 

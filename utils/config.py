@@ -97,6 +97,20 @@ class Settings(BaseSettings):
     SLACK_CHANNEL_ID: str | None = None
     SLACK_SIGNING_SECRET: str | None = None
     SLACK_API_URL: str | None = None
+    # CRM, help-desk and analytics services (tests point them at loopback fakes).
+    HUBSPOT_API_URL: str = "https://api.hubapi.com"
+    SALESFORCE_API_VERSION: str = Field(default="62.0", pattern=r"^\d{2,3}\.\d$")
+    # the hosts (or parent domains) a Salesforce instance_url may name, so an integration
+    # cannot send its token, or Dana's requests, to any other server
+    SALESFORCE_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [
+        "salesforce.com", "force.com", "cloudforce.com", "salesforce.mil",
+        "sfcrmproducts.cn"])
+    # default https://{subdomain}.zendesk.com; "{subdomain}" in an override is filled in
+    ZENDESK_API_URL: str | None = None
+    # Zendesk webhooks older than this (X-Zendesk-Webhook-Signature-Timestamp) are refused.
+    ZENDESK_WEBHOOK_TOLERANCE_SECONDS: int = Field(default=300, ge=1, le=3600)
+    # Google Analytics 4 Measurement Protocol endpoint; the check uses its /debug twin.
+    GA_MEASUREMENT_URL: str = "https://www.google-analytics.com/mp/collect"
 
     # Stripe (paid plans). Without STRIPE_SECRET_KEY no payment provider is configured and
     # paid plans are granted by an admin only. STRIPE_API_URL is the library's api_base
@@ -134,6 +148,7 @@ class Settings(BaseSettings):
     MAX_CONTENT_LENGTH: int = 5 * 1024 * 1024
 
     @field_validator("CORS_ORIGINS", "SMTP_ALLOWED_HOSTS", "DB_CONNECTOR_ALLOWED_HOSTS",
+                     "SALESFORCE_ALLOWED_HOSTS",
                      mode="before")
     @classmethod
     def _split_origins(cls, value):

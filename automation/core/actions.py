@@ -14,13 +14,14 @@ from automation.ai.entities import extract_entities
 from automation.ai.response_generator import ReplyContext, generate_reply
 from automation.core import definitions as d
 from automation.core import handoff
+from automation.core.milestones import status_changed
 from automation.core.policy import policy
 from automation.core.sending import send_message
 from automation.core.tasks import create_task as open_task
-from automation.integrations.base import Notification, conversation_link
+from automation.integrations.base import ActionRequest, Notification, conversation_link
 from automation.platforms.base import InboundEvent, OutboundMessage
 from utils import events
-from utils.idempotency import AI_DRAFT, AUTO, idempotency_key
+from utils.idempotency import AI_DRAFT, AUTO, action_key, idempotency_key
 from utils.store import DuplicateMessage, NewMessage, get_store
 
 
@@ -42,6 +43,17 @@ class RunContext:
     sends: int = 0
     handed_off: bool = False
     cache: dict = field(default_factory=dict)
+    # set by the engine for each action: which workflow (None = the default) and which action
+    workflow_id: str | None = None
+    action_index: int = 0
+    # the hand-off task this run opened (or, for a `handoff` trigger, the one that fired it)
+    task: dict | None = None
+    new_handoff: bool = False
+
+    def action_key(self) -> str:
+        """A stable idempotency key of the current action run (see utils/idempotency.py)."""
+        return action_key(self.workflow_id, (self.message or {}).get("id"), self.trigger,
+                          self.action_index)
 
     def reply_key(self, kind: str) -> str | None:
         """A stable idempotency key for the n-th automated send answering this message."""
@@ -118,9 +130,12 @@ def _send(ctx: RunContext, outbound: OutboundMessage, sender_type: str, metadata
 
 
 def _do_handoff(ctx: RunContext, reason: str) -> dict:
+    def opened(task: dict) -> None:
+        ctx.new_handoff = True
+
     task = handoff.hand_off(ctx.owner_id, ctx.conversation, reason,
-                            trigger_message_id=(ctx.message or {}).get("id"))
-    ctx.handed_off = True
+                            trigger_message_id=(ctx.message or {}).get("id"), on_created=opened)
+    ctx.handed_off, ctx.task = True, task
     ctx.refresh_conversation()
     return {"status": "ok", "detail": f"handed off ({reason})", "task_id": task["id"]}
 
@@ -213,9 +228,11 @@ def create_task(ctx: RunContext, spec: d.CreateTaskAction) -> dict:
 
 
 def _update_conversation(ctx: RunContext, changes: dict) -> dict:
+    previous_status = ctx.conversation.get("status")
     conv = get_store().update_conversation(ctx.owner_id, ctx.conversation["id"], changes)
     ctx.conversation = conv
     events.conversation_updated(ctx.owner_id, conv)
+    status_changed(ctx.owner_id, previous_status, conv)
     return {"status": "ok", "changes": changes}
 
 
@@ -309,6 +326,43 @@ def _lookup_missing(ctx: RunContext, spec: d.LookupAction, why: str,
     return out
 
 
+def _integration_action(ctx: RunContext, action: str, only_type: str | None,
+                        params: dict) -> dict:
+    """Queue a CRM / help-desk / analytics action; it runs after the customer's answer, once
+    per action run (the idempotency key), and its failure shows on the integration.
+    """
+    request = ActionRequest(
+        owner_id=ctx.owner_id, action=action, idempotency_key=ctx.action_key(),
+        conversation=ctx.conversation, contact=dict(ctx.conversation.get("contact") or {}),
+        message=ctx.message, task=ctx.task, params=params, trigger=ctx.trigger,
+        link=conversation_link(ctx.conversation["id"]))
+    try:
+        types = policy().submit_action(request, only_type)
+    except LookupError as exc:
+        raise ActionFailed(str(exc)) from None
+    return {"status": "queued", "integrations": types, "idempotency_key": request.idempotency_key}
+
+
+def crm_sync(ctx: RunContext, spec: d.CrmSyncAction) -> dict:
+    """Sync the customer to the CRM(s): upsert the contact, log the conversation."""
+    return _integration_action(ctx, "crm_sync", spec.integration,
+                               {"log_conversation": spec.log_conversation})
+
+
+def create_ticket(ctx: RunContext, spec: d.CreateTicketAction) -> dict:
+    """Open a help-desk ticket for this conversation (kept on its hand-off task)."""
+    return _integration_action(ctx, "create_ticket", spec.integration, {
+        "subject": fill_variables(spec.subject, ctx), "tags": list(spec.tags),
+        "priority": spec.priority})
+
+
+def track_event(ctx: RunContext, spec: d.TrackEventAction) -> dict:
+    """Send an analytics event (no personal data: the params are the workflow's own)."""
+    return _integration_action(ctx, "track_event", spec.integration, {
+        "event": spec.event, "params": dict(spec.params),
+        "platform": ctx.conversation.get("platform")})
+
+
 # The registry: action type -> function. Adding an action is a function plus a line here
 # (and its model in definitions.py).
 ACTIONS = {
@@ -323,4 +377,7 @@ ACTIONS = {
     "handoff": handoff_action,
     "notify": notify,
     "lookup": lookup,
+    "crm_sync": crm_sync,
+    "create_ticket": create_ticket,
+    "track_event": track_event,
 }

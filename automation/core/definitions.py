@@ -26,9 +26,12 @@ class _Strict(BaseModel):
 
 
 class Trigger(_Strict):
-    """What starts the workflow: a message, a new conversation, a postback, a failed send."""
+    """What starts the workflow: a message, a new conversation, a postback, a failed send, or
+    a hand-off (a new hand-off task opened for the conversation, by the AI or a workflow).
+    """
 
-    type: Literal["message_received", "conversation_opened", "postback", "message_failed"]
+    type: Literal["message_received", "conversation_opened", "postback", "message_failed",
+                  "handoff"]
     payload: str | None = Field(default=None, max_length=1000,
                                 description="postback only: match this payload exactly")
 
@@ -285,11 +288,57 @@ class LookupAction(_Strict):
         if value in RESERVED_VARIABLES:
             raise ValueError(f"{value!r} is a built-in template namespace")
         return value
+_INTEGRATION = Field(
+    default=None, max_length=32, pattern=r"^[a-z_]+$",
+    description="one integration type; default: every enabled integration offering the action")
+_PARAM_VALUE = Union[Annotated[str, Field(max_length=500)], int, float, bool]
+
+
+class CrmSyncAction(_Strict):
+    """Sync the customer to the CRM (HubSpot, Salesforce): upsert the contact (or lead) by
+    e-mail, phone or a stored id, never a duplicate, and log the conversation on it. Runs
+    after the customer's reply; a retried run of the same message syncs nothing twice.
+    """
+
+    type: Literal["crm_sync"]
+    integration: str | None = _INTEGRATION
+    log_conversation: bool = Field(default=True,
+                                   description="log the transcript as a note / activity")
+
+
+class CreateTicketAction(_Strict):
+    """Open a help-desk ticket (Zendesk) with the requester, subject, transcript and tags,
+    once per action run; its id is kept on the conversation's hand-off task.
+    """
+
+    type: Literal["create_ticket"]
+    integration: str | None = _INTEGRATION
+    subject: str = Field(default="Conversation with {{contact.name}}", min_length=1,
+                         max_length=300, description=f"the ticket's subject; {_VARS}")
+    tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_:-]{1,64}$")]] = Field(
+        default_factory=list, max_length=20, description="tags put on the ticket")
+    priority: Literal["low", "normal", "high", "urgent"] | None = Field(
+        default=None, description="the ticket's priority; default: the help desk's own")
+
+
+class TrackEventAction(_Strict):
+    """Send an analytics event (Google Analytics 4) with the platform and a pseudonymous
+    client id, never the customer's name, phone or text; once per action run.
+    """
+
+    type: Literal["track_event"]
+    integration: str | None = _INTEGRATION
+    event: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$",
+                       description="the event's name (GA4 rules: letters, digits, _)")
+    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$")],
+                 _PARAM_VALUE] = Field(default_factory=dict, max_length=25,
+                                       description="extra event parameters (no personal data)")
 
 
 Action = Annotated[Union[AiReplyAction, SendTextAction, SendQuickRepliesAction, CreateTaskAction,
                          AssignAction, AddLabelAction, SetStatusAction, PauseAiAction,
-                         HandoffAction, NotifyAction, LookupAction],
+                         HandoffAction, NotifyAction, LookupAction, CrmSyncAction,
+                         CreateTicketAction, TrackEventAction],
                    Field(discriminator="type")]
 
 

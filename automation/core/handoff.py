@@ -30,8 +30,12 @@ def conversation_history(owner_id: str, conversation_id: str, limit: int = 20) -
 
 def hand_off(owner_id: str, conversation: dict, reason: str, *,
              trigger_message_id: str | None = None,
-             notify_customer: bool = True) -> dict:
-    """Call a human in; returns the (new or already open) hand-off task."""
+             notify_customer: bool = True, on_created=None) -> dict:
+    """Call a human in; returns the (new or already open) hand-off task.
+
+    on_created(task) is called when a new task was opened (not for one already open): the
+    engine then runs the owner's `handoff` workflows.
+    """
     store = get_store()
     conv_id = conversation["id"]
     open_tasks = store.list_tasks(owner_id, TaskFilters(status="open", conversation_id=conv_id), 20,
@@ -54,6 +58,8 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *,
         policy().notify_team(Notification(
             owner_id=owner_id, kind="handoff", title=task["title"], text=task["description"],
             conversation=conversation, task=task, link=link))
+        if on_created is not None:
+            on_created(task)
     changes = {}
     if conversation["ai_enabled"]:
         changes["ai_enabled"] = False

@@ -2,7 +2,8 @@
 
 automation/ sits below services/ (imports point downward), yet an automated AI reply must
 respect the owner's plan (services/entitlements.py decides) and the team hears of hand-offs,
-replies and `notify` actions through the owner's integrations (services/integrations.py
+replies and `notify` actions through the owner's integrations, and the CRM, help-desk and
+analytics actions run on them (services/integrations.py
 knows which are configured, allowed by the plan and enabled). The factory installs the
 implementations per app (`install_policy(app, ...)` in create_app), so the dependency is
 inverted rather than hidden in a function-level import. A pipeline run in an app without a
@@ -32,6 +33,10 @@ class AutomationPolicy:
     require_integration: Callable[[str, str], None]
     # A context manager: notify_team calls inside it are delivered when it ends.
     deferred_notifications: Callable[[], AbstractContextManager]
+    # Queue a workflow action on the owner's integrations (crm_sync, create_ticket,
+    # track_event; an ActionRequest and an optional type) to run after the customer's answer;
+    # returns the types it will run on, LookupError when no enabled integration offers it.
+    submit_action: Callable[..., list[str]]
     # Run a named database lookup for the owner: (owner_id, type, query, params) ->
     # {query, columns, rows, row_count, truncated}; raises with the reason on any failure.
     run_lookup: Callable[[str, str, str, dict], dict] | None = None

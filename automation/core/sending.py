@@ -98,11 +98,10 @@ def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
 
 
 def _tell_the_team(owner_id: str, conv: dict, message: dict) -> None:
-    """A conversation's Slack thread shows the business's replies too (after this request;
-    a reply written in that thread is already there).
+    """The business's replies reach the integrations following the conversation (after this
+    request): its Slack thread, its Zendesk ticket (a note), analytics (`ai_answered`). Each
+    connector skips a reply that was written in it (metadata "source").
     """
-    if (message.get("metadata") or {}).get("source") == "slack":
-        return
     policy().notify_team(Notification(
         owner_id=owner_id, kind="business_message", text=message.get("text") or "",
-        conversation=conv, message=message), only_type="slack")
+        conversation=conv, message=message))

@@ -1,10 +1,11 @@
 """The workflow engine: trigger -> conditions -> ordered actions, every run recorded.
 
 The processor calls handle_inbound() for each new customer message (once per message) and
-handle_message_failed() when a sent message fails. Workflows run in `position` order; the
-first matching workflow with stop_processing ends the evaluation. If nothing matched and the
-AI may answer, the default behaviour (AI reply, hand-off when unsure) runs, so a customer
-is never met with silence.
+handle_message_failed() when a sent message fails; a run that opened a new hand-off task
+then runs the `handoff` workflows (e.g. open a ticket, sync the contact to the CRM).
+Workflows run in `position` order; the first matching workflow with stop_processing ends the
+evaluation. If nothing matched and the AI may answer, the default behaviour (AI reply,
+hand-off when unsure) runs, so a customer is never met with silence.
 """
 from __future__ import annotations
 
@@ -115,11 +116,12 @@ DEFAULT_DEFINITION = {
 
 # -------------------------------------------------------------------------- running
 
-def _run_actions(ctx: RunContext,
-                 definition: d.WorkflowDefinition) -> tuple[list[dict], str | None]:
+def _run_actions(ctx: RunContext, definition: d.WorkflowDefinition,
+                 workflow_id: str | None = None) -> tuple[list[dict], str | None]:
     outcomes, first_error = [], None
     for index, action in enumerate(definition.actions):
         started = time.monotonic()
+        ctx.workflow_id, ctx.action_index = workflow_id, index
         try:
             result = ACTIONS[action.type](ctx, action)
         except Exception as exc:  # recorded; the rest still run unless stop_on_error
@@ -197,7 +199,7 @@ def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = No
             continue
         started = time.monotonic()
         matched, conditions = _evaluate(ctx, definition)
-        actions, error = _run_actions(ctx, definition) if matched else ([], None)
+        actions, error = _run_actions(ctx, definition, workflow.id) if matched else ([], None)
         _record(ctx, workflow, matched, conditions, actions, error, started)
         if matched:
             outcome = "handled"
@@ -223,7 +225,21 @@ def handle_inbound(owner_id: str, conversation: dict, message: dict, item: Inbou
         actions, error = _run_actions(ctx, definition)
         _record(ctx, None, True, [{"type": "fallback", "matched": True}], actions, error, started)
         outcome = "fallback"
+    _run_handoff_workflows(ctx)
     return outcome
+
+
+def _run_handoff_workflows(ctx: RunContext) -> None:
+    """A run that opened a new hand-off task fires the owner's `handoff` workflows (once:
+    their own hand-off finds the task open and opens none).
+    """
+    if not ctx.new_handoff or ctx.trigger == "handoff":
+        return
+    handoff_ctx = RunContext(owner_id=ctx.owner_id, conversation=ctx.refresh_conversation(),
+                             message=ctx.message, item=ctx.item, business=ctx.business,
+                             trigger="handoff", new_contact=ctx.new_contact, sends=ctx.sends,
+                             handed_off=True, task=ctx.task)
+    run_workflows(handoff_ctx, ["handoff"])
 
 
 def handle_message_failed(owner_id: str, message: dict) -> str:
@@ -233,4 +249,6 @@ def handle_message_failed(owner_id: str, message: dict) -> str:
         return "no_match"
     ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=None,
                      business=get_profile(owner_id), trigger="message_failed")
-    return run_workflows(ctx, ["message_failed"])
+    outcome = run_workflows(ctx, ["message_failed"])
+    _run_handoff_workflows(ctx)
+    return outcome

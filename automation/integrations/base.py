@@ -4,10 +4,32 @@ An integration is one module with a subclass and one line in automation.registry
 Connectors import NO services (only utils/ and lower automation pieces): services/integrations.py
 stores their config (secrets encrypted), runs `check()` before storing and runs `notify()` with
 retries, recording failures on the integration's row.
+
+How a CRM, help-desk or analytics connector plugs in (the workflow actions `crm_sync`,
+`create_ticket`, `track_event`; services/integration_actions.py runs them):
+
+1. Put the action's name in `operations` (e.g. `frozenset({"crm_sync"})`) and implement the
+   method of the same name: `crm_sync(request)`, `create_ticket(request)` or
+   `track_event(request)`. Each takes an ActionRequest (below) and returns a dict.
+2. Raise IntegrationError for run-time failures; `http_error()` builds one from an HTTP
+   answer (429/503 + Retry-After -> `retry_after`, 401/403 -> `permanent`). Never retry or
+   sleep in the connector: the service retries (tenacity, Retry-After honoured), marks the
+   integration `error` with `last_error` and publishes `integration_error` when it gives up.
+3. The call happens after the customer's reply (in the RQ worker when RQ is on), once per
+   action run: the service keeps an idempotency record per (owner, type, action,
+   `request.idempotency_key`) and never calls the connector again once it succeeded.
+   A connector whose service deduplicates natively may also send the key along.
+4. What the connector returns is kept: `external_id` (the object it created or found: the
+   contact, lead, ticket, ...) on the idempotency record, and `refs` =
+   `{"contact": {...}, "task": {...}, "conversation": {...}}` merged into what this type keeps
+   about our contact, task and conversation (an `"id"` in one of them is also its external id,
+   so an inbound webhook finds the object back). What was kept before comes in as
+   `request.contact["integration_refs"][type]` (same for `task`, `conversation`), so a second
+   sync updates the contact it created instead of searching again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import pydantic
@@ -53,6 +75,68 @@ class Notification:
     target: str | None = None
 
 
+# The workflow actions run by an integration, and the connector category that offers each.
+ACTION_CATEGORIES = {"crm_sync": "crm", "create_ticket": "helpdesk", "track_event": "analytics"}
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """One workflow action (`crm_sync`, `create_ticket`, `track_event`) for one integration.
+
+    Built by services/integration_actions.py after the customer's reply. `conversation`,
+    `contact` and `task` are the store's dicts, each with an `integration_refs` dict
+    ({type: refs}) of what the integrations kept about it before.
+    """
+
+    owner_id: str
+    action: str
+    # stable per action run ("wf:<workflow>:<message>:<index>"): a retried run reuses it
+    idempotency_key: str
+    conversation: dict
+    contact: dict
+    message: dict | None = None
+    task: dict | None = None
+    # the conversation so far, oldest first: [{"role": "customer"|"business", "text"}]
+    transcript: tuple = ()
+    # the action's own fields from the workflow (subject, tags, event name, params, ...)
+    params: dict = field(default_factory=dict)
+    link: str | None = None
+    trigger: str = ""
+
+    def transcript_text(self, limit: int = 20000) -> str:
+        """The transcript as plain lines ("Customer: ...", "Business: ..."), at most `limit`."""
+        lines = [f"{'Customer' if t['role'] == 'customer' else 'Business'}: {t['text']}"
+                 for t in self.transcript]
+        return "\n".join(lines)[-limit:]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds; an HTTP date counts as unknown)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def http_error(service: str, status: int | None, reason: str = "",
+               headers=None) -> IntegrationError:
+    """An IntegrationError for an HTTP answer: 401/403 permanent, Retry-After kept.
+
+    Other 4xx are permanent too (the same request would be refused again), except 408, 409
+    and 429; 5xx and connection failures (status None) are retried.
+    """
+    headers = headers or {}
+    retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+    permanent = status is not None and 400 <= status < 500 and status not in (408, 409, 429)
+    label = f"HTTP {status}" if status is not None else "unreachable"
+    detail = f"{service}: {label}" + (f" {reason}" if reason else "")
+    if status in (401, 403):
+        detail += " (check the token and its scopes)"
+    return IntegrationError(detail[:1000], retry_after=retry_after, permanent=permanent)
+
+
 class IntegrationConnector:
     """One external service. Subclass per type + one line in automation.registry.INTEGRATIONS."""
 
@@ -85,6 +169,22 @@ class IntegrationConnector:
 
     def dispose(self) -> None:
         """Release what this connection holds (a pool); the config changed or was deleted."""
+
+    # The workflow actions (see the module's docstring): implement the ones in `operations`.
+    def crm_sync(self, request: ActionRequest) -> dict:
+        """Upsert the customer as a CRM contact/lead (never a duplicate); log the conversation.
+
+        Returns {"external_id": <the CRM's id>, "refs": {"contact": {"id": ...}}, ...}.
+        """
+        raise NotImplementedError
+
+    def create_ticket(self, request: ActionRequest) -> dict:
+        """Open a ticket with the transcript; returns {"external_id": <ticket id>, "refs": ...}."""
+        raise NotImplementedError
+
+    def track_event(self, request: ActionRequest) -> dict:
+        """Record an analytics event (pseudonymous ids only); returns {"external_id"?: ...}."""
+        raise NotImplementedError
 
 
 def conversation_link(conversation_id: str) -> str:

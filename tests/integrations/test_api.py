@@ -29,7 +29,7 @@ def test_types_list_all_ten_with_schema_and_plan(client, starter):
             "to_addresses"} <= set(email["config_schema"]["properties"])
     assert email["config_schema"]["properties"]["security"]["enum"] == ["starttls", "ssl", "none"]
     # the types the next issues build are listed, with their real schema, as unavailable
-    assert by_type["hubspot"]["available"] is False
+    assert by_type["mysql"]["available"] is False
     assert by_type["zendesk"]["config_schema"]["required"] == ["subdomain", "email", "api_token"]
     assert {"uri", "database", "queries"} <= set(by_type["mongodb"]["config_schema"]["properties"])
 
@@ -37,7 +37,7 @@ def test_types_list_all_ten_with_schema_and_plan(client, starter):
 def test_unavailable_type_is_refused(client, starter):
     pro = user_on(client, "professional")
     resp = client.post("/api/integrations", headers=pro["headers"], json={
-        "type": "hubspot", "config": {"access_token": "pat-na1-0000000000"}})
+        "type": "mongodb", "config": {"uri": "mongodb://db.example.com", "database": "shop"}})
     assert "not available yet" in assert_error(resp, 422, "integration_not_available")["message"]
     assert client.get("/api/integrations", headers=pro["headers"]).get_json()["items"] == []
 

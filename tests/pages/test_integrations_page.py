@@ -52,7 +52,7 @@ def test_lists_every_type_with_plan_and_availability(browser):
     assert 'href="/app/integrations"' in page  # in the navigation
     for name in ("Slack", "E-mail (SMTP)", "HubSpot", "MongoDB", "Microsoft SQL Server"):
         assert name in page
-    assert "coming soon" in section(page, "hubspot")
+    assert "coming soon" in section(page, "mongodb")
     assert "not in your plan" in section(page, "email")  # the free plan has no integrations
     email = section(page, "email")
     assert 'type="password" id="email-password"' in email and 'id="email-smtp_port"' in email

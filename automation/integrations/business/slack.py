@@ -312,7 +312,9 @@ class SlackConnector(IntegrationConnector):
                 "type": "section", "text": {"type": "mrkdwn",
                                             "text": (title + escape(n.text))[:MAX_TEXT]}}])
             return {"channel": posted["channel"], "ts": posted["ts"]}
-        if (n.kind == "new_conversation" and not self.config.post_new_conversations) or \
+        written_here = (((n.message or {}).get("metadata") or {}).get("source") == "slack")
+        if (n.kind == "business_message" and written_here) or \
+                (n.kind == "new_conversation" and not self.config.post_new_conversations) or \
                 (n.kind == "customer_message" and not self.config.post_customer_messages) or \
                 (n.kind == "business_message" and not self.config.post_replies):
             return {"status": "skipped"}
