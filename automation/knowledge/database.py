@@ -9,6 +9,8 @@ ranks do not), so one confidence threshold serves SQLite and PostgreSQL alike.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -25,6 +27,9 @@ from automation.knowledge.text import (
     index_text,
     rewrite_phrases,
     stem,
+    stem_index,
+    stems_match,
+    typo_fix,
 )
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
@@ -33,6 +38,11 @@ from utils.store.serialize import iso
 
 # How many passages the FTS stage hands to the reranker at most.
 CANDIDATES = 200
+# Field weight: how much a match in the title, heading or FAQ question adds to a passage's
+# rank over the same match in its body (the score itself stays the body coverage, 0..1).
+FOCUS_WEIGHT = 0.35
+# Knowledge bases whose vocabulary (for typo fixes) is kept in memory, per process.
+VOCABULARY_CACHE = 256
 # The full-text table of migration 0005 (raw DDL, outside the ORM metadata: every FTS object's
 # name starts with it, which models_db.include_object leaves out of Alembic's comparisons).
 FTS_TABLE = "knowledge_chunks_fts"
@@ -303,36 +313,82 @@ def _engine():
         raise RuntimeError(f"knowledge search does not support the {name} database") from None
 
 
-def _searchable_chunks(user_id: str) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(KnowledgeChunk)
+_vocabularies: OrderedDict[tuple, tuple[tuple, frozenset[str]]] = OrderedDict()
+_vocabulary_lock = threading.Lock()
+
+
+def _knowledge_version(user_id: str) -> tuple:
+    """What changes whenever the user's searchable passages do: the enabled documents'
+    count, their newest update and their passage count (every write bumps updated_at).
+    """
+    row = db.session.execute(
+        select(func.count(), func.max(KnowledgeDocument.updated_at),
+               func.coalesce(func.sum(KnowledgeDocument.chunk_count), 0))
+        .where(KnowledgeDocument.user_id == user_id, KnowledgeDocument.enabled == true())).one()
+    return (int(row[0]), str(row[1]), int(row[2]))
+
+
+def _vocabulary(user_id: str) -> tuple[int, frozenset[str]]:
+    """The searchable passage count and every word of the user's enabled passages.
+
+    Cached per process and knowledge base; one small aggregate query per search checks the
+    cache is current, so a document added, edited, disabled or deleted shows at once.
+    """
+    version = _knowledge_version(user_id)
+    key = (str(db.engine.url), user_id)
+    with _vocabulary_lock:
+        cached = _vocabularies.get(key)
+        if cached and cached[0] == version:
+            _vocabularies.move_to_end(key)
+            return version[2], cached[1]
+    texts = db.session.scalars(
+        select(KnowledgeChunk.search_text)
         .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
         .where(KnowledgeChunk.user_id == user_id, KnowledgeDocument.user_id == user_id,
-               KnowledgeDocument.enabled == true())) or 0
+               KnowledgeDocument.enabled == true()))
+    vocabulary = frozenset(w for t in texts for w in (t or "").split())
+    with _vocabulary_lock:
+        _vocabularies[key] = (version, vocabulary)
+        _vocabularies.move_to_end(key)
+        while len(_vocabularies) > VOCABULARY_CACHE:
+            _vocabularies.popitem(last=False)
+    return version[2], vocabulary
 
 
 def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     """The user's enabled passages that best answer `query`, best first, scored 0..1.
 
     Any text is safe as a query: only its folded content words (and their synonyms,
-    text.SYNONYMS) reach the FTS engine, each quoted. The score is the IDF-weighted share of
-    the query's words that the passage contains (a synonym counts, with light stemming); ties
-    go to passages whose title, heading or FAQ question match.
+    text.SYNONYMS, and a typo fix from the knowledge base's own words) reach the FTS engine,
+    each quoted. The score is the IDF-weighted share of the query's words that the passage
+    contains (a synonym or a word of the same Snowball stem counts); passages are ranked by
+    that score plus FOCUS_WEIGHT times the share matched in their title, heading or FAQ
+    question (field weights).
     """
     terms = content_terms(rewrite_phrases(query or ""))
     if not terms or limit <= 0:
         return []
     engine = _engine()
+    n_chunks, vocabulary = _vocabulary(user_id)
     alts = {t: alternatives(t) for t in terms}
+    for t in terms:
+        if not any(a in vocabulary for a in alts[t]):
+            fixed = typo_fix(t, vocabulary)
+            if fixed:
+                alts[t] = alts[t] + alternatives(fixed)
     every = [a for t in terms for a in alts[t]]
     rows = engine.candidates(engine.query(every), user_id, CANDIDATES)
     if not rows:
         return []
-    n = max(_searchable_chunks(user_id), len(rows))
+    n = max(n_chunks, len(rows))
     matchers = {t: TermMatcher(alts[t]) for t in terms}
+
+    def contains(t: str, search_text: str) -> bool:
+        return matchers[t](search_text) or stems_match(alts[t], stem_index(search_text))
+
     # Which query terms each candidate contains, in its whole text and in its "focus" fields
     # (title, heading, FAQ question).
-    hits = [{t for t in terms if matchers[t](row.search_text)} for row in rows]
+    hits = [{t for t in terms if contains(t, row.search_text)} for row in rows]
     if len(rows) < CANDIDATES:
         # Every passage that matches any term is a candidate: count document frequencies
         # with exactly the reranker's matching rule.
@@ -343,18 +399,13 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     total = sum(weights.values()) or 1.0
     unknown = sum(weights[t] for t in terms if df[t] == 0) / total
 
-    scored = [(sum(weights[t] for t in hit) / total, 0.0, pos, row, hit)
-              for pos, (row, hit) in enumerate(zip(rows, hits, strict=False))]
-    scored.sort(key=lambda s: (-round(s[0], 9), s[2]))
-    # Only passages that can still make the top `limit` need their focus (the tie-break).
-    cut = round(scored[min(limit, len(scored)) - 1][0], 9)
-    for i, (score, _f, pos, row, hit) in enumerate(scored):
-        if round(score, 9) < cut:
-            break
+    scored = []
+    for pos, (row, hit) in enumerate(zip(rows, hits, strict=False)):
+        score = sum(weights[t] for t in hit) / total
         focus_text = index_text(row.title, row.heading, row.question)
-        focus = sum(weights[t] for t in hit if matchers[t](focus_text)) / total
-        scored[i] = (score, focus, pos, row, hit)
-    scored.sort(key=lambda s: (-round(s[0], 9), -round(s[1], 9), s[2]))
+        focus = sum(weights[t] for t in hit if contains(t, focus_text)) / total
+        scored.append((score, focus, pos, row, hit))
+    scored.sort(key=lambda s: (-round(s[0] + FOCUS_WEIGHT * s[1], 9), -round(s[0], 9), s[2]))
     out = []
     for rank, (score, focus, _pos, row, hit) in enumerate(scored[:limit], start=1):
         lacking = [weights[t] for t in terms if t not in hit]
