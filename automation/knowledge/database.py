@@ -415,7 +415,9 @@ def _index(user_id: str, version: tuple) -> _Index:
         f"SELECT {_COLUMNS} FROM knowledge_chunks c "
         "JOIN knowledge_documents d ON d.id = c.document_id "
         f"WHERE {_SCOPE} ORDER BY c.id"), {"user_id": user_id, "enabled": True}).all()]
-    body = _Postings([r.search_text or "" for r in rows])
+    # Re-tokenised rather than the stored search_text, so a passage indexed by an older
+    # release gets today's tokens too (e.g. joined hyphenated words).
+    body = _Postings([index_text(r.title, r.heading, r.text) for r in rows])
     index = _Index(version=version, rows=rows, body=body,
                    focus=_Postings([index_text(r.title, r.heading, r.question) for r in rows]),
                    section=_Postings([index_text(r.heading, r.question) for r in rows]),

@@ -71,9 +71,21 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(fold(text or ""))
 
 
+_JOINED = re.compile(r"[^\W_]+(?:[-\u2010'\u2019][^\W_]+)+")
+
+
 def index_text(*parts: str | None) -> str:
-    """The token stream both FTS engines index: folded words separated by spaces."""
-    return " ".join(t for part in parts if part for t in tokens(part))
+    """The token stream both FTS engines index: folded words separated by spaces.
+
+    A hyphenated or apostrophised word is also indexed joined ("Wi-Fi" → wi fi wifi,
+    "check-up" → check up checkup), the way customers often type it.
+    """
+    out: list[str] = []
+    for part in parts:
+        if part:
+            out.extend(tokens(part))
+            out.extend("".join(_TOKEN.findall(m)) for m in _JOINED.findall(fold(part)))
+    return " ".join(out)
 
 
 @functools.lru_cache(maxsize=65536)
