@@ -49,8 +49,8 @@ FOCUS_WEIGHT = 0.35
 SECTION_WEIGHT = 0.1
 # Knowledge bases kept in memory as an index, per process (least recently used dropped),
 # and the largest one kept: beyond it the database's full-text engine searches.
-INDEX_CACHE = 64
-MAX_INDEXED_CHUNKS = 20000
+INDEX_CACHE = 32
+MAX_INDEXED_CHUNKS = 5000
 # The full-text table of migration 0005 (raw DDL, outside the ORM metadata: every FTS object's
 # name starts with it, which models_db.include_object leaves out of Alembic's comparisons).
 FTS_TABLE = "knowledge_chunks_fts"
