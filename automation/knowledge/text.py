@@ -133,7 +133,7 @@ def snowball_stems(word: str) -> frozenset[str]:
                          if len(st.stemWord(word)) >= 3)
 
 
-@functools.lru_cache(maxsize=32768)
+@functools.lru_cache(maxsize=4096)
 def stem_index(search_text: str) -> frozenset[str]:
     """Every Snowball stem (see snowball_stems) of a passage's index_text() stream, cached."""
     out: set[str] = set()
