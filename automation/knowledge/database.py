@@ -9,10 +9,14 @@ ranks do not), so one confidence threshold serves SQLite and PostgreSQL alike.
 """
 from __future__ import annotations
 
+import bisect
+import heapq
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
-from sqlalchemy import delete, exists, func, select, text, true
+from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from automation.knowledge.chunking import chunk_document
@@ -24,7 +28,11 @@ from automation.knowledge.text import (
     idf,
     index_text,
     rewrite_phrases,
+    snowball_stems,
     stem,
+    stem_index,
+    stems_match,
+    typo_fix,
 )
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
 from utils.errors import NotFound
@@ -33,6 +41,16 @@ from utils.store.serialize import iso
 
 # How many passages the FTS stage hands to the reranker at most.
 CANDIDATES = 200
+# Field weight: how much a match in the title, heading or FAQ question adds to a passage's
+# rank over the same match in its body (the score itself stays the body coverage, 0..1).
+FOCUS_WEIGHT = 0.35
+# The passage's own heading or FAQ question (unlike the document title, shared by all of a
+# document's passages) adds this much more, so the right section of a document wins.
+SECTION_WEIGHT = 0.1
+# Knowledge bases kept in memory as an index, per process (least recently used dropped),
+# and the largest one kept: beyond it the database's full-text engine searches.
+INDEX_CACHE = 32
+MAX_INDEXED_CHUNKS = 5000
 # The full-text table of migration 0005 (raw DDL, outside the ORM metadata: every FTS object's
 # name starts with it, which models_db.include_object leaves out of Alembic's comparisons).
 FTS_TABLE = "knowledge_chunks_fts"
@@ -303,60 +321,179 @@ def _engine():
         raise RuntimeError(f"knowledge search does not support the {name} database") from None
 
 
-def _searchable_chunks(user_id: str) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(KnowledgeChunk)
-        .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
-        .where(KnowledgeChunk.user_id == user_id, KnowledgeDocument.user_id == user_id,
-               KnowledgeDocument.enabled == true())) or 0
+class _Row(NamedTuple):
+    """A passage as the reranker needs it (the columns of _COLUMNS)."""
+
+    id: int
+    document_id: str
+    heading: str | None
+    text: str
+    question: str | None
+    answer: str | None
+    search_text: str
+    title: str
+
+
+class _Postings:
+    """An inverted index over token streams: word → passages, Snowball stem → passages,
+    and the sorted vocabulary for the prefix rule (text.term_matches, as sets).
+    """
+
+    def __init__(self, streams: list[str]):
+        """Index one token stream (an index_text() string) per passage."""
+        self.words: dict[str, set[int]] = {}
+        self.stems: dict[str, set[int]] = {}
+        for i, stream in enumerate(streams):
+            for word in set(stream.split()):
+                self.words.setdefault(word, set()).add(i)
+        for word, where in self.words.items():
+            for s in snowball_stems(word):
+                self.stems.setdefault(s, set()).update(where)
+        self.sorted = sorted(self.words)
+
+    def matching(self, alts: list[str]) -> set[int]:
+        """The passages that contain a term or one of its synonyms (term_matches' rule:
+        a 4+ letter stem matches any word it begins; a shorter one the term itself or a word
+        of the same stem) or a word of the same Snowball stem.
+        """
+        out: set[int] = set()
+        for a in alts:
+            s = stem(a)
+            i = bisect.bisect_left(self.sorted, s)
+            while i < len(self.sorted) and self.sorted[i].startswith(s):
+                word = self.sorted[i]
+                if len(s) >= 4 or word == a or stem(word) == s:
+                    out |= self.words[word]
+                i += 1
+            for st in snowball_stems(a):
+                out |= self.stems.get(st, set())
+        return out
+
+
+@dataclass
+class _Index:
+    """One knowledge base in memory: its passages, their body and focus postings."""
+
+    version: tuple
+    rows: list[_Row]
+    body: _Postings
+    focus: _Postings
+    section: _Postings
+    vocabulary: frozenset[str]
+
+
+_indexes: OrderedDict[tuple, _Index] = OrderedDict()
+_index_lock = threading.Lock()
+
+
+_VERSION_SQL = text("SELECT count(*), max(updated_at), coalesce(sum(chunk_count), 0) "
+                    "FROM knowledge_documents WHERE user_id = :user_id AND enabled = :enabled")
+
+
+def _knowledge_version(user_id: str) -> tuple:
+    """What changes whenever the user's searchable passages do: the enabled documents'
+    count, their newest update and their passage count (every write bumps updated_at).
+    """
+    row = db.session.execute(_VERSION_SQL, {"user_id": user_id, "enabled": True}).one()
+    return (int(row[0]), str(row[1]), int(row[2]))
+
+
+def _index(user_id: str, version: tuple) -> _Index:
+    """The user's knowledge base as an in-memory index, cached per process.
+
+    `version` (one small aggregate query per search) says whether the cached index is
+    current, so a document added, edited, disabled or deleted shows at once; the least
+    recently used indexes beyond INDEX_CACHE knowledge bases are dropped.
+    """
+    key = (str(db.engine.url), user_id)
+    with _index_lock:
+        cached = _indexes.get(key)
+        if cached and cached.version == version:
+            _indexes.move_to_end(key)
+            return cached
+    rows = [_Row(*r) for r in db.session.execute(text(
+        f"SELECT {_COLUMNS} FROM knowledge_chunks c "
+        "JOIN knowledge_documents d ON d.id = c.document_id "
+        f"WHERE {_SCOPE} ORDER BY c.id"), {"user_id": user_id, "enabled": True}).all()]
+    # Re-tokenised rather than the stored search_text, so a passage indexed by an older
+    # release gets today's tokens too (e.g. joined hyphenated words).
+    body = _Postings([index_text(r.title, r.heading, r.text) for r in rows])
+    index = _Index(version=version, rows=rows, body=body,
+                   focus=_Postings([index_text(r.title, r.heading, r.question) for r in rows]),
+                   section=_Postings([index_text(r.heading, r.question) for r in rows]),
+                   vocabulary=frozenset(body.words))
+    with _index_lock:
+        _indexes[key] = index
+        _indexes.move_to_end(key)
+        while len(_indexes) > INDEX_CACHE:
+            _indexes.popitem(last=False)
+    return index
 
 
 def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     """The user's enabled passages that best answer `query`, best first, scored 0..1.
 
-    Any text is safe as a query: only its folded content words (and their synonyms,
-    text.SYNONYMS) reach the FTS engine, each quoted. The score is the IDF-weighted share of
-    the query's words that the passage contains (a synonym counts, with light stemming); ties
-    go to passages whose title, heading or FAQ question match.
+    Any text is safe as a query: only its folded content words count (with their synonyms,
+    text.SYNONYMS, and a typo fix from the knowledge base's own words). The score is the
+    IDF-weighted share of the query's words that the passage contains (a synonym, a word
+    it begins, or a word of the same Snowball stem counts); passages are ranked by that score
+    plus FOCUS_WEIGHT times the share matched in their title, heading or FAQ question (field
+    weights). A knowledge base of up to MAX_INDEXED_CHUNKS passages is searched in a cached
+    in-memory index; a larger one through the database's full-text engine.
     """
     terms = content_terms(rewrite_phrases(query or ""))
     if not terms or limit <= 0:
         return []
-    engine = _engine()
+    version = _knowledge_version(user_id)
     alts = {t: alternatives(t) for t in terms}
-    every = [a for t in terms for a in alts[t]]
-    rows = engine.candidates(engine.query(every), user_id, CANDIDATES)
-    if not rows:
-        return []
-    n = max(_searchable_chunks(user_id), len(rows))
-    matchers = {t: TermMatcher(alts[t]) for t in terms}
-    # Which query terms each candidate contains, in its whole text and in its "focus" fields
-    # (title, heading, FAQ question).
-    hits = [{t for t in terms if matchers[t](row.search_text)} for row in rows]
-    if len(rows) < CANDIDATES:
-        # Every passage that matches any term is a candidate: count document frequencies
-        # with exactly the reranker's matching rule.
-        df = {t: sum(1 for h in hits if t in h) for t in terms}
-    else:
-        df = {t: engine.count(engine.query(alts[t]), user_id) for t in terms}
-    weights = {t: idf(df[t], n) for t in terms}
+    if version[2] > MAX_INDEXED_CHUNKS:
+        return _search_fts(user_id, terms, alts, version[2], limit)
+    index = _index(user_id, version)
+    for t in terms:
+        if not any(a in index.vocabulary for a in alts[t]):
+            fixed = typo_fix(t, index.vocabulary)
+            if fixed:
+                alts[t] = alts[t] + alternatives(fixed)
+    body = {t: index.body.matching(alts[t]) for t in terms}
+    focus = {t: index.focus.matching(alts[t]) & body[t] for t in terms}
+    section = {t: index.section.matching(alts[t]) & body[t] for t in terms}
+    n = max(len(index.rows), 1)
+    weights = {t: idf(len(body[t]), n) for t in terms}
     total = sum(weights.values()) or 1.0
-    unknown = sum(weights[t] for t in terms if df[t] == 0) / total
+    # Accumulate per passage (a set walk per term), then rank only the best few.
+    score: dict[int, float] = {}
+    rank: dict[int, float] = {}
+    for t in terms:
+        w = weights[t] / total
+        for i in body[t]:
+            score[i] = score.get(i, 0.0) + w
+            rank[i] = rank.get(i, 0.0) + w
+        for i in focus[t]:
+            rank[i] += FOCUS_WEIGHT * w
+        for i in section[t]:
+            rank[i] += SECTION_WEIGHT * w
+    # Sums over the same terms in the same order are equal floats: no rounding needed.
+    best = heapq.nsmallest(limit, rank, key=lambda i: (-rank[i], -score[i], i))
+    scored = []
+    for i in best:
+        hit = {t for t in terms if i in body[t]}
+        scored.append((score[i], sum(weights[t] for t in hit if i in focus[t]) / total,
+                       sum(weights[t] for t in hit if i in section[t]) / total,
+                       i, index.rows[i], hit))
+    unknown = sum(weights[t] for t in terms if not body[t]) / total
+    return _passages(scored, terms, alts, weights, unknown, limit)
 
-    scored = [(sum(weights[t] for t in hit) / total, 0.0, pos, row, hit)
-              for pos, (row, hit) in enumerate(zip(rows, hits, strict=False))]
-    scored.sort(key=lambda s: (-round(s[0], 9), s[2]))
-    # Only passages that can still make the top `limit` need their focus (the tie-break).
-    cut = round(scored[min(limit, len(scored)) - 1][0], 9)
-    for i, (score, _f, pos, row, hit) in enumerate(scored):
-        if round(score, 9) < cut:
-            break
-        focus_text = index_text(row.title, row.heading, row.question)
-        focus = sum(weights[t] for t in hit if matchers[t](focus_text)) / total
-        scored[i] = (score, focus, pos, row, hit)
-    scored.sort(key=lambda s: (-round(s[0], 9), -round(s[1], 9), s[2]))
+
+def _passages(scored: list[tuple], terms: list[str], alts: dict[str, list[str]],
+              weights: dict[str, float], unknown: float, limit: int) -> list[Passage]:
+    """The best `limit` of (score, focus, section, tie-break, row, terms hit) as Passages,
+    ranked by score + FOCUS_WEIGHT × focus + SECTION_WEIGHT × section (field weights).
+    """
+    total = sum(weights.values()) or 1.0
+    scored.sort(key=lambda s: (-round(s[0] + FOCUS_WEIGHT * s[1] + SECTION_WEIGHT * s[2], 9),
+                               -round(s[0], 9), s[3]))
     out = []
-    for rank, (score, focus, _pos, row, hit) in enumerate(scored[:limit], start=1):
+    for rank, (score, focus, _section, _pos, row, hit) in enumerate(scored[:limit], start=1):
         lacking = [weights[t] for t in terms if t not in hit]
         out.append(Passage(chunk_id=row.id, document_id=row.document_id, title=row.title,
                            text=row.text, question=row.question, answer=row.answer,
@@ -366,6 +503,43 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
                            missing=round(max(lacking, default=0.0) / total, 4),
                            unknown=round(unknown, 4), n_terms=len(terms)))
     return out
+
+
+def _search_fts(user_id: str, terms: list[str], alts: dict[str, list[str]], n_chunks: int,
+                limit: int) -> list[Passage]:
+    """search() for a knowledge base too large to keep in memory: the database's full-text
+    engine finds up to CANDIDATES passages with an OR of the words, Python reranks them.
+    """
+    engine = _engine()
+    every = [a for t in terms for a in alts[t]]
+    rows = engine.candidates(engine.query(every), user_id, CANDIDATES)
+    if not rows:
+        return []
+    n = max(n_chunks, len(rows))
+    matchers = {t: TermMatcher(alts[t]) for t in terms}
+
+    def contains(t: str, search_text: str) -> bool:
+        return matchers[t](search_text) or stems_match(alts[t], stem_index(search_text))
+
+    hits = [{t for t in terms if contains(t, row.search_text)} for row in rows]
+    if len(rows) < CANDIDATES:
+        # Every passage that matches any term is a candidate: count document frequencies
+        # with exactly the reranker's matching rule.
+        df = {t: sum(1 for h in hits if t in h) for t in terms}
+    else:
+        df = {t: engine.count(engine.query(alts[t]), user_id) for t in terms}
+    weights = {t: idf(df[t], n) for t in terms}
+    total = sum(weights.values()) or 1.0
+    unknown = sum(weights[t] for t in terms if df[t] == 0) / total
+    scored = []
+    for pos, (row, hit) in enumerate(zip(rows, hits, strict=False)):
+        focus_text = index_text(row.title, row.heading, row.question)
+        section_text = index_text(row.heading, row.question)
+        scored.append((sum(weights[t] for t in hit) / total,
+                       sum(weights[t] for t in hit if contains(t, focus_text)) / total,
+                       sum(weights[t] for t in hit if contains(t, section_text)) / total,
+                       pos, row, hit))
+    return _passages(scored, terms, alts, weights, unknown, limit)
 
 
 def _question_similarity(faq_question: str | None, terms: list[str],

@@ -27,7 +27,7 @@ from automation.knowledge.text import tokens
 
 MODEL_FILE = Path(__file__).with_name("decision.json")
 # A wrong answer costs this many needless hand-offs (a customer misled vs. a short wait).
-WRONG_COST = 4.0
+WRONG_COST = 5.0
 
 FEATURES = ("score", "known", "margin", "focus", "qsim", "kind_fit", "kind_miss", "unknown",
             "missing", "short")

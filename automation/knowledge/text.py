@@ -11,7 +11,10 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 import unicodedata
+
+import snowballstemmer
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -68,9 +71,21 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(fold(text or ""))
 
 
+_JOINED = re.compile(r"[^\W_]+(?:[-\u2010'\u2019][^\W_]+)+")
+
+
 def index_text(*parts: str | None) -> str:
-    """The token stream both FTS engines index: folded words separated by spaces."""
-    return " ".join(t for part in parts if part for t in tokens(part))
+    """The token stream both FTS engines index: folded words separated by spaces.
+
+    A hyphenated or apostrophised word is also indexed joined ("Wi-Fi" → wi fi wifi,
+    "check-up" → check up checkup), the way customers often type it.
+    """
+    out: list[str] = []
+    for part in parts:
+        if part:
+            out.extend(tokens(part))
+            out.extend("".join(_TOKEN.findall(m)) for m in _JOINED.findall(fold(part)))
+    return " ".join(out)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -93,6 +108,73 @@ def stem(word: str) -> str:
                 root = root[:-1]          # cancell(ation) → cancel
             return root
     return word
+
+
+# Snowball stemmers of the languages Dana's customers write most. A stem is compared only
+# with stems of the same language ("en:deliveri" ← delivery, deliveries); the prefix rule
+# above still serves the FTS stage. The stemmer objects keep state while stemming, so one
+# lock guards them (results are cached, so it is rarely taken).
+_SNOWBALL = {lang: snowballstemmer.stemmer(name) for lang, name in
+             (("en", "english"), ("de", "german"), ("fr", "french"), ("es", "spanish"))}
+_SNOWBALL_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=131072)
+def snowball_stems(word: str) -> frozenset[str]:
+    """The word's Snowball stem in each supported language, tagged with the language.
+
+    Numbers and words under 4 letters stem to themselves only, so "pm" or "12" never
+    collide with a stem of a longer word.
+    """
+    if len(word) < 4 or word.isdigit():
+        return frozenset({f"=:{word}"})
+    with _SNOWBALL_LOCK:
+        return frozenset(f"{lang}:{st.stemWord(word)}" for lang, st in _SNOWBALL.items()
+                         if len(st.stemWord(word)) >= 3)
+
+
+@functools.lru_cache(maxsize=4096)
+def stem_index(search_text: str) -> frozenset[str]:
+    """Every Snowball stem (see snowball_stems) of a passage's index_text() stream, cached."""
+    out: set[str] = set()
+    for tok in set(search_text.split()):
+        out |= snowball_stems(tok)
+    return frozenset(out)
+
+
+def stems_match(alts: list[str], stems: frozenset[str]) -> bool:
+    """Does any alternative share a same-language Snowball stem with a text's stems?"""
+    return any(not snowball_stems(a).isdisjoint(stems) for a in alts)
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """Are two words one typo apart (one letter inserted, dropped, changed or swapped)?"""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    if la > lb:
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1:]
+
+
+def typo_fix(word: str, vocabulary: frozenset[str]) -> str | None:
+    """The knowledge base's word one typo away from an unknown word of 5+ letters, if
+    exactly one such word exists (an ambiguous fix is no fix).
+    """
+    if len(word) < 5 or word.isdigit() or word in vocabulary:
+        return None
+    found = {v for v in vocabulary if v[0] == word[0] and abs(len(v) - len(word)) <= 1
+             and within_one_edit(word, v)}
+    return found.pop() if len(found) == 1 else None
 
 
 def content_terms(text: str, limit: int = 12) -> list[str]:
@@ -132,38 +214,55 @@ def term_matches(term: str, doc_tokens: set[str], doc_stems: set[str]) -> bool:
 SYNONYMS: dict[str, list[tuple[str, ...]]] = {
     "en": [
         ("shop", "store", "boutique"), ("return", "refund", "exchange"),
-        ("price", "cost", "costs", "fee", "charge", "expensive", "cheap", "cheapest"),
+        ("price", "prices", "cost", "costs", "fee", "fees", "charge", "expensive", "cheap",
+         "cheaper", "cheapest", "pricing"),
         ("open", "opening", "hours", "close", "closed", "closing"),
+        ("saturday", "saturdays", "sunday", "sundays", "weekend", "weekends"),
         ("book", "booking", "reserve", "reservation", "appointment", "appointments"),
         ("cancel", "cancelling", "cancellation", "unsubscribe"),
         ("deliver", "delivery", "shipping", "ship"),
         ("phone", "call", "telephone"), ("email", "mail"),
         ("address", "located", "location"), ("park", "parking"),
         ("wheelchair", "accessible", "lift", "elevator"),
-        ("kid", "kids", "child", "children", "baby", "toddler"),
-        ("vegetarian", "veggie"), ("voucher", "vouchers", "gift"),
+        ("kid", "kids", "child", "children", "baby", "toddler", "son", "daughter"),
+        ("vegetarian", "veggie"), ("coeliac", "celiac", "gluten"),
+        ("voucher", "vouchers", "gift"),
         ("discount", "discounts"), ("trial", "try"),
         ("receipt", "receipts", "invoice", "invoices", "bill"),
         ("app", "iphone", "ios", "android", "mobile"),
         ("insurance", "insurer", "covered"),
         ("nervous", "anxious", "scared", "terrified", "afraid", "anxiety"),
+        ("tooth", "teeth"), ("hurts", "hurt", "pain", "ache", "toothache", "painful"),
+        ("checkup", "checkups", "check"), ("amex", "american"),
+        ("aircon", "air", "conditioned", "conditioning"),
+        ("wifi", "wlan", "internet"), ("offline", "internet"),
+        ("annual", "annually", "yearly"), ("monthly", "month"),
+        ("download", "export"), ("delete", "deleted", "deletion", "erase"),
+        ("employees", "staff", "payroll"), ("reminder", "reminders", "chase"),
+        ("bus", "tram", "metro", "subway", "train"),
+        ("eat", "food", "dish", "dishes"), ("takeaway", "takeout", "home"),
+        ("cellar", "basement"),
     ],
     "de": [
         ("termin", "termine"), ("geoffnet", "offnungszeiten", "offen"),
-        ("parkplatz", "parken"), ("preis", "kosten", "kostet"),
+        ("parkplatz", "parken", "parkhaus", "parking"), ("preis", "kosten", "kostet"),
+        ("praxis", "adresse"), ("zahn", "zahne"),
     ],
     "fr": [
         ("reserver", "reservation"), ("horaires", "ouvert", "ouverts", "ferme"),
-        ("prix", "coute", "tarif"),
+        ("prix", "coute", "tarif"), ("emporter", "takeaway"),
+        ("privatiser", "privatisation", "private"), ("cave", "cellar"),
     ],
     "es": [
         ("precio", "cuesta", "cuanto"), ("cancelar", "baja"),
+        ("probar", "probarlo", "prueba", "trial"),
     ],
 }
 # Multi-word phrases customers use, rewritten to the word the knowledge uses.
 PHRASES = {
     "send back": "return", "money back": "refund", "credit card": "card",
-    "phone number": "phone", "sit outside": "terrace",
+    "phone number": "phone", "sit outside": "terrace", "air con": "aircon",
+    "take away": "takeaway", "take home": "takeaway", "two factor": "2fa",
 }
 _GROUPS: dict[str, set[str]] = {}
 for _groups in SYNONYMS.values():

@@ -41,6 +41,16 @@ def test_a_near_miss_that_shares_words_is_handed_off(make_ctx):
     assert answer.handoff
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("when do I get my refnud?", "within five working days"),          # a typo
+    ("is there parkimg?", "free parking behind the shop"),              # a typo
+    ("Can I send back unused things?", "within 30 days"),               # a paraphrase
+])
+def test_a_misspelt_or_paraphrased_question_is_answered(make_ctx, text, expected):
+    answer = generate_reply(make_ctx(text))
+    assert not answer.handoff and expected in answer.text
+
+
 def _passage(text, **kw):
     from automation.knowledge.database import Passage
 

@@ -96,6 +96,7 @@ def test_many_candidates_use_the_engines_document_counts(app, client, user, kb, 
 
     q = "How do I return an item for a refund?"
     full = kdb.search(user["user"]["id"], q)
+    monkeypatch.setattr(kdb, "MAX_INDEXED_CHUNKS", 0)  # the full-text engine path
     monkeypatch.setattr(kdb, "CANDIDATES", 1)
     truncated = kdb.search(user["user"]["id"], q)
     assert len(truncated) == 1
