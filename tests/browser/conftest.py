@@ -50,7 +50,7 @@ class Tab:
 
     def __init__(self, browser, base_url: str, **context_args):
         self.context = browser.new_context(base_url=base_url, **context_args)
-        self.context.set_default_timeout(15_000)
+        self.context.set_default_timeout(30_000)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
