@@ -187,6 +187,15 @@ class IntegrationConnector:
         raise NotImplementedError
 
 
+def contact_phone(contact: dict) -> str | None:
+    """The customer's phone: the one we know, or a WhatsApp id as an E.164 number."""
+    if contact.get("phone"):
+        return contact["phone"]
+    if contact.get("platform") == "whatsapp" and str(contact.get("platform_user_id")).isdigit():
+        return "+" + contact["platform_user_id"]
+    return None
+
+
 def conversation_link(conversation_id: str) -> str:
     """The frontend's link to a conversation (APP_URL), as notifications carry it."""
     return f"{current_settings().APP_URL.rstrip('/')}/conversations/{conversation_id}"

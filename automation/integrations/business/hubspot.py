@@ -47,6 +47,7 @@ from automation.integrations.base import (
     IntegrationCheckFailed,
     IntegrationConnector,
     IntegrationError,
+    contact_phone,
     http_error,
 )
 from automation.integrations.catalogue import SECRET
@@ -91,14 +92,6 @@ def _split_name(contact: dict) -> tuple[str | None, str | None]:
         first, _, last = contact["name"].partition(" ")
     return first or None, last or None
 
-
-def contact_phone(contact: dict) -> str | None:
-    """The customer's phone: the one we know, or a WhatsApp id as an E.164 number."""
-    if contact.get("phone"):
-        return contact["phone"]
-    if contact.get("platform") == "whatsapp" and str(contact.get("platform_user_id")).isdigit():
-        return "+" + contact["platform_user_id"]
-    return None
 
 
 def contact_properties(contact: dict) -> dict:

@@ -29,6 +29,7 @@ from automation.integrations.base import (
     IntegrationCheckFailed,
     IntegrationConnector,
     IntegrationError,
+    contact_phone,
     http_error,
 )
 from automation.integrations.catalogue import SECRET
@@ -105,13 +106,6 @@ def _names(contact: dict) -> tuple[str | None, str | None]:
     return first or None, last or None
 
 
-def _phone(contact: dict) -> str | None:
-    if contact.get("phone"):
-        return contact["phone"]
-    if contact.get("platform") == "whatsapp" and str(contact.get("platform_user_id")).isdigit():
-        return "+" + contact["platform_user_id"]
-    return None
-
 
 class SalesforceConnector(IntegrationConnector):
     """A Salesforce org; crm_sync upserts a Lead/Contact, create_ticket opens a Case."""
@@ -179,7 +173,7 @@ class SalesforceConnector(IntegrationConnector):
     def _fields(self, contact: dict) -> dict:
         first, last = _names(contact)
         fields = {"FirstName": first, "LastName": last, "Email": contact.get("email"),
-                  "Phone": _phone(contact)}
+                  "Phone": contact_phone(contact)}
         return {k: v for k, v in fields.items() if v}
 
     def _placeholder_last_name(self, contact: dict) -> str:
@@ -251,7 +245,7 @@ class SalesforceConnector(IntegrationConnector):
                 "Description": description[:MAX_DESCRIPTION],
                 "Origin": self.config.case_origin, "Status": "New",
                 "SuppliedName": " ".join(p for p in (first, last) if p) or None,
-                "SuppliedEmail": contact.get("email"), "SuppliedPhone": _phone(contact)}
+                "SuppliedEmail": contact.get("email"), "SuppliedPhone": contact_phone(contact)}
         if request.params.get("priority"):
             case["Priority"] = PRIORITIES[request.params["priority"]]
         synced = ((contact.get("integration_refs") or {}).get(self.type) or {})
