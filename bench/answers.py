@@ -169,6 +169,7 @@ def judge(row: dict, answer) -> str:
 
 def ask(user_id: str, business: dict, rows: list[dict]) -> None:
     """Ask every question; record the reply, its verdict and the decision's features."""
+    from automation.ai.providers.local import prefer, reply_language
     from automation.ai.response_generator import ReplyContext, generate_reply
     from automation.knowledge import search
     from automation.knowledge.decision import features
@@ -181,14 +182,6 @@ def ask(user_id: str, business: dict, rows: list[dict]) -> None:
         "language": business["language"],
     }
     for r in rows:
-        passages = search(user_id, r["question"], 5)
-        r["features"] = features(r["question"], passages)
-        best = passages[0] if passages else None
-        r["best"] = (best.heading or best.title) if best else "-"
-        body = _norm(best.answer or best.text) if best else ""
-        r["label"] = int(
-            bool(best and r["answerable"] and all(_norm(p) in body for p in r["phrases"]))
-        )
         ctx = ReplyContext(
             user_id=user_id,
             business=biz,
@@ -197,6 +190,14 @@ def ask(user_id: str, business: dict, rows: list[dict]) -> None:
             history=[],
             contact_name=None,
             platform="facebook",
+        )
+        passages = prefer(r["question"], search(user_id, r["question"], 5), reply_language(ctx))
+        r["features"] = features(r["question"], passages)
+        best = passages[0] if passages else None
+        r["best"] = (best.heading or best.title) if best else "-"
+        body = _norm(best.answer or best.text) if best else ""
+        r["label"] = int(
+            bool(best and r["answerable"] and all(_norm(p) in body for p in r["phrases"]))
         )
         r["answer"] = generate_reply(ctx)
         r["verdict"] = judge(r, r["answer"])
@@ -222,11 +223,38 @@ def confusion(rows: list[dict]) -> list[str]:
     ]
 
 
+def cross_validate(dev: list[dict]) -> list[list[str]]:
+    """Leave one business out, on the dev split only: fit on the other businesses' dev
+    questions, decide this business's. How the decision fares on a business it has never
+    seen (what a new customer of Dana gets), without looking at the test split.
+    """
+    from automation.knowledge.decision import fit
+
+    out = []
+    for name in BUSINESSES:
+        train = [r for r in dev if r["business"] != name]
+        held = [r for r in dev if r["business"] == name]
+        model = fit([r["features"] for r in train], [r["label"] for r in train])
+        answered = [model.should_answer(r["features"]) for r in held]
+        answerable = [r for r in held if r["answerable"]]
+        pairs = list(zip(answered, held, strict=True))
+        right = sum(bool(a and r["answerable"] and r["label"]) for a, r in pairs)
+        handed = sum(bool(not a and not r["answerable"]) for a, r in pairs)
+        unanswerable = len(held) - len(answerable)
+        out.append([name, str(len(held)), f"{right / max(1, len(answerable)):.0%}",
+                    f"{handed / max(1, unanswerable):.0%}"])
+    return out
+
+
 def refit(rows: list[dict]) -> None:
     """Fit the decision model on the dev split and store it with the knowledge package."""
     from automation.knowledge.decision import MODEL_FILE, _cache, fit
 
     dev = [r for r in rows if r["split"] == "dev"]
+    print("leave-one-business-out on the dev split (fit on the other three, decide this one):")
+    print_table(["held-out business", "dev questions", "right / answerable (label)",
+                 "handed off / unanswerable"], cross_validate(dev))
+    print()
     model = fit([r["features"] for r in dev], [r["label"] for r in dev])
     model.meta["fitted_on"] = "bench/data dev split: " + ", ".join(BUSINESSES)
     MODEL_FILE.write_text(json.dumps(model.to_json(), indent=2) + "\n", encoding="utf-8")

@@ -27,7 +27,9 @@ from automation.knowledge.text import tokens
 
 MODEL_FILE = Path(__file__).with_name("decision.json")
 # A wrong answer costs this many needless hand-offs (a customer misled vs. a short wait).
-WRONG_COST = 5.0
+# 10 rather than 5: leave-one-business-out on the dev split (bench/answers.py --fit) hands
+# off 98% of the unanswerable at 10 and only 94% at 5 — the target is 95% on every business.
+WRONG_COST = 10.0
 
 FEATURES = ("score", "known", "margin", "focus", "qsim", "kind_fit", "kind_miss", "unknown",
             "missing", "short")

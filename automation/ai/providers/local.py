@@ -9,6 +9,7 @@ that match the question best, after a short lead-in.
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from typing_extensions import override
@@ -103,6 +104,37 @@ def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str
     return [sents[i] for i in sorted(chosen)]
 
 
+# How far below the best passage's score a passage may stand and still be preferred for being
+# in the customer's language or holding the kind of fact asked for (a time, a price, a place).
+PREFER_WINDOW = 0.1
+
+
+@functools.lru_cache(maxsize=8192)
+def passage_language(text: str) -> str:
+    """The language a passage is written in ("?" when it cannot tell), cached per text."""
+    return detect_language(text, default="?")
+
+
+def prefer(question: str, passages: list[Passage], lang: str) -> list[Passage]:
+    """The passages reordered for answering: among those scoring within PREFER_WINDOW of the
+    best, one in the customer's language and holding the kind of fact asked for comes first
+    (an English question is answered from the English FAQ, not its Spanish twin).
+    """
+    if len(passages) < 2:
+        return passages
+    kind = answer_kind(question)
+    top = passages[0].score
+    close = [p for p in passages if p.score >= top - PREFER_WINDOW]
+
+    def merit(item: tuple[int, Passage]) -> tuple:
+        pos, p = item
+        text = p.answer or p.text
+        return (passage_language(text) in (lang, "?"), bool(kind and kind.search(text)), -pos)
+
+    best = max(enumerate(close), key=merit)[1]
+    return [best] + [p for p in passages if p is not best]
+
+
 def _fit(text: str) -> str:
     if len(text) <= MAX_REPLY_CHARS:
         return text
@@ -159,6 +191,7 @@ class LocalProvider(Provider):
         for part, hits in found:
             if not hits:
                 return handoff_answer(ctx, "low_confidence", 0.0, lang=lang)
+            hits = prefer(part, hits, lang)
             confidence = min(confidence, model.probability(features(part, hits)))
             if confidence < model.threshold:
                 return handoff_answer(ctx, "low_confidence", confidence, lang=lang)
@@ -166,13 +199,12 @@ class LocalProvider(Provider):
                 texts.append(compose_answer(hits[0], part, lang))
             sources.append(hits[0].document_id)
         text = _fit("\n\n".join(dict.fromkeys(texts)))
-        best = found[0][1][0]
         if detect_intent_opening(ctx.message_text):
             name = first_name(ctx.contact_name)
             text = tpl.HELLO.get(lang, tpl.HELLO["en"]).format(name=f" {name}" if name else "") \
                 + text
         return Answer(text=text, handoff=False, reason=None, confidence=round(confidence, 4),
-                      sources=list(dict.fromkeys([best.document_id, *sources])),
+                      sources=list(dict.fromkeys(sources)),
                       provider=self.name)
 
     @override
