@@ -434,7 +434,7 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
     """The user's enabled passages that best answer `query`, best first, scored 0..1.
 
     Any text is safe as a query: only its folded content words count (with their synonyms,
-    text.SYNONYMS, and a typo fix from the knowledge base's own words). The score is the
+    synonyms/<lang>.txt, and a typo fix from the knowledge base's own words). The score is the
     IDF-weighted share of the query's words that the passage contains (a synonym, a word
     it begins, or a word of the same Snowball stem counts); passages are ranked by that score
     plus FOCUS_WEIGHT times the share matched in their title, heading or FAQ question (field

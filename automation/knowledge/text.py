@@ -13,6 +13,7 @@ import math
 import re
 import threading
 import unicodedata
+from pathlib import Path
 
 import snowballstemmer
 
@@ -208,62 +209,37 @@ def term_matches(term: str, doc_tokens: set[str], doc_stems: set[str]) -> bool:
     return False
 
 
-# Customers' words for what the knowledge calls otherwise, per language (folded, one word
-# each side; a group's words are interchangeable). Keep groups narrow: a synonym that is
-# wrong half the time turns near misses into wrong answers.
-SYNONYMS: dict[str, list[tuple[str, ...]]] = {
-    "en": [
-        ("shop", "store", "boutique"), ("return", "refund", "exchange"),
-        ("price", "prices", "cost", "costs", "fee", "fees", "charge", "expensive", "cheap",
-         "cheaper", "cheapest", "pricing"),
-        ("open", "opening", "hours", "close", "closed", "closing"),
-        ("saturday", "saturdays", "sunday", "sundays", "weekend", "weekends"),
-        ("book", "booking", "reserve", "reservation", "appointment", "appointments"),
-        ("cancel", "cancelling", "cancellation", "unsubscribe"),
-        ("deliver", "delivery", "shipping", "ship"),
-        ("phone", "call", "telephone"), ("email", "mail"),
-        ("address", "located", "location"), ("park", "parking"),
-        ("wheelchair", "accessible", "lift", "elevator"),
-        ("kid", "kids", "child", "children", "baby", "toddler", "son", "daughter"),
-        ("vegetarian", "veggie"), ("coeliac", "celiac", "gluten"),
-        ("voucher", "vouchers", "gift"),
-        ("discount", "discounts"), ("trial", "try"),
-        ("receipt", "receipts", "invoice", "invoices", "bill"),
-        ("app", "iphone", "ios", "android", "mobile"),
-        ("insurance", "insurer", "covered"),
-        ("nervous", "anxious", "scared", "terrified", "afraid", "anxiety"),
-        ("tooth", "teeth"), ("hurts", "hurt", "pain", "ache", "toothache", "painful"),
-        ("checkup", "checkups", "check"), ("amex", "american"),
-        ("aircon", "air", "conditioned", "conditioning"),
-        ("wifi", "wlan", "internet"), ("offline", "internet"),
-        ("annual", "annually", "yearly"), ("monthly", "month"),
-        ("download", "export"), ("delete", "deleted", "deletion", "erase"),
-        ("employees", "staff", "payroll"), ("reminder", "reminders", "chase"),
-        ("bus", "tram", "metro", "subway", "train"),
-        ("eat", "food", "dish", "dishes"), ("takeaway", "takeout", "home"),
-        ("cellar", "basement"),
-    ],
-    "de": [
-        ("termin", "termine"), ("geoffnet", "offnungszeiten", "offen"),
-        ("parkplatz", "parken", "parkhaus", "parking"), ("preis", "kosten", "kostet"),
-        ("praxis", "adresse"), ("zahn", "zahne"),
-    ],
-    "fr": [
-        ("reserver", "reservation"), ("horaires", "ouvert", "ouverts", "ferme"),
-        ("prix", "coute", "tarif"), ("emporter", "takeaway"),
-        ("privatiser", "privatisation", "private"), ("cave", "cellar"),
-    ],
-    "es": [
-        ("precio", "cuesta", "cuanto"), ("cancelar", "baja"),
-        ("probar", "probarlo", "prueba", "trial"),
-    ],
-}
-# Multi-word phrases customers use, rewritten to the word the knowledge uses.
-PHRASES = {
-    "send back": "return", "money back": "refund", "credit card": "card",
-    "phone number": "phone", "sit outside": "terrace", "air con": "aircon",
-    "take away": "takeaway", "take home": "takeaway", "two factor": "2fa",
-}
+SYNONYM_DIR = Path(__file__).with_name("synonyms")
+
+
+def load_synonyms(directory: Path = SYNONYM_DIR) -> tuple[dict[str, list[tuple[str, ...]]],
+                                                           dict[str, str]]:
+    """The maintained synonym lists, one file per language (synonyms/<lang>.txt).
+
+    A line is a group of interchangeable words ("shop, store, boutique") or a phrase rewrite
+    ("send back => return"); "#" starts a comment. Words are folded here, so a list may be
+    written with accents. Returns (groups per language, phrase → word).
+    """
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    phrases: dict[str, str] = {}
+    for path in sorted(directory.glob("*.txt")):
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            line = raw.split("#", 1)[0].strip()
+            if "=>" in line:
+                phrase, word = (" ".join(tokens(x)) for x in line.split("=>", 1))
+                if phrase and word:
+                    phrases[phrase] = word
+            elif line:
+                group = tuple(dict.fromkeys(w for w in (" ".join(tokens(x))
+                                                        for x in line.split(",")) if w))
+                if len(group) > 1:
+                    groups.setdefault(path.stem, []).append(group)
+    return groups, phrases
+
+
+# Customers' words for what the knowledge calls otherwise, per language, and the multi-word
+# phrases they use rewritten to the knowledge's word: see synonyms/<lang>.txt.
+SYNONYMS, PHRASES = load_synonyms()
 _GROUPS: dict[str, set[str]] = {}
 for _groups in SYNONYMS.values():
     for _group in _groups:
