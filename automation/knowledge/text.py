@@ -38,17 +38,18 @@ how when where why whether ever
 whats wheres hows whos u r ur ya guys anything really actually right now
 long far often soon time times somewhere anywhere everywhere nowhere else possible exactly
 currently moment usually normally generally kind type sort able
+go goes going gone bad look looking make made whole happen happens happened another re
 der die das den dem des ein eine einer eines einem einen und oder aber wenn dass ich du er
 sie es wir ihr mich dich sich uns euch mein meine dein deine sein seine unser unsere euer
 ist sind war waren bin bist hat habe haben hast hatte kann koennen konnen kannst muss will
 wollen moechte mochte mit von zu zum zur im in am an auf aus bei fuer fur nach ueber uber um
 vor nicht kein keine ja nein auch noch schon nur so wie was wer wo wann warum welche welcher
-welches gibt es bitte danke hallo hi gerne mal doch denn
+welches gibt es bitte danke hallo hi gerne mal doch denn genau habt
 le la les un une des du de et ou mais si que qui quoi quel quelle quels quelles je tu il elle
 nous vous ils elles me te se mon ma mes ton ta tes son sa ses notre nos votre vos leur leurs
 est sont etait suis es avez avons ont ai as a au aux dans sur pour par avec sans en y ne pas
 plus ce cet cette ces comment quand ou pourquoi combien bonjour merci svp stp oui non est-ce
-peut peux pouvez puis voudrais veux
+peut peux pouvez puis voudrais veux voudrait faites fait
 el la los las un una unos unas y o pero si que quien cual cuales yo tu el ella nosotros
 vosotros ellos ellas me te se mi mis tu tus su sus nuestro nuestra es son era estoy esta
 estan tengo tiene tienen tienes hay he ha han de del al a en por para con sin sobre no mas

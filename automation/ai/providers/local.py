@@ -118,7 +118,8 @@ def passage_language(text: str) -> str:
 def prefer(question: str, passages: list[Passage], lang: str) -> list[Passage]:
     """The passages reordered for answering: among those scoring within PREFER_WINDOW of the
     best, one in the customer's language and holding the kind of fact asked for comes first
-    (an English question is answered from the English FAQ, not its Spanish twin).
+    (an English question is answered from the English FAQ, not its Spanish twin); then the
+    others in that passage's language, then the rest (each group in search order).
     """
     if len(passages) < 2:
         return passages
@@ -132,7 +133,12 @@ def prefer(question: str, passages: list[Passage], lang: str) -> list[Passage]:
         return (passage_language(text) in (lang, "?"), bool(kind and kind.search(text)), -pos)
 
     best = max(enumerate(close), key=merit)[1]
-    return [best] + [p for p in passages if p is not best]
+    # The runner-up (whose score the decision's margin is taken against) is the best rival in
+    # the same language: the same FAQ translated is no competing answer.
+    mine = passage_language(best.answer or best.text)
+    rest = [p for p in passages if p is not best]
+    return [best] + sorted(rest, key=lambda p: passage_language(p.answer or p.text)
+                           not in (mine, "?"))
 
 
 def _fit(text: str) -> str:
