@@ -79,3 +79,14 @@ def test_an_faq_answer_is_quoted_alone_and_never_extended():
     p = Passage(chunk_id=1, document_id="d", title="FAQ", text="Q: Dogs?\nA: Dogs are welcome.",
                 question="Dogs?", answer="Dogs are welcome.", score=1.0, rank=1)
     assert compose_answer(p, "can I bring my dog and my cat", "en") == "Dogs are welcome."
+
+
+def test_the_span_found_through_a_synonym_is_quoted():
+    from automation.ai.providers.local import compose_answer
+
+    p = _passage("The shop is open Monday to Friday from 9:00 to 18:00. Between 13:00 and "
+                 "14:00 the phone is not staffed. We are closed at weekends and on holidays.",
+                 heading="Opening hours")
+    text = compose_answer(p, "are you guys open on a sunday?", "en")
+    assert "closed at weekends" in text          # "sunday" is a "weekend" (synonyms/en.txt)
+    assert "phone is not staffed" not in text

@@ -19,7 +19,15 @@ from automation.ai.nlu import detect_intent, detect_language
 from automation.ai.providers.base import Answer, Provider, ReplyContext
 from automation.knowledge.database import Passage, search
 from automation.knowledge.decision import answer_kind, features, load_model
-from automation.knowledge.text import content_terms, sentences, stem, term_matches, tokens
+from automation.knowledge.text import (
+    alternatives,
+    any_matches,
+    content_terms,
+    rewrite_phrases,
+    sentences,
+    stem,
+    tokens,
+)
 
 # A passage is offered to an agent as a draft from this score on (drafts are reviewed).
 SUGGEST_MIN_SCORE = 0.33
@@ -61,46 +69,61 @@ def _clean(line: str) -> str:
     return line.strip()
 
 
+# A sentence that has a customer's word only through a synonym counts it this much (the word
+# itself, or a form of it, counts 1): "metro" in "the nearest metro station" beats "bus".
+SYNONYM_HIT = 0.75
+
+
 def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str]:
     """The passage's sentences that answer the question (1–3, in their original order).
 
-    The sentence matching most of the question's words first; then, greedily, sentences
-    that match words not covered yet (a repeat of the same words adds nothing).
+    First the sentence holding the kind of fact asked for (a time, a price, a place) that
+    matches most of the question's words (a synonym counts SYNONYM_HIT); then, greedily,
+    sentences that match words not covered yet, or not covered by the word itself (a repeat
+    of the same words adds nothing).
     """
     sents = [s for s in (_clean(x) for x in sentences(passage.text)) if s]
     if not sents:
         return []
-    terms = content_terms(question)
+    # The customer's words and their synonyms, as search matched them ("open on saturday"
+    # is answered by "closed at weekends").
+    alts = {t: alternatives(t) for t in content_terms(rewrite_phrases(question))}
+    terms = list(alts)
 
-    def matched(sentence: str) -> set[str]:
+    def matched(sentence: str) -> tuple[set[str], set[str]]:
+        """(the terms it has through any synonym, the terms it has themselves)."""
         toks = set(tokens(sentence))
         stems = {stem(t) for t in toks}
-        return {t for t in terms if term_matches(t, toks, stems)}
+        return ({t for t in terms if any_matches(alts[t], toks, stems)},
+                {t for t in terms if any_matches([t], toks, stems)})
 
-    hits = [matched(s) for s in sents]
+    hits, literal = zip(*(matched(s) for s in sents), strict=True)
     if not any(hits):
         return sents[:min(2, limit)]
+    weight = [len(lit) + SYNONYM_HIT * len(h - lit) for h, lit in zip(hits, literal, strict=True)]
     kind = answer_kind(question)
-    fits = [bool(kind and kind.search(s)) for s in sents]
+    fits = [bool(kind and hits[i] and kind.search(s)) for i, s in enumerate(sents)]
 
     def first_hit(sentence: str) -> int:
         """Where the first matching word sits: a sentence *about* it names it early."""
         for pos, tok in enumerate(tokens(sentence)):
-            if any(term_matches(t, {tok}, {stem(tok)}) for t in terms):
+            if any(any_matches(alts[t], {tok}, {stem(tok)}) for t in terms):
                 return pos
         return 10_000
 
-    best = max(range(len(sents)), key=lambda i: (len(hits[i]), fits[i], -first_hit(sents[i]), -i))
-    chosen, covered = {best}, set(hits[best])
+    best = max(range(len(sents)), key=lambda i: (fits[i], weight[i], -first_hit(sents[i]), -i))
+    chosen, covered, said = {best}, set(hits[best]), set(literal[best])
     # A line that introduces a list ("We deliver to:") needs the items that follow it.
     if sents[best].endswith(":"):
         chosen.update(range(best + 1, min(best + limit, len(sents))))
     while len(chosen) < limit:
-        gain = max(range(len(sents)), key=lambda i: (len(hits[i] - covered), -abs(i - best)))
-        if gain in chosen or not hits[gain] - covered:
+        gain = max(range(len(sents)), key=lambda i: (len(hits[i] - covered),
+                                                     len(literal[i] - said), -abs(i - best)))
+        if gain in chosen or not (hits[gain] - covered or literal[gain] - said):
             break
         chosen.add(gain)
         covered |= hits[gain]
+        said |= literal[gain]
     return [sents[i] for i in sorted(chosen)]
 
 
