@@ -194,10 +194,18 @@ def test_a_figure_the_knowledge_does_not_state_is_not_sent(make_ctx, fake_openai
     answer = generate_reply(make_ctx("Do you have parking?"))
     assert answer.handoff and answer.reason == "ungrounded_answer"
     assert "7 euros" not in (answer.text or "")
-    # a figure the passages state is fine
-    fake_openai.reply_json(answer_json("We're open Saturday from 10 am to 4 pm.", ids=["P1"]))
+    # a figure the passages state is fine, also written with zero minutes
+    fake_openai.reply_json(answer_json("We're open Saturday from 10:00 am to 4:00 pm.",
+                                       ids=["P1"]))
     answer = generate_reply(make_ctx("When are you open on Saturday?"))
-    assert not answer.handoff and "10 am" in answer.text
+    assert not answer.handoff and "10:00 am" in answer.text
+    # a phone number, an e-mail or web address that no source has is not sent either
+    for made_up in ("Call us on 0341 998877 to reserve a parking spot.",
+                    "Write to parking@crumb-and-co.example to reserve a spot.",
+                    "Reserve a parking spot at www.crumb-parking.example/book today."):
+        fake_openai.reply_json(answer_json(made_up))
+        answer = generate_reply(make_ctx("Can I reserve a parking spot?"))
+        assert answer.handoff and answer.reason == "ungrounded_answer", made_up
 
 
 def test_http_500_falls_back_to_local(make_ctx, fake_openai):

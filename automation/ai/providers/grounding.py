@@ -219,11 +219,16 @@ def echoes_instructions(reply: str, instructions: str, data: str) -> bool:
     return bool(leaked & _shingles(tokens(reply)))
 
 
+def _figure(text: str) -> str:
+    """A figure without zero minutes or cents ("10:00" and "10.00" are "10")."""
+    return re.sub(r"(?:[.,:]0+)+$", "", text)
+
+
 def invented_details(reply: str, known: str) -> list[str]:
     """Figures, e-mail addresses and web addresses of the reply that `known` lacks."""
-    figures = set(_FIGURE.findall(known))
+    figures = {_figure(f) for f in _FIGURE.findall(known)}
     known_folded = known.lower()
-    out = [f for f in _FIGURE.findall(reply) if f not in figures]
+    out = [f for f in _FIGURE.findall(reply) if _figure(f) not in figures]
     out += [e for e in _EMAIL.findall(reply) if e.lower() not in known_folded]
     no_mail = _EMAIL.sub(" ", reply)
     out += [u for u in _LINK.findall(no_mail)
