@@ -12,11 +12,13 @@ Dana gave the model, by rules a person can follow:
 3. Every figure (prices, times, phone numbers), e-mail address and web address in the reply
    must occur in the passages, the business records, this customer's own conversation or
    the business profile: anything else is invented or someone else's data.
-4. Support, the share of the reply's content words that occur in its sources (passages,
-   records, business and customer names, stems compared): with cited passages at least
-   CITED_MIN_SUPPORT of the cited ones; without any citation (plain text, a missing field)
-   at least UNCITED_MIN_SUPPORT of one passage, in the passage's language. A cited reply in
-   another language than its passages (a translation) is judged by rules 1-3 only.
+4. Support, the share of the reply's content words that occur in its sources (stems
+   compared; the business's name, persona and instructions and the customer's name count
+   as sources too): with cited passages at least CITED_MIN_SUPPORT of the cited ones (or,
+   citing none, of the business records when there are some); without any citation (plain
+   text, a missing field) at least UNCITED_MIN_SUPPORT of one passage, in the passage's
+   language. A cited reply in another language than its passages (a translation) is judged
+   by rules 1-3 only.
 """
 from __future__ import annotations
 
@@ -262,7 +264,10 @@ def check_grounding(reply: ModelReply, ctx: ReplyContext, passages: list[Passage
         return Verdict(False, f"cites passages it was not given: {unknown[:5]}")
     cited = [given[x] for x in cited_ids]
     business = ctx.business or {}
-    names = " ".join(str(x) for x in (business.get("name"), ctx.contact_name) if x)
+    # words the business itself supplied count as sources too (its name, persona and
+    # instructions, e.g. "always mention that cakes are baked fresh daily"), and the name
+    names = " ".join(str(x) for x in (business.get("name"), business.get("persona"),
+                                      business.get("instructions"), ctx.contact_name) if x)
     facts = _facts_text(ctx)
     all_passages = " ".join(passage_text(p) for p in passages)
     if echoes_instructions(reply.reply, instructions, f"{all_passages} {facts}"):
