@@ -22,6 +22,7 @@ Dana gave the model, by rules a person can follow:
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -215,10 +216,15 @@ def _shingles(words: list[str]) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
 
 
+@functools.lru_cache(maxsize=64)
+def _instruction_shingles(instructions: str) -> frozenset[tuple[str, ...]]:
+    return frozenset(_shingles(tokens(instructions)))  # the same for every message of a shop
+
+
 def echoes_instructions(reply: str, instructions: str, data: str) -> bool:
     """Does the reply repeat SHINGLE consecutive words of the instructions (not of the data)?"""
-    leaked = _shingles(tokens(instructions)) - _shingles(tokens(data))
-    return bool(leaked & _shingles(tokens(reply)))
+    echoed = _instruction_shingles(instructions) & _shingles(tokens(reply))
+    return bool(echoed - _shingles(tokens(data))) if echoed else False
 
 
 def _figure(text: str) -> str:
@@ -293,9 +299,12 @@ def check_grounding(reply: ModelReply, ctx: ReplyContext, passages: list[Passage
     best: tuple[float, Passage | None] = (0.0, None)
     for p in passages:
         share, n = support(reply.reply, f"{passage_text(p)} {names}")
-        if n and share > best[0] and _same_language(reply.reply, passage_text(p), default):
+        if n and share > best[0]:
             best = (share, p)
-    if best[1] is None or best[0] < UNCITED_MIN_SUPPORT:
-        return Verdict(False, f"names no passage and at most {best[0]:.0%} of its words are in "
-                              "one", support=best[0])
-    return Verdict(True, passages=[best[1]], support=best[0])
+    share, chosen = best
+    if chosen is None or share < UNCITED_MIN_SUPPORT:
+        return Verdict(False, f"names no passage and at most {share:.0%} of its words are in "
+                              "one", support=share)
+    if not _same_language(reply.reply, passage_text(chosen), default):
+        return Verdict(False, "names no passage and is not in its passage's language")
+    return Verdict(True, passages=[chosen], support=share)
