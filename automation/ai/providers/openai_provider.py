@@ -237,6 +237,8 @@ class Completion:
 
 def _first_format(base_url: str) -> str:
     mode = _settings().OPENAI_STRUCTURED_OUTPUT
+    if mode == "on":
+        return "json_schema"
     with _capabilities_lock:
         known = _capabilities.get(base_url)
     start = "json_object" if mode == "off" else "json_schema"
@@ -287,9 +289,8 @@ class OpenAIProvider(Provider):
                 if not step_down:
                     raise ProviderError(f"{type(exc).__name__}: {exc}") from exc
                 fmt = FORMATS[FORMATS.index(fmt) + 1]
-                if schema is not None or fmt == "text":  # a schema-less call proves less
-                    with _capabilities_lock:
-                        _capabilities[base] = fmt
+                with _capabilities_lock:
+                    _capabilities[base] = fmt
                 log.info("%s refused that response_format; asking for %s from now on",
                          base, fmt)
             except OpenAIError as exc:
