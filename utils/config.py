@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     OPENAI_MODEL: str = "gpt-4o-mini"
     OPENAI_TIMEOUT_SECONDS: float = 20.0
     OPENAI_MAX_RETRIES: int = 2
+    # auto: ask for a JSON-schema reply, step down to JSON mode, then plain text, once per
+    # server that refuses it (remembered per base URL); on: schema only; off: JSON mode first.
+    OPENAI_STRUCTURED_OUTPUT: Literal["auto", "on", "off"] = "auto"
 
     REDIS_URL: str | None = None
     AUTOMATION_QUEUE: Literal["inline", "rq"] = "inline"

@@ -2,14 +2,18 @@
 
 Only `POST /v1/chat/completions` exists. Every request is recorded (`requests`: path,
 headers with lower-case names, parsed JSON body). What it answers is scripted, one step
-per request, in order; when the script is empty it answers `default` (a confident JSON
-answer):
+per request, in order; when the script is empty it answers `default` (a JSON hand-off
+decision):
 
-    server.reply_json({"answer": "…", "handoff": False, "confidence": 0.9})
-    server.reply_content("this is not JSON")         # invalid JSON content
+    server.reply_json({"decision": "answer", "reply": "…", "passage_ids": ["P1"]})
+    server.reply_content("this is not JSON")         # any content (finish_reason= too)
+    server.reply_with(lambda body: "…")               # content computed from the request,
+                                                       # e.g. a model "obeying" an injection
+    server.refuse("I can't help with that.")         # message.refusal set, content null
     server.fail(500, times=3)                          # HTTP errors (429/500/…)
     server.delay(2.0)                                  # answer after 2 s (then the default)
     server.schema_support = False                      # 400 for response_format json_schema
+    server.json_mode_support = False                   # 400 for response_format json_object
 
 Error answers carry `retry-after-ms: 1` so the SDK's retries do not slow the tests down.
 """
@@ -21,7 +25,8 @@ import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-DEFAULT_ANSWER = {"answer": "Fake answer.", "handoff": False, "confidence": 0.9}
+DEFAULT_ANSWER = {"decision": "handoff", "reply": "", "passage_ids": [], "language": "en",
+                  "confidence": 0.9}
 
 
 class FakeOpenAI:
@@ -33,6 +38,7 @@ class FakeOpenAI:
         self.default = ("content", json.dumps(DEFAULT_ANSWER))
         self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
         self.schema_support = True
+        self.json_mode_support = True
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -42,9 +48,21 @@ class FakeOpenAI:
     def reply_json(self, obj: dict, times: int = 1) -> "FakeOpenAI":
         return self.reply_content(json.dumps(obj), times)
 
-    def reply_content(self, content: str, times: int = 1) -> "FakeOpenAI":
+    def reply_content(self, content: str | None, times: int = 1,
+                      finish_reason: str = "stop") -> "FakeOpenAI":
         for _ in range(times):
-            self.script.append(("content", content))
+            self.script.append(("content", content, finish_reason))
+        return self
+
+    def reply_with(self, make, times: int = 1) -> "FakeOpenAI":
+        """Answer with make(request body) -> content (a scripted model reading its prompt)."""
+        for _ in range(times):
+            self.script.append(("computed", make))
+        return self
+
+    def refuse(self, refusal: str = "I can't help with that.") -> "FakeOpenAI":
+        """A safety refusal: message.refusal set, content null (as OpenAI sends it)."""
+        self.script.append(("refusal", refusal))
         return self
 
     def fail(self, status: int = 500, times: int = 1) -> "FakeOpenAI":
@@ -99,12 +117,14 @@ class FakeOpenAI:
                     return self._send(404, {"error": {"message": "not found",
                                                       "type": "invalid_request_error"}})
                 wants = ((body or {}).get("response_format") or {}).get("type")
-                if wants == "json_schema" and not fake.schema_support:
+                if (wants == "json_schema" and not fake.schema_support) or (
+                        wants == "json_object" and not fake.json_mode_support):
                     with fake._lock:
                         fake.script.appendleft(step)  # not consumed by a refused request
                     return self._send(400, {"error": {
-                        "message": "response_format json_schema is not supported",
-                        "type": "invalid_request_error", "code": None}})
+                        "message": f"response_format {wants} is not supported",
+                        "type": "invalid_request_error", "param": "response_format",
+                        "code": None}})
                 if step[0] == "delay":
                     fake._stopping.wait(step[1])
                     step = fake.default
@@ -112,12 +132,20 @@ class FakeOpenAI:
                     return self._send(step[1], {"error": {"message": f"scripted {step[1]}",
                                                           "type": "server_error", "code": None}},
                                       {"retry-after-ms": "1"})
+                content, refusal, finish = step[1], None, "stop"
+                if step[0] == "content" and len(step) > 2:
+                    finish = step[2]
+                elif step[0] == "computed":
+                    content = step[1](body)
+                elif step[0] == "refusal":
+                    content, refusal = None, step[1]
                 model = (body or {}).get("model", "fake-model")
                 self._send(200, {
                     "id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion",
                     "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": step[1]}}],
+                    "choices": [{"index": 0, "finish_reason": finish,
+                                 "message": {"role": "assistant", "content": content,
+                                             "refusal": refusal}}],
                     "usage": {"prompt_tokens": fake.prompt_tokens,
                               "completion_tokens": fake.completion_tokens,
                               "total_tokens": fake.prompt_tokens + fake.completion_tokens},
