@@ -67,6 +67,9 @@ def test_search_follows_edits(store, owners):
     assert _found(store, a, "ARRIVED") == [conv["id"]]
     store.update_message_status(a, first["id"], "read")  # a status change keeps the index
     assert _found(store, a, "arrived") == [conv["id"]]
+    store.update_contact(a, conv["contact"]["id"], {"name": "Zelda Quill"})
+    assert _found(store, a, "ada") == []
+    assert _found(store, a, "zelda q") == [conv["id"]]
 
 
 def test_search_forgets_deleted_messages(app, owners, backend):
@@ -89,9 +92,14 @@ def test_search_forgets_deleted_messages(app, owners, backend):
     db.session.execute(delete(Conversation).where(Conversation.id == other["id"]))  # cascades
     db.session.commit()
     assert _found(store, a, "invoice") == []
-    if db.engine.dialect.name == "sqlite":  # the full-text index agrees with the table
+    if db.engine.dialect.name == "sqlite":  # the full-text indexes agree with the tables
+        one = lambda sql: db.session.execute(db.text(sql)).scalar()  # noqa: E731
+        assert one("SELECT count(*) FROM messages_fts_docsize") == \
+            one("SELECT count(*) FROM messages")
         db.session.execute(db.text(
-            "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)"))
+            "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')"))
+        db.session.execute(db.text(
+            "INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('integrity-check', 1)"))
 
 
 def test_list_calls_send_one_statement(app, owners, backend):

@@ -62,35 +62,36 @@ MESSAGE_COLUMNS = (
     Message.attachments, Message.platform, Message.platform_message_id, Message.status,
     Message.error, Message.reply_to, Message.is_note, Message.meta, Message.created_at,
 )
-# SQLite's full-text index of messages.text (migration 0013): FTS5 with the trigram
-# tokenizer, so a phrase query is a case-insensitive substring match of 3+ characters.
-_FTS_MATCH = text("messages.rowid IN (SELECT rowid FROM messages_fts "
-                  "WHERE messages_fts MATCH :fts_phrase)")
-
-
-def _message_matches(owner_id: str, q: str):
-    """The ids of the owner's conversations with a message whose text contains `q`
-    (case-insensitive substring), as a subquery that the search index serves: FTS5 trigram on
-    SQLite (for q of 3+ characters), the pg_trgm GIN index on lower(text) on PostgreSQL.
-    """
-    stmt = select(Message.conversation_id).where(Message.owner_id == owner_id)
-    if db.engine.dialect.name == "sqlite" and len(q) >= 3:
-        phrase = '"' + q.replace('"', '""') + '"'
-        return stmt.where(_FTS_MATCH.bindparams(fts_phrase=phrase))
-    return stmt.where(func.lower(Message.text).like(like_pattern(q.lower()), escape="\\"))
+# SQLite's full-text indexes (migration 0013): FTS5 with the trigram tokenizer, where a phrase
+# query is a case-insensitive substring match of 3+ characters. messages_fts's rowid carries
+# the conversation's rowid in its high 32 bits, so the matching conversations come straight
+# from the index. The leading `+` keeps SQLite walking the inbox index newest-first (it stops
+# after a page) instead of fetching and sorting every matching conversation.
+_FTS_MATCH = text(
+    "+conversations.rowid IN ("
+    "SELECT rowid >> 32 FROM messages_fts WHERE messages_fts MATCH :fts_phrase "
+    "UNION ALL SELECT cv.rowid FROM conversations AS cv "
+    "JOIN contacts AS ct ON ct.id = cv.contact_id "
+    "WHERE ct.rowid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :fts_phrase))")
 
 
 def _text_search(owner_id: str, q: str):
-    """Conversations whose contact's name or any message contains `q` (case-insensitive).
+    """Conversations whose contact's name or any message contains `q` (case-insensitive
+    substring); the caller scopes the conversations to their owner.
 
-    Two IN subqueries (not a correlated EXISTS per conversation): each is answered once from
-    its index, and the inbox index then yields the newest matching conversations in order.
+    SQLite answers it from its full-text indexes (q of 3+ characters); PostgreSQL from its
+    pg_trgm indexes on lower(text) and lower(name), as two IN subqueries (not a correlated
+    EXISTS per conversation): each is answered once from its index, and the inbox index then
+    yields the newest matching conversations in order.
     """
+    if db.engine.dialect.name == "sqlite" and len(q) >= 3:
+        return _FTS_MATCH.bindparams(fts_phrase='"' + q.replace('"', '""') + '"')
+    pattern = like_pattern(q.lower())
+    messages = select(Message.conversation_id).where(
+        Message.owner_id == owner_id, func.lower(Message.text).like(pattern, escape="\\"))
     names = select(Contact.id).where(
-        Contact.owner_id == owner_id,
-        func.lower(Contact.name).like(like_pattern(q.lower()), escape="\\"))
-    return or_(Conversation.id.in_(_message_matches(owner_id, q)),
-               Conversation.contact_id.in_(names))
+        Contact.owner_id == owner_id, func.lower(Contact.name).like(pattern, escape="\\"))
+    return or_(Conversation.id.in_(messages), Conversation.contact_id.in_(names))
 
 
 def _label_filter(label: str):
