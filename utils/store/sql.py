@@ -79,12 +79,13 @@ def _text_search(owner_id: str, q: str):
     """Conversations whose contact's name or any message contains `q` (case-insensitive
     substring); the caller scopes the conversations to their owner.
 
-    SQLite answers it from its full-text indexes (q of 3+ characters); PostgreSQL from its
+    SQLite answers it from its full-text indexes (q of 3+ characters; FTS5's query parser
+    stops at a NUL, so such a q takes the LIKE scan); PostgreSQL from its
     pg_trgm indexes on lower(text) and lower(name), as two IN subqueries (not a correlated
     EXISTS per conversation): each is answered once from its index, and the inbox index then
     yields the newest matching conversations in order.
     """
-    if db.engine.dialect.name == "sqlite" and len(q) >= 3:
+    if db.engine.dialect.name == "sqlite" and len(q) >= 3 and "\x00" not in q:
         return _FTS_MATCH.bindparams(fts_phrase='"' + q.replace('"', '""') + '"')
     pattern = like_pattern(q.lower())
     messages = select(Message.conversation_id).where(
