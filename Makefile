@@ -58,8 +58,9 @@ test-sqlite: install-dev
 test-postgres: install-dev
 	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest $(PYTEST_ARGS) $(COV_ARGS)
 
+## make bench: every benchmark on SQLite and PostgreSQL, one table (BENCH_ARGS=--full: 1M messages)
 bench: install-dev
-	$(BIN)/python bench/auth.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## make bench-answers: answer quality per business (dev and test splits) and decision time
 bench-answers: install-dev

@@ -91,11 +91,12 @@ def render_item(type_, obj, autogen_context):
 
 def include_object(obj, name, type_, reflected, compare_to):
     """Alembic autogenerate: search structures managed by hand in migrations (the knowledge
-    base's full-text tables, the trigram index of message search) are left alone.
+    base's full-text tables, the inbox search's FTS5 tables and trigram indexes) are left alone.
     """
-    if type_ == "table" and name and name.startswith("knowledge_chunks_fts"):
+    if type_ == "table" and name and name.startswith(("knowledge_chunks_fts", "messages_fts",
+                                                      "contacts_fts")):
         return False
-    return not (type_ == "index" and name == "ix_messages_text_trgm")
+    return not (type_ == "index" and name in ("ix_messages_text_trgm", "ix_contacts_name_trgm"))
 
 
 class User(db.Model):

@@ -73,10 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    raise_on_sigterm()
-    started = time.perf_counter()
+def measure(args) -> tuple[list[tuple[str, object, object]], list[str]]:
+    """Start both servers and measure every scenario: [(name, dana, baseline)] LoadResults,
+    and the failures (requests that did not answer as expected).
+    """
     db_kind = "postgresql" if args.database_url else "sqlite"
     with temp_workdir() as work, database(work, args.database_url) as db_url:
         env = dana_env(work, db_url)
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
                   f"login {args.login_requests} / me {args.requests} requests per server "
                   f"in {args.rounds} alternating rounds; load average before: "
                   f"{os.getloadavg()[0]:.2f}", flush=True)
-            rows, summary, failures = [], [], []
+            measured, failures = [], []
             for name, n, targets in scenarios:
                 results = run_rounds(targets, requests=n, **load)
                 for label, r in results.items():
@@ -124,27 +124,58 @@ def main(argv=None) -> int:
                         failures.append(f"{name} [{label}]: {r.errors} errors"
                                         f"{', time limit hit' if r.timed_out else ''}"
                                         f"{'; first: ' + r.first_error if r.first_error else ''}")
-                d, b = results["dana"], results["baseline"]
-                ratio = d.rps / b.rps if b.rps else float("nan")
-                cpu_ratio = d.cpu_ms_per_request / b.cpu_ms_per_request \
-                    if b.cpu_ms_per_request else float("nan")
-                summary.append(f"{name} {ratio:.2f} (server CPU/request x{cpu_ratio:.2f})")
-                rows.append([name, f"{d.rps:.1f}", f"{b.rps:.1f}", f"{ratio:.2f}",
-                             f"{d.p(50):.1f}", f"{d.p(99):.1f}", f"{b.p(50):.1f}",
-                             f"{b.p(99):.1f}", f"{d.cpu_ms_per_request:.2f}",
-                             f"{b.cpu_ms_per_request:.2f}", f"{cpu_ratio:.2f}",
-                             str(d.errors + b.errors)])
-        print()
-        print_table(["scenario", "dana req/s", "base req/s", "ratio", "dana p50", "dana p99",
-                     "base p50", "base p99", "dana cpu/req", "base cpu/req", "cpu ratio",
-                     "errors"], rows)
-        print("(latencies and cpu/req in ms; ratio = dana/baseline throughput; cpu/req = "
-              "CPU time of the gunicorn\n master+workers per request"
-              + (", not counting PostgreSQL's own processes" if args.database_url else "")
-              + "; cpu ratio = dana/baseline)")
-        print()
-        print(f"ratio dana/baseline throughput ({db_kind}): " + ", ".join(summary)
-              + f"  [total {time.perf_counter() - started:.0f} s]")
+                measured.append((name, results["dana"], results["baseline"]))
+    return measured, failures
+
+
+def rows(database_url: str, argv: list[str] | None = None) -> list[dict]:
+    """bench/run.py's rows: throughput of each scenario against the bare Flask baseline
+    (empty database_url: SQLite in a temp dir). Issue 14 sets no goal for these: reported.
+    """
+    args = parse_args([*(["--database-url", database_url] if database_url else []),
+                       *(argv or [])])
+    measured, failures = measure(args)
+    if failures:
+        print("bench: some requests failed:\n  " + "\n  ".join(failures), file=sys.stderr)
+    out = []
+    for name, d, b in measured:
+        ratio = d.rps / b.rps if b.rps else float("nan")
+        trouble = [f for f in failures if f.startswith(name + " [")]
+        note = f" ({len(trouble)} side(s) with errors or the time limit hit)" if trouble else ""
+        out.append(dict(figure=f"auth {name} throughput{note}", dana=round(d.rps, 1),
+                        baseline=round(b.rps, 1), unit="req/s", ratio=round(ratio, 2),
+                        goal="report", passed=None))
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    raise_on_sigterm()
+    started = time.perf_counter()
+    db_kind = "postgresql" if args.database_url else "sqlite"
+    measured, failures = measure(args)
+    rows, summary = [], []
+    for name, d, b in measured:
+        ratio = d.rps / b.rps if b.rps else float("nan")
+        cpu_ratio = d.cpu_ms_per_request / b.cpu_ms_per_request \
+            if b.cpu_ms_per_request else float("nan")
+        summary.append(f"{name} {ratio:.2f} (server CPU/request x{cpu_ratio:.2f})")
+        rows.append([name, f"{d.rps:.1f}", f"{b.rps:.1f}", f"{ratio:.2f}",
+                     f"{d.p(50):.1f}", f"{d.p(99):.1f}", f"{b.p(50):.1f}",
+                     f"{b.p(99):.1f}", f"{d.cpu_ms_per_request:.2f}",
+                     f"{b.cpu_ms_per_request:.2f}", f"{cpu_ratio:.2f}",
+                     str(d.errors + b.errors)])
+    print()
+    print_table(["scenario", "dana req/s", "base req/s", "ratio", "dana p50", "dana p99",
+                 "base p50", "base p99", "dana cpu/req", "base cpu/req", "cpu ratio",
+                 "errors"], rows)
+    print("(latencies and cpu/req in ms; ratio = dana/baseline throughput; cpu/req = "
+          "CPU time of the gunicorn\n master+workers per request"
+          + (", not counting PostgreSQL's own processes" if args.database_url else "")
+          + "; cpu ratio = dana/baseline)")
+    print()
+    print(f"ratio dana/baseline throughput ({db_kind}): " + ", ".join(summary)
+          + f"  [total {time.perf_counter() - started:.0f} s]")
     if failures:
         print("bench: some requests failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1

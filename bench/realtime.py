@@ -502,7 +502,8 @@ def run_throughput(
 # ---------------------------------------------------------------------------- main
 
 
-def main() -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line (also what rows() passes)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["latency", "throughput", "both"], default="both")
     parser.add_argument(
@@ -521,9 +522,31 @@ def main() -> int:
     parser.add_argument("--deliveries", type=int, default=120)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--drain-timeout", type=float, default=240.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.clients % args.users:
         parser.error("--clients must be a multiple of --users")
+    return args
+
+
+def rows(database_url: str, argv: list[str] | None = None) -> list[dict]:
+    """bench/run.py's rows: part 1 (notification latency) against raw Redis pub/sub; empty
+    database_url means SQLite. Issue 14 sets no goal for these: reported.
+    """
+    args = parse_args(["--database-url", database_url or "sqlite", "--part", "latency",
+                       *(argv or [])])
+    pg = None if args.database_url == "sqlite" else args.database_url
+    with temp_workdir("dana-bench-realtime-") as work, claimed_redis(args.redis_url, "realtime"):
+        with database(work, pg) as db_url:
+            table = run_latency(args, work, db_url, args.redis_url)
+    print_table(["scenario", "receipts", "p50 ms", "p99 ms", "p50 / baseline"], table)
+    base = float(table[0][2])
+    return [dict(figure=f"realtime {label} p50", dana=float(p50), baseline=base, unit="ms",
+                 ratio=round(float(p50) / base, 2) if base else None, goal="report",
+                 passed=None) for label, _n, p50, _p99, _r in table[1:]]
+
+
+def main() -> int:
+    args = parse_args()
     pg = None if args.database_url == "sqlite" else args.database_url
     raise_on_sigterm()
 

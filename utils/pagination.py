@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, or_, true
+from sqlalchemy import literal, true, tuple_
 
 from models_db import db
 from utils.errors import ApiError
@@ -125,16 +125,15 @@ def page_of(rows: list, limit: int, to_dict: Callable[[Any], dict],
 def keyset_after(col_time, col_id, cursor: str | None, descending: bool = True):
     """WHERE clause continuing a (time, id) ordering after the cursor's row.
 
-    The redundant bound on the time column alone lets PostgreSQL start the index scan at the
-    cursor instead of filtering every earlier row (deep pages cost what the first page costs).
+    Written as a row-value comparison, (time, id) < (:t, :id): PostgreSQL and SQLite both turn
+    it into one range of the (…, time, id) index, so a deep page costs what the first costs.
     """
     if not cursor:
         return true()
     when, row_id = decode_time_cursor(cursor)
-    if descending:
-        return and_(col_time <= when,
-                    or_(col_time < when, and_(col_time == when, col_id < row_id)))
-    return and_(col_time >= when, or_(col_time > when, and_(col_time == when, col_id > row_id)))
+    key = tuple_(col_time, col_id)
+    bound = tuple_(literal(when, col_time.type), literal(row_id, col_id.type))
+    return key < bound if descending else key > bound
 
 
 def paginate(stmt, col_time, col_id, cursor: str | None, limit: int,
@@ -143,7 +142,8 @@ def paginate(stmt, col_time, col_id, cursor: str | None, limit: int,
     """Run a SELECT one page at a time in (col_time, col_id) order, continuing after `cursor`.
 
     `entities`: the statement selects one ORM entity (rows are objects); otherwise rows are
-    tuples whose first element is the entity that carries the sort columns.
+    Row tuples of columns that include the sort columns under their attribute names (the
+    cheap way to read a list: no ORM objects are built).
     """
     order = (col_time.desc(), col_id.desc()) if descending else (col_time, col_id)
     stmt = stmt.where(keyset_after(col_time, col_id, cursor, descending)) \
@@ -152,7 +152,6 @@ def paginate(stmt, col_time, col_id, cursor: str | None, limit: int,
     time_attr, id_attr = col_time.key, col_id.key
 
     def key(row) -> tuple[datetime, str]:
-        entity = row if entities else row[0]
-        return getattr(entity, time_attr), getattr(entity, id_attr)
+        return getattr(row, time_attr), getattr(row, id_attr)
 
     return page_of(rows, limit, to_dict, key)

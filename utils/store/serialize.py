@@ -32,8 +32,21 @@ def contact_dict(c: Any) -> dict:
     }
 
 
-def conversation_dict(c: Any, contact: Any) -> dict:
-    """A conversation with its contact's summary, in the API's shape."""
+def conversation_dict(c: Any, contact: Any = None) -> dict:
+    """A conversation with its contact's summary, in the API's shape.
+
+    Without `contact`, `c` is one flat row that also carries the contact's columns as
+    contact_name, contact_platform_user_id and contact_profile_pic (the SQL list's cheap
+    column query, utils.store.sql.CONVERSATION_COLUMNS).
+    """
+    if contact is None:
+        summary = {"id": c.contact_id, "name": c.contact_name,
+                   "platform_user_id": c.contact_platform_user_id,
+                   "profile_pic": c.contact_profile_pic}
+    else:
+        summary = {"id": contact.id, "name": contact.name,
+                   "platform_user_id": contact.platform_user_id,
+                   "profile_pic": contact.profile_pic}
     return {
         "id": c.id, "platform": c.platform, "platform_account_id": c.platform_account_id,
         "status": c.status, "ai_enabled": c.ai_enabled, "assignee_id": c.assignee_id,
@@ -41,9 +54,7 @@ def conversation_dict(c: Any, contact: Any) -> dict:
         "message_count": c.message_count,
         "last_message_at": iso(c.last_message_at), "last_inbound_at": iso(c.last_inbound_at),
         "last_message_preview": c.last_message_preview, "snoozed_until": iso(c.snoozed_until),
-        "contact": {"id": contact.id, "name": contact.name,
-                    "platform_user_id": contact.platform_user_id,
-                    "profile_pic": contact.profile_pic},
+        "contact": summary,
         "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
     }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
@@ -43,6 +43,56 @@ from utils.store.sql_models import (
     Task,
     UserSubscription,
 )
+
+# What a conversation list reads: the conversation's columns and its contact's summary, as
+# one flat row (conversation_dict without a contact). Reading columns instead of ORM objects
+# is most of what makes a page of 50 cost about what a primary-key lookup costs.
+CONVERSATION_COLUMNS = (
+    Conversation.id, Conversation.platform, Conversation.platform_account_id,
+    Conversation.status, Conversation.ai_enabled, Conversation.assignee_id, Conversation.labels,
+    Conversation.unread_count, Conversation.message_count, Conversation.last_message_at,
+    Conversation.last_inbound_at, Conversation.last_message_preview, Conversation.snoozed_until,
+    Conversation.created_at, Conversation.updated_at, Conversation.contact_id,
+    Contact.name.label("contact_name"),
+    Contact.platform_user_id.label("contact_platform_user_id"),
+    Contact.profile_pic.label("contact_profile_pic"),
+)
+MESSAGE_COLUMNS = (
+    Message.id, Message.conversation_id, Message.direction, Message.sender_type, Message.text,
+    Message.attachments, Message.platform, Message.platform_message_id, Message.status,
+    Message.error, Message.reply_to, Message.is_note, Message.meta, Message.created_at,
+)
+# SQLite's full-text indexes (migration 0013): FTS5 with the trigram tokenizer, where a phrase
+# query is a case-insensitive substring match of 3+ characters. messages_fts's rowid carries
+# the conversation's rowid in its high 32 bits, so the matching conversations come straight
+# from the index. The leading `+` keeps SQLite walking the inbox index newest-first (it stops
+# after a page) instead of fetching and sorting every matching conversation.
+_FTS_MATCH = text(
+    "+conversations.rowid IN ("
+    "SELECT rowid >> 32 FROM messages_fts WHERE messages_fts MATCH :fts_phrase "
+    "UNION ALL SELECT cv.rowid FROM conversations AS cv "
+    "JOIN contacts AS ct ON ct.id = cv.contact_id "
+    "WHERE ct.rowid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :fts_phrase))")
+
+
+def _text_search(owner_id: str, q: str):
+    """Conversations whose contact's name or any message contains `q` (case-insensitive
+    substring); the caller scopes the conversations to their owner.
+
+    SQLite answers it from its full-text indexes (q of 3+ characters; FTS5's query parser
+    stops at a NUL, so such a q takes the LIKE scan); PostgreSQL from its
+    pg_trgm indexes on lower(text) and lower(name), as two IN subqueries (not a correlated
+    EXISTS per conversation): each is answered once from its index, and the inbox index then
+    yields the newest matching conversations in order.
+    """
+    if db.engine.dialect.name == "sqlite" and len(q) >= 3 and "\x00" not in q:
+        return _FTS_MATCH.bindparams(fts_phrase='"' + q.replace('"', '""') + '"')
+    pattern = like_pattern(q.lower())
+    messages = select(Message.conversation_id).where(
+        Message.owner_id == owner_id, func.lower(Message.text).like(pattern, escape="\\"))
+    names = select(Contact.id).where(
+        Contact.owner_id == owner_id, func.lower(Contact.name).like(pattern, escape="\\"))
+    return or_(Conversation.id.in_(messages), Conversation.contact_id.in_(names))
 
 
 def _label_filter(label: str):
@@ -144,14 +194,15 @@ class SqlStore(Store):
         return conversation_dict(conv, conv.contact), created
 
     def _conversation_query(self, owner_id: str):
-        return (select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id)
+        return (select(*CONVERSATION_COLUMNS)
+                .join(Contact, Contact.id == Conversation.contact_id)
                 .where(Conversation.owner_id == owner_id))
 
     @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
         row = db.session.execute(self._conversation_query(owner_id)
                                  .where(Conversation.id == conversation_id)).first()
-        return conversation_dict(*row) if row else None
+        return conversation_dict(row) if row else None
 
     @override
     def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
@@ -159,7 +210,7 @@ class SqlStore(Store):
         row = db.session.execute(self._conversation_query(owner_id).where(
             Conversation.platform_account_id == platform_account_id,
             Contact.platform == platform, Contact.platform_user_id == platform_user_id)).first()
-        return conversation_dict(*row) if row else None
+        return conversation_dict(row) if row else None
 
     @override
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
@@ -174,14 +225,9 @@ class SqlStore(Store):
         if filters.label:
             stmt = stmt.where(_label_filter(filters.label))
         if filters.q:
-            pattern = like_pattern(filters.q.lower())
-            stmt = stmt.where(or_(
-                func.lower(Contact.name).like(pattern, escape="\\"),
-                exists(select(1).where(Message.conversation_id == Conversation.id,
-                                       Message.owner_id == owner_id,
-                                       func.lower(Message.text).like(pattern, escape="\\")))))
+            stmt = stmt.where(_text_search(owner_id, filters.q))
         return paginate(stmt, Conversation.last_message_at, Conversation.id, cursor, limit,
-                        lambda r: conversation_dict(*r), entities=False)
+                        conversation_dict, entities=False)
 
     def _conversation(self, owner_id: str, conversation_id: str) -> Conversation | None:
         return db.session.scalar(select(Conversation).where(
@@ -299,9 +345,10 @@ class SqlStore(Store):
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page:
         """Newest page first; each page is oldest-first; the cursor goes back in time."""
-        stmt = select(Message).where(Message.conversation_id == conversation_id,
-                                     Message.owner_id == owner_id)
-        result = paginate(stmt, Message.created_at, Message.id, cursor, limit, message_dict)
+        stmt = select(*MESSAGE_COLUMNS).where(Message.conversation_id == conversation_id,
+                                              Message.owner_id == owner_id)
+        result = paginate(stmt, Message.created_at, Message.id, cursor, limit, message_dict,
+                          entities=False)
         result.items.reverse()
         return result
 
