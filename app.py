@@ -84,6 +84,23 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.close()
 
 
+class DanaFlask(Flask):
+    """Flask, deciding once per view or hook function whether it is a coroutine (Flask asks
+    `inspect.iscoroutinefunction` for every hook of every request; the answer never changes).
+    """
+
+    def ensure_sync(self, func):
+        """Flask's ensure_sync, memoised per function."""
+        cache = self.__dict__.setdefault("_dana_sync_cache", {})
+        try:
+            return cache[func]
+        except KeyError:
+            cache[func] = wrapped = super().ensure_sync(func)
+            return wrapped
+        except TypeError:  # an unhashable callable: no memo
+            return super().ensure_sync(func)
+
+
 def _security_headers(response):
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -117,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     instance = Path(settings.INSTANCE_PATH)
     if not instance.is_absolute():
         instance = Path.cwd() / instance
-    app = Flask(__name__, instance_path=str(instance))
+    app = DanaFlask(__name__, instance_path=str(instance))
     app.config[SETTINGS_KEY] = settings  # read back with utils.config.current_settings()
     app.config.update(
         SECRET_KEY=settings.SECRET_KEY,
