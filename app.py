@@ -50,6 +50,10 @@ MIGRATIONS_DIR = str(ROOT / "migrations")
 migrate = Migrate()
 
 
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
 def _database_uri(url: str) -> str:
     """Make a relative SQLite path relative to the working directory and create its folder.
 
@@ -141,7 +145,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
         # hide_parameters: a database error's message (logged with its traceback) must not
         # carry bound values such as password hashes or encrypted tokens.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
+        # pool_pre_ping: a server connection dropped while pooled (PostgreSQL restarted) is
+        # replaced, not handed out; a SQLite file cannot drop it, so no ping per checkout.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not _is_sqlite(settings.DATABASE_URL),
+                                   "hide_parameters": True},
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         RATELIMIT_ENABLED=settings.RATE_LIMIT_ENABLED,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
