@@ -50,6 +50,10 @@ MIGRATIONS_DIR = str(ROOT / "migrations")
 migrate = Migrate()
 
 
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
 def _database_uri(url: str) -> str:
     """Make a relative SQLite path relative to the working directory and create its folder.
 
@@ -82,6 +86,23 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+class DanaFlask(Flask):
+    """Flask, deciding once per view or hook function whether it is a coroutine (Flask asks
+    `inspect.iscoroutinefunction` for every hook of every request; the answer never changes).
+    """
+
+    def ensure_sync(self, func):
+        """Flask's ensure_sync, memoised per function."""
+        cache = self.__dict__.setdefault("_dana_sync_cache", {})
+        try:
+            return cache[func]
+        except KeyError:
+            cache[func] = wrapped = super().ensure_sync(func)
+            return wrapped
+        except TypeError:  # an unhashable callable: no memo
+            return super().ensure_sync(func)
 
 
 def _security_headers(response):
@@ -117,14 +138,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     instance = Path(settings.INSTANCE_PATH)
     if not instance.is_absolute():
         instance = Path.cwd() / instance
-    app = Flask(__name__, instance_path=str(instance))
+    app = DanaFlask(__name__, instance_path=str(instance))
     app.config[SETTINGS_KEY] = settings  # read back with utils.config.current_settings()
     app.config.update(
         SECRET_KEY=settings.SECRET_KEY,
         SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
         # hide_parameters: a database error's message (logged with its traceback) must not
         # carry bound values such as password hashes or encrypted tokens.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
+        # pool_pre_ping: a server connection dropped while pooled (PostgreSQL restarted) is
+        # replaced, not handed out; a SQLite file cannot drop it, so no ping per checkout.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not _is_sqlite(settings.DATABASE_URL),
+                                   "hide_parameters": True},
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         RATELIMIT_ENABLED=settings.RATE_LIMIT_ENABLED,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from services import slack as svc
+from utils.ratelimit import signed_webhook
 
 bp = Blueprint("slack_api", __name__, url_prefix="/webhooks/slack")
 
@@ -19,12 +20,14 @@ def _signed() -> tuple[bytes, str | None, str | None]:
 
 
 @bp.post("/events")
+@signed_webhook
 def events():
     """Events API: url_verification's challenge, or an event (a thread reply) accepted."""
     return svc.receive_event(*_signed())
 
 
 @bp.post("/interactions")
+@signed_webhook
 def interactions():
     """Interactivity: the take / close / approve / send-edited buttons on Dana's posts."""
     return svc.receive_interaction(*_signed())

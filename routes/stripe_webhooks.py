@@ -8,11 +8,13 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from services import billing
+from utils.ratelimit import signed_webhook
 
 bp = Blueprint("stripe_webhooks", __name__, url_prefix="/webhooks")
 
 
 @bp.post("/stripe")
+@signed_webhook
 def receive():
     """Apply one Stripe event (once per event id); 400 when the signature does not verify."""
     return billing.handle_webhook(request.get_data(cache=False),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, request
 
 from services import intake
+from utils.ratelimit import signed_webhook
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
@@ -19,6 +20,7 @@ def verify(channel: str):
 
 
 @bp.post("/<channel>")
+@signed_webhook
 def receive(channel: str):
     """Verify, store and dispatch an authentic delivery; answer 200 once it is stored."""
     raw = request.get_data(cache=True)  # raw bytes, whatever the Content-Type says

@@ -54,10 +54,11 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
     instant = hook.instant_reply(payload)
     if instant is not None:
         return instant
-    # A Core INSERT ... RETURNING: one round trip, and no reload of the raw body after commit.
-    event_id = db.session.execute(_INSERT_EVENT, {
-        "platform": channel, "raw_body": text, "status": "received", "attempts": 0,
-        "received_at": utcnow(), "request_id": request_id}).scalar_one()
-    db.session.commit()
+    # A Core INSERT ... RETURNING on a pooled connection of its own: one round trip, and none
+    # of the ORM session's per-request work (unit of work, identity map, reload after commit).
+    with db.engine.begin() as conn:
+        event_id = conn.execute(_INSERT_EVENT, {
+            "platform": channel, "raw_body": text, "status": "received", "attempts": 0,
+            "received_at": utcnow(), "request_id": request_id}).scalar_one()
     automation_queue.dispatch(event_id)
     return {"status": "received", "event_id": event_id}

@@ -144,6 +144,8 @@ def test_cors_wildcard_is_refused_as_an_override(clean_env, tmp_path):
     ("ENCRYPTION_KEYS", "not-a-fernet-key"),
     ("PORT", "eighty"),
     ("DATA_BACKEND", "mongo"),
+    ("RATE_LIMIT_WEBHOOK_FORGED", "sixty a minute"),
+    ("RATE_LIMIT_AUTH", ""),
 ])
 def test_invalid_setting_is_named(clean_env, tmp_path, name, value):
     clean_env.setenv(name, value)

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from cryptography.fernet import Fernet
 from flask import Flask, current_app
+from limits import parse_many
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
     TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     RATE_LIMIT_AUTH: str = "10 per minute"
+    # Signed webhooks (/webhooks/*) are exempt from API limits; deliveries whose signature
+    # fails are limited per client IP (an authentic delivery is never refused by it).
+    RATE_LIMIT_WEBHOOK_FORGED: str = "60 per minute"
     RATE_LIMIT_ENABLED: bool = True
 
     SLACK_BOT_TOKEN: str | None = None
@@ -183,6 +187,18 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must start with redis://, rediss:// or unix:// "
                              "(e.g. redis://127.0.0.1:6379/0)")
         return value or None
+
+    @field_validator("RATE_LIMIT_AUTH", "RATE_LIMIT_WEBHOOK_FORGED")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        """A limit in Flask-Limiter's notation ("60 per minute"): a typo fails at start-up,
+        not on the first request that needs it.
+        """
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as '60 per minute'") from None
+        return value
 
     @field_validator("RQ_RETRY_INTERVALS", mode="before")
     @classmethod

@@ -37,12 +37,13 @@ def process_webhook_event(event_id: int) -> str:
     if event.status in ("processed", "ignored"):
         return event.status
     event.status, event.attempts = "processing", event.attempts + 1
+    platform, raw_body = event.platform, event.raw_body  # the commit expires them: no re-read
     db.session.commit()
     errors: list[str] = []
     handled = 0
     try:
-        connector = connector_for(event.platform)
-        items = connector.parse(json.loads(event.raw_body))
+        connector = connector_for(platform)
+        items = connector.parse(json.loads(raw_body))
         # Out-of-order redeliveries: handle a batch in the platform's timestamp order.
         items.sort(key=lambda item: item.timestamp)
         for item in items:
@@ -60,8 +61,9 @@ def process_webhook_event(event_id: int) -> str:
     event.status = "failed" if errors else ("processed" if handled else "ignored")
     event.error = "\n".join(errors)[:10000] if errors else None
     event.processed_at = utcnow()
+    status = event.status
     db.session.commit()
-    return event.status
+    return status
 
 
 def handle_item(item: InboundEvent) -> bool:

@@ -48,6 +48,15 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         """Secure when configured, or when this request came over HTTPS."""
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
+    def open_session(self, app, request):
+        """A request without the session cookie (a webhook, an API call with a bearer token)
+        gets an empty session at once: Flask's would first build the cookie's signing
+        serializer (key derivation objects) on every request, only to find nothing to read.
+        """
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 def _settings():
     return current_settings()

@@ -103,6 +103,17 @@ def _label_filter(label: str):
     return exists(select(1).select_from(each).where(each.c.value == label))
 
 
+def _commit(serialize, row) -> dict:
+    """Flush, serialize the row, then commit: the answer is what was written (Python-side
+    defaults and onupdate values included after the flush), without the SELECT that reading
+    the row after the commit (which expires it) would cost.
+    """
+    db.session.flush()
+    out = serialize(row)
+    db.session.commit()
+    return out
+
+
 class SqlStore(Store):
     """The store on SQLAlchemy; see utils.store.base.Store for the contract."""
 
@@ -126,8 +137,7 @@ class SqlStore(Store):
             except IntegrityError:  # created concurrently by another process
                 contact = db.session.scalar(stmt)
         apply_profile(contact, profile)
-        db.session.commit()
-        return contact_dict(contact), created
+        return _commit(contact_dict, contact), created
 
     @override
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
@@ -158,8 +168,7 @@ class SqlStore(Store):
             return None
         for key, value in changes.items():
             setattr(c, key, value)
-        db.session.commit()
-        return contact_dict(c)
+        return _commit(contact_dict, c)
 
     # ------------------------------------------------------------- conversations
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
@@ -285,8 +294,7 @@ class SqlStore(Store):
                 conv.unread_count = (conv.unread_count or 0) + 1
                 if conv.last_inbound_at is None or row.created_at > conv.last_inbound_at:
                     conv.last_inbound_at = row.created_at
-        db.session.commit()
-        return message_dict(row)
+        return _commit(message_dict, row)
 
     @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
@@ -326,8 +334,7 @@ class SqlStore(Store):
             m.text = text
         if metadata:
             m.meta = {**(m.meta or {}), **metadata}
-        db.session.commit()
-        return message_dict(m)
+        return _commit(message_dict, m)
 
     def mark_outbound_up_to(self, owner_id: str, conversation_id: str, status: str,
                             until: datetime) -> int:
@@ -371,10 +378,10 @@ class SqlStore(Store):
             m.error = error if status == "failed" else m.error
             changed = True
         if changed:
-            db.session.commit()
-        else:
-            db.session.rollback()
-        return message_dict(m)
+            return _commit(message_dict, m)
+        out = message_dict(m)
+        db.session.rollback()
+        return out
 
     # --------------------------------------------------------------------- tasks
     @override
