@@ -82,6 +82,41 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+        # Transactions are begun by _sqlite_begin below, not by the driver.
+        dbapi_connection.isolation_level = None
+
+
+_SQLITE_PENDING_BEGIN = "dana_sqlite_pending_begin"
+_SQLITE_WRITES = ("insert", "update", "delete", "replace")
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    """SQLite: begin the transaction at its first statement, IMMEDIATE when that one writes.
+
+    In WAL mode a transaction that has read and then writes after another connection
+    committed fails at once, whatever the busy timeout (SQLITE_BUSY_SNAPSHOT). A transaction
+    begun IMMEDIATE takes the write lock first (waiting up to the busy timeout), so it cannot
+    fail that way. Read-only transactions stay deferred: they never block the writers, even
+    when a read is followed by a slow call to the AI or the Send API. PostgreSQL is untouched.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.info[_SQLITE_PENDING_BEGIN] = True
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _sqlite_lazy_begin(conn, cursor, statement, parameters, context, executemany):
+    """Emit the BEGIN that _sqlite_begin postponed, right before the first statement."""
+    if conn.info.pop(_SQLITE_PENDING_BEGIN, False):
+        first = statement.lstrip().split(None, 1)[0].lower() if statement.strip() else ""
+        cursor.execute("BEGIN IMMEDIATE" if first in _SQLITE_WRITES else "BEGIN")
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _sqlite_end(conn):
+    """A transaction that ran no statement leaves no postponed BEGIN behind."""
+    conn.info.pop(_SQLITE_PENDING_BEGIN, None)
 
 
 def _security_headers(response):

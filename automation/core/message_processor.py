@@ -12,6 +12,8 @@ import logging
 import time
 from datetime import datetime
 
+from sqlalchemy import update
+
 from automation.connectors import connector_for
 from automation.core import workflow_engine
 from automation.core.policy import policy
@@ -21,6 +23,7 @@ from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
 from models_db import PlatformAccount, WebhookEvent, db, utcnow
 from utils import events
+from utils.db import retry_locked
 from utils.idempotency import message_id_from_echo_tag
 from utils.locks import named_lock
 from utils.store import DuplicateMessage, NewMessage, get_store
@@ -36,13 +39,16 @@ def process_webhook_event(event_id: int) -> str:
         return "missing"
     if event.status in ("processed", "ignored"):
         return event.status
-    event.status, event.attempts = "processing", event.attempts + 1
-    db.session.commit()
+    if event.status != "processing":  # not claimed by run_event (a direct call)
+        event.status, event.attempts = "processing", event.attempts + 1
+        retry_locked(db.session.commit)
+    platform, raw_body = event.platform, event.raw_body
+    db.session.rollback()  # end the read: the items' own transactions follow
     errors: list[str] = []
     handled = 0
     try:
-        connector = connector_for(event.platform)
-        items = connector.parse(json.loads(event.raw_body))
+        connector = connector_for(platform)
+        items = connector.parse(json.loads(raw_body))
         # Out-of-order redeliveries: handle a batch in the platform's timestamp order.
         items.sort(key=lambda item: item.timestamp)
         for item in items:
@@ -56,12 +62,18 @@ def process_webhook_event(event_id: int) -> str:
         db.session.rollback()
         log.exception("event %s failed", event_id)
         errors.append(f"{type(exc).__name__}: {exc}")
-    event = db.session.get(WebhookEvent, event_id)
-    event.status = "failed" if errors else ("processed" if handled else "ignored")
-    event.error = "\n".join(errors)[:10000] if errors else None
-    event.processed_at = utcnow()
-    db.session.commit()
-    return event.status
+    status = "failed" if errors else ("processed" if handled else "ignored")
+    error = "\n".join(errors)[:10000] if errors else None
+
+    def _record() -> None:
+        db.session.rollback()  # the UPDATE opens its transaction: IMMEDIATE on SQLite
+        db.session.execute(update(WebhookEvent.__table__)
+                           .where(WebhookEvent.__table__.c.id == event_id)
+                           .values(status=status, error=error, processed_at=utcnow()))
+        db.session.commit()
+
+    retry_locked(_record)
+    return status
 
 
 def handle_item(item: InboundEvent) -> bool:
