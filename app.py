@@ -87,18 +87,19 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 _SQLITE_PENDING_BEGIN = "dana_sqlite_pending_begin"
-_SQLITE_WRITES = ("insert", "update", "delete", "replace")
 
 
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
-    """SQLite: begin the transaction at its first statement, IMMEDIATE when that one writes.
+    """SQLite: every transaction begins IMMEDIATE (at its first statement).
 
     In WAL mode a transaction that has read and then writes after another connection
-    committed fails at once, whatever the busy timeout (SQLITE_BUSY_SNAPSHOT). A transaction
-    begun IMMEDIATE takes the write lock first (waiting up to the busy timeout), so it cannot
-    fail that way. Read-only transactions stay deferred: they never block the writers, even
-    when a read is followed by a slow call to the AI or the Send API. PostgreSQL is untouched.
+    committed fails at once, whatever the busy timeout (SQLITE_BUSY_SNAPSHOT): with several
+    processes (web, workers, the dispatcher's lease renewals) that is a lost write. A
+    transaction begun IMMEDIATE takes the write lock first, waiting up to the busy timeout,
+    so it cannot fail that way; readers outside transactions are never blocked (WAL). The
+    BEGIN waits for the first statement, so a session that runs none takes no lock.
+    PostgreSQL is untouched.
     """
     if conn.dialect.name == "sqlite":
         conn.info[_SQLITE_PENDING_BEGIN] = True
@@ -106,10 +107,9 @@ def _sqlite_begin(conn):
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _sqlite_lazy_begin(conn, cursor, statement, parameters, context, executemany):
-    """Emit the BEGIN that _sqlite_begin postponed, right before the first statement."""
+    """Emit the BEGIN IMMEDIATE that _sqlite_begin postponed, right before the statement."""
     if conn.info.pop(_SQLITE_PENDING_BEGIN, False):
-        first = statement.lstrip().split(None, 1)[0].lower() if statement.strip() else ""
-        cursor.execute("BEGIN IMMEDIATE" if first in _SQLITE_WRITES else "BEGIN")
+        cursor.execute("BEGIN IMMEDIATE")
 
 
 @event.listens_for(Engine, "commit")
