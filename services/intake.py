@@ -18,7 +18,7 @@ from automation.inbound import InboundHook
 from automation.registry import INBOUND_HOOKS
 from models_db import WebhookEvent, db, utcnow
 from services import automation_queue
-from utils.db import retry_locked
+from utils.db import is_locked, retry_locked
 from utils.errors import ApiError, NotFound, ServiceUnavailable
 
 log = logging.getLogger("dana.intake")
@@ -86,7 +86,9 @@ def _stored_or_503(store):
     """
     try:
         return retry_locked(store)
-    except (OperationalError, InterfaceError) as exc:
+    except Exception as exc:
+        if not (is_locked(exc) or isinstance(exc, (OperationalError, InterfaceError))):
+            raise  # a bug, not an unavailable database: the ordinary 500
         db.session.rollback()
         log.error("webhook delivery not stored (%s): answered 503 so that it is delivered "
                   "again", type(exc).__name__)

@@ -10,6 +10,7 @@ a bad statement) is raised at once: retrying it would only repeat it.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -34,11 +35,14 @@ ATTEMPTS = 5
 
 def is_locked(exc: BaseException) -> bool:
     """True for a database error that says "locked/busy, try again" (and nothing else)."""
-    if not isinstance(exc, DBAPIError):
+    # (a driver error raised from an engine event arrives unwrapped)
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, (DBAPIError, sqlite3.OperationalError)) and \
+            getattr(orig, "sqlstate", None) is None:
         return False
-    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
         return True
-    text = str(exc.orig).lower()
+    text = str(orig).lower()
     return any(message in text for message in _LOCKED_MESSAGES)
 
 
