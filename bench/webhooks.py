@@ -59,7 +59,7 @@ from bench.common import (  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/15"
-RQ_QUEUE_KEY = "rq:queue:dana-automation"   # services/rq_queue.QUEUE_NAME
+RQ_QUEUE_KEY = "dana:dana-automation:ready"   # services/rq_queue.READY_KEY
 APP_SECRET = "bench-meta-app-secret-0123456789abcdef"
 VERIFY_TOKEN = "bench-verify-token"
 PAGE_ID = "104578263458921"
@@ -217,7 +217,7 @@ class Outcome:
     deliveries: int = 0           # sent to dana, warm-ups included
     replies: int | None = None    # Send API calls the fake Graph received (pipeline)
     drain_s: float = 0.0          # after the last response, until the last reply arrived
-    queued: int | None = None     # jobs on the RQ queue (ingest)
+    queued: int | None = None     # event ids handed to the workers (ingest)
     stats: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -411,7 +411,7 @@ def main(argv=None) -> int:
             verdict = "met" if o.ratio >= TARGET_INGEST_RATIO else "NOT met"
             print(f"ingest ({o.db}): ratio {o.ratio:.2f} — target >= {TARGET_INGEST_RATIO} "
                   f"{verdict}; {o.deliveries} deliveries, events {st['events']}, "
-                  f"{o.queued} jobs on the RQ queue")
+                  f"{o.queued} ids handed to the workers")
         else:
             print(f"pipeline ({o.db}): {o.dana.rps:.1f} deliveries/s answered 200 "
                   f"(ratio {_fmt_ratio(o.ratio)}); Send API calls received by the fake Graph: "
