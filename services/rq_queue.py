@@ -40,6 +40,15 @@ READY_KEY = f"dana:{QUEUE_NAME}:ready"   # the Redis list of event ids handed on
 WORKERS_KEY = f"dana:{QUEUE_NAME}:workers"  # the running workers: name -> last sign of life
 
 
+LIVE_WITHIN_SECONDS = 60  # a worker silent for longer is not counted as running
+
+
+def live_workers(client: redis.Redis) -> int:
+    """How many workers gave a sign of life lately (the operations page shows it)."""
+    since = time.time() - LIVE_WITHIN_SECONDS
+    return sum(1 for seen in client.hvals(WORKERS_KEY) if float(seen) >= since)
+
+
 def enqueue_event(event_id: int) -> None:
     """Hand a stored event to the workers (one LPUSH). Never raises: a lost hand-off is
     found by the sweep, since the event is stored.
@@ -127,9 +136,14 @@ class EventWorker:
     def _run(self, event_id: int) -> None:
         with self.app.app_context():
             try:
-                run_event(event_id, heartbeat=self.client.renew_locks)
+                run_event(event_id, heartbeat=self._beat)
             except Exception:  # recorded on the event where possible; a sweep retries
                 log.exception("event %s crashed", event_id)
+
+    def _beat(self) -> None:
+        """With every lease renewal: the Redis locks the run holds, and a sign of life."""
+        self.client.renew_locks()
+        self._alive()
 
     def _sweep(self) -> int:
         with self.app.app_context():
