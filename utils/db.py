@@ -10,7 +10,9 @@ a bad statement) is raised at once: retrying it would only repeat it.
 from __future__ import annotations
 
 import logging
+import random
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -53,14 +55,26 @@ def _before_retry(retry_state) -> None:
                 retry_state.attempt_number)
 
 
+def _before_retry_first(exc: BaseException) -> None:
+    db.session.rollback()
+    log.warning("database busy (%s); retrying", exc)
+    time.sleep(random.uniform(0.02, 0.08))  # noqa: S311  (jitter, not security)
+
+
 def retry_locked(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     """Run `fn` (a unit of work that ends with its commit); a locked write runs it again.
 
     The session is rolled back before each new attempt. After `attempts` tries the last
     error is raised, as is at once any error that is not a lock conflict.
     """
+    try:  # the usual case, without building a retry loop (the webhook's hot path)
+        return fn()
+    except Exception as exc:
+        if not is_locked(exc) or attempts <= 1:
+            raise
+        _before_retry_first(exc)
     for attempt in Retrying(retry=retry_if_exception(is_locked),
-                            stop=stop_after_attempt(attempts),
+                            stop=stop_after_attempt(attempts - 1),
                             wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
                             before_sleep=_before_retry,
                             reraise=True):
