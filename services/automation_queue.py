@@ -6,10 +6,11 @@ commit, Redis hiccups), the event is still `received` and a sweep runs it once i
 EVENT_STALE_SECONDS old. Every process that runs events sweeps at start-up and every
 EVENT_SWEEP_SECONDS, so whatever was committed and not finished is picked up.
 
-inline: one dispatcher thread per process runs the events one after the other, woken by each
-new delivery; the request that stored the event has long been answered, and the serving
-threads never wait for the AI or the Send API. Several web processes (gunicorn) share the
-work safely: a claim is atomic.
+inline: one dispatcher per process, woken by each new delivery, runs the events on a few
+threads (RUNNERS: a run mostly waits for the database, the AI or the Send API, so one thread
+alone would leave the CPU idle); the request that stored the event has long been answered,
+and the serving threads never wait for the AI or the Send API. Several web processes
+(gunicorn) share the work safely: a claim is atomic.
 rq: the event id is pushed on a Redis list and `flask worker` processes run it
 (services/rq_queue.py).
 """
@@ -28,6 +29,7 @@ from utils.config import current_settings
 
 log = logging.getLogger("dana.queue")
 _KEY = "dana_dispatcher"
+RUNNERS = 4  # threads running events in each process (one of them also sweeps)
 _guard = threading.Lock()
 
 
@@ -84,23 +86,29 @@ def sweep(run=run_event) -> int:
 
 
 class Dispatcher:
-    """One thread per process: runs the events handed to it, and sweeps now and then."""
+    """One per process: runs the events handed to it on RUNNERS threads; one of them sweeps
+    at start and every EVENT_SWEEP_SECONDS.
+    """
 
     def __init__(self, app: Flask):
         """A dispatcher for `app` (not started)."""
         self.app = app
         self.every = current_settings(app).EVENT_SWEEP_SECONDS
         self.ids: queue.Queue[int | None] = queue.Queue()
-        self.thread = threading.Thread(target=self._loop, name="dana-dispatcher", daemon=True)
+        self.threads = [threading.Thread(target=self._loop, args=(n == 0,), daemon=True,
+                                         name=f"dana-dispatcher-{n}") for n in range(RUNNERS)]
         self.stopping = False
 
     def start(self) -> None:
-        """Start the thread; its first act is a sweep (what a previous process left)."""
-        self.thread.start()
+        """Start the threads; the sweeper's first act is a sweep (what a previous process
+        left unfinished).
+        """
+        for thread in self.threads:
+            thread.start()
 
     def alive(self) -> bool:
-        """True while the thread runs."""
-        return self.thread.is_alive() and not self.stopping
+        """True while the threads run."""
+        return self.threads[0].is_alive() and not self.stopping
 
     def submit(self, event_id: int) -> None:
         """Wake the thread for this event."""
@@ -117,19 +125,21 @@ class Dispatcher:
                 self.ids.all_tasks_done.wait(left)
 
     def close(self) -> None:
-        """Stop after the current event."""
+        """Stop after the current events."""
         self.stopping = True
-        self.ids.put(None)
-        self.thread.join(timeout=30)
+        for _ in self.threads:
+            self.ids.put(None)
+        for thread in self.threads:
+            thread.join(timeout=30)
 
-    def _loop(self) -> None:
-        next_sweep = 0.0
+    def _loop(self, sweeper: bool) -> None:
+        next_sweep = 0.0 if sweeper else float("inf")
         while not self.stopping:
             if time.monotonic() >= next_sweep:
                 self._guarded(sweep)
                 next_sweep = time.monotonic() + self.every
             try:
-                event_id = self.ids.get(timeout=max(0.0, next_sweep - time.monotonic()))
+                event_id = self.ids.get(timeout=min(5.0, max(0.0, next_sweep - time.monotonic())))
             except queue.Empty:
                 continue
             try:

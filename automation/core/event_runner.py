@@ -84,12 +84,7 @@ def claim_event(event_id: int) -> str | None:
     """
     settings = current_settings()
 
-    def _claim() -> str | None:
-        db.session.rollback()  # a fresh transaction: the UPDATE is its first statement
-        seen = db.session.execute(select(_T.status).where(_T.id == event_id)).scalar()
-        db.session.rollback()
-        if seen is None or seen in FINISHED or seen in ("rejected", "dead"):
-            return None
+    def _take(seen: str) -> bool:
         now = utcnow()
         done = db.session.execute(
             update(WebhookEvent.__table__)
@@ -98,7 +93,17 @@ def claim_event(event_id: int) -> str | None:
                     claimed_until=now + timedelta(seconds=settings.EVENT_STALE_SECONDS),
                     next_attempt_at=None))
         db.session.commit()
-        return seen if done.rowcount == 1 else None
+        return done.rowcount == 1
+
+    def _claim() -> str | None:
+        db.session.rollback()  # a fresh transaction: the UPDATE is its first statement
+        if _take("received"):  # the usual case: a new event, one statement
+            return "received"
+        seen = db.session.execute(select(_T.status).where(_T.id == event_id)).scalar()
+        db.session.rollback()
+        if seen is None or seen in FINISHED or seen in ("rejected", "dead", "received"):
+            return None
+        return seen if _take(seen) else None
 
     return retry_locked(_claim)
 
@@ -166,10 +171,10 @@ def run_event(event_id: int, heartbeat=None) -> str:
         db.session.rollback()
         event = db.session.get(WebhookEvent, event_id)
         return event.status if event is not None else "missing"
-    event = db.session.get(WebhookEvent, event_id)
-    owner = event.claimed_by
+    owner = runner_name()
     settings = current_settings()
     if previous == "processing":
+        event = db.session.get(WebhookEvent, event_id)
         log.warning("event %s: its previous run was interrupted (the process running it "
                     "died); settling its unfinished sends, then running it again", event_id)
         settle_interrupted_sends(event)
@@ -182,8 +187,7 @@ def run_event(event_id: int, heartbeat=None) -> str:
         status = process_webhook_event(event_id)
     if status == "failed":
         return _schedule_retry(event_id, owner)
-    _release(event_id, owner)
-    return status
+    return status  # process_webhook_event's final write ended the lease
 
 
 def _finish(event_id: int, owner: str, status: str, error: str) -> None:
@@ -192,16 +196,6 @@ def _finish(event_id: int, owner: str, status: str, error: str) -> None:
                            .where(_T.id == event_id, _T.claimed_by == owner)
                            .values(status=status, error=error, processed_at=utcnow(),
                                    claimed_until=None, next_attempt_at=None))
-        db.session.commit()
-
-    retry_locked(_write)
-
-
-def _release(event_id: int, owner: str) -> None:
-    def _write() -> None:
-        db.session.execute(update(WebhookEvent.__table__)
-                           .where(_T.id == event_id, _T.claimed_by == owner)
-                           .values(claimed_until=None))
         db.session.commit()
 
     retry_locked(_write)

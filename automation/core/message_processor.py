@@ -71,7 +71,8 @@ def process_webhook_event(event_id: int) -> str:
         db.session.rollback()  # the UPDATE opens its transaction: IMMEDIATE on SQLite
         db.session.execute(update(WebhookEvent.__table__)
                            .where(WebhookEvent.__table__.c.id == event_id)
-                           .values(status=status, error=error, processed_at=utcnow()))
+                           .values(status=status, error=error, processed_at=utcnow(),
+                                   claimed_until=None))  # the run's lease ends with it
         db.session.commit()
 
     retry_locked(_record)
