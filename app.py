@@ -86,6 +86,47 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+        # Transactions are begun by _sqlite_begin below, not by the driver.
+        dbapi_connection.isolation_level = None
+
+
+_SQLITE_PENDING_BEGIN = "dana_sqlite_pending_begin"
+_SQLITE_READS = ("select", "pragma", "explain")
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    """SQLite: a transaction begins IMMEDIATE, at its first statement that writes.
+
+    In WAL mode a transaction that has read and then writes after another connection
+    committed fails at once, whatever the busy timeout (SQLITE_BUSY_SNAPSHOT): with several
+    processes (web, workers, lease renewals) that is a lost write. So the reads before a
+    transaction's first write run outside it, each seeing the latest committed data (what
+    READ COMMITTED, PostgreSQL's default, gives), and the first write begins IMMEDIATE: it
+    takes the write lock first, waiting up to the busy timeout, and cannot fail that way. A
+    session that only reads takes no lock, so a read before a slow call (the AI, the Send
+    API) never blocks the other processes' writes. PostgreSQL is untouched.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.info[_SQLITE_PENDING_BEGIN] = True
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _sqlite_lazy_begin(conn, cursor, statement, parameters, context, executemany):
+    """Emit the BEGIN IMMEDIATE that _sqlite_begin postponed, before the first write."""
+    if conn.info.get(_SQLITE_PENDING_BEGIN):
+        words = statement.split(None, 1)
+        if not words or words[0].lower() in _SQLITE_READS:
+            return  # a read: runs on its own, the transaction has not begun yet
+        del conn.info[_SQLITE_PENDING_BEGIN]
+        cursor.execute("BEGIN IMMEDIATE")
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _sqlite_end(conn):
+    """A transaction that ran no statement leaves no postponed BEGIN behind."""
+    conn.info.pop(_SQLITE_PENDING_BEGIN, None)
 
 
 class DanaFlask(Flask):

@@ -89,14 +89,16 @@ def register_operations_cli(app: Flask) -> None:
     def retry(event_id: int | None, include_stuck: bool):
         """Re-run failed events (or one event by id) in this process.
 
-        An event still 'processing' is taken to be interrupted (its process died): replies
-        that run left unfinished are marked failed with `unknown_outcome`, never re-sent
-        (see docs/realtime.md). A replayed event leaves RQ's failed job registry.
+        An event still 'processing' whose lease ran out is taken to be interrupted (its
+        process died): replies that run left unfinished are marked failed with
+        `unknown_outcome`, never re-sent (see docs/realtime.md). One that a live run holds
+        is left to it. (Running processes also sweep such events on their own.)
         """
         if event_id is not None:
             ids = [event_id]
         else:
-            statuses = ["failed"] + (["received", "processing"] if include_stuck else [])
+            statuses = ["failed", "dead"] + (["received", "processing"] if include_stuck
+                                             else [])
             ids = list(db.session.scalars(db.select(WebhookEvent.id)
                                           .where(WebhookEvent.status.in_(statuses))
                                           .order_by(WebhookEvent.id)))
@@ -117,7 +119,7 @@ def register_operations_cli(app: Flask) -> None:
 
     @events.command("list")
     @click.option("--status", default=None,
-                  help="received|processing|processed|ignored|failed|rejected")
+                  help="received|processing|processed|ignored|failed|dead|rejected")
     @click.option("--limit", default=20, show_default=True)
     def list_events(status: str | None, limit: int):
         """Show the newest stored events."""
@@ -150,10 +152,11 @@ def register_operations_cli(app: Flask) -> None:
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
     def worker(burst: bool):
-        """Run an RQ worker for the automation queue (needs REDIS_URL; web: AUTOMATION_QUEUE=rq).
+        """Run webhook events handed on via Redis (needs REDIS_URL; web: AUTOMATION_QUEUE=rq).
 
-        SIGTERM/SIGINT: finish the current job, then exit. A worker killed outright is
-        detected by the others within 3 x RQ_HEARTBEAT_SECONDS and its job runs again.
+        SIGTERM/SIGINT: finish the current event, then exit. A worker killed outright is
+        noticed by the others' sweeps within EVENT_STALE_SECONDS + EVENT_SWEEP_SECONDS and
+        its event runs again.
         """
         if "dana_redis" not in current_app.extensions:
             raise click.ClickException("REDIS_URL is not set: there is no queue to work on.")

@@ -131,3 +131,15 @@ def on_starting(server):
     client = probe.extensions.pop("dana_redis", None)
     if client is not None:
         client.close()
+
+
+def post_worker_init(worker):
+    """Inline automation: start this worker's event dispatcher now, so its start-up sweep
+    runs what a previous process left unfinished, before any delivery arrives.
+    """
+    from services import automation_queue
+    from utils.config import current_settings
+
+    app = worker.wsgi
+    if current_settings(app).AUTOMATION_QUEUE == "inline":
+        automation_queue.start(app)

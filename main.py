@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import get_sockaddr, make_server, select_address_family
 
 from app import create_app, upgrade_database
+from services import automation_queue
 from utils.config import ConfigError, current_settings
 from utils.http import JsonErrorRequestHandler
 
@@ -85,6 +86,8 @@ def serve() -> None:
         upgrade_database(app)
     except SQLAlchemyError as exc:
         _fail(_database_error(exc))
+    if settings.AUTOMATION_QUEUE == "inline":
+        automation_queue.start(app)  # runs what a previous process left unfinished
     # The same threaded Werkzeug server socketio.run() starts in threading mode, on our socket.
     server = make_server(settings.HOST, settings.PORT, app, threaded=True,
                          request_handler=JsonErrorRequestHandler, fd=sock.fileno())

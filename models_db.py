@@ -251,12 +251,17 @@ class PlatformAccount(db.Model):
 class WebhookEvent(db.Model):
     """Every authentic delivery, stored raw before anything else so nothing is lost.
 
-    status: received -> processing -> processed | ignored | failed (retryable) ; rejected
-    (authentic but unparseable, kept for inspection).
+    status: received -> processing -> processed | ignored | failed (retryable) | dead (its
+    runs were interrupted EVENT_MAX_ATTEMPTS times); rejected (authentic but unparseable, kept
+    for inspection). The row is the outbox: a run first claims it (claimed_by, a lease until
+    claimed_until, renewed while it runs); an unfinished event whose lease ran out, or a
+    failed one whose next_attempt_at has come, is claimed again by a sweep.
     """
 
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_status_received", "status", "received_at"),)
+    __table_args__ = (Index("ix_webhook_events_status_received", "status", "received_at"),
+                      Index("ix_webhook_events_status_next_attempt", "status",
+                            "next_attempt_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     platform: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -267,13 +272,18 @@ class WebhookEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     request_id: Mapped[str | None] = mapped_column(String(64))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(TZDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
     def to_dict(self) -> dict:
         """The delivery as the admin API lists it (without the raw body)."""
         return {"id": self.id, "platform": self.platform, "status": self.status,
                 "attempts": self.attempts, "error": self.error,
                 "received_at": self.received_at.isoformat(),
-                "processed_at": self.processed_at.isoformat() if self.processed_at else None}
+                "processed_at": self.processed_at.isoformat() if self.processed_at else None,
+                "next_attempt_at": (self.next_attempt_at.isoformat()
+                                    if self.next_attempt_at else None)}
 
 
 class StripeEvent(db.Model):

@@ -131,16 +131,14 @@ class Worker:
 
 
 def wait_workers(redis_url: str, running: list[Worker], timeout: float = 60.0) -> None:
-    """Until every worker has registered on the queue (RQ's worker registry)."""
+    """Until every worker has said it is alive (services/rq_queue.WORKERS_KEY)."""
     import redis
-    from rq import Queue
-    from rq import Worker as RQWorker
 
-    from services.rq_queue import QUEUE_NAME
+    from services.rq_queue import WORKERS_KEY
 
     connection = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
-    while RQWorker.count(queue=Queue(QUEUE_NAME, connection=connection)) < len(running):
+    while connection.hlen(WORKERS_KEY) < len(running):
         dead = [w for w in running if not w.alive()]
         if dead:
             raise RuntimeError(f"a worker exited: {dead[0].log_path.read_text()[-2000:]}")

@@ -1,43 +1,157 @@
-"""Where stored webhook events get processed: after the response (inline) or on RQ.
+"""Where stored webhook events get processed: a dispatcher thread (inline) or a worker (rq).
 
-What a run does (settle an interrupted run, then process) is automation/core/event_runner.py.
+The event row is the outbox (automation/core/event_runner.py claims, leases and records).
+Handing an event on is only a wake-up: if it is lost (the process dies right after the
+commit, Redis hiccups), the event is still `received` and a sweep runs it once it is
+EVENT_STALE_SECONDS old. Every process that runs events sweeps at start-up and every
+EVENT_SWEEP_SECONDS, so whatever was committed and not finished is picked up.
 
-inline: the event runs in this process right after the 200 has been sent (Werkzeug's
-call_on_close), so a delivery's own answer never waits for the AI or the Send API and nothing
-else has to run. The serving thread is busy until the automation finishes, though, so under
-load later deliveries queue behind it: production should use rq.
-rq: the event id is enqueued on Redis and `flask worker` processes it.
+inline: one dispatcher per process, woken by each new delivery, runs the events on a few
+threads (RUNNERS: a run mostly waits for the database, the AI or the Send API, so one thread
+alone would leave the CPU idle); the request that stored the event has long been answered,
+and the serving threads never wait for the AI or the Send API. Several web processes
+(gunicorn) share the work safely: a claim is atomic.
+rq: the event id is pushed on a Redis list and `flask worker` processes run it
+(services/rq_queue.py).
 """
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 
-from flask import after_this_request, current_app, has_request_context
+from flask import Flask, current_app
 
-from automation.core.event_runner import run_event
+from automation.core.event_runner import due_events, run_event
 from services.rq_queue import enqueue_event
 from utils.config import current_settings
 
 log = logging.getLogger("dana.queue")
+_KEY = "dana_dispatcher"
+RUNNERS = 4  # threads running events in each process (one of them also sweeps)
+_guard = threading.Lock()
 
 
 def dispatch(event_id: int) -> None:
-    """Hand a stored event to the configured queue."""
-    if current_settings().AUTOMATION_QUEUE == "rq":
+    """Hand a stored event on to whatever runs events in this deployment (never raises)."""
+    app = current_app._get_current_object()
+    if current_settings(app).AUTOMATION_QUEUE == "rq":
         enqueue_event(event_id)
         return
-    if not has_request_context():
-        run_event(event_id)
-        return
-    app = current_app._get_current_object()
+    start(app).submit(event_id)
 
-    @after_this_request
-    def _process_after_response(response):
-        def _run():
-            with app.app_context():
-                try:
-                    run_event(event_id)
-                except Exception:  # process_webhook_event records its own failures
-                    log.exception("inline processing of event %s crashed", event_id)
-        response.call_on_close(_run)
-        return response
+
+def start(app: Flask) -> "Dispatcher":
+    """This process's dispatcher for the app, started (with its start-up sweep) if needed."""
+    with _guard:
+        dispatcher = app.extensions.get(_KEY)
+        if dispatcher is None or not dispatcher.alive():
+            dispatcher = app.extensions[_KEY] = Dispatcher(app)
+            dispatcher.start()
+        return dispatcher
+
+
+def drain(app: Flask, timeout: float = 60.0) -> None:
+    """Wait until this process's dispatcher has run every event handed to it so far.
+
+    For callers that need the outcome now: the tests' client, a command that stores and then
+    reports. Raises TimeoutError when the events are still running after `timeout` seconds.
+    """
+    dispatcher = app.extensions.get(_KEY)
+    if dispatcher is not None:
+        dispatcher.drain(timeout)
+
+
+def stop(app: Flask) -> None:
+    """Stop this process's dispatcher for the app (after the event it is running)."""
+    dispatcher = app.extensions.pop(_KEY, None)
+    if dispatcher is not None:
+        dispatcher.close()
+
+
+def sweep(run=run_event) -> int:
+    """Run every event that is due (interrupted, never handed on, due for a retry): how many.
+
+    Inside an app context; any process that runs events calls it now and then.
+    """
+    ran = 0
+    for event_id in due_events():
+        try:
+            run(event_id)
+        except Exception:  # recorded on the event where possible; the next sweep retries
+            log.exception("sweep: event %s crashed", event_id)
+        ran += 1
+    return ran
+
+
+class Dispatcher:
+    """One per process: runs the events handed to it on RUNNERS threads; one of them sweeps
+    at start and every EVENT_SWEEP_SECONDS.
+    """
+
+    def __init__(self, app: Flask):
+        """A dispatcher for `app` (not started)."""
+        self.app = app
+        self.every = current_settings(app).EVENT_SWEEP_SECONDS
+        self.ids: queue.Queue[int | None] = queue.Queue()
+        self.threads = [threading.Thread(target=self._loop, args=(n == 0,), daemon=True,
+                                         name=f"dana-dispatcher-{n}") for n in range(RUNNERS)]
+        self.stopping = False
+
+    def start(self) -> None:
+        """Start the threads; the sweeper's first act is a sweep (what a previous process
+        left unfinished).
+        """
+        for thread in self.threads:
+            thread.start()
+
+    def alive(self) -> bool:
+        """True while the threads run."""
+        return self.threads[0].is_alive() and not self.stopping
+
+    def submit(self, event_id: int) -> None:
+        """Wake the thread for this event."""
+        self.ids.put(event_id)
+
+    def drain(self, timeout: float) -> None:
+        """Block until every event submitted so far has been run."""
+        deadline = time.monotonic() + timeout
+        with self.ids.all_tasks_done:
+            while self.ids.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the dispatcher did not finish its events in time")
+                self.ids.all_tasks_done.wait(left)
+
+    def close(self) -> None:
+        """Stop after the current events."""
+        self.stopping = True
+        for _ in self.threads:
+            self.ids.put(None)
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def _loop(self, sweeper: bool) -> None:
+        next_sweep = 0.0 if sweeper else float("inf")
+        while not self.stopping:
+            if time.monotonic() >= next_sweep:
+                self._guarded(sweep)
+                next_sweep = time.monotonic() + self.every
+            try:
+                event_id = self.ids.get(timeout=min(5.0, max(0.0, next_sweep - time.monotonic())))
+            except queue.Empty:
+                continue
+            try:
+                if event_id is not None:
+                    self._guarded(lambda one=event_id: run_event(one))
+            finally:
+                self.ids.task_done()
+
+    def _guarded(self, work) -> None:
+        """Run `work` in a fresh app context; a crash is logged, the thread goes on."""
+        try:
+            with self.app.app_context():
+                work()
+        except Exception:
+            log.exception("the dispatcher's work crashed; it goes on")

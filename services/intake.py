@@ -8,15 +8,20 @@ answered 200 once stored, even if processing fails later (it can be replayed).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 
 from sqlalchemy import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from automation.inbound import InboundHook
 from automation.registry import INBOUND_HOOKS
 from models_db import WebhookEvent, db, utcnow
 from services import automation_queue
-from utils.errors import ApiError, NotFound
+from utils.db import is_locked, retry_locked
+from utils.errors import ApiError, NotFound, ServiceUnavailable
+
+log = logging.getLogger("dana.intake")
 
 # Built once: a plain table INSERT ... RETURNING id with bound parameters (the hot path).
 _INSERT_EVENT = insert(WebhookEvent.__table__).returning(WebhookEvent.__table__.c.id)
@@ -47,18 +52,45 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
         payload = None
     if not isinstance(payload, dict):
         # Authentic but unusable: keep it for inspection, tell the sender.
-        db.session.add(WebhookEvent(platform=channel, raw_body=text, status="rejected",
-                                    error="body is not a JSON object", request_id=request_id))
-        db.session.commit()
+        def _keep() -> None:
+            db.session.add(WebhookEvent(platform=channel, raw_body=text, status="rejected",
+                                        error="body is not a JSON object",
+                                        request_id=request_id))
+            db.session.commit()
+
+        _stored_or_503(_keep)
         raise ApiError("The body is not a JSON object.", code="invalid_json")
     instant = hook.instant_reply(payload)
     if instant is not None:
         return instant
-    # A Core INSERT ... RETURNING on a pooled connection of its own: one round trip, and none
-    # of the ORM session's per-request work (unit of work, identity map, reload after commit).
-    with db.engine.begin() as conn:
-        event_id = conn.execute(_INSERT_EVENT, {
-            "platform": channel, "raw_body": text, "status": "received", "attempts": 0,
-            "received_at": utcnow(), "request_id": request_id}).scalar_one()
+    row = {"platform": channel, "raw_body": text, "status": "received", "attempts": 0,
+           "received_at": utcnow(), "request_id": request_id}
+
+    def _store() -> int:
+        # A Core INSERT ... RETURNING: one round trip, no reload of the raw body after commit.
+        # It is the transaction's first statement: on SQLite it begins IMMEDIATE.
+        db.session.rollback()
+        event_id = db.session.execute(_INSERT_EVENT, row).scalar_one()
+        db.session.commit()
+        return event_id
+
+    event_id = _stored_or_503(_store)
+    # Stored = safe: if this hand-off is lost, the sweep finds the event (the row is the outbox).
     automation_queue.dispatch(event_id)
     return {"status": "received", "event_id": event_id}
+
+
+def _stored_or_503(store):
+    """Run a storing unit (locked writes retried); 503 when the delivery could not be stored,
+    so that Meta delivers it again. Nothing else answers 503: once stored, it is 200.
+    """
+    try:
+        return retry_locked(store)
+    except Exception as exc:
+        if not (is_locked(exc) or isinstance(exc, (OperationalError, InterfaceError))):
+            raise  # a bug, not an unavailable database: the ordinary 500
+        db.session.rollback()
+        log.error("webhook delivery not stored (%s): answered 503 so that it is delivered "
+                  "again", type(exc).__name__)
+        raise ServiceUnavailable("The delivery could not be stored right now; it will be "
+                                 "delivered again.", code="not_stored") from None

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from flask import current_app
-from rq import Worker
 from sqlalchemy import func, select, text
 
 from models_db import AuditLog, PlatformAccount, WebhookEvent, db
+from services.rq_queue import live_workers
 from utils.config import current_settings
 
 
@@ -47,7 +47,7 @@ def health_report() -> dict:
             report["redis"] = f"unreachable: {type(exc).__name__}"
         if settings.AUTOMATION_QUEUE == "rq":
             try:
-                report["workers"] = f"{len(Worker.all(connection=client))} RQ worker(s)"
+                report["workers"] = f"{live_workers(client)} worker(s)"
             except Exception as exc:  # noqa: BLE001
                 report["workers"] = f"unknown: {type(exc).__name__}"
         else:

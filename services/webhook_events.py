@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from automation.core.event_runner import run_event
+from automation.core.event_runner import reset_for_replay, run_event
 from models_db import WebhookEvent, db
-from services.rq_queue import forget_failed_job
 from utils.audit import audit
 from utils.errors import Conflict, NotFound
 from utils.pagination import decode_cursor, encode_cursor
@@ -41,22 +40,20 @@ def get_event(event_id: int) -> WebhookEvent:
 
 
 def replay_event(event_id: int) -> str:
-    """Run one stored event again, whatever its status; returns the new status.
+    """Run one stored event again now, whatever its status; returns its status afterwards.
 
-    A finished event is reset so that it runs; one still 'processing' keeps that status so
-    the run first settles the replies its interrupted predecessor left unfinished.
+    A finished, failed or dead event is reset so that it runs; one still 'processing' whose
+    run died (lease expired) is claimed as is, so the run first settles the replies its
+    interrupted predecessor left unfinished. One that a live run holds is left to it (its
+    status, 'processing', is returned). The run goes through the same claim as every queue.
     """
     event = get_event(event_id)
     if event.status == "rejected":
         raise Conflict("This delivery is not JSON; it is kept for inspection and cannot be "
                        "replayed.", code="event_not_replayable")
-    if event.status in ("processed", "ignored"):
-        event.status = "received"
-        db.session.commit()
-    status = run_event(event_id)
-    if status in ("processed", "ignored"):
-        forget_failed_job(event_id)
-    return status
+    db.session.rollback()
+    reset_for_replay(event_id)
+    return run_event(event_id)
 
 
 def admin_replay(actor_id: str, event_id: int) -> dict:

@@ -21,7 +21,10 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from flask.testing import FlaskClient  # noqa: E402
+
 from app import create_app, upgrade_database  # noqa: E402
+from services import automation_queue  # noqa: E402
 from utils.config import load_settings  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -145,6 +148,17 @@ def databases(tmp_path_factory):
         yield _SqliteDatabases(root)
 
 
+class DrainingClient(FlaskClient):
+    """The test client, plus: a request returns once the inline dispatcher has run the
+    events it stored (as a delivery's effects were awaited before the dispatcher thread).
+    """
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        automation_queue.drain(self.application)
+        return response
+
+
 @pytest.fixture
 def settings_overrides(request):
     """Settings to change for one test: override this fixture in a test module, or
@@ -158,9 +172,11 @@ def app(databases, tmp_path, settings_overrides):
     """A fresh app on a fresh database, built through the factory."""
     url = databases.new(tmp_path)
     application = create_app(base_settings(tmp_path, url, **settings_overrides))
+    application.test_client_class = DrainingClient
     ctx = application.app_context()
     ctx.push()
     yield application
+    automation_queue.stop(application)
     from models_db import db
     db.session.remove()
     db.engine.dispose()

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     # heartbeats. A worker silent for 3 heartbeats is dead: its job is re-run elsewhere.
     RQ_RETRY_INTERVALS: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [2, 10, 60])
     RQ_HEARTBEAT_SECONDS: int = Field(default=10, ge=1, le=300)
+    # The event table is the outbox (services/automation_queue.py): an event whose run holds
+    # no live lease for EVENT_STALE_SECONDS is taken again by the sweep that every process
+    # running events does at start-up and every EVENT_SWEEP_SECONDS; an event whose runs
+    # were interrupted EVENT_MAX_ATTEMPTS times is `dead` (listed, replayable).
+    EVENT_STALE_SECONDS: int = Field(default=12, ge=2, le=3600)
+    EVENT_SWEEP_SECONDS: float = Field(default=4, gt=0, le=600)
+    EVENT_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=100)
 
     # NoDecode: the env value is the documented comma-separated list, not JSON.
     # Reverse proxies in front of Dana (load balancer, nginx): their X-Forwarded-For/-Proto

@@ -1,39 +1,232 @@
-"""Running a stored webhook event, safely after an interrupted run.
+"""Running a stored webhook event: claim it, settle an interrupted run, process, record.
 
-run_event(id) is what every queue calls (inline after the response, the RQ job, the CLI's and
-the admin page's replay): it settles what an interrupted previous run left unfinished, then
-processes the event (automation/core/message_processor.py). Which queue runs it is
-services/automation_queue.py (inline) and services/rq_queue.py (RQ).
+The event row is the outbox. run_event(id) is what every queue calls (the inline dispatcher
+thread, the Redis worker, the CLI's and the admin page's replay): it claims the event with one
+conditional UPDATE (compare-and-set on its status and lease), so two processes never run the
+same event at once; it renews the lease while the run lasts (a heartbeat thread), and it ends
+by recording the final status and, for a failed run with a retry left, when to try again
+(RQ_RETRY_INTERVALS). due_events() is what the sweeps ask for: unfinished events whose lease
+ran out (their process died), received ones nobody took within EVENT_STALE_SECONDS (a lost
+hand-off), failed ones whose retry time has come. Which queue runs them is
+services/automation_queue.py (inline) and services/rq_queue.py (Redis worker).
 
-An event is `processing` only while a run is in progress: a run that ends records its final
-status. So a run that finds its event still `processing` knows the previous run was killed
-mid-way (a worker SIGKILLed, a web process restarted during inline processing) and first
-settles the automated replies that run left unfinished (see settle_interrupted_sends).
+An event is `processing` only while a run holds it: a run that ends records its final status.
+So a run that claims an event still `processing` knows the previous run was killed mid-way
+and first settles the automated replies that run left unfinished (settle_interrupted_sends).
+An event whose runs were interrupted EVENT_MAX_ATTEMPTS times is `dead`: listed, replayable.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
 
 from automation.connectors import connector_for
 from automation.core.message_processor import process_webhook_event
 from automation.platforms import accounts
 from models_db import WebhookEvent, db, utcnow
 from utils import events
+from utils.config import current_settings
+from utils.db import retry_locked
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
 log = logging.getLogger("dana.queue")
 
 UNKNOWN_OUTCOME = "unknown_outcome"
+FINISHED = ("processed", "ignored")
+_T = WebhookEvent.__table__.c
+_RUNNER = f"{socket.gethostname()[:40]}:{os.getpid()}"
 
 
-def run_event(event_id: int) -> str:
-    """Process one event inside an app context (inline path, RQ job, CLI); its final status."""
-    event = db.session.get(WebhookEvent, event_id)
-    if event is not None and event.status == "processing":
+def runner_name() -> str:
+    """Who holds a claim: host and process id (kept in webhook_events.claimed_by)."""
+    return f"{_RUNNER}:{threading.get_ident() % 100000}"
+
+
+def _claimable(now):
+    """Rows a run may take now: not finished, and no live lease held by another run."""
+    free = or_(_T.claimed_until.is_(None), _T.claimed_until < now)
+    return or_(
+        and_(_T.status == "received", free,
+             or_(_T.next_attempt_at.is_(None), _T.next_attempt_at <= now)),
+        and_(_T.status == "processing", free),
+        and_(_T.status == "failed", _T.next_attempt_at.is_not(None), _T.next_attempt_at <= now),
+    )
+
+
+def due_events(limit: int = 100) -> list[int]:
+    """Events a sweep should run now (oldest first): an interrupted run's (lease expired), a
+    received one nobody claimed within EVENT_STALE_SECONDS, a failed one due for its retry.
+    """
+    now = utcnow()
+    stale = now - timedelta(seconds=current_settings().EVENT_STALE_SECONDS)
+    stmt = (select(_T.id).where(_claimable(now))
+            .where(or_(_T.status != "received", _T.received_at < stale,
+                       _T.next_attempt_at.is_not(None)))
+            .order_by(_T.id).limit(limit))
+    try:
+        return list(db.session.scalars(stmt))
+    finally:
+        db.session.rollback()  # end the read: no snapshot kept across the runs that follow
+
+
+def claim_event(event_id: int) -> str | None:
+    """Take the event for this run; the status it had ("received", "processing", "failed"), or
+    None when it is finished or another live run holds it. One conditional UPDATE on the
+    status seen: of any number of processes trying at once, exactly one gets it.
+    """
+    settings = current_settings()
+
+    def _take(seen: str) -> bool:
+        now = utcnow()
+        done = db.session.execute(
+            update(WebhookEvent.__table__)
+            .where(_T.id == event_id, _T.status == seen, _claimable(now))
+            .values(status="processing", attempts=_T.attempts + 1, claimed_by=runner_name(),
+                    claimed_until=now + timedelta(seconds=settings.EVENT_STALE_SECONDS),
+                    next_attempt_at=None))
+        db.session.commit()
+        return done.rowcount == 1
+
+    def _claim() -> str | None:
+        db.session.rollback()  # a fresh transaction: the UPDATE is its first statement
+        if _take("received"):  # the usual case: a new event, one statement
+            return "received"
+        seen = db.session.execute(select(_T.status).where(_T.id == event_id)).scalar()
+        db.session.rollback()
+        if seen is None or seen in FINISHED or seen in ("rejected", "dead", "received"):
+            return None
+        return seen if _take(seen) else None
+
+    return retry_locked(_claim)
+
+
+def reset_for_replay(event_id: int) -> None:
+    """Make a finished, failed or dead event runnable again now (an operator's replay)."""
+    def _reset() -> None:
+        db.session.execute(
+            update(WebhookEvent.__table__)
+            .where(_T.id == event_id, _T.status.in_(FINISHED + ("failed", "dead")))
+            .values(status="received", next_attempt_at=None, claimed_until=None,
+                    claimed_by=None))
+        db.session.commit()
+
+    retry_locked(_reset)
+
+
+class _LeaseKeeper:
+    """Renews a claimed event's lease while its run lasts (plus any extra beat, e.g. the
+    worker's Redis locks), from a thread with its own connection.
+    """
+
+    def __init__(self, app, event_id: int, owner: str, extra=None):
+        settings = current_settings(app)
+        self.app, self.event_id, self.owner, self.extra = app, event_id, owner, extra
+        self.lease = settings.EVENT_STALE_SECONDS
+        self.every = max(0.5, min(settings.RQ_HEARTBEAT_SECONDS, self.lease / 3))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"dana-lease-{event_id}",
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                with self.app.app_context():
+                    with db.engine.begin() as conn:
+                        conn.execute(update(WebhookEvent.__table__)
+                                     .where(_T.id == self.event_id, _T.claimed_by == self.owner,
+                                            _T.status == "processing")
+                                     .values(claimed_until=utcnow() + timedelta(
+                                         seconds=self.lease)))
+                if self.extra:
+                    self.extra()
+            except Exception:  # a busy database or Redis: the next beat is within the lease
+                log.exception("lease renewal for event %s failed", self.event_id)
+
+
+def run_event(event_id: int, heartbeat=None) -> str:
+    """Claim and process one event inside an app context; its status afterwards.
+
+    When another live run holds the event (or it is finished) nothing runs and the current
+    status is returned. `heartbeat` is called with every lease renewal (the worker renews
+    its Redis locks there).
+    """
+    previous = claim_event(event_id)
+    if previous is None:
+        db.session.rollback()
+        event = db.session.get(WebhookEvent, event_id)
+        return event.status if event is not None else "missing"
+    owner = runner_name()
+    settings = current_settings()
+    if previous == "processing":
+        event = db.session.get(WebhookEvent, event_id)
+        log.warning("event %s: its previous run was interrupted (the process running it "
+                    "died); settling its unfinished sends, then running it again", event_id)
         settle_interrupted_sends(event)
-    return process_webhook_event(event_id)
+        if event.attempts > settings.EVENT_MAX_ATTEMPTS:
+            _finish(event_id, owner, "dead", f"its runs were interrupted {event.attempts - 1} "
+                                             "times (the process running it died)")
+            return "dead"
+    app = current_app._get_current_object()
+    with _LeaseKeeper(app, event_id, owner, heartbeat):
+        status = process_webhook_event(event_id)
+    if status == "failed":
+        return _schedule_retry(event_id, owner)
+    return status  # process_webhook_event's final write ended the lease
+
+
+def _finish(event_id: int, owner: str, status: str, error: str) -> None:
+    def _write() -> None:
+        db.session.execute(update(WebhookEvent.__table__)
+                           .where(_T.id == event_id, _T.claimed_by == owner)
+                           .values(status=status, error=error, processed_at=utcnow(),
+                                   claimed_until=None, next_attempt_at=None))
+        db.session.commit()
+
+    retry_locked(_write)
+
+
+def _schedule_retry(event_id: int, owner: str) -> str:
+    """A failed run: try again after the next of RQ_RETRY_INTERVALS, if one is left."""
+    settings = current_settings()
+    db.session.rollback()
+    attempts = db.session.execute(select(_T.attempts).where(_T.id == event_id)).scalar() or 0
+    db.session.rollback()
+    intervals = settings.RQ_RETRY_INTERVALS
+    retry_at = None
+    if attempts <= len(intervals) and attempts < settings.EVENT_MAX_ATTEMPTS:
+        retry_at = utcnow() + timedelta(seconds=intervals[attempts - 1])
+
+    def _write() -> None:
+        db.session.execute(update(WebhookEvent.__table__)
+                           .where(_T.id == event_id, _T.claimed_by == owner,
+                                  _T.status == "failed")
+                           .values(claimed_until=None, next_attempt_at=retry_at))
+        db.session.commit()
+
+    retry_locked(_write)
+    if retry_at is not None:
+        log.warning("event %s failed (attempt %s); next attempt at %s", event_id, attempts,
+                    retry_at.isoformat())
+    else:
+        log.error("event %s failed (attempt %s); no retry left: replay it once fixed "
+                  "(`flask events retry --id %s`)", event_id, attempts, event_id)
+    return "failed"
 
 
 def settle_interrupted_sends(event) -> int:
@@ -85,16 +278,3 @@ def settle_interrupted_sends(event) -> int:
                         event.id, message["id"], UNKNOWN_OUTCOME)
             settled += 1
     return settled
-
-
-def abandon_event(event_id: int, reason: str) -> None:
-    """Give up on an interrupted event that will not be re-run by its queue (no retry left):
-    settle its unfinished sends and record it as failed, so `flask events retry` lists it.
-    """
-    event = db.session.get(WebhookEvent, event_id)
-    if event is None or event.status in ("processed", "ignored", "failed"):
-        return
-    if event.status == "processing":
-        settle_interrupted_sends(event)
-    event.status, event.error, event.processed_at = "failed", reason, utcnow()
-    db.session.commit()

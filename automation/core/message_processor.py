@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextvars import ContextVar
 from datetime import datetime
+
+from sqlalchemy import update
 
 from automation.connectors import connector_for
 from automation.core import workflow_engine
@@ -21,7 +24,8 @@ from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
 from models_db import PlatformAccount, WebhookEvent, db, utcnow
 from utils import events
-from utils.idempotency import message_id_from_echo_tag
+from utils.db import retry_locked
+from utils.idempotency import message_id_from_echo_tag, reply_keys
 from utils.locks import named_lock
 from utils.store import DuplicateMessage, NewMessage, get_store
 
@@ -36,9 +40,11 @@ def process_webhook_event(event_id: int) -> str:
         return "missing"
     if event.status in ("processed", "ignored"):
         return event.status
-    event.status, event.attempts = "processing", event.attempts + 1
-    platform, raw_body = event.platform, event.raw_body  # the commit expires them: no re-read
-    db.session.commit()
+    if event.status != "processing":  # not claimed by run_event (a direct call)
+        event.status, event.attempts = "processing", event.attempts + 1
+        retry_locked(db.session.commit)
+    platform, raw_body = event.platform, event.raw_body
+    db.session.rollback()  # end the read: the items' own transactions follow
     errors: list[str] = []
     handled = 0
     try:
@@ -46,6 +52,7 @@ def process_webhook_event(event_id: int) -> str:
         items = connector.parse(json.loads(raw_body))
         # Out-of-order redeliveries: handle a batch in the platform's timestamp order.
         items.sort(key=lambda item: item.timestamp)
+        _NEWER_IN_BATCH.set(_followed_in_batch(items))
         for item in items:
             try:
                 handled += bool(handle_item(item))
@@ -57,13 +64,40 @@ def process_webhook_event(event_id: int) -> str:
         db.session.rollback()
         log.exception("event %s failed", event_id)
         errors.append(f"{type(exc).__name__}: {exc}")
-    event = db.session.get(WebhookEvent, event_id)
-    event.status = "failed" if errors else ("processed" if handled else "ignored")
-    event.error = "\n".join(errors)[:10000] if errors else None
-    event.processed_at = utcnow()
-    status = event.status
-    db.session.commit()
+    status = "failed" if errors else ("processed" if handled else "ignored")
+    error = "\n".join(errors)[:10000] if errors else None
+
+    def _record() -> None:
+        db.session.rollback()  # the UPDATE opens its transaction: IMMEDIATE on SQLite
+        db.session.execute(update(WebhookEvent.__table__)
+                           .where(WebhookEvent.__table__.c.id == event_id)
+                           .values(status=status, error=error, processed_at=utcnow(),
+                                   claimed_until=None))  # the run's lease ends with it
+        db.session.commit()
+
+    retry_locked(_record)
     return status
+
+
+# Customer messages of the batch being handled that a later message of the same customer
+# follows: they are stored, and answered together with the last one (a burst).
+_NEWER_IN_BATCH: ContextVar[frozenset] = ContextVar("newer_in_batch", default=frozenset())
+_CUSTOMER_KINDS = (ev.MESSAGE, ev.POSTBACK)
+BURST_LIMIT = 20  # at most this many earlier unanswered messages join an answer
+
+
+def _followed_in_batch(items: list[InboundEvent]) -> frozenset:
+    """The message ids of the customer messages a later one of the same sender follows."""
+    last: dict[tuple, str] = {}
+    followed = set()
+    for item in items:
+        if item.kind not in _CUSTOMER_KINDS or not item.message_id:
+            continue
+        who = (item.platform, item.account_id, item.contact_id)
+        if who in last:
+            followed.add(last[who])
+        last[who] = item.message_id
+    return frozenset(followed)
 
 
 def handle_item(item: InboundEvent) -> bool:
@@ -151,15 +185,78 @@ def _tell_the_team(owner: str, conv: dict, message: dict, opened: bool) -> None:
 
 def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *,
                     opened: bool, new_contact: bool) -> None:
-    """Hand the message to the workflow engine once, and record that it was handled."""
+    """Hand the message to the workflow engine once, and record that it was handled.
+
+    A burst (customer messages in a row that no reply followed yet) is answered once: the
+    older messages are `superseded` (stored, not answered on their own) and the newest is
+    answered with the texts of all of them; the answer's metadata lists the messages it
+    answers (`answers`), and each of them the replies that answered it (`answered_by`).
+    """
     started = time.monotonic()
-    if conv["last_inbound_at"] and datetime.fromisoformat(conv["last_inbound_at"]) > item.timestamp:
-        outcome = "superseded"  # a newer customer message exists: answer that one, not this
+    store = get_store()
+    newer = (conv["last_inbound_at"]
+             and datetime.fromisoformat(conv["last_inbound_at"]) > item.timestamp)
+    if newer or item.message_id in _NEWER_IN_BATCH.get():
+        outcome = "superseded"  # a newer customer message exists: answered with that one
+        burst = [message]
     else:
-        outcome = workflow_engine.handle_inbound(owner, conv, message, item, opened=opened,
+        burst = _burst(owner, conv["id"], message)
+        asked = message
+        if len(burst) > 1:
+            asked = {**message, "text": "\n".join(m["text"] for m in burst if m.get("text"))}
+        outcome = workflow_engine.handle_inbound(owner, conv, asked, item, opened=opened,
                                                  new_contact=new_contact)
-    get_store().update_message(owner, message["id"], metadata={
-        "automation": {"outcome": outcome, "ms": round((time.monotonic() - started) * 1000)}})
+    ms = round((time.monotonic() - started) * 1000)
+    store.update_message(owner, message["id"], metadata={
+        "automation": {"outcome": outcome, "ms": ms}})
+    if outcome != "superseded" and len(burst) > 1:
+        _link_answers(owner, message, burst)
+
+
+def _burst(owner: str, conversation_id: str, message: dict) -> list[dict]:
+    """The customer messages in a row ending with `message` that no reply follows and none
+    of which was answered yet (oldest first); just [message] when it stands alone.
+    """
+    page = get_store().list_messages(owner, conversation_id, BURST_LIMIT + 1, None)
+    burst: list[dict] = []
+    for m in reversed(page.items):  # newest first
+        if m["id"] == message["id"]:
+            continue
+        if m["is_note"]:
+            continue
+        if m["direction"] != "inbound":
+            break
+        outcome = ((m.get("metadata") or {}).get("automation") or {}).get("outcome")
+        if outcome not in ("superseded", None) or (m.get("metadata") or {}).get("answered_by"):
+            break
+        if m["created_at"] > message["created_at"]:
+            continue  # newer than this one: it will be answered on its own
+        burst.append(m)
+    return list(reversed(burst)) + [message]
+
+
+def _link_answers(owner: str, message: dict, burst: list[dict]) -> None:
+    """Record which replies answered which customer messages (shown in the inbox)."""
+    store = get_store()
+    replies, misses = [], 0
+    for key in reply_keys(message["id"]):
+        reply = store.find_message_by_key(owner, key)
+        if reply is None:
+            misses += 1
+            if misses > 1:
+                break
+            continue
+        replies.append(reply)
+    if not replies:
+        return
+    answered = [m["id"] for m in burst]
+    for reply in replies:
+        updated = store.update_message(owner, reply["id"], metadata={"answers": answered})
+        events.message_status(owner, updated)
+    for m in burst:
+        updated = store.update_message(owner, m["id"],
+                                       metadata={"answered_by": [r["id"] for r in replies]})
+        events.message_status(owner, updated)
 
 
 def _ingest_echo(account: PlatformAccount, item: InboundEvent) -> None:

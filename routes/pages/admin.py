@@ -13,7 +13,8 @@ from services import webhook_events as events
 
 bp = page_blueprint("admin", "/admin", admin=True)
 
-EVENT_STATUSES = ("received", "processing", "processed", "ignored", "failed", "rejected")
+EVENT_STATUSES = ("received", "processing", "processed", "ignored", "failed", "dead",
+                  "rejected")
 
 
 @bp.get("")

@@ -24,7 +24,7 @@ class WebhookEventOut(BaseModel):
 class WebhookEventListQuery(ListQuery):
     """Stored delivery filters: status and platform."""
 
-    status: Literal["received", "processing", "processed", "ignored", "failed",
+    status: Literal["received", "processing", "processed", "ignored", "failed", "dead",
                     "rejected"] | None = None
     platform: Platform | None = None
 

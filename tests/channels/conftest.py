@@ -42,7 +42,7 @@ def post_webhook(client, platform: str, payload, secret: str = APP_SECRET, heade
     h = {"X-Hub-Signature-256": sign(raw, secret), "Content-Type": "application/json"}
     h.update(headers or {})
     resp = client.post(f"/webhooks/{platform}", data=raw, headers=h)
-    resp.close()  # as a WSGI server does once the answer is sent: runs the inline processing
+    resp.close()  # (the suite's client returns once the inline dispatcher ran the event)
     return resp
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from flask.testing import FlaskClient
 
 # Every page test's app sends to a fake Graph API (replies from the console go out through it).
 from tests.channels.conftest import fake_graph, settings_overrides  # noqa: F401  (fixtures)
+from tests.conftest import DrainingClient
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-class FreshContextClient(FlaskClient):
+class FreshContextClient(DrainingClient):
     """A test client whose every request runs in an app context of its own, as on a server.
 
     (The suite's `app` fixture keeps one app context pushed for the whole test, and a request

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -238,3 +239,45 @@ def test_whatsapp_template_outside_the_window_from_the_form(app, client, fake_gr
     bad = tab.post(f"/app/conversations/{conv['id']}/reply", data={
         "template_name": "Order Update!", "csrf_token": token})
     assert bad.status_code == 400 and 'id="template_name-error"' in html(bad)
+
+
+def test_a_burst_is_answered_once_with_all_its_texts_and_the_thread_says_so(
+        browser, client, user, fake_graph, monkeypatch):
+    from automation.ai import response_generator
+    from automation.core import actions
+
+    asked = []
+
+    def generate(ctx):
+        asked.append(ctx.message_text)
+        return response_generator.generate_reply(ctx)
+
+    monkeypatch.setattr(actions, "generate_reply", generate)
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
+    fake_graph.requests.clear()
+    # Three messages in a quick burst (Meta batches them in one delivery).
+    texts = ["Hi", "I ordered a cake for Saturday", "Can it be delivered before noon?"]
+    start = int(time.time() * 1000) - 3000
+    parts = [fb_text(text, psid="777", ts=start + n * 1000)["entry"][0]["messaging"][0]
+             for n, text in enumerate(texts)]
+    delivery = fb_text("", psid="777")
+    delivery["entry"][0]["messaging"] = parts
+    assert post_webhook(client, "facebook", delivery).status_code == 200
+    from models_db import WebhookEvent, db
+    [event] = db.session.scalars(db.select(WebhookEvent)).all()
+    assert event.status == "processed", event.error
+
+    conv = client.get("/api/conversations", headers=user["headers"]).get_json()["items"][0]
+    thread = client.get(f"/api/conversations/{conv['id']}/messages?limit=100",
+                        headers=user["headers"]).get_json()["items"]
+    inbound = [m for m in thread if m["direction"] == "inbound"]
+    replies = [m for m in thread if m["direction"] == "outbound"]
+    assert [m["text"] for m in inbound] == texts
+    # One answer, reached Graph once, and the AI was asked the whole burst.
+    assert len(replies) == 1 and len(fake_graph.requests_to("/me/messages")) == 1
+    assert asked == ["\n".join(texts)]
+    [reply] = replies
+    assert reply["metadata"]["answers"] == [m["id"] for m in inbound]
+    assert [m["metadata"]["answered_by"] for m in inbound] == [[reply["id"]]] * 3
+    page = html(browser.get(f"/app/conversations/{conv['id']}"))
+    assert "answers 3 messages" in page
