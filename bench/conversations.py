@@ -210,9 +210,10 @@ def seed_sqlite(args) -> Seed:
     ex("DROP TABLE bench_owner")
     db.session.commit()
     with db.engine.connect() as c:
-        c.exec_driver_sql("ANALYZE")
-        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        c.exec_driver_sql("ANALYZE")  # writes sqlite_stat1: a transaction of its own (app.py)
         c.commit()
+    with db.engine.connect() as c:  # a checkpoint cannot run inside a write transaction
+        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return Seed(main, conv_ids, big, time.perf_counter() - started, _counts(main, big))
 
 

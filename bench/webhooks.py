@@ -463,7 +463,7 @@ def rows(database_url: str) -> list[dict]:
     A row fails (passed False) also when the run had problems (errors, lost or unprocessed
     events, a missing or extra reply); those are printed to stderr.
     """
-    url = "sqlite" if database_url.startswith("sqlite") else database_url
+    url = "sqlite" if not database_url or database_url.startswith("sqlite") else database_url
     args = parse_args(["--database-url", url])
     outcomes = measure(args)
     for p in (p for o in outcomes for p in o.problems):
