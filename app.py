@@ -34,12 +34,13 @@ from routes.subscriptions import bp as subscriptions_bp
 from routes.tasks import bp as tasks_bp
 from routes.users import bp as users_bp
 from routes.webhooks import bp as webhooks_bp
+from routes.webhooks import install_lean_path
 from routes.workflows import bp as workflows_bp
 from routes.zendesk_webhooks import bp as zendesk_webhooks_bp
 from services import entitlements, integration_actions, integrations
 from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
 from utils.errors import register_error_handlers
-from utils.http import install_request_guards
+from utils.http import add_security_headers, install_request_guards
 from utils.logging import configure_logging
 from utils.ratelimit import limiter
 from utils.realtime import init_realtime
@@ -146,19 +147,6 @@ class DanaFlask(Flask):
             return super().ensure_sync(func)
 
 
-def _security_headers(response):
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Content-Security-Policy",
-                       "default-src 'self'; img-src 'self' data:; "
-                       "style-src 'self' 'unsafe-inline'; "
-                       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    return response
-
-
 def _connect_redis(app: Flask, settings: Settings) -> None:
     """With REDIS_URL, check Redis once at start; a clear error names the setting."""
     if not settings.REDIS_URL:
@@ -216,7 +204,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.CORS_ORIGINS:
         CORS(app, resources={r"/api/*": {"origins": settings.CORS_ORIGINS}},
              supports_credentials=True, expose_headers=["X-Request-ID"])
-    app.after_request(_security_headers)
+    app.after_request(add_security_headers)
     register_error_handlers(app)
     install_request_guards(app)
 
@@ -234,6 +222,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         run_lookup=integrations.run_lookup,
         submit_action=integration_actions.submit_action))
     init_realtime(app)
+    install_lean_path(app)  # outermost: in front of the Socket.IO and proxy middleware
     register_cli(app)
     return app
 

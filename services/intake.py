@@ -18,13 +18,15 @@ from automation.inbound import InboundHook
 from automation.registry import INBOUND_HOOKS
 from models_db import WebhookEvent, db, utcnow
 from services import automation_queue
-from utils.db import is_locked, retry_locked
+from utils.db import SoloStatement, is_locked, retry_locked
 from utils.errors import ApiError, NotFound, ServiceUnavailable
 
 log = logging.getLogger("dana.intake")
 
-# Built once: a plain table INSERT ... RETURNING id with bound parameters (the hot path).
-_INSERT_EVENT = insert(WebhookEvent.__table__).returning(WebhookEvent.__table__.c.id)
+# Built once: the event INSERT ... RETURNING id, run alone on a raw connection (the hot path).
+INSERT_EVENT = SoloStatement(
+    insert(WebhookEvent.__table__).returning(WebhookEvent.__table__.c.id),
+    ["platform", "raw_body", "status", "attempts", "received_at", "request_id"])
 
 
 def hook_for(channel: str) -> InboundHook:
@@ -45,16 +47,12 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
     """Verify, store and dispatch one delivery; {"status": "received", "event_id"}."""
     hook = hook_for(channel)
     hook.verify_request(headers, raw_body)
-    text = raw_body.decode("utf-8", errors="replace")
-    try:
-        payload = json.loads(raw_body)
-    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
-        payload = None
+    payload = _parse(raw_body)
     if not isinstance(payload, dict):
         # Authentic but unusable: keep it for inspection, tell the sender.
         def _keep() -> None:
-            db.session.add(WebhookEvent(platform=channel, raw_body=text, status="rejected",
-                                        error="body is not a JSON object",
+            db.session.add(WebhookEvent(platform=channel, raw_body=_text(raw_body),
+                                        status="rejected", error="body is not a JSON object",
                                         request_id=request_id))
             db.session.commit()
 
@@ -63,20 +61,61 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
     instant = hook.instant_reply(payload)
     if instant is not None:
         return instant
-    row = {"platform": channel, "raw_body": text, "status": "received", "attempts": 0,
-           "received_at": utcnow(), "request_id": request_id}
+    return _store_and_dispatch(channel, raw_body, payload, request_id)
+
+
+def receive_plain(channel: str, headers: Mapping[str, str], raw_body: bytes,
+                  request_id: str | None) -> dict | None:
+    """receive() for the usual delivery only, for the webhooks' lean path (routes/webhooks.py):
+    an authentic JSON object to store is stored and dispatched exactly as receive() does, and
+    its answer returned. Anything else (no such channel, no secret configured, a missing or
+    wrong signature, a body that is not a JSON object, a delivery owed an instant reply)
+    returns None before anything is stored or counted: the caller then hands the request
+    to the full app, whose receive() answers it (and counts a forgery).
+    """
+    hook = INBOUND_HOOKS.get(channel)
+    if hook is None:
+        return None
+    try:
+        hook.verify_request(headers, raw_body)
+    except ApiError:
+        return None
+    payload = _parse(raw_body)
+    if not isinstance(payload, dict) or hook.instant_reply(payload) is not None:
+        return None
+    return _store_and_dispatch(channel, raw_body, payload, request_id)
+
+
+def channels() -> list[str]:
+    """The channels of /webhooks/<channel> that this intake serves."""
+    return list(INBOUND_HOOKS)
+
+
+def _parse(raw_body: bytes):
+    try:
+        return json.loads(raw_body)
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
+        return None
+
+
+def _text(raw_body: bytes) -> str:
+    return raw_body.decode("utf-8", errors="replace")
+
+
+def _store_and_dispatch(channel: str, raw_body: bytes, payload: dict,
+                        request_id: str | None) -> dict:
+    """Store an authentic delivery (503 when it cannot be), hand it on, and the 200's body."""
+    row = {"platform": channel, "raw_body": _text(raw_body), "status": "received",
+           "attempts": 0, "received_at": utcnow(), "request_id": request_id}
 
     def _store() -> int:
-        # A Core INSERT ... RETURNING: one round trip, no reload of the raw body after commit.
-        # It is the transaction's first statement: on SQLite it begins IMMEDIATE.
-        db.session.rollback()
-        event_id = db.session.execute(_INSERT_EVENT, row).scalar_one()
-        db.session.commit()
-        return event_id
+        # One autocommitted INSERT ... RETURNING on its own connection: one round trip, no
+        # session; committed when it returns (on SQLite it takes the write lock first).
+        return INSERT_EVENT.run(**row)[1][0][0]
 
     event_id = _stored_or_503(_store)
     # Stored = safe: if this hand-off is lost, the sweep finds the event (the row is the outbox).
-    automation_queue.dispatch(event_id)
+    automation_queue.dispatch(event_id, channel, payload)
     return {"status": "received", "event_id": event_id}
 
 

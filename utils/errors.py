@@ -120,6 +120,13 @@ def validation_details(exc: ValidationError) -> list[dict]:
     return out
 
 
+def api_error_response(exc: ApiError):
+    """The one JSON error response for an ApiError (inside an app context)."""
+    resp = jsonify(exc.to_dict())
+    resp.status_code = exc.status
+    return resp
+
+
 def error_response(status: int, code: str, message: str, details=None):
     """Build the one JSON error response."""
     body = {"code": code, "message": message}
@@ -136,12 +143,7 @@ def _wants_json() -> bool:
 
 def register_error_handlers(app: Flask) -> None:
     """Register the handlers that give every error the one JSON shape."""
-
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        resp = jsonify(exc.to_dict())
-        resp.status_code = exc.status
-        return resp
+    app.register_error_handler(ApiError, api_error_response)
 
     @app.errorhandler(ValidationError)
     def _pydantic_error(exc: ValidationError):

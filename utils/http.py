@@ -6,6 +6,8 @@
   (PostgreSQL refuses NUL in text) is asked.
 - A URI longer than MAX_URI_LENGTH is 414 in the JSON error shape (servers in front have
   their own, larger, limits: see JsonErrorRequestHandler for `python main.py`).
+
+It also holds the security headers every response carries (SECURITY_HEADERS).
 """
 from __future__ import annotations
 
@@ -18,6 +20,26 @@ from utils.errors import ApiError, NotFound
 # Path plus query string. Every documented request fits in far less; gunicorn's own limit on
 # the whole request line is 8190 bytes at most (`limit_request_line`).
 MAX_URI_LENGTH = 8000
+
+# On every response (unless a view set its own): no MIME sniffing, no framing, no referrer,
+# a same-origin content policy, no cross-origin opener.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
+                                "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
+                                "form-action 'self'; base-uri 'none'"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+
+
+def add_security_headers(response):
+    """The SECURITY_HEADERS a response does not set itself (an after_request hook)."""
+    headers = response.headers
+    for name, value in SECURITY_HEADERS:
+        headers.setdefault(name, value)
+    return response
 
 
 class DanaRequest(Request):

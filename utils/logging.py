@@ -10,7 +10,7 @@ import re
 import sys
 import uuid
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, g, has_app_context, request
 
 from utils.config import current_settings
 
@@ -58,12 +58,19 @@ def redact_werkzeug_access_log() -> None:
         werkzeug_logger.addFilter(_REDACT_FILTER)
 
 
+def request_id_for(incoming: str | None) -> str:
+    """A request's id: the caller's X-Request-ID when it is a safe token, else a new one."""
+    return incoming if incoming and _SAFE_ID.match(incoming) else uuid.uuid4().hex
+
+
 class RequestIdFilter(logging.Filter):
     """Attach the current request id (or '-') to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Add `request_id` to the record; never drops one."""
-        record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
+        """Add `request_id` to the record (g.request_id: set per request, also by the
+        webhooks' lean path, which runs in an app context only); never drops one.
+        """
+        record.request_id = getattr(g, "request_id", "-") if has_app_context() else "-"
         return True
 
 
@@ -104,8 +111,7 @@ def configure_logging(app: Flask) -> None:
 
     @app.before_request
     def _assign_request_id():
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id_for(request.headers.get("X-Request-ID"))
 
     @app.after_request
     def _echo_request_id(response):

@@ -13,10 +13,17 @@ from utils import events
 from utils.crypto import decrypt
 
 
+def routing_criteria(platform, external_id) -> tuple:
+    """The routing rule, as SQL criteria on platform_accounts (values or bind parameters):
+    a delivery is for the account with its platform and external id, whatever its status.
+    """
+    return PlatformAccount.platform == platform, PlatformAccount.external_id == external_id
+
+
 def find_account(platform: str, external_id: str) -> PlatformAccount | None:
     """Route an inbound delivery: which connected account (and so which owner) is it for?"""
     return db.session.scalar(select(PlatformAccount).where(
-        PlatformAccount.platform == platform, PlatformAccount.external_id == external_id))
+        *routing_criteria(platform, external_id)))
 
 
 def account_token(account: PlatformAccount) -> str:

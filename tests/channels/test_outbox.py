@@ -25,19 +25,17 @@ class _FailingInsert:
 
     def __init__(self, *errors):
         self.errors, self.calls = list(errors), 0
-        self.real = intake._INSERT_EVENT
 
     def install(self, monkeypatch):
-        real_execute = db.session.execute
+        real_run = intake.INSERT_EVENT.run
 
-        def execute(stmt, *args, **kwargs):
-            if stmt is self.real:
-                self.calls += 1
-                if self.errors:
-                    raise self.errors.pop(0)
-            return real_execute(stmt, *args, **kwargs)
+        def run(**params):
+            self.calls += 1
+            if self.errors:
+                raise self.errors.pop(0)
+            return real_run(**params)
 
-        monkeypatch.setattr(db.session, "execute", execute)
+        monkeypatch.setattr(intake.INSERT_EVENT, "run", run)
 
 
 def _locked() -> OperationalError:
@@ -95,7 +93,7 @@ def test_an_event_is_claimed_once(app, client, user, fake_graph):
 def test_a_committed_event_never_handed_on_is_run_by_the_sweep(app, client, user, fake_graph,
                                                                monkeypatch):
     connect(client, user, fake_graph, "facebook", PAGE_ID)
-    monkeypatch.setattr(automation_queue, "dispatch", lambda event_id: None)  # hand-off lost
+    monkeypatch.setattr(automation_queue, "dispatch", lambda *handed: None)  # hand-off lost
     assert post_webhook(client, "facebook", fb_text("hello")).status_code == 200
     [event] = _events()
     assert event.status == "received"

@@ -1,0 +1,229 @@
+"""The webhooks' lean path (routes/webhooks.LeanWebhooks) answers exactly as the full app
+does, and the dispatcher's route-and-ignore shortcut ends an event as processing would."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from werkzeug.test import Client
+from werkzeug.wrappers import Response
+
+from models_db import PlatformAccount, WebhookEvent, db
+from routes.webhooks import LeanWebhooks
+from services import automation_queue, intake
+from tests.channels.conftest import IG_ID, PAGE_ID, connect, fb_text, sign
+from utils.db import solo_engine
+from utils.logging import RequestIdFilter
+
+
+def _events() -> list[WebhookEvent]:
+    db.session.rollback()
+    return list(db.session.scalars(db.select(WebhookEvent).order_by(WebhookEvent.id)))
+
+
+@pytest.fixture
+def flask_requests(app):
+    """How many requests reached Flask's request machinery (its before_request hooks)."""
+    seen = []
+    app.before_request(lambda: seen.append(1))
+    return seen
+
+
+def _full_app(app) -> Client:
+    """A client of the app without the lean path in front (the WSGI stack it wraps)."""
+    assert isinstance(app.wsgi_app, LeanWebhooks)
+    return Client(app.wsgi_app.wsgi_app, Response)
+
+
+def _post(client, path: str, raw: bytes, headers: dict):
+    resp = client.post(path, data=raw, headers=headers)
+    resp.close()
+    return resp
+
+
+def _comparable(resp) -> tuple:
+    """Status, JSON body and headers, without what differs by design from one request to
+    the next (the request id, the event id and so the body's length)."""
+    headers = {k: v for k, v in resp.headers.items() if k not in ("X-Request-ID",
+                                                                 "Content-Length")}
+    body = json.loads(resp.get_data())
+    if isinstance(body, dict):
+        body.pop("event_id", None)
+    return resp.status_code, body, headers
+
+
+def test_a_delivery_is_answered_by_the_lean_path_as_the_app_would(app, client, flask_requests):
+    raw = json.dumps(fb_text("hello", page="555")).encode()
+    headers = {"X-Hub-Signature-256": sign(raw), "Content-Type": "application/json"}
+    lean = _post(client, "/webhooks/facebook", raw, headers)
+    assert flask_requests == []  # served in front of Flask's request machinery
+    full = _post(_full_app(app), "/webhooks/facebook", raw, headers)
+    automation_queue.drain(app)
+    assert flask_requests == [1]
+    assert lean.status_code == 200
+    assert _comparable(lean) == _comparable(full)
+    assert lean.get_json()["status"] == "received"
+    assert re.fullmatch(r"[0-9a-f]{32}", lean.headers["X-Request-ID"])
+    for name in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy",
+                 "Content-Security-Policy", "Cross-Origin-Opener-Policy"):
+        assert lean.headers[name] == full.headers[name]
+    # Both were stored, with their request ids, and went through the same processing.
+    events = _events()
+    assert [e.id for e in events] == [lean.get_json()["event_id"], full.get_json()["event_id"]]
+    assert events[0].request_id == lean.headers["X-Request-ID"]
+    assert [e.status for e in events] == ["ignored", "ignored"]
+
+
+def test_a_safe_request_id_is_kept_on_the_lean_path(client):
+    raw = json.dumps(fb_text("hello", page="555")).encode()
+    resp = _post(client, "/webhooks/facebook", raw, {"X-Hub-Signature-256": sign(raw),
+                                                     "X-Request-ID": "meta-abc_1.2"})
+    assert resp.status_code == 200 and resp.headers["X-Request-ID"] == "meta-abc_1.2"
+    assert _events()[0].request_id == "meta-abc_1.2"
+    unsafe = _post(client, "/webhooks/facebook", raw, {"X-Hub-Signature-256": sign(raw),
+                                                       "X-Request-ID": "<script>"})
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["X-Request-ID"])
+
+
+_BODY = json.dumps(fb_text("hello")).encode()
+REFUSED = {
+    "signature missing": ("/webhooks/facebook", _BODY, {}, 401),
+    "signature wrong": ("/webhooks/facebook", _BODY, {"X-Hub-Signature-256": sign(b"x")}, 403),
+    "another app's secret": ("/webhooks/instagram", _BODY,
+                             {"X-Hub-Signature-256": sign(_BODY, "other")}, 403),
+    "no such channel": ("/webhooks/telegram", _BODY, {"X-Hub-Signature-256": sign(_BODY)}, 404),
+    "not a JSON object": ("/webhooks/facebook", b"[1, 2]",
+                          {"X-Hub-Signature-256": sign(b"[1, 2]")}, 400),
+    "not JSON": ("/webhooks/facebook", b"{nope", {"X-Hub-Signature-256": sign(b"{nope")}, 400),
+    "a query string": ("/webhooks/facebook?x=1", b"{nope",
+                       {"X-Hub-Signature-256": sign(b"{nope")}, 400),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_refused_delivery_gets_the_apps_own_answer(app, client, flask_requests, case):
+    path, raw, headers, status = REFUSED[case]
+    lean = _post(client, path, raw, headers)
+    assert flask_requests == [1]  # handed on to the app, which answered
+    full = _post(_full_app(app), path, raw, headers)
+    assert lean.status_code == status
+    assert _comparable(lean) == _comparable(full)
+    assert "error" in lean.get_json()
+    rejected = [e.status for e in _events()]
+    assert rejected == (["rejected", "rejected"] if status == 400 else [])
+
+
+def test_an_unstorable_delivery_is_503_with_the_request_id_in_answer_and_log(client,
+                                                                           monkeypatch):
+    def locked(**_params):
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(intake.INSERT_EVENT, "run", locked)
+    records = []
+    handler = logging.Handler()
+    handler.addFilter(RequestIdFilter())
+    handler.emit = records.append
+    logging.getLogger("dana.intake").addHandler(handler)
+    try:
+        raw = json.dumps(fb_text("hello")).encode()
+        resp = _post(client, "/webhooks/facebook", raw,
+                     {"X-Hub-Signature-256": sign(raw), "X-Request-ID": "req-503"})
+    finally:
+        logging.getLogger("dana.intake").removeHandler(handler)
+    assert resp.status_code == 503
+    assert resp.get_json()["error"]["code"] == "not_stored"
+    assert resp.headers["X-Request-ID"] == "req-503"
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    [record] = [r for r in records if "not stored" in r.getMessage()]
+    assert record.request_id == "req-503"
+    assert _events() == []
+
+
+def test_pooled_connections_found_dead_are_replaced_and_the_delivery_stored(app, client):
+    """As after a database restart: the hot path's pooled connections are gone; the next
+    delivery still gets its 200 once stored."""
+    raw = json.dumps(fb_text("hello", page="555")).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    engine = solo_engine()
+    held = [engine.raw_connection() for _ in range(3)]
+    drivers = [fairy.driver_connection for fairy in held]
+    for fairy in held:
+        fairy.close()  # back in the pool, alive
+    for driver in drivers:
+        driver.close()  # then lost, behind the pool's back
+    for n in range(3):
+        raw = json.dumps(fb_text(f"again {n}", page="555")).encode()
+        resp = _post(client, "/webhooks/facebook", raw, {"X-Hub-Signature-256": sign(raw)})
+        assert resp.status_code == 200, resp.get_json()
+    assert [e.status for e in _events()] == ["ignored"] * 4
+
+
+# --- the route-and-ignore shortcut -------------------------------------------------------
+
+def test_an_unrouted_delivery_ends_ignored_without_a_full_run(app, client, monkeypatch):
+    def no_full_run(event_id, heartbeat=None):
+        raise AssertionError("the full run was not needed")
+
+    monkeypatch.setattr(automation_queue, "run_event", no_full_run)
+    raw = json.dumps(fb_text("hello", page="555")).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    [event] = _events()
+    assert (event.status, event.attempts, event.error) == ("ignored", 1, None)
+    assert event.processed_at is not None and event.claimed_until is None
+
+
+def test_a_routed_delivery_still_gets_the_full_run(app, client, user, fake_graph):
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
+    raw = json.dumps(fb_text("hello")).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    [event] = _events()
+    assert (event.status, event.attempts) == ("processed", 1)
+    assert len(fake_graph.requests_to("/me/messages")) == 1
+
+
+def test_routing_takes_the_platform_and_any_account_status(app, user):
+    db.session.add(PlatformAccount(user_id=user["user"]["id"], platform="instagram",
+                                   external_id=IG_ID, access_token_encrypted="x"))
+    # The same id on another platform routes nothing here.
+    event = WebhookEvent(platform="facebook", raw_body="{}", status="received")
+    db.session.add(event)
+    db.session.commit()
+    assert automation_queue.ignore_unrouted(event.id, "facebook", fb_text("hi", page=IG_ID))
+    # An account whose token was refused still owns its deliveries: not ignored here.
+    db.session.execute(db.update(PlatformAccount).values(status="needs_reauth"))
+    second = WebhookEvent(platform="instagram", raw_body="{}", status="received")
+    db.session.add(second)
+    db.session.commit()
+    ig = {"object": "instagram", "entry": [{"id": IG_ID, "time": 1, "messaging": [{
+        "sender": {"id": "1"}, "recipient": {"id": IG_ID}, "timestamp": 1,
+        "message": {"mid": "m_1", "text": "hi"}}]}]}
+    assert not automation_queue.ignore_unrouted(second.id, "instagram", ig)
+    assert [e.status for e in _events()] == ["ignored", "received"]
+
+
+def test_the_shortcut_never_takes_an_event_someone_else_holds(app):
+    held = WebhookEvent(platform="facebook", raw_body="{}", status="processing", attempts=1)
+    done = WebhookEvent(platform="facebook", raw_body="{}", status="processed", attempts=1)
+    db.session.add_all([held, done])
+    db.session.commit()
+    for event in (held, done):
+        assert not automation_queue.ignore_unrouted(event.id, "facebook",
+                                                    fb_text("hi", page="555"))
+    assert [(e.status, e.attempts) for e in _events()] == [("processing", 1), ("processed", 1)]
+
+
+def test_a_delivery_for_two_pages_takes_the_full_run_and_ends_as_before(app, client):
+    payload = fb_text("hello", page="555")
+    payload["entry"] += fb_text("hi", page="556")["entry"]
+    raw = json.dumps(payload).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    [event] = _events()
+    assert (event.status, event.attempts) == ("ignored", 1)
