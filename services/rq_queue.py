@@ -2,11 +2,13 @@
 
 (The setting keeps its name; RQ jobs are no longer used: a job per event cost the web process
 a job object and a MULTI of about six commands per delivery.) The web process stores the event
-(the row is the outbox) and pushes its id on a Redis list: one LPUSH. A worker BRPOPs ids and
-runs each (automation/core/event_runner.run_event claims the row atomically first, so an id
-popped twice, or also found by a sweep, still runs once). Failure modes:
+(the row is the outbox), answers, and pushes its id on a Redis list: a hand-off thread per
+process LPUSHes every id waiting in one command, off the request's path (HandOff). A worker
+BRPOPs ids and runs each (automation/core/event_runner.run_event claims the row atomically
+first, so an id popped twice, or also found by a sweep, still runs once). Failure modes:
 
-- The hand-off is lost (Redis down for a moment, the web process killed after the commit):
+- The hand-off is lost (Redis down for a moment, the web process killed after the commit or
+  before its hand-off thread pushed the id):
   the event stays `received` and a worker's sweep runs it once EVENT_STALE_SECONDS old.
 - The event fails (process_webhook_event recorded an error): it is `failed` with a
   next_attempt_at after RQ_RETRY_INTERVALS; the sweep runs it again then. With no retry left
@@ -24,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 
 import redis
@@ -50,14 +53,62 @@ def live_workers(client: redis.Redis) -> int:
 
 
 def enqueue_event(event_id: int) -> None:
-    """Hand a stored event to the workers (one LPUSH). Never raises: a lost hand-off is
-    found by the sweep, since the event is stored.
+    """Hand a stored event to the workers: its id joins this process's next LPUSH (HandOff).
+    Never raises and never waits for Redis: a lost hand-off is found by the sweep, since the
+    event is stored.
     """
-    try:
-        current_app.extensions["dana_redis"].lpush(READY_KEY, event_id)
-    except redis.RedisError as exc:
-        log.warning("event %s stored but not handed on (%s): a worker's sweep runs it",
-                    event_id, exc)
+    app = current_app._get_current_object()
+    handoff = app.extensions.get(_HANDOFF)
+    if handoff is None:
+        with _handoff_guard:
+            handoff = app.extensions.get(_HANDOFF)
+            if handoff is None:
+                handoff = app.extensions[_HANDOFF] = HandOff(app.extensions["dana_redis"])
+    handoff.push(event_id)
+
+
+_HANDOFF = "dana_handoff"
+_handoff_guard = threading.Lock()
+
+
+class HandOff:
+    """Pushes the ids of stored events on READY_KEY from one thread of this process.
+
+    push() only appends the id and wakes the thread; the thread LPUSHes every id waiting at
+    that moment in one command, so under load one round trip to Redis carries many
+    deliveries, and a request never waits for Redis (its 200 needs the stored row only).
+    A failed LPUSH is logged and its ids left to the sweep. The thread is a daemon, started
+    on the first push in each process (never across a fork).
+    """
+
+    def __init__(self, client: redis.Redis):
+        """A hand-off to Redis through `client` (not started until the first push)."""
+        self.client = client
+        self.waiting: list[int] = []
+        self.wake = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    def push(self, event_id: int) -> None:
+        """Queue the id for the next LPUSH and wake the thread."""
+        with self.wake:
+            self.waiting.append(event_id)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="dana-handoff",
+                                               daemon=True)
+                self.thread.start()
+            self.wake.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.wake:
+                while not self.waiting:
+                    self.wake.wait()
+                ids, self.waiting = self.waiting, []
+            try:
+                self.client.lpush(READY_KEY, *ids)
+            except redis.RedisError as exc:
+                log.warning("events %s stored but not handed on (%s): a worker's sweep runs "
+                            "them", ids, exc)
 
 
 # ----------------------------------------------------------------------------- leased locks

@@ -54,9 +54,10 @@ def test_webhook_is_queued_and_a_separate_worker_sends_one_reply(make_stack, lis
     wait_subscribed(stack.redis_url, client, owner["user"]["id"])
 
     event_id = _deliver(server, owner)
-    # Answered without processing: stored, its id handed on, nothing sent yet.
+    # Answered without processing: stored, its id handed on (by the web process's hand-off
+    # thread, just after the answer), nothing sent yet.
     assert stack.event(event_id)["status"] == "received"
-    assert _ready(stack.redis_url) == [str(event_id)]
+    wait_until(lambda: _ready(stack.redis_url) == [str(event_id)], 10, "the id on the list")
     assert stack.replies() == []
 
     worker = stack.worker("worker", "--burst")
@@ -79,6 +80,7 @@ def test_a_lost_hand_off_is_found_by_the_sweep(make_stack):
     owner = business(server.base_url, stack.graph)
     event_id = _deliver(server, owner)
     # The id never reaches a worker (as if the web process died between commit and LPUSH).
+    wait_until(lambda: _ready(stack.redis_url) == [str(event_id)], 10, "the id on the list")
     redis.Redis.from_url(stack.redis_url).delete(READY_KEY)
 
     worker = stack.worker("worker", **settings)
