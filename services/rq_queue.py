@@ -35,7 +35,7 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from automation.core.event_runner import due_events, run_event
-from utils.config import current_settings
+from utils.config import app_resource, current_settings
 
 log = logging.getLogger("dana.rq")
 QUEUE_NAME = "dana-automation"
@@ -57,18 +57,8 @@ def enqueue_event(event_id: int) -> None:
     Never raises and never waits for Redis: a lost hand-off is found by the sweep, since the
     event is stored.
     """
-    app = current_app._get_current_object()
-    handoff = app.extensions.get(_HANDOFF)
-    if handoff is None:
-        with _handoff_guard:
-            handoff = app.extensions.get(_HANDOFF)
-            if handoff is None:
-                handoff = app.extensions[_HANDOFF] = HandOff(app.extensions["dana_redis"])
-    handoff.push(event_id)
-
-
-_HANDOFF = "dana_handoff"
-_handoff_guard = threading.Lock()
+    app_resource("dana_handoff",
+                 lambda: HandOff(current_app.extensions["dana_redis"])).push(event_id)
 
 
 class HandOff:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from cryptography.fernet import Fernet
 from flask import Flask, current_app
@@ -328,6 +330,7 @@ def load_settings(**overrides) -> Settings:
 
 
 SETTINGS_KEY = "DANA_SETTINGS"
+T = TypeVar("T")
 
 
 def current_settings(app: Flask | None = None) -> Settings:
@@ -336,3 +339,20 @@ def current_settings(app: Flask | None = None) -> Settings:
     The one accessor: settings are never read at import time, always through the app.
     """
     return (app or current_app).config[SETTINGS_KEY]
+
+
+_app_resource_guard = threading.Lock()
+
+
+def app_resource(key: str, make: Callable[[], T]) -> T:
+    """The current app's `key` in app.extensions, made by make() on first use in each process
+    (an engine, a client, a thread: never built at import time, never shared across a fork).
+    """
+    extensions = current_app.extensions
+    resource = extensions.get(key)
+    if resource is None:
+        with _app_resource_guard:
+            resource = extensions.get(key)
+            if resource is None:
+                resource = extensions[key] = make()
+    return resource

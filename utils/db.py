@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import current_app
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -32,6 +30,7 @@ from tenacity import (
 )
 
 from models_db import db
+from utils.config import app_resource
 
 log = logging.getLogger("dana.db")
 T = TypeVar("T")
@@ -92,7 +91,6 @@ def retry_locked(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
 
 
 _SOLO_ENGINE = "dana_solo_engine"
-_solo_guard = threading.Lock()
 
 
 def solo_engine() -> Engine:
@@ -102,19 +100,12 @@ def solo_engine() -> Engine:
     db.engine pings every connection it hands out (pool_pre_ping, app.py): one extra round
     trip per checkout, about a third of the CPU of a single-statement write. This engine
     skips it; a statement that finds its pooled connection dead (the server restarted)
-    drops the pool and runs once more on a fresh connection (SoloStatement.run). Its pool has the
-    default size (5 + 10 overflow), beside db.engine's.
+    drops the pool and runs once more on a fresh connection (SoloStatement.run). Its pool
+    has the default size (5 + 10 overflow), beside db.engine's.
     """
-    app = current_app._get_current_object()
-    engine = app.extensions.get(_SOLO_ENGINE)
-    if engine is None:
-        with _solo_guard:
-            engine = app.extensions.get(_SOLO_ENGINE)
-            if engine is None:
-                engine = app.extensions[_SOLO_ENGINE] = create_engine(
-                    db.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                    hide_parameters=True)
-    return engine
+    return app_resource(_SOLO_ENGINE, lambda: create_engine(
+        db.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+        hide_parameters=True))
 
 
 class SoloStatement:
