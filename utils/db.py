@@ -105,6 +105,7 @@ def solo_engine() -> Engine:
     """
     return app_resource(_SOLO_ENGINE, lambda: create_engine(
         db.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+        pool_reset_on_return=None,  # autocommitted: no transaction is ever left to end
         hide_parameters=True))
 
 
