@@ -13,7 +13,9 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -81,3 +83,45 @@ def retry_locked(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
         with attempt:
             return fn()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ------------------------------------------------------------------ per-run read memo
+
+_run_memo: ContextVar[dict | None] = ContextVar("dana_run_memo", default=None)
+
+
+@contextmanager
+def run_scope() -> Iterator[None]:
+    """Reads inside the block may be remembered until it ends (see `memoized`).
+
+    One event run (automation/core/event_runner.py) is such a scope: it asks for the same
+    rarely changing rows (the Page's account, the business profile, the plan, the knowledge
+    base's version, the enabled integrations) several times within a few milliseconds, and
+    each time it would be a query. Outside a scope nothing is remembered.
+    """
+    token = _run_memo.set({})
+    try:
+        yield
+    finally:
+        _run_memo.reset(token)
+
+
+def memoized(key: tuple, compute: Callable[[], T]) -> T:
+    """compute(), remembered under `key` until the current run_scope ends (no scope: no
+    memo). A writer that changes what `key` reads calls forget(key).
+    """
+    memo = _run_memo.get()
+    if memo is None:
+        return compute()
+    try:
+        return memo[key]
+    except KeyError:
+        value = memo[key] = compute()
+        return value
+
+
+def forget(key: tuple) -> None:
+    """Drop what the current run_scope remembers under `key` (after a write that changed it)."""
+    memo = _run_memo.get()
+    if memo is not None:
+        memo.pop(key, None)

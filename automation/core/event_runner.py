@@ -33,7 +33,7 @@ from automation.platforms import accounts
 from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.config import current_settings
-from utils.db import retry_locked
+from utils.db import retry_locked, run_scope
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
@@ -164,8 +164,14 @@ def run_event(event_id: int, heartbeat=None) -> str:
 
     When another live run holds the event (or it is finished) nothing runs and the current
     status is returned. `heartbeat` is called with every lease renewal (the worker renews
-    its Redis locks there).
+    its Redis locks there). The run is one utils.db.run_scope: the rarely changing rows it
+    reads several times (account, profile, plan) are read once.
     """
+    with run_scope():
+        return _run_event(event_id, heartbeat)
+
+
+def _run_event(event_id: int, heartbeat) -> str:
     previous = claim_event(event_id)
     if previous is None:
         db.session.rollback()

@@ -22,7 +22,7 @@ from automation.integrations.base import Notification, conversation_link
 from automation.platforms import accounts
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
-from models_db import PlatformAccount, WebhookEvent, db, utcnow
+from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.db import retry_locked
 from utils.idempotency import message_id_from_echo_tag, reply_keys
@@ -119,7 +119,7 @@ def handle_item(item: InboundEvent) -> bool:
     return True
 
 
-def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dict, bool, bool]:
+def _conversation_for(account: accounts.Account, item: InboundEvent) -> tuple[dict, bool, bool]:
     """Find or open the conversation with this contact on this account."""
     store = get_store()
     contact, new_contact = store.upsert_contact(account.user_id, item.platform, item.contact_id,
@@ -129,14 +129,14 @@ def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dic
     return conv, created, new_contact
 
 
-def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> None:
+def _ingest_customer_message(account: accounts.Account, item: InboundEvent) -> None:
     # Team notifications (Slack, e-mail) raised while handling the message are delivered when
     # this block ends: after the customer's reply, outside the conversation's lock.
     with policy().deferred_notifications():
         _ingest_customer_message_locked(account, item)
 
 
-def _ingest_customer_message_locked(account: PlatformAccount, item: InboundEvent) -> None:
+def _ingest_customer_message_locked(account: accounts.Account, item: InboundEvent) -> None:
     owner = account.user_id
     store = get_store()
     if not item.contact_id:
@@ -259,7 +259,7 @@ def _link_answers(owner: str, message: dict, burst: list[dict]) -> None:
         events.message_status(owner, updated)
 
 
-def _ingest_echo(account: PlatformAccount, item: InboundEvent) -> None:
+def _ingest_echo(account: accounts.Account, item: InboundEvent) -> None:
     """A message the business sent: ours (recognized by metadata) or from the native inbox."""
     owner = account.user_id
     store = get_store()
@@ -287,7 +287,7 @@ def _ingest_echo(account: PlatformAccount, item: InboundEvent) -> None:
     events.new_message(owner, conv["id"], message)
 
 
-def _annotate_message(account: PlatformAccount, item: InboundEvent) -> None:
+def _annotate_message(account: accounts.Account, item: InboundEvent) -> None:
     """Reactions, unsends and edits change an existing message; unknown targets are ignored."""
     owner = account.user_id
     store = get_store()
@@ -315,7 +315,7 @@ def _annotate_message(account: PlatformAccount, item: InboundEvent) -> None:
     events.message_status(owner, updated)
 
 
-def _apply_status(account: PlatformAccount, item: InboundEvent) -> None:
+def _apply_status(account: accounts.Account, item: InboundEvent) -> None:
     """Delivery/read watermarks and WhatsApp statuses; a status never moves backwards."""
     owner = account.user_id
     store = get_store()
