@@ -12,7 +12,6 @@ from sqlalchemy import bindparam, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import contains_eager
 from typing_extensions import override
 
 from models_db import db, new_id, utcnow
