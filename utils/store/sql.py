@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from typing_extensions import override
 
 from models_db import db, new_id, utcnow
-from utils.pagination import paginate
+from utils.pagination import page_of, paginate
 from utils.store.base import (
     ConversationFilters,
     DuplicateMessage,
@@ -143,6 +143,20 @@ _MESSAGE_FIELDS = ("id", "conversation_id", "direction", "sender_type", "text", 
 _MESSAGE_FOR_UPDATE = select(*(_MS.c[f] for f in _MESSAGE_FIELDS)).where(
     _MS.c.id == bindparam("message_id"), _MS.c.owner_id == bindparam("owner_id")) \
     .with_for_update()
+_MESSAGE_READ = [_MS.c[f] for f in _MESSAGE_FIELDS if f != "metadata"] + \
+    [_MS.c.metadata.label("meta")]  # rows that message_dict reads as they are
+_MESSAGE_BY_ID = select(*_MESSAGE_READ).where(_MS.c.id == bindparam("message_id"),
+                                              _MS.c.owner_id == bindparam("owner_id"))
+_MESSAGE_BY_KEY = select(*_MESSAGE_READ).where(
+    _MS.c.idempotency_key == bindparam("key"), _MS.c.owner_id == bindparam("owner_id"))
+_MESSAGE_BY_MID = select(*_MESSAGE_READ).where(
+    _MS.c.platform == bindparam("platform"), _MS.c.platform_message_id == bindparam("mid"))
+_MESSAGE_BY_MID_OWNER = _MESSAGE_BY_MID.where(_MS.c.owner_id == bindparam("owner_id"))
+_NEWEST_MESSAGES = (select(*_MESSAGE_READ)
+                    .where(_MS.c.conversation_id == bindparam("conversation_id"),
+                           _MS.c.owner_id == bindparam("owner_id"))
+                    .order_by(_MS.c.created_at.desc(), _MS.c.id.desc())
+                    .limit(bindparam("limit_plus_one")))
 _INSERT_IGNORE: dict[tuple[str, str], object] = {}
 
 
@@ -373,25 +387,23 @@ class SqlStore(Store):
 
     @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
-        m = db.session.scalar(select(Message).where(Message.id == message_id,
-                                                    Message.owner_id == owner_id))
-        return message_dict(m) if m else None
+        row = db.session.execute(_MESSAGE_BY_ID, {"message_id": message_id,
+                                                  "owner_id": owner_id}).first()
+        return message_dict(row) if row else None
 
     @override
     def find_message(self, owner_id: str | None, platform: str,
                      platform_message_id: str) -> dict | None:
-        stmt = select(Message).where(Message.platform == platform,
-                                     Message.platform_message_id == platform_message_id)
-        if owner_id is not None:
-            stmt = stmt.where(Message.owner_id == owner_id)
-        m = db.session.scalar(stmt)
-        return message_dict(m) if m else None
+        params = {"platform": platform, "mid": platform_message_id, "owner_id": owner_id}
+        row = db.session.execute(_MESSAGE_BY_MID if owner_id is None
+                                 else _MESSAGE_BY_MID_OWNER, params).first()
+        return message_dict(row) if row else None
 
     @override
     def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
-        m = db.session.scalar(select(Message).where(Message.idempotency_key == idempotency_key,
-                                                    Message.owner_id == owner_id))
-        return message_dict(m) if m else None
+        row = db.session.execute(_MESSAGE_BY_KEY, {"key": idempotency_key,
+                                                   "owner_id": owner_id}).first()
+        return message_dict(row) if row else None
 
     def update_message(self, owner_id: str, message_id: str, text: str | None = None,
                        metadata: dict | None = None) -> dict | None:
@@ -432,6 +444,13 @@ class SqlStore(Store):
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page:
         """Newest page first; each page is oldest-first; the cursor goes back in time."""
+        if not cursor:  # the newest page (the pipeline's burst and history): prebuilt
+            rows = db.session.execute(_NEWEST_MESSAGES, {
+                "conversation_id": conversation_id, "owner_id": owner_id,
+                "limit_plus_one": limit + 1}).all()
+            result = page_of(rows, limit, message_dict, lambda r: (r.created_at, r.id))
+            result.items.reverse()
+            return result
         stmt = select(*MESSAGE_COLUMNS).where(Message.conversation_id == conversation_id,
                                               Message.owner_id == owner_id)
         result = paginate(stmt, Message.created_at, Message.id, cursor, limit, message_dict,
