@@ -141,20 +141,25 @@ def _ingest_customer_message_locked(account: accounts.Account, item: InboundEven
     store = get_store()
     if not item.contact_id:
         raise ValueError("customer message without a sender id")
-    conv, opened, new_contact = _conversation_for(account, item)
-    with named_lock(f"conversation:{conv['id']}"):
+    # One conversation per (account, contact): its messages are handled one at a time. The
+    # contact, the conversation and the message are stored in one transaction (store.unit).
+    with named_lock(f"conversation:{item.platform}:{account.external_id}:{item.contact_id}"):
         metadata = {k: v for k, v in {
             "message_type": item.message_type, "payload": item.payload, "title": item.title,
             "kind": item.kind, **item.metadata}.items() if v not in (None, "", [], {})}
-        try:
-            message = store.add_message(owner, NewMessage(
-                conversation_id=conv["id"], direction="inbound", sender_type="contact",
-                text=item.text if item.text is not None else item.title,
-                attachments=item.attachments, platform=item.platform,
-                platform_message_id=item.message_id, status="received", reply_to=item.reply_to,
-                created_at=item.timestamp, metadata=metadata))
-        except DuplicateMessage as dup:
-            message = dup.existing
+        duplicate = False
+        with store.unit():
+            conv, opened, new_contact = _conversation_for(account, item)
+            try:
+                message = store.add_message(owner, NewMessage(
+                    conversation_id=conv["id"], direction="inbound", sender_type="contact",
+                    text=item.text if item.text is not None else item.title,
+                    attachments=item.attachments, platform=item.platform,
+                    platform_message_id=item.message_id, status="received",
+                    reply_to=item.reply_to, created_at=item.timestamp, metadata=metadata))
+            except DuplicateMessage as dup:
+                message, duplicate = dup.existing, True
+        if duplicate:
             if message.get("metadata", {}).get("automation"):
                 return  # a redelivery of a message already handled: nothing to do
         else:

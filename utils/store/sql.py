@@ -5,6 +5,9 @@ related rows in the same query (one query per list call).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -177,10 +180,35 @@ def _message_row(row) -> SimpleNamespace:
     return SimpleNamespace(**values)
 
 
+_in_unit: ContextVar[bool] = ContextVar("dana_store_unit", default=False)
+
+
+def _end_write() -> None:
+    """Commit the hot path's write now, or at the end of the Store.unit() it is part of."""
+    if not _in_unit.get():
+        db.session.commit()
+
+
 class SqlStore(Store):
     """The store on SQLAlchemy; see utils.store.base.Store for the contract."""
 
     name = "sql"
+
+    @override
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        if _in_unit.get():  # nested: the outermost unit commits
+            yield
+            return
+        token = _in_unit.set(True)
+        try:
+            yield
+        except BaseException:
+            _in_unit.reset(token)
+            db.session.rollback()
+            raise
+        _in_unit.reset(token)
+        db.session.commit()
 
     # ------------------------------------------------------------------ contacts
     @override
@@ -196,7 +224,7 @@ class SqlStore(Store):
                 created_at=now, updated_at=now)
             apply_profile(contact, profile)
             if db.session.execute(_insert_ignore(_CT), vars(contact)).rowcount == 1:
-                db.session.commit()
+                _end_write()
                 return contact_dict(contact), True
             # created concurrently by another process: read it (inside this transaction,
             # which holds the write lock on SQLite and saw the other commit)
@@ -208,7 +236,7 @@ class SqlStore(Store):
         if changes:
             contact.updated_at = changes["updated_at"] = utcnow()
             db.session.execute(update(_CT).where(_CT.c.id == contact.id).values(**changes))
-        db.session.commit()
+        _end_write()
         return contact_dict(contact), False
 
     @override
@@ -266,16 +294,19 @@ class SqlStore(Store):
                       updated_at=now)
         try:
             created = db.session.execute(_insert_ignore(_CV), values).rowcount == 1
-        except IntegrityError:  # the contact was deleted meanwhile
-            created = False
+        except IntegrityError:  # the contact was deleted meanwhile (its foreign key)
+            db.session.rollback()
+            raise LookupError("contact not found for this owner") from None
         if created:
-            db.session.commit()
+            _end_write()
             return conversation_dict(SimpleNamespace(
                 **values, contact_name=contact.name,
                 contact_platform_user_id=contact.platform_user_id,
                 contact_profile_pic=contact.profile_pic)), True
-        db.session.rollback()  # opened concurrently: read the other process's conversation
+        # Opened concurrently: this transaction (which began with the INSERT, holding the
+        # write lock on SQLite; a fresh snapshot per statement on PostgreSQL) sees it.
         row = db.session.execute(_CONVERSATION_BY_KEY, key).first()
+        _end_write()
         if row is None:
             raise LookupError("contact not found for this owner")
         return conversation_dict(row), False
@@ -359,14 +390,15 @@ class SqlStore(Store):
             inserted = db.session.execute(_insert_ignore(_MS), values).rowcount == 1
         except IntegrityError:  # not a duplicate key (e.g. the conversation was deleted)
             db.session.rollback()
-            inserted = False
-        if not inserted:
+            raise DuplicateMessage({}) from None
+        if not inserted:  # a unique key exists: the platform message id or idempotency key
             existing = None
             if message.platform_message_id:
                 existing = self.find_message(owner_id, row.platform, message.platform_message_id)
             if existing is None and message.idempotency_key:
                 existing = self.find_message_by_key(owner_id, message.idempotency_key)
-            db.session.rollback()
+            if not _in_unit.get():
+                db.session.rollback()  # nothing written: end the transaction (and its lock)
             raise DuplicateMessage(existing or {})
         if not message.is_note:
             # The counters are incremented in SQL (concurrent writers cannot lose a count);
@@ -382,7 +414,7 @@ class SqlStore(Store):
                 if conv.last_inbound_at is None or row.created_at > conv.last_inbound_at:
                     changes["last_inbound_at"] = row.created_at
             db.session.execute(update(_CV).where(_CV.c.id == conv.id).values(**changes))
-        db.session.commit()
+        _end_write()
         return message_dict(row)
 
     @override
