@@ -12,7 +12,6 @@ from datetime import datetime
 from types import SimpleNamespace
 
 from sqlalchemy import bindparam, exists, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from typing_extensions import override
@@ -160,17 +159,25 @@ _NEWEST_MESSAGES = (select(*_MESSAGE_READ)
                            _MS.c.owner_id == bindparam("owner_id"))
                     .order_by(_MS.c.created_at.desc(), _MS.c.id.desc())
                     .limit(bindparam("limit_plus_one")))
-_INSERT_IGNORE: dict[tuple[str, str], object] = {}
+def _insert_ignore_stmt(table):
+    """INSERT of every column of `table` ... ON CONFLICT DO NOTHING (rowcount 0: a unique key
+    exists). Written as text with typed parameters because SQLAlchemy's dialect-specific
+    on_conflict_do_nothing() has no cache key: it would be compiled again on every call.
+    The clause is the same on SQLite (3.24+) and PostgreSQL.
+    """
+    columns = list(table.c)
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    values = ", ".join(f":{c.key}" for c in columns)
+    return text(f"INSERT INTO {table.name} ({names}) VALUES ({values}) ON CONFLICT DO NOTHING"
+                ).bindparams(*(bindparam(c.key, type_=c.type) for c in columns))
+
+
+_INSERT_IGNORE = {t.name: _insert_ignore_stmt(t) for t in (_CT, _CV, _MS)}
 
 
 def _insert_ignore(table):
-    """INSERT ... ON CONFLICT DO NOTHING on this table (rowcount 0 = a unique key exists)."""
-    dialect = db.engine.dialect.name
-    stmt = _INSERT_IGNORE.get((dialect, table.name))
-    if stmt is None:
-        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = _INSERT_IGNORE[(dialect, table.name)] = make(table).on_conflict_do_nothing()
-    return stmt
+    """The prebuilt INSERT ... ON CONFLICT DO NOTHING of one of the hot path's tables."""
+    return _INSERT_IGNORE[table.name]
 
 
 def _message_row(row) -> SimpleNamespace:
