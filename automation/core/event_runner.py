@@ -25,7 +25,7 @@ import threading
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from automation.connectors import connector_for
 from automation.core.message_processor import process_webhook_event
@@ -77,6 +77,15 @@ def due_events(limit: int = 100) -> list[int]:
         db.session.rollback()  # end the read: no snapshot kept across the runs that follow
 
 
+# Built once (a Core statement keeps its compiled form): the claim runs for every event.
+_CLAIM = (update(WebhookEvent.__table__)
+          .where(_T.id == bindparam("event_id"), _T.status == bindparam("seen"),
+                 _claimable(bindparam("now")))
+          .values(status="processing", attempts=_T.attempts + 1,
+                  claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
+                  next_attempt_at=None))
+
+
 def claim_event(event_id: int) -> str | None:
     """Take the event for this run; the status it had ("received", "processing", "failed"), or
     None when it is finished or another live run holds it. One conditional UPDATE on the
@@ -86,12 +95,9 @@ def claim_event(event_id: int) -> str | None:
 
     def _take(seen: str) -> bool:
         now = utcnow()
-        done = db.session.execute(
-            update(WebhookEvent.__table__)
-            .where(_T.id == event_id, _T.status == seen, _claimable(now))
-            .values(status="processing", attempts=_T.attempts + 1, claimed_by=runner_name(),
-                    claimed_until=now + timedelta(seconds=settings.EVENT_STALE_SECONDS),
-                    next_attempt_at=None))
+        done = db.session.execute(_CLAIM, {
+            "event_id": event_id, "seen": seen, "now": now, "owner": runner_name(),
+            "until": now + timedelta(seconds=settings.EVENT_STALE_SECONDS)})
         db.session.commit()
         return done.rowcount == 1
 

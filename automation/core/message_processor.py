@@ -13,7 +13,7 @@ import time
 from contextvars import ContextVar
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
 from automation.connectors import connector_for
 from automation.core import workflow_engine
@@ -32,17 +32,29 @@ from utils.store import DuplicateMessage, NewMessage, get_store
 log = logging.getLogger("dana.processor")
 
 
+_E = WebhookEvent.__table__.c
+_READ_EVENT = select(_E.status, _E.platform, _E.raw_body).where(_E.id == bindparam("event_id"))
+_FINISH_EVENT = (update(WebhookEvent.__table__).where(_E.id == bindparam("event_id"))
+                 .values(status=bindparam("status_"), error=bindparam("error_"),
+                         processed_at=bindparam("at"),
+                         claimed_until=None))  # the run's lease ends with it
+
+
 def process_webhook_event(event_id: int) -> str:
     """Parse and ingest one stored delivery; returns its final status. Never raises."""
-    event = db.session.get(WebhookEvent, event_id)
+    event = db.session.execute(_READ_EVENT, {"event_id": event_id}).first()
     if event is None:
         log.warning("webhook event %s does not exist", event_id)
         return "missing"
     if event.status in ("processed", "ignored"):
         return event.status
     if event.status != "processing":  # not claimed by run_event (a direct call)
-        event.status, event.attempts = "processing", event.attempts + 1
-        retry_locked(db.session.commit)
+        def _mark() -> None:
+            db.session.execute(update(WebhookEvent.__table__).where(_E.id == event_id)
+                               .values(status="processing", attempts=_E.attempts + 1))
+            db.session.commit()
+
+        retry_locked(_mark)
     platform, raw_body = event.platform, event.raw_body
     db.session.rollback()  # end the read: the items' own transactions follow
     errors: list[str] = []
@@ -69,10 +81,8 @@ def process_webhook_event(event_id: int) -> str:
 
     def _record() -> None:
         db.session.rollback()  # the UPDATE opens its transaction: IMMEDIATE on SQLite
-        db.session.execute(update(WebhookEvent.__table__)
-                           .where(WebhookEvent.__table__.c.id == event_id)
-                           .values(status=status, error=error, processed_at=utcnow(),
-                                   claimed_until=None))  # the run's lease ends with it
+        db.session.execute(_FINISH_EVENT, {"event_id": event_id, "status_": status,
+                                           "error_": error, "at": utcnow()})
         db.session.commit()
 
     retry_locked(_record)

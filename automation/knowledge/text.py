@@ -62,8 +62,15 @@ _SUFFIXES = ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "e
 _VOWELS = set("aeiou")
 
 
+@functools.lru_cache(maxsize=8192)
 def fold(text: str) -> str:
-    """Lower-case and strip diacritics ("Öffnungszeiten" → "offnungszeiten")."""
+    """Lower-case and strip diacritics ("Öffnungszeiten" → "offnungszeiten").
+
+    Cached: the responder folds the same passage sentences for every message it answers.
+    ASCII text has nothing to decompose (its NFKD form is itself): just lower-cased.
+    """
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

@@ -172,6 +172,11 @@ def _insert_ignore_stmt(table):
                 ).bindparams(*(bindparam(c.key, type_=c.type) for c in columns))
 
 
+# Every AI reply checks the plan in effect (services/entitlements.py): plain rows, prebuilt.
+_TIER_BY_ID = select(SubscriptionTier.__table__).where(
+    SubscriptionTier.__table__.c.id == bindparam("tier_id"))
+_SUBSCRIPTION_BY_USER = select(UserSubscription.__table__).where(
+    UserSubscription.__table__.c.user_id == bindparam("user_id"))
 _INSERT_IGNORE = {t.name: _insert_ignore_stmt(t) for t in (_CT, _CV, _MS)}
 
 
@@ -577,7 +582,7 @@ class SqlStore(Store):
 
     @override
     def get_tier(self, tier_id: str) -> dict | None:
-        t = db.session.get(SubscriptionTier, tier_id)
+        t = db.session.execute(_TIER_BY_ID, {"tier_id": tier_id}).first()
         return tier_dict(t) if t else None
 
     @override
@@ -622,7 +627,7 @@ class SqlStore(Store):
 
     @override
     def get_subscription(self, user_id: str) -> dict | None:
-        s = db.session.scalar(select(UserSubscription).where(UserSubscription.user_id == user_id))
+        s = db.session.execute(_SUBSCRIPTION_BY_USER, {"user_id": user_id}).first()
         return subscription_dict(s) if s else None
 
     @override
