@@ -1,6 +1,7 @@
 """The application factory: settings, extensions, blueprints, error handlers, CLI."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import redis
@@ -10,6 +11,7 @@ from flask_migrate import Migrate, upgrade
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import NoSuchModuleError
+from sqlalchemy.pool import Pool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import socket_server  # noqa: F401  importing it registers the Socket.IO handlers
@@ -111,6 +113,28 @@ def _sqlite_begin(conn):
         conn.info[_SQLITE_PENDING_BEGIN] = True
 
 
+# One writer at a time per process and database file, queued on a lock before BEGIN
+# IMMEDIATE: SQLite makes a waiting writer sleep and poll (1, 2, 5, 10 ... 100 ms), so with a
+# dozen threads several would sleep through each other's short transactions (a convoy: the
+# lock idle, everyone asleep); on the lock a thread is handed the turn at once. Writers of
+# other processes still meet at SQLite's lock. Waiting is bounded (then SQLite decides).
+_SQLITE_WRITER = "dana_sqlite_writer"
+_SQLITE_WRITER_WAIT = 10.0  # seconds: the busy timeout below
+_writers: dict[str, threading.Lock] = {}
+_writers_guard = threading.Lock()
+
+
+def _writer_lock(database: str | None) -> threading.Lock:
+    with _writers_guard:
+        return _writers.setdefault(database or "", threading.Lock())
+
+
+def _release_writer(info) -> None:
+    lock = info.pop(_SQLITE_WRITER, None)
+    if lock is not None:
+        lock.release()
+
+
 @event.listens_for(Engine, "before_cursor_execute")
 def _sqlite_lazy_begin(conn, cursor, statement, parameters, context, executemany):
     """Emit the BEGIN IMMEDIATE that _sqlite_begin postponed, before the first write."""
@@ -119,14 +143,32 @@ def _sqlite_lazy_begin(conn, cursor, statement, parameters, context, executemany
         if not words or words[0].lower() in _SQLITE_READS:
             return  # a read: runs on its own, the transaction has not begun yet
         del conn.info[_SQLITE_PENDING_BEGIN]
-        cursor.execute("BEGIN IMMEDIATE")
+        lock = _writer_lock(conn.engine.url.database)
+        if lock.acquire(timeout=_SQLITE_WRITER_WAIT):
+            conn.info[_SQLITE_WRITER] = lock
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            _release_writer(conn.info)
+            raise
 
 
 @event.listens_for(Engine, "commit")
 @event.listens_for(Engine, "rollback")
 def _sqlite_end(conn):
-    """A transaction that ran no statement leaves no postponed BEGIN behind."""
+    """A transaction that ran no statement leaves no postponed BEGIN behind; a writer's turn
+    ends with its transaction.
+    """
     conn.info.pop(_SQLITE_PENDING_BEGIN, None)
+    _release_writer(conn.info)
+
+
+@event.listens_for(Pool, "checkin")
+@event.listens_for(Pool, "invalidate")
+def _sqlite_writer_gone(dbapi_connection, connection_record, *args):
+    """A connection returned or dropped mid-transaction never keeps the writer's turn."""
+    if connection_record is not None:
+        _release_writer(connection_record.info)
 
 
 class DanaFlask(Flask):
