@@ -22,6 +22,9 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import current_app
@@ -127,9 +130,9 @@ def reset_for_replay(event_id: int) -> None:
     retry_locked(_reset)
 
 
-class _LeaseKeeper:
-    """Renews a claimed event's lease while its run lasts (plus any extra beat, e.g. the
-    worker's Redis locks), from a thread with its own connection.
+class _Lease:
+    """One run's lease, renewed every `every` seconds (plus any extra beat, e.g. the worker's
+    Redis locks) while the run lasts.
     """
 
     def __init__(self, app, event_id: int, owner: str, extra=None):
@@ -137,32 +140,66 @@ class _LeaseKeeper:
         self.app, self.event_id, self.owner, self.extra = app, event_id, owner, extra
         self.lease = settings.EVENT_STALE_SECONDS
         self.every = max(0.5, min(settings.RQ_HEARTBEAT_SECONDS, self.lease / 3))
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"dana-lease-{event_id}",
-                                       daemon=True)
+        self.due = time.monotonic() + self.every
 
-    def __enter__(self):
-        self.thread.start()
-        return self
+    def renew(self) -> None:
+        try:
+            with self.app.app_context():
+                with db.engine.begin() as conn:
+                    conn.execute(update(WebhookEvent.__table__)
+                                 .where(_T.id == self.event_id, _T.claimed_by == self.owner,
+                                        _T.status == "processing")
+                                 .values(claimed_until=utcnow() + timedelta(
+                                     seconds=self.lease)))
+            if self.extra:
+                self.extra()
+        except Exception:  # a busy database or Redis: the next beat is within the lease
+            log.exception("lease renewal for event %s failed", self.event_id)
 
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=5)
 
-    def _beat(self) -> None:
-        while not self.stop.wait(self.every):
-            try:
-                with self.app.app_context():
-                    with db.engine.begin() as conn:
-                        conn.execute(update(WebhookEvent.__table__)
-                                     .where(_T.id == self.event_id, _T.claimed_by == self.owner,
-                                            _T.status == "processing")
-                                     .values(claimed_until=utcnow() + timedelta(
-                                         seconds=self.lease)))
-                if self.extra:
-                    self.extra()
-            except Exception:  # a busy database or Redis: the next beat is within the lease
-                log.exception("lease renewal for event %s failed", self.event_id)
+class _LeaseKeeper:
+    """Renews the leases of every run of this process from one thread with its own
+    connections (a thread per run would be started and joined for every event).
+    """
+
+    TICK = 0.1  # seconds between looks at the runs' due times
+
+    def __init__(self):
+        self.leases: dict[int, _Lease] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    @contextmanager
+    def hold(self, app, event_id: int, owner: str, extra=None) -> Iterator[None]:
+        """Keep this run's lease alive for the duration of the block."""
+        lease = _Lease(app, event_id, owner, extra)
+        with self.lock:
+            self.leases[id(lease)] = lease
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="dana-leases",
+                                               daemon=True)
+                self.thread.start()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.leases.pop(id(lease), None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self.lock:
+                due = [lease for lease in self.leases.values() if lease.due <= now]
+            for lease in due:
+                lease.due = now + lease.every
+                with self.lock:
+                    if id(lease) not in self.leases:
+                        continue  # the run ended meanwhile
+                lease.renew()
+
+
+_leases = _LeaseKeeper()
 
 
 def run_event(event_id: int, heartbeat=None) -> str:
@@ -195,7 +232,7 @@ def _run_event(event_id: int, heartbeat) -> str:
                                              "times (the process running it died)")
             return "dead"
     app = current_app._get_current_object()
-    with _LeaseKeeper(app, event_id, owner, heartbeat):
+    with _leases.hold(app, event_id, owner, heartbeat):
         status = process_webhook_event(event_id)
     if status == "failed":
         return _schedule_retry(event_id, owner)
