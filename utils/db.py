@@ -85,6 +85,23 @@ def retry_locked(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# ------------------------------------------------------------- Core on the hot path
+
+def execute(statement, params: dict | None = None):
+    """Run a Core statement on the session's connection, in the session's transaction (as
+    db.session.execute does: commit and rollback are the session's).
+
+    For the pipeline's prebuilt statements: the session's own execute costs several times
+    the statement itself (about 130 against 35 microseconds for a primary-key SELECT on
+    SQLite), for ORM work that a Core statement does not need. Pending ORM changes are
+    flushed first, as the session would.
+    """
+    session = db.session()  # the scoped session's current Session, looked up once
+    if session.new or session.deleted or session.dirty:
+        session.flush()
+    return session.connection().execute(statement, params)
+
+
 # ------------------------------------------------------------------ per-run read memo
 
 _run_memo: ContextVar[dict | None] = ContextVar("dana_run_memo", default=None)

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models_db import UsageCounter, db
+from utils.db import execute
 
 AI_REPLIES = "ai_replies"
 
@@ -56,10 +57,10 @@ def increment(user_id: str, metric: str, amount: int = 1, limit: int | None = No
     params = {"k_user": user_id, "k_metric": metric, "k_period": key["period"],
               "amount": amount, "limit": limit}
     stmt = _ADD if limit is None else _ADD_WITHIN
-    added = db.session.execute(stmt, params).rowcount == 1
-    if not added and db.session.execute(_EXISTS, params).first() is None:
+    added = execute(stmt, params).rowcount == 1
+    if not added and execute(_EXISTS, params).first() is None:
         _create_row(key)
-        added = db.session.execute(stmt, params).rowcount == 1
+        added = execute(stmt, params).rowcount == 1
     db.session.commit()
     return added
 

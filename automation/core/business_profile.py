@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from models_db import BusinessProfile, User, db
-from utils.db import memoized
+from models_db import BusinessProfile, User
+from utils.db import execute, memoized
 
 DEFAULT_HANDOFF_MESSAGE = ("Thanks for your message! A member of our team will get back to you "
                            "here as soon as possible.")
@@ -29,7 +29,7 @@ def get_profile(user_id: str) -> dict:
 
 
 def _read(user_id: str) -> dict:
-    row = db.session.execute(_READ, {"user_id": user_id}).first()
+    row = execute(_READ, {"user_id": user_id}).first()
     user_name, timezone = (row.name, row.timezone) if row else ("", "UTC")
     has = row is not None and row.user_id is not None  # the profile row exists
     return {

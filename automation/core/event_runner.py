@@ -36,7 +36,7 @@ from automation.platforms import accounts
 from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.config import current_settings
-from utils.db import retry_locked, run_scope
+from utils.db import execute, retry_locked, run_scope
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
@@ -98,7 +98,7 @@ def claim_event(event_id: int) -> str | None:
 
     def _take(seen: str) -> bool:
         now = utcnow()
-        done = db.session.execute(_CLAIM, {
+        done = execute(_CLAIM, {
             "event_id": event_id, "seen": seen, "now": now, "owner": runner_name(),
             "until": now + timedelta(seconds=settings.EVENT_STALE_SECONDS)})
         db.session.commit()

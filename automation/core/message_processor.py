@@ -24,7 +24,7 @@ from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
 from models_db import WebhookEvent, db, utcnow
 from utils import events
-from utils.db import retry_locked
+from utils.db import execute, retry_locked
 from utils.idempotency import message_id_from_echo_tag, reply_keys
 from utils.locks import named_lock
 from utils.store import DuplicateMessage, NewMessage, get_store
@@ -42,7 +42,7 @@ _FINISH_EVENT = (update(WebhookEvent.__table__).where(_E.id == bindparam("event_
 
 def process_webhook_event(event_id: int) -> str:
     """Parse and ingest one stored delivery; returns its final status. Never raises."""
-    event = db.session.execute(_READ_EVENT, {"event_id": event_id}).first()
+    event = execute(_READ_EVENT, {"event_id": event_id}).first()
     if event is None:
         log.warning("webhook event %s does not exist", event_id)
         return "missing"
@@ -81,7 +81,7 @@ def process_webhook_event(event_id: int) -> str:
 
     def _record() -> None:
         db.session.rollback()  # the UPDATE opens its transaction: IMMEDIATE on SQLite
-        db.session.execute(_FINISH_EVENT, {"event_id": event_id, "status_": status,
+        execute(_FINISH_EVENT, {"event_id": event_id, "status_": status,
                                            "error_": error, "at": utcnow()})
         db.session.commit()
 

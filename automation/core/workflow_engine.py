@@ -28,6 +28,7 @@ from automation.core.patterns import PatternError, pattern_matches
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
 from models_db import Workflow, WorkflowRun, db, new_id, utcnow
+from utils.db import execute
 from utils.store import get_store
 
 log = logging.getLogger("dana.workflows")
@@ -193,7 +194,7 @@ def _definition(workflow: _Workflow) -> d.WorkflowDefinition:
 
 def _record(ctx: RunContext, workflow: _Workflow | None, matched: bool, conditions: list,
             actions: list, error: str | None, started: float) -> None:
-    db.session.execute(_INSERT_RUN, dict(
+    execute(_INSERT_RUN, dict(
         id=new_id(), user_id=ctx.owner_id, workflow_id=workflow.id if workflow else None,
         trigger=ctx.trigger, conversation_id=ctx.conversation["id"],
         message_id=(ctx.message or {}).get("id"), matched=matched,
@@ -207,12 +208,12 @@ def _record(ctx: RunContext, workflow: _Workflow | None, matched: bool, conditio
 def _already_ran(workflow_id: str, message_id: str | None) -> bool:
     if not message_id:
         return False
-    return db.session.execute(_RAN, {"workflow_id": workflow_id,
+    return execute(_RAN, {"workflow_id": workflow_id,
                                      "message_id": message_id}).first() is not None
 
 
 def _workflows_for(owner_id: str, triggers: list[str]) -> list[_Workflow]:
-    return [_Workflow(*row) for row in db.session.execute(
+    return [_Workflow(*row) for row in execute(
         _WORKFLOWS, {"owner_id": owner_id, "triggers": list(triggers)})]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select, update
 from models_db import PlatformAccount, db, utcnow
 from utils import events
 from utils.crypto import decrypt
-from utils.db import forget, memoized
+from utils.db import execute, forget, memoized
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def find_account(platform: str, external_id: str) -> Account | None:
     run ask again.
     """
     def _read() -> Account | None:
-        row = db.session.execute(_FIND, {"platform": platform,
+        row = execute(_FIND, {"platform": platform,
                                          "external_id": external_id}).first()
         return Account(*row) if row else None
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from typing_extensions import override
 
 from models_db import db, new_id, utcnow
+from utils.db import execute
 from utils.pagination import page_of, paginate
 from utils.store.base import (
     ConversationFilters,
@@ -227,7 +228,7 @@ class SqlStore(Store):
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
                        profile: dict) -> tuple[dict, bool]:
         key = {"owner_id": owner_id, "platform": platform, "platform_user_id": platform_user_id}
-        row = db.session.execute(_CONTACT_BY_KEY, key).first()
+        row = execute(_CONTACT_BY_KEY, key).first()
         if row is None:
             now = utcnow()
             contact = SimpleNamespace(
@@ -235,19 +236,19 @@ class SqlStore(Store):
                 profile_pic=None, locale=None, phone=None, email=None, notes=None, profile={},
                 created_at=now, updated_at=now)
             apply_profile(contact, profile)
-            if db.session.execute(_insert_ignore(_CT), vars(contact)).rowcount == 1:
+            if execute(_insert_ignore(_CT), vars(contact)).rowcount == 1:
                 _end_write()
                 return contact_dict(contact), True
             # created concurrently by another process: read it (inside this transaction,
             # which holds the write lock on SQLite and saw the other commit)
-            row = db.session.execute(_CONTACT_BY_KEY, key).first()
+            row = execute(_CONTACT_BY_KEY, key).first()
         contact = SimpleNamespace(**row._mapping)
         before = dict(vars(contact))
         apply_profile(contact, profile)
         changes = {k: v for k, v in vars(contact).items() if before[k] != v}
         if changes:
             contact.updated_at = changes["updated_at"] = utcnow()
-            db.session.execute(update(_CT).where(_CT.c.id == contact.id).values(**changes))
+            execute(update(_CT).where(_CT.c.id == contact.id).values(**changes))
         _end_write()
         return contact_dict(contact), False
 
@@ -289,11 +290,11 @@ class SqlStore(Store):
         LookupError when contact_id is not one of the owner's contacts.
         """
         key = {"owner_id": owner_id, "account": platform_account_id, "contact_id": contact_id}
-        row = db.session.execute(_CONVERSATION_BY_KEY, key).first()
+        row = execute(_CONVERSATION_BY_KEY, key).first()
         if row is not None:
             return conversation_dict(row), False
         # The table's foreign key only says the contact exists, not whose it is.
-        contact = db.session.execute(_CONTACT_SUMMARY, {"contact_id": contact_id,
+        contact = execute(_CONTACT_SUMMARY, {"contact_id": contact_id,
                                                         "owner_id": owner_id}).first()
         if contact is None:
             raise LookupError("contact not found for this owner")
@@ -305,7 +306,7 @@ class SqlStore(Store):
                       unread_count=0, message_count=0, snoozed_until=None, created_at=now,
                       updated_at=now)
         try:
-            created = db.session.execute(_insert_ignore(_CV), values).rowcount == 1
+            created = execute(_insert_ignore(_CV), values).rowcount == 1
         except IntegrityError:  # the contact was deleted meanwhile (its foreign key)
             db.session.rollback()
             raise LookupError("contact not found for this owner") from None
@@ -317,7 +318,7 @@ class SqlStore(Store):
                 contact_profile_pic=contact.profile_pic)), True
         # Opened concurrently: this transaction (which began with the INSERT, holding the
         # write lock on SQLite; a fresh snapshot per statement on PostgreSQL) sees it.
-        row = db.session.execute(_CONVERSATION_BY_KEY, key).first()
+        row = execute(_CONVERSATION_BY_KEY, key).first()
         _end_write()
         if row is None:
             raise LookupError("contact not found for this owner")
@@ -330,7 +331,7 @@ class SqlStore(Store):
 
     @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
-        row = db.session.execute(_CONVERSATION_BY_ID, {"owner_id": owner_id,
+        row = execute(_CONVERSATION_BY_ID, {"owner_id": owner_id,
                                                        "conversation_id": conversation_id}
                                  ).first()
         return conversation_dict(row) if row else None
@@ -382,7 +383,7 @@ class SqlStore(Store):
     # ------------------------------------------------------------------ messages
     @override
     def add_message(self, owner_id: str, message: NewMessage) -> dict:
-        conv = db.session.execute(_CONVERSATION_COUNTERS, {
+        conv = execute(_CONVERSATION_COUNTERS, {
             "conversation_id": message.conversation_id, "owner_id": owner_id}).first()
         if conv is None:
             raise LookupError("conversation not found for this owner")
@@ -399,7 +400,7 @@ class SqlStore(Store):
         values = {**vars(row), "metadata": row.meta}
         del values["meta"]
         try:
-            inserted = db.session.execute(_insert_ignore(_MS), values).rowcount == 1
+            inserted = execute(_insert_ignore(_MS), values).rowcount == 1
         except IntegrityError:  # not a duplicate key (e.g. the conversation was deleted)
             db.session.rollback()
             raise DuplicateMessage({}) from None
@@ -425,13 +426,13 @@ class SqlStore(Store):
                 changes["unread_count"] = _CV.c.unread_count + 1
                 if conv.last_inbound_at is None or row.created_at > conv.last_inbound_at:
                     changes["last_inbound_at"] = row.created_at
-            db.session.execute(update(_CV).where(_CV.c.id == conv.id).values(**changes))
+            execute(update(_CV).where(_CV.c.id == conv.id).values(**changes))
         _end_write()
         return message_dict(row)
 
     @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
-        row = db.session.execute(_MESSAGE_BY_ID, {"message_id": message_id,
+        row = execute(_MESSAGE_BY_ID, {"message_id": message_id,
                                                   "owner_id": owner_id}).first()
         return message_dict(row) if row else None
 
@@ -439,13 +440,13 @@ class SqlStore(Store):
     def find_message(self, owner_id: str | None, platform: str,
                      platform_message_id: str) -> dict | None:
         params = {"platform": platform, "mid": platform_message_id, "owner_id": owner_id}
-        row = db.session.execute(_MESSAGE_BY_MID if owner_id is None
+        row = execute(_MESSAGE_BY_MID if owner_id is None
                                  else _MESSAGE_BY_MID_OWNER, params).first()
         return message_dict(row) if row else None
 
     @override
     def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
-        row = db.session.execute(_MESSAGE_BY_KEY, {"key": idempotency_key,
+        row = execute(_MESSAGE_BY_KEY, {"key": idempotency_key,
                                                    "owner_id": owner_id}).first()
         return message_dict(row) if row else None
 
@@ -455,7 +456,7 @@ class SqlStore(Store):
         The row is locked (and re-read) from the read to the commit, so a concurrent merge is
         not lost.
         """
-        found = db.session.execute(_MESSAGE_FOR_UPDATE, {"message_id": message_id,
+        found = execute(_MESSAGE_FOR_UPDATE, {"message_id": message_id,
                                                          "owner_id": owner_id}).first()
         if found is None:
             db.session.rollback()
@@ -468,7 +469,7 @@ class SqlStore(Store):
             m.meta = changes["metadata"] = {**(m.meta or {}), **metadata}
         if changes:
             changes["updated_at"] = utcnow()
-            db.session.execute(update(_MS).where(_MS.c.id == m.id).values(**changes))
+            execute(update(_MS).where(_MS.c.id == m.id).values(**changes))
         db.session.commit()
         return message_dict(m)
 
@@ -489,7 +490,7 @@ class SqlStore(Store):
                       cursor: str | None) -> Page:
         """Newest page first; each page is oldest-first; the cursor goes back in time."""
         if not cursor:  # the newest page (the pipeline's burst and history): prebuilt
-            rows = db.session.execute(_NEWEST_MESSAGES, {
+            rows = execute(_NEWEST_MESSAGES, {
                 "conversation_id": conversation_id, "owner_id": owner_id,
                 "limit_plus_one": limit + 1}).all()
             result = page_of(rows, limit, message_dict, lambda r: (r.created_at, r.id))
@@ -506,7 +507,7 @@ class SqlStore(Store):
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
-        found = db.session.execute(_MESSAGE_FOR_UPDATE, {"message_id": message_id,
+        found = execute(_MESSAGE_FOR_UPDATE, {"message_id": message_id,
                                                          "owner_id": owner_id}).first()
         if found is None:
             db.session.rollback()
@@ -523,7 +524,7 @@ class SqlStore(Store):
             db.session.rollback()
             return message_dict(m)
         changes["updated_at"] = utcnow()
-        db.session.execute(update(_MS).where(_MS.c.id == m.id).values(**changes))
+        execute(update(_MS).where(_MS.c.id == m.id).values(**changes))
         db.session.commit()
         return message_dict(m)
 
@@ -582,7 +583,7 @@ class SqlStore(Store):
 
     @override
     def get_tier(self, tier_id: str) -> dict | None:
-        t = db.session.execute(_TIER_BY_ID, {"tier_id": tier_id}).first()
+        t = execute(_TIER_BY_ID, {"tier_id": tier_id}).first()
         return tier_dict(t) if t else None
 
     @override
@@ -627,7 +628,7 @@ class SqlStore(Store):
 
     @override
     def get_subscription(self, user_id: str) -> dict | None:
-        s = db.session.execute(_SUBSCRIPTION_BY_USER, {"user_id": user_id}).first()
+        s = execute(_SUBSCRIPTION_BY_USER, {"user_id": user_id}).first()
         return subscription_dict(s) if s else None
 
     @override
