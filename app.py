@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import redis
@@ -10,7 +11,7 @@ from flask_cors import CORS
 from flask_migrate import Migrate, upgrade
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import NoSuchModuleError
+from sqlalchemy.exc import DisconnectionError, NoSuchModuleError
 from sqlalchemy.pool import Pool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -171,6 +172,35 @@ def _sqlite_writer_gone(dbapi_connection, connection_record, *args):
         _release_writer(connection_record.info)
 
 
+_IDLE_SINCE = "dana_idle_since"
+PING_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is pinged on checkout
+
+
+def _ping_when_idle(engine) -> None:
+    """Ping a pooled connection before handing it out, if it sat idle for a while.
+
+    pool_pre_ping pings on every checkout, and a session checks a connection out again
+    after each commit: about a dozen extra round trips for one webhook event's run. A
+    connection used within the last PING_AFTER_IDLE seconds was alive then; one idle longer
+    (the server may have restarted meanwhile) is pinged, and replaced when the ping fails.
+    """
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection, record):
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy):
+        since = record.info.get(_IDLE_SINCE)
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError("a pooled connection was dropped") from exc
+            raise
+
+
 class DanaFlask(Flask):
     """Flask, deciding once per view or hook function whether it is a coroutine (Flask asks
     `inspect.iscoroutinefunction` for every hook of every request; the answer never changes).
@@ -228,10 +258,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
         # hide_parameters: a database error's message (logged with its traceback) must not
         # carry bound values such as password hashes or encrypted tokens.
-        # pool_pre_ping: a server connection dropped while pooled (PostgreSQL restarted) is
-        # replaced, not handed out; a SQLite file cannot drop it, so no ping per checkout.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not _is_sqlite(settings.DATABASE_URL),
-                                   "hide_parameters": True},
+        # A server connection dropped while pooled (PostgreSQL restarted) is replaced, not
+        # handed out: see _ping_when_idle (a SQLite file cannot drop it: no ping).
+        SQLALCHEMY_ENGINE_OPTIONS={"hide_parameters": True},
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         RATELIMIT_ENABLED=settings.RATE_LIMIT_ENABLED,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
@@ -252,6 +281,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         backend = make_url(settings.DATABASE_URL).drivername
         raise ConfigError(f"DATABASE_URL uses '{backend}', but no driver for it is installed "
                           f"({exc}); Dana supports sqlite:// and postgresql://") from None
+    if not _is_sqlite(settings.DATABASE_URL):
+        with app.app_context():
+            _ping_when_idle(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True,
                      render_item=render_item, include_object=include_object)
     limiter.init_app(app)
