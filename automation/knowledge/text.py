@@ -13,6 +13,7 @@ import math
 import re
 import threading
 import unicodedata
+from itertools import repeat
 from pathlib import Path
 
 import snowballstemmer
@@ -212,8 +213,8 @@ def term_matches(term: str, doc_tokens: set[str], doc_stems: set[str]) -> bool:
     s = stem(term)
     if s in doc_stems:
         return True
-    if len(s) >= 4:
-        return any(t.startswith(s) for t in doc_tokens)
+    if len(s) >= 4:  # (map keeps the scan in C: it runs for every sentence of an answer)
+        return any(map(str.startswith, doc_tokens, repeat(s)))
     return False
 
 
@@ -270,7 +271,10 @@ def alternatives(term: str) -> list[str]:
 
 def any_matches(alts: list[str], doc_tokens: set[str], doc_stems: set[str]) -> bool:
     """Does any of a term's alternatives occur in a text (see term_matches)?"""
-    return any(term_matches(a, doc_tokens, doc_stems) for a in alts)
+    for a in alts:
+        if term_matches(a, doc_tokens, doc_stems):
+            return True
+    return False
 
 
 class TermMatcher:
