@@ -81,8 +81,8 @@ def process_webhook_event(event_id: int) -> str:
 
     def _record() -> None:
         db.session.rollback()  # the UPDATE opens its transaction: IMMEDIATE on SQLite
-        execute(_FINISH_EVENT, {"event_id": event_id, "status_": status,
-                                           "error_": error, "at": utcnow()})
+        execute(_FINISH_EVENT, {"event_id": event_id, "status_": status, "error_": error,
+                                "at": utcnow()})
         db.session.commit()
 
     retry_locked(_record)
