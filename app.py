@@ -1,6 +1,7 @@
 """The application factory: settings, extensions, blueprints, error handlers, CLI."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import redis
@@ -9,7 +10,8 @@ from flask_cors import CORS
 from flask_migrate import Migrate, upgrade
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import NoSuchModuleError
+from sqlalchemy.exc import DisconnectionError, NoSuchModuleError
+from sqlalchemy.pool import Pool
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import socket_server  # noqa: F401  importing it registers the Socket.IO handlers
@@ -39,6 +41,7 @@ from routes.workflows import bp as workflows_bp
 from routes.zendesk_webhooks import bp as zendesk_webhooks_bp
 from services import entitlements, integration_actions, integrations
 from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
+from utils.db import SQLITE_WRITER_WAIT, sqlite_writer_lock
 from utils.errors import register_error_handlers
 from utils.http import add_security_headers, install_request_guards
 from utils.logging import configure_logging
@@ -112,6 +115,15 @@ def _sqlite_begin(conn):
         conn.info[_SQLITE_PENDING_BEGIN] = True
 
 
+_SQLITE_WRITER = "dana_sqlite_writer"
+
+
+def _release_writer(info) -> None:
+    lock = info.pop(_SQLITE_WRITER, None)
+    if lock is not None:
+        lock.release()
+
+
 @event.listens_for(Engine, "before_cursor_execute")
 def _sqlite_lazy_begin(conn, cursor, statement, parameters, context, executemany):
     """Emit the BEGIN IMMEDIATE that _sqlite_begin postponed, before the first write."""
@@ -120,14 +132,61 @@ def _sqlite_lazy_begin(conn, cursor, statement, parameters, context, executemany
         if not words or words[0].lower() in _SQLITE_READS:
             return  # a read: runs on its own, the transaction has not begun yet
         del conn.info[_SQLITE_PENDING_BEGIN]
-        cursor.execute("BEGIN IMMEDIATE")
+        lock = sqlite_writer_lock(conn.engine.url.database)
+        if lock.acquire(timeout=SQLITE_WRITER_WAIT):
+            conn.info[_SQLITE_WRITER] = lock
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            _release_writer(conn.info)
+            raise
 
 
 @event.listens_for(Engine, "commit")
 @event.listens_for(Engine, "rollback")
 def _sqlite_end(conn):
-    """A transaction that ran no statement leaves no postponed BEGIN behind."""
+    """A transaction that ran no statement leaves no postponed BEGIN behind; a writer's turn
+    ends with its transaction.
+    """
     conn.info.pop(_SQLITE_PENDING_BEGIN, None)
+    _release_writer(conn.info)
+
+
+@event.listens_for(Pool, "checkin")
+@event.listens_for(Pool, "invalidate")
+def _sqlite_writer_gone(dbapi_connection, connection_record, *args):
+    """A connection returned or dropped mid-transaction never keeps the writer's turn."""
+    if connection_record is not None:
+        _release_writer(connection_record.info)
+
+
+_IDLE_SINCE = "dana_idle_since"
+PING_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is pinged on checkout
+
+
+def _ping_when_idle(engine) -> None:
+    """Ping a pooled connection before handing it out, if it sat idle for a while.
+
+    pool_pre_ping pings on every checkout, and a session checks a connection out again
+    after each commit: about a dozen extra round trips for one webhook event's run. A
+    connection used within the last PING_AFTER_IDLE seconds was alive then; one idle longer
+    (the server may have restarted meanwhile) is pinged, and replaced when the ping fails.
+    """
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection, record):
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy):
+        since = record.info.get(_IDLE_SINCE)
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError("a pooled connection was dropped") from exc
+            raise
 
 
 class DanaFlask(Flask):
@@ -174,10 +233,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=_database_uri(settings.DATABASE_URL),
         # hide_parameters: a database error's message (logged with its traceback) must not
         # carry bound values such as password hashes or encrypted tokens.
-        # pool_pre_ping: a server connection dropped while pooled (PostgreSQL restarted) is
-        # replaced, not handed out; a SQLite file cannot drop it, so no ping per checkout.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not _is_sqlite(settings.DATABASE_URL),
-                                   "hide_parameters": True},
+        # A server connection dropped while pooled (PostgreSQL restarted) is replaced, not
+        # handed out: see _ping_when_idle (a SQLite file cannot drop it: no ping).
+        SQLALCHEMY_ENGINE_OPTIONS={"hide_parameters": True},
         MAX_CONTENT_LENGTH=settings.MAX_CONTENT_LENGTH,
         RATELIMIT_ENABLED=settings.RATE_LIMIT_ENABLED,
         RATELIMIT_STORAGE_URI=settings.REDIS_URL or "memory://",
@@ -198,6 +256,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         backend = make_url(settings.DATABASE_URL).drivername
         raise ConfigError(f"DATABASE_URL uses '{backend}', but no driver for it is installed "
                           f"({exc}); Dana supports sqlite:// and postgresql://") from None
+    if not _is_sqlite(settings.DATABASE_URL):
+        with app.app_context():
+            _ping_when_idle(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True,
                      render_item=render_item, include_object=include_object)
     limiter.init_app(app)

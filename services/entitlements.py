@@ -10,6 +10,7 @@ from datetime import datetime
 
 from services.subscriptions import effective_tier_id, read_subscription
 from utils import usage
+from utils.db import memoized
 from utils.errors import PaymentRequired
 from utils.store import get_store
 
@@ -22,8 +23,11 @@ LIMIT_LABELS = {
 
 
 def effective_tier(user_id: str) -> dict:
-    """The plan in effect now (Free when nothing else applies)."""
-    return get_store().get_tier(effective_tier_id(read_subscription(user_id)))
+    """The plan in effect now (Free when nothing else applies); read once per event run
+    (utils.db.memoized: the AI reply's quota and the team's notifications both ask).
+    """
+    return memoized(("effective_tier", user_id), lambda: get_store().get_tier(
+        effective_tier_id(read_subscription(user_id))))
 
 
 def _cheapest(predicate) -> dict | None:

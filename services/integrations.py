@@ -47,6 +47,7 @@ from utils import events
 from utils.audit import audit
 from utils.config import current_settings
 from utils.crypto import decrypt, encrypt
+from utils.db import memoized
 from utils.errors import ApiError, NotFound, Unprocessable, ValidationFailed, validation_details
 from utils.store import ConversationFilters, TaskFilters, get_store
 
@@ -357,17 +358,24 @@ def run_operation(row: Integration, operation):
 
 
 def _targets(notification: Notification, only_type: str | None) -> list[Integration]:
-    query = select(Integration).where(Integration.user_id == notification.owner_id,
-                                      Integration.enabled.is_(True))
-    if only_type:
-        query = query.where(Integration.type == only_type)
-    rows = [r for r in db.session.scalars(query.order_by(Integration.created_at))
-            if r.type in INTEGRATIONS and INTEGRATIONS[r.type].available
-            and "notify" in INTEGRATIONS[r.type].operations]
-    if not rows:
-        return []
-    features = set(entitlements.effective_tier(notification.owner_id)["features"])
-    return [r for r in rows if r.type in features]
+    """The owner's enabled integrations that take notifications (of `only_type`), allowed by
+    the plan. An event run notifies several times (the customer's message, the reply, a
+    hand-off): asked once per run (utils.db.memoized), usually to learn there are none.
+    """
+    def _read() -> list[Integration]:
+        query = select(Integration).where(Integration.user_id == notification.owner_id,
+                                          Integration.enabled.is_(True))
+        if only_type:
+            query = query.where(Integration.type == only_type)
+        rows = [r for r in db.session.scalars(query.order_by(Integration.created_at))
+                if r.type in INTEGRATIONS and INTEGRATIONS[r.type].available
+                and "notify" in INTEGRATIONS[r.type].operations]
+        if not rows:
+            return []
+        features = set(entitlements.effective_tier(notification.owner_id)["features"])
+        return [r for r in rows if r.type in features]
+
+    return memoized(("notify_targets", notification.owner_id, only_type), _read)
 
 
 def deliver(notification: Notification, only_type: str | None = None) -> dict:

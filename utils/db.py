@@ -15,8 +15,11 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from sqlalchemy import create_engine
@@ -90,6 +93,23 @@ def retry_locked(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
 
 
 
+# One writer at a time per process and SQLite file, queued on a lock before BEGIN IMMEDIATE
+# (app.py) and before a SoloStatement: SQLite makes a waiting writer sleep and poll (1, 2, 5,
+# 10 ... 100 ms), so with a dozen threads several would sleep through each other's short
+# transactions (a convoy: the lock idle, everyone asleep); on this lock a thread is handed the
+# turn at once. Writers of other processes still meet at SQLite's lock. Waiting is bounded
+# (SQLITE_WRITER_WAIT, the busy timeout), then SQLite decides.
+SQLITE_WRITER_WAIT = 10.0
+_writers: dict[str, threading.Lock] = {}
+_writers_guard = threading.Lock()
+
+
+def sqlite_writer_lock(database: str | None) -> threading.Lock:
+    """This process's writer turn for one SQLite database file."""
+    with _writers_guard:
+        return _writers.setdefault(database or "", threading.Lock())
+
+
 _SOLO_ENGINE = "dana_solo_engine"
 
 
@@ -97,11 +117,12 @@ def solo_engine() -> Engine:
     """The app's engine for SoloStatements, made in each process on first use (never across
     a fork): the database of db.engine, every connection autocommitted, no pre-ping.
 
-    db.engine pings every connection it hands out (pool_pre_ping, app.py): one extra round
-    trip per checkout, about a third of the CPU of a single-statement write. This engine
-    skips it; a statement that finds its pooled connection dead (the server restarted)
-    drops the pool and runs once more on a fresh connection (SoloStatement.run). Its pool
-    has the default size (5 + 10 overflow), beside db.engine's.
+    db.engine pings a connection that sat idle in its pool for over a second (app.py): on a
+    busy webhook that is still a round trip now and then, a third of the CPU of a
+    single-statement write. This engine never pings; a statement that finds its pooled
+    connection dead (the server restarted) drops the pool and runs once more on a fresh
+    connection (SoloStatement.run). Its pool has the default size (5 + 10 overflow), beside
+    db.engine's.
     """
     return app_resource(_SOLO_ENGINE, lambda: create_engine(
         db.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
@@ -162,15 +183,19 @@ class SoloStatement:
         for name, convert in converters.items():
             values[name] = convert(values[name])
         bound = tuple(values[name] for name in positions) if positions else values
+        turn = sqlite_writer_lock(engine.url.database) if dialect.name == "sqlite" else None
         for attempt in (1, 2):
             fairy = engine.raw_connection()
             try:
                 cursor = fairy.cursor()
+                held = turn is not None and turn.acquire(timeout=SQLITE_WRITER_WAIT)
                 try:
                     cursor.execute(sql, bound)
                     rows = cursor.fetchall() if cursor.description is not None else []
                     return cursor.rowcount, rows
                 finally:
+                    if held:
+                        turn.release()
                     cursor.close()
             except dialect.loaded_dbapi.Error as exc:
                 dead = dialect.is_disconnect(exc, fairy.dbapi_connection, None)
@@ -186,3 +211,60 @@ class SoloStatement:
             finally:
                 fairy.close()
         raise AssertionError("unreachable")  # pragma: no cover
+# ------------------------------------------------------------- Core on the hot path
+
+def execute(statement, params: dict | None = None):
+    """Run a Core statement on the session's connection, in the session's transaction (as
+    db.session.execute does: commit and rollback are the session's).
+
+    For the pipeline's prebuilt statements: the session's own execute costs several times
+    the statement itself (about 130 against 35 microseconds for a primary-key SELECT on
+    SQLite), for ORM work that a Core statement does not need. Pending ORM changes are
+    flushed first, as the session would.
+    """
+    session = db.session()  # the scoped session's current Session, looked up once
+    if session.new or session.deleted or session.dirty:
+        session.flush()
+    return session.connection().execute(statement, params)
+
+
+# ------------------------------------------------------------------ per-run read memo
+
+_run_memo: ContextVar[dict | None] = ContextVar("dana_run_memo", default=None)
+
+
+@contextmanager
+def run_scope() -> Iterator[None]:
+    """Reads inside the block may be remembered until it ends (see `memoized`).
+
+    One event run (automation/core/event_runner.py) is such a scope: it asks for the same
+    rarely changing rows (the Page's account, the business profile, the plan, the knowledge
+    base's version, the enabled integrations) several times within a few milliseconds, and
+    each time it would be a query. Outside a scope nothing is remembered.
+    """
+    token = _run_memo.set({})
+    try:
+        yield
+    finally:
+        _run_memo.reset(token)
+
+
+def memoized(key: tuple, compute: Callable[[], T]) -> T:
+    """compute(), remembered under `key` until the current run_scope ends (no scope: no
+    memo). A writer that changes what `key` reads calls forget(key).
+    """
+    memo = _run_memo.get()
+    if memo is None:
+        return compute()
+    try:
+        return memo[key]
+    except KeyError:
+        value = memo[key] = compute()
+        return value
+
+
+def forget(key: tuple) -> None:
+    """Drop what the current run_scope remembers under `key` (after a write that changed it)."""
+    memo = _run_memo.get()
+    if memo is not None:
+        memo.pop(key, None)

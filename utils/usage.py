@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models_db import UsageCounter, db
+from utils.db import execute
 
 AI_REPLIES = "ai_replies"
 
@@ -27,29 +28,41 @@ def count(user_id: str, metric: str, now: datetime | None = None) -> int:
     return row.count if row else 0
 
 
-def _ensure_row(key: dict) -> None:
-    if db.session.get(UsageCounter, tuple(key.values())) is None:
-        try:
-            with db.session.begin_nested():
-                db.session.add(UsageCounter(count=0, **key))
-        except IntegrityError:  # a concurrent writer created it first: fine
-            pass
+_C = UsageCounter.__table__.c
+_KEY = (_C.user_id == bindparam("k_user"), _C.metric == bindparam("k_metric"),
+        _C.period == bindparam("k_period"))
+# Built once (Core statements keep their compiled form): every AI reply increments.
+_ADD = update(UsageCounter.__table__).where(*_KEY).values(count=_C.count + bindparam("amount"))
+_ADD_WITHIN = _ADD.where(_C.count < bindparam("limit"))
+_EXISTS = select(_C.count).where(*_KEY)
+
+
+def _create_row(key: dict) -> None:
+    """This month's counter at 0 (a concurrent writer may have created it: fine)."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(UsageCounter(count=0, **key))
+    except IntegrityError:
+        pass
 
 
 def increment(user_id: str, metric: str, amount: int = 1, limit: int | None = None) -> bool:
     """Add `amount` to this month's counter unless that would pass `limit`; True if added.
 
-    The check and the increment are one UPDATE ... WHERE count < limit, so concurrent
-    workers can never exceed the limit.
+    The check and the increment are one UPDATE ... WHERE count < limit, so
+    concurrent workers can never exceed the limit. The month's row is created by the first
+    increment that finds none (one statement per increment otherwise).
     """
     key = dict(user_id=user_id, metric=metric, period=period())
-    _ensure_row(key)
-    stmt = update(UsageCounter).where(*(getattr(UsageCounter, k) == v for k, v in key.items()))
-    if limit is not None:
-        stmt = stmt.where(UsageCounter.count < limit)
-    result = db.session.execute(stmt.values(count=UsageCounter.count + amount))
+    params = {"k_user": user_id, "k_metric": metric, "k_period": key["period"],
+              "amount": amount, "limit": limit}
+    stmt = _ADD if limit is None else _ADD_WITHIN
+    added = execute(stmt, params).rowcount == 1
+    if not added and execute(_EXISTS, params).first() is None:
+        _create_row(key)
+        added = execute(stmt, params).rowcount == 1
     db.session.commit()
-    return result.rowcount == 1
+    return added
 
 
 def record(user_id: str, metric: str, amount: int) -> None:

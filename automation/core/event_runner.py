@@ -22,10 +22,13 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from automation.connectors import connector_for
 from automation.core.message_processor import process_webhook_event
@@ -33,7 +36,7 @@ from automation.platforms import accounts
 from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.config import current_settings
-from utils.db import retry_locked
+from utils.db import execute, retry_locked, run_scope
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
@@ -77,6 +80,15 @@ def due_events(limit: int = 100) -> list[int]:
         db.session.rollback()  # end the read: no snapshot kept across the runs that follow
 
 
+# Built once (a Core statement keeps its compiled form): the claim runs for every event.
+_CLAIM = (update(WebhookEvent.__table__)
+          .where(_T.id == bindparam("event_id"), _T.status == bindparam("seen"),
+                 _claimable(bindparam("now")))
+          .values(status="processing", attempts=_T.attempts + 1,
+                  claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
+                  next_attempt_at=None))
+
+
 def claim_event(event_id: int) -> str | None:
     """Take the event for this run; the status it had ("received", "processing", "failed"), or
     None when it is finished or another live run holds it. One conditional UPDATE on the
@@ -86,12 +98,9 @@ def claim_event(event_id: int) -> str | None:
 
     def _take(seen: str) -> bool:
         now = utcnow()
-        done = db.session.execute(
-            update(WebhookEvent.__table__)
-            .where(_T.id == event_id, _T.status == seen, _claimable(now))
-            .values(status="processing", attempts=_T.attempts + 1, claimed_by=runner_name(),
-                    claimed_until=now + timedelta(seconds=settings.EVENT_STALE_SECONDS),
-                    next_attempt_at=None))
+        done = execute(_CLAIM, {
+            "event_id": event_id, "seen": seen, "now": now, "owner": runner_name(),
+            "until": now + timedelta(seconds=settings.EVENT_STALE_SECONDS)})
         db.session.commit()
         return done.rowcount == 1
 
@@ -121,9 +130,9 @@ def reset_for_replay(event_id: int) -> None:
     retry_locked(_reset)
 
 
-class _LeaseKeeper:
-    """Renews a claimed event's lease while its run lasts (plus any extra beat, e.g. the
-    worker's Redis locks), from a thread with its own connection.
+class _Lease:
+    """One run's lease, renewed every `every` seconds (plus any extra beat, e.g. the worker's
+    Redis locks) while the run lasts.
     """
 
     def __init__(self, app, event_id: int, owner: str, extra=None):
@@ -131,32 +140,66 @@ class _LeaseKeeper:
         self.app, self.event_id, self.owner, self.extra = app, event_id, owner, extra
         self.lease = settings.EVENT_STALE_SECONDS
         self.every = max(0.5, min(settings.RQ_HEARTBEAT_SECONDS, self.lease / 3))
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"dana-lease-{event_id}",
-                                       daemon=True)
+        self.due = time.monotonic() + self.every
 
-    def __enter__(self):
-        self.thread.start()
-        return self
+    def renew(self) -> None:
+        try:
+            with self.app.app_context():
+                with db.engine.begin() as conn:
+                    conn.execute(update(WebhookEvent.__table__)
+                                 .where(_T.id == self.event_id, _T.claimed_by == self.owner,
+                                        _T.status == "processing")
+                                 .values(claimed_until=utcnow() + timedelta(
+                                     seconds=self.lease)))
+            if self.extra:
+                self.extra()
+        except Exception:  # a busy database or Redis: the next beat is within the lease
+            log.exception("lease renewal for event %s failed", self.event_id)
 
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=5)
 
-    def _beat(self) -> None:
-        while not self.stop.wait(self.every):
-            try:
-                with self.app.app_context():
-                    with db.engine.begin() as conn:
-                        conn.execute(update(WebhookEvent.__table__)
-                                     .where(_T.id == self.event_id, _T.claimed_by == self.owner,
-                                            _T.status == "processing")
-                                     .values(claimed_until=utcnow() + timedelta(
-                                         seconds=self.lease)))
-                if self.extra:
-                    self.extra()
-            except Exception:  # a busy database or Redis: the next beat is within the lease
-                log.exception("lease renewal for event %s failed", self.event_id)
+class _LeaseKeeper:
+    """Renews the leases of every run of this process from one thread with its own
+    connections (a thread per run would be started and joined for every event).
+    """
+
+    TICK = 0.1  # seconds between looks at the runs' due times
+
+    def __init__(self):
+        self.leases: dict[int, _Lease] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    @contextmanager
+    def hold(self, app, event_id: int, owner: str, extra=None) -> Iterator[None]:
+        """Keep this run's lease alive for the duration of the block."""
+        lease = _Lease(app, event_id, owner, extra)
+        with self.lock:
+            self.leases[id(lease)] = lease
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="dana-leases",
+                                               daemon=True)
+                self.thread.start()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.leases.pop(id(lease), None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self.lock:
+                due = [lease for lease in self.leases.values() if lease.due <= now]
+            for lease in due:
+                lease.due = now + lease.every
+                with self.lock:
+                    if id(lease) not in self.leases:
+                        continue  # the run ended meanwhile
+                lease.renew()
+
+
+_leases = _LeaseKeeper()
 
 
 def run_event(event_id: int, heartbeat=None) -> str:
@@ -164,8 +207,14 @@ def run_event(event_id: int, heartbeat=None) -> str:
 
     When another live run holds the event (or it is finished) nothing runs and the current
     status is returned. `heartbeat` is called with every lease renewal (the worker renews
-    its Redis locks there).
+    its Redis locks there). The run is one utils.db.run_scope: the rarely changing rows it
+    reads several times (account, profile, plan) are read once.
     """
+    with run_scope():
+        return _run_event(event_id, heartbeat)
+
+
+def _run_event(event_id: int, heartbeat) -> str:
     previous = claim_event(event_id)
     if previous is None:
         db.session.rollback()
@@ -183,7 +232,7 @@ def run_event(event_id: int, heartbeat=None) -> str:
                                              "times (the process running it died)")
             return "dead"
     app = current_app._get_current_object()
-    with _LeaseKeeper(app, event_id, owner, heartbeat):
+    with _leases.hold(app, event_id, owner, heartbeat):
         status = process_webhook_event(event_id)
     if status == "failed":
         return _schedule_retry(event_id, owner)

@@ -13,7 +13,7 @@ import time
 from contextvars import ContextVar
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
 from automation.connectors import connector_for
 from automation.core import workflow_engine
@@ -22,9 +22,9 @@ from automation.integrations.base import Notification, conversation_link
 from automation.platforms import accounts
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
-from models_db import PlatformAccount, WebhookEvent, db, utcnow
+from models_db import WebhookEvent, db, utcnow
 from utils import events
-from utils.db import retry_locked
+from utils.db import execute, retry_locked
 from utils.idempotency import message_id_from_echo_tag, reply_keys
 from utils.locks import named_lock
 from utils.store import DuplicateMessage, NewMessage, get_store
@@ -32,17 +32,29 @@ from utils.store import DuplicateMessage, NewMessage, get_store
 log = logging.getLogger("dana.processor")
 
 
+_E = WebhookEvent.__table__.c
+_READ_EVENT = select(_E.status, _E.platform, _E.raw_body).where(_E.id == bindparam("event_id"))
+_FINISH_EVENT = (update(WebhookEvent.__table__).where(_E.id == bindparam("event_id"))
+                 .values(status=bindparam("status_"), error=bindparam("error_"),
+                         processed_at=bindparam("at"),
+                         claimed_until=None))  # the run's lease ends with it
+
+
 def process_webhook_event(event_id: int) -> str:
     """Parse and ingest one stored delivery; returns its final status. Never raises."""
-    event = db.session.get(WebhookEvent, event_id)
+    event = execute(_READ_EVENT, {"event_id": event_id}).first()
     if event is None:
         log.warning("webhook event %s does not exist", event_id)
         return "missing"
     if event.status in ("processed", "ignored"):
         return event.status
     if event.status != "processing":  # not claimed by run_event (a direct call)
-        event.status, event.attempts = "processing", event.attempts + 1
-        retry_locked(db.session.commit)
+        def _mark() -> None:
+            db.session.execute(update(WebhookEvent.__table__).where(_E.id == event_id)
+                               .values(status="processing", attempts=_E.attempts + 1))
+            db.session.commit()
+
+        retry_locked(_mark)
     platform, raw_body = event.platform, event.raw_body
     db.session.rollback()  # end the read: the items' own transactions follow
     errors: list[str] = []
@@ -69,10 +81,8 @@ def process_webhook_event(event_id: int) -> str:
 
     def _record() -> None:
         db.session.rollback()  # the UPDATE opens its transaction: IMMEDIATE on SQLite
-        db.session.execute(update(WebhookEvent.__table__)
-                           .where(WebhookEvent.__table__.c.id == event_id)
-                           .values(status=status, error=error, processed_at=utcnow(),
-                                   claimed_until=None))  # the run's lease ends with it
+        execute(_FINISH_EVENT, {"event_id": event_id, "status_": status, "error_": error,
+                                "at": utcnow()})
         db.session.commit()
 
     retry_locked(_record)
@@ -119,7 +129,7 @@ def handle_item(item: InboundEvent) -> bool:
     return True
 
 
-def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dict, bool, bool]:
+def _conversation_for(account: accounts.Account, item: InboundEvent) -> tuple[dict, bool, bool]:
     """Find or open the conversation with this contact on this account."""
     store = get_store()
     contact, new_contact = store.upsert_contact(account.user_id, item.platform, item.contact_id,
@@ -129,32 +139,37 @@ def _conversation_for(account: PlatformAccount, item: InboundEvent) -> tuple[dic
     return conv, created, new_contact
 
 
-def _ingest_customer_message(account: PlatformAccount, item: InboundEvent) -> None:
+def _ingest_customer_message(account: accounts.Account, item: InboundEvent) -> None:
     # Team notifications (Slack, e-mail) raised while handling the message are delivered when
     # this block ends: after the customer's reply, outside the conversation's lock.
     with policy().deferred_notifications():
         _ingest_customer_message_locked(account, item)
 
 
-def _ingest_customer_message_locked(account: PlatformAccount, item: InboundEvent) -> None:
+def _ingest_customer_message_locked(account: accounts.Account, item: InboundEvent) -> None:
     owner = account.user_id
     store = get_store()
     if not item.contact_id:
         raise ValueError("customer message without a sender id")
-    conv, opened, new_contact = _conversation_for(account, item)
-    with named_lock(f"conversation:{conv['id']}"):
+    # One conversation per (account, contact): its messages are handled one at a time. The
+    # contact, the conversation and the message are stored in one transaction (store.unit).
+    with named_lock(f"conversation:{item.platform}:{account.external_id}:{item.contact_id}"):
         metadata = {k: v for k, v in {
             "message_type": item.message_type, "payload": item.payload, "title": item.title,
             "kind": item.kind, **item.metadata}.items() if v not in (None, "", [], {})}
-        try:
-            message = store.add_message(owner, NewMessage(
-                conversation_id=conv["id"], direction="inbound", sender_type="contact",
-                text=item.text if item.text is not None else item.title,
-                attachments=item.attachments, platform=item.platform,
-                platform_message_id=item.message_id, status="received", reply_to=item.reply_to,
-                created_at=item.timestamp, metadata=metadata))
-        except DuplicateMessage as dup:
-            message = dup.existing
+        duplicate = False
+        with store.unit():
+            conv, opened, new_contact = _conversation_for(account, item)
+            try:
+                message = store.add_message(owner, NewMessage(
+                    conversation_id=conv["id"], direction="inbound", sender_type="contact",
+                    text=item.text if item.text is not None else item.title,
+                    attachments=item.attachments, platform=item.platform,
+                    platform_message_id=item.message_id, status="received",
+                    reply_to=item.reply_to, created_at=item.timestamp, metadata=metadata))
+            except DuplicateMessage as dup:
+                message, duplicate = dup.existing, True
+        if duplicate:
             if message.get("metadata", {}).get("automation"):
                 return  # a redelivery of a message already handled: nothing to do
         else:
@@ -259,7 +274,7 @@ def _link_answers(owner: str, message: dict, burst: list[dict]) -> None:
         events.message_status(owner, updated)
 
 
-def _ingest_echo(account: PlatformAccount, item: InboundEvent) -> None:
+def _ingest_echo(account: accounts.Account, item: InboundEvent) -> None:
     """A message the business sent: ours (recognized by metadata) or from the native inbox."""
     owner = account.user_id
     store = get_store()
@@ -287,7 +302,7 @@ def _ingest_echo(account: PlatformAccount, item: InboundEvent) -> None:
     events.new_message(owner, conv["id"], message)
 
 
-def _annotate_message(account: PlatformAccount, item: InboundEvent) -> None:
+def _annotate_message(account: accounts.Account, item: InboundEvent) -> None:
     """Reactions, unsends and edits change an existing message; unknown targets are ignored."""
     owner = account.user_id
     store = get_store()
@@ -315,7 +330,7 @@ def _annotate_message(account: PlatformAccount, item: InboundEvent) -> None:
     events.message_status(owner, updated)
 
 
-def _apply_status(account: PlatformAccount, item: InboundEvent) -> None:
+def _apply_status(account: accounts.Account, item: InboundEvent) -> None:
     """Delivery/read watermarks and WhatsApp statuses; a status never moves backwards."""
     owner = account.user_id
     store = get_store()

@@ -14,10 +14,11 @@ import re
 import time
 from datetime import datetime
 from datetime import time as dtime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 
 from automation.ai.response_generator import detect_intent, detect_language
 from automation.core import definitions as d
@@ -26,7 +27,8 @@ from automation.core.business_profile import get_profile
 from automation.core.patterns import PatternError, pattern_matches
 from automation.platforms import base as ev
 from automation.platforms.base import InboundEvent
-from models_db import Workflow, WorkflowRun, db, utcnow
+from models_db import Workflow, WorkflowRun, db, new_id, utcnow
+from utils.db import execute
 from utils.store import get_store
 
 log = logging.getLogger("dana.workflows")
@@ -112,6 +114,7 @@ DEFAULT_DEFINITION = {
     "stop_on_error": False,
     "stop_processing": True,
 }
+_DEFAULT = d.WorkflowDefinition.model_validate(DEFAULT_DEFINITION)
 
 
 # -------------------------------------------------------------------------- running
@@ -150,32 +153,68 @@ def _evaluate(ctx: RunContext, definition: d.WorkflowDefinition) -> tuple[bool, 
     return all(r["matched"] for r in results), results
 
 
-def _record(ctx: RunContext, workflow: Workflow | None, matched: bool, conditions: list,
-            actions: list, error: str | None, started: float) -> WorkflowRun:
-    run = WorkflowRun(user_id=ctx.owner_id, workflow_id=workflow.id if workflow else None,
-                      trigger=ctx.trigger, conversation_id=ctx.conversation["id"],
-                      message_id=(ctx.message or {}).get("id"), matched=matched,
-                      conditions=conditions, actions=actions,
-                      status=("failed" if error else "completed") if matched else "not_matched",
-                      error=error, duration_ms=round((time.monotonic() - started) * 1000),
-                      started_at=utcnow())
-    db.session.add(run)
+_W, _R = Workflow.__table__, WorkflowRun.__table__
+# Built once (Core statements keep their compiled form): the hot path reads the owner's
+# workflows and records a run for every customer message.
+_INSERT_RUN = insert(_R)
+_RAN = select(_R.c.id).where(_R.c.workflow_id == bindparam("workflow_id"),
+                             _R.c.message_id == bindparam("message_id"),
+                             _R.c.status == "completed").limit(1)
+_WORKFLOWS = (select(_W.c.id, _W.c.definition, _W.c.updated_at)
+              .where(_W.c.user_id == bindparam("owner_id"), _W.c.enabled.is_(True),
+                     _W.c.trigger_type.in_(bindparam("triggers", expanding=True)))
+              .order_by(_W.c.position, _W.c.created_at))
+
+
+class _Workflow(NamedTuple):
+    id: str
+    definition: dict
+    updated_at: object
+
+
+# Validated definitions by (workflow id, updated_at): an edit changes updated_at, so an
+# entry is never stale; bounded, cleared when full.
+_DEFINITIONS: dict[tuple, d.WorkflowDefinition] = {}
+_DEFINITIONS_MAX = 2000
+
+
+def _definition(workflow: _Workflow) -> d.WorkflowDefinition:
+    """The workflow's definition, validated once per process and version (ValidationError
+    when invalid).
+    """
+    key = (workflow.id, workflow.updated_at)
+    found = _DEFINITIONS.get(key)
+    if found is None:
+        found = d.WorkflowDefinition.model_validate(workflow.definition)
+        if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
+            _DEFINITIONS.clear()
+        _DEFINITIONS[key] = found
+    return found
+
+
+def _record(ctx: RunContext, workflow: _Workflow | None, matched: bool, conditions: list,
+            actions: list, error: str | None, started: float) -> None:
+    execute(_INSERT_RUN, dict(
+        id=new_id(), user_id=ctx.owner_id, workflow_id=workflow.id if workflow else None,
+        trigger=ctx.trigger, conversation_id=ctx.conversation["id"],
+        message_id=(ctx.message or {}).get("id"), matched=matched,
+        conditions=conditions, actions=actions,
+        status=("failed" if error else "completed") if matched else "not_matched",
+        error=error, duration_ms=round((time.monotonic() - started) * 1000),
+        started_at=utcnow()))
     db.session.commit()
-    return run
 
 
 def _already_ran(workflow_id: str, message_id: str | None) -> bool:
     if not message_id:
         return False
-    return db.session.scalar(select(WorkflowRun.id).where(
-        WorkflowRun.workflow_id == workflow_id, WorkflowRun.message_id == message_id,
-        WorkflowRun.status == "completed").limit(1)) is not None
+    return execute(_RAN, {"workflow_id": workflow_id,
+                                     "message_id": message_id}).first() is not None
 
 
-def _workflows_for(owner_id: str, triggers: list[str]) -> list[Workflow]:
-    return list(db.session.scalars(select(Workflow).where(
-        Workflow.user_id == owner_id, Workflow.enabled.is_(True),
-        Workflow.trigger_type.in_(triggers)).order_by(Workflow.position, Workflow.created_at)))
+def _workflows_for(owner_id: str, triggers: list[str]) -> list[_Workflow]:
+    return [_Workflow(*row) for row in execute(
+        _WORKFLOWS, {"owner_id": owner_id, "triggers": list(triggers)})]
 
 
 def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = None) -> str:
@@ -183,7 +222,7 @@ def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = No
     outcome = "no_match"
     for workflow in _workflows_for(ctx.owner_id, triggers):
         try:
-            definition = d.WorkflowDefinition.model_validate(workflow.definition)
+            definition = _definition(workflow)
         except ValidationError:
             log.error("workflow %s has an invalid definition; skipped", workflow.id)
             continue
@@ -221,7 +260,7 @@ def handle_inbound(owner_id: str, conversation: dict, message: dict, item: Inbou
     if outcome == "no_match" and ctx.conversation["ai_enabled"] and not ctx.handed_off:
         # Never silence: fall back to the default behaviour (AI reply, hand-off when unsure).
         started = time.monotonic()
-        definition = d.WorkflowDefinition.model_validate(DEFAULT_DEFINITION)
+        definition = _DEFAULT
         actions, error = _run_actions(ctx, definition)
         _record(ctx, None, True, [{"type": "fallback", "matched": True}], actions, error, started)
         outcome = "fallback"

@@ -35,6 +35,7 @@ from automation.knowledge.text import (
     typo_fix,
 )
 from models_db import KnowledgeChunk, KnowledgeDocument, db, utcnow
+from utils.db import execute, memoized
 from utils.errors import NotFound
 from utils.pagination import paginate
 from utils.store.serialize import iso
@@ -394,8 +395,12 @@ def _knowledge_version(user_id: str) -> tuple:
     """What changes whenever the user's searchable passages do: the enabled documents'
     count, their newest update and their passage count (every write bumps updated_at).
     """
-    row = db.session.execute(_VERSION_SQL, {"user_id": user_id, "enabled": True}).one()
-    return (int(row[0]), str(row[1]), int(row[2]))
+    def _read() -> tuple:
+        row = execute(_VERSION_SQL, {"user_id": user_id, "enabled": True}).one()
+        return (int(row[0]), str(row[1]), int(row[2]))
+
+    # A message of several questions searches once per question: one query per event run.
+    return memoized(("knowledge_version", user_id), _read)
 
 
 def _index(user_id: str, version: tuple) -> _Index:

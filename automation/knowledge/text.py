@@ -13,6 +13,7 @@ import math
 import re
 import threading
 import unicodedata
+from itertools import repeat
 from pathlib import Path
 
 import snowballstemmer
@@ -62,8 +63,15 @@ _SUFFIXES = ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "e
 _VOWELS = set("aeiou")
 
 
+@functools.lru_cache(maxsize=8192)
 def fold(text: str) -> str:
-    """Lower-case and strip diacritics ("Öffnungszeiten" → "offnungszeiten")."""
+    """Lower-case and strip diacritics ("Öffnungszeiten" → "offnungszeiten").
+
+    Cached: the responder folds the same passage sentences for every message it answers.
+    ASCII text has nothing to decompose (its NFKD form is itself): just lower-cased.
+    """
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -205,8 +213,8 @@ def term_matches(term: str, doc_tokens: set[str], doc_stems: set[str]) -> bool:
     s = stem(term)
     if s in doc_stems:
         return True
-    if len(s) >= 4:
-        return any(t.startswith(s) for t in doc_tokens)
+    if len(s) >= 4:  # (map keeps the scan in C: it runs for every sentence of an answer)
+        return any(map(str.startswith, doc_tokens, repeat(s)))
     return False
 
 
@@ -263,7 +271,10 @@ def alternatives(term: str) -> list[str]:
 
 def any_matches(alts: list[str], doc_tokens: set[str], doc_stems: set[str]) -> bool:
     """Does any of a term's alternatives occur in a text (see term_matches)?"""
-    return any(term_matches(a, doc_tokens, doc_stems) for a in alts)
+    for a in alts:
+        if term_matches(a, doc_tokens, doc_stems):
+            return True
+    return False
 
 
 class TermMatcher:

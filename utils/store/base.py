@@ -11,6 +11,7 @@ plain dicts in the REST API's shape.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -94,6 +95,17 @@ class NewMessage:
 
 class Store(Protocol):
     """What both backends implement. See the module docstring for the scoping rule."""
+
+    def unit(self) -> AbstractContextManager:
+        """A block whose contact, conversation and message writes (upsert_contact,
+        open_conversation, add_message) are committed together when it ends, or not at all
+        if it raises: a customer's message arrives in one transaction, not three.
+
+        The SQL backend holds one database transaction (on SQLite the write lock, from the
+        block's first write to its end: keep slow calls out of it). Over PostgREST each write
+        is its own request, so the Supabase backend commits each at once, as outside a unit.
+        """
+        return nullcontext()
 
     # contacts
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,

@@ -5,16 +5,20 @@ related rows in the same query (one query per list call).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
+from types import SimpleNamespace
 
-from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy import bindparam, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import contains_eager
 from typing_extensions import override
 
-from models_db import db, utcnow
-from utils.pagination import paginate
+from models_db import db, new_id, utcnow
+from utils.db import execute
+from utils.pagination import page_of, paginate
 from utils.store.base import (
     ConversationFilters,
     DuplicateMessage,
@@ -114,30 +118,139 @@ def _commit(serialize, row) -> dict:
     return out
 
 
+# The pipeline's hot path (a customer's message in, the automated reply out) runs as Core
+# statements on the tables, built once: no ORM identity map, unit of work or savepoint, and
+# each statement's compiled form is cached with it.
+_CT, _CV, _MS = Contact.__table__, Conversation.__table__, Message.__table__
+_CONTACT_BY_KEY = select(_CT).where(_CT.c.owner_id == bindparam("owner_id"),
+                                    _CT.c.platform == bindparam("platform"),
+                                    _CT.c.platform_user_id == bindparam("platform_user_id"))
+_CONTACT_SUMMARY = select(_CT.c.id, _CT.c.name, _CT.c.platform_user_id, _CT.c.profile_pic) \
+    .where(_CT.c.id == bindparam("contact_id"), _CT.c.owner_id == bindparam("owner_id"))
+_CONVERSATION_BY_KEY = (select(*CONVERSATION_COLUMNS)
+                        .join(Contact, Contact.id == Conversation.contact_id)
+                        .where(Conversation.owner_id == bindparam("owner_id"),
+                               Conversation.platform_account_id == bindparam("account"),
+                               Conversation.contact_id == bindparam("contact_id"),
+                               Contact.owner_id == bindparam("owner_id")))
+_CONVERSATION_BY_ID = (select(*CONVERSATION_COLUMNS)
+                       .join(Contact, Contact.id == Conversation.contact_id)
+                       .where(Conversation.owner_id == bindparam("owner_id"),
+                              Conversation.id == bindparam("conversation_id")))
+_CONVERSATION_COUNTERS = select(_CV.c.id, _CV.c.platform, _CV.c.message_count,
+                                _CV.c.last_message_at, _CV.c.last_inbound_at).where(
+    _CV.c.id == bindparam("conversation_id"), _CV.c.owner_id == bindparam("owner_id"))
+_MESSAGE_FIELDS = ("id", "conversation_id", "direction", "sender_type", "text", "attachments",
+                   "platform", "platform_message_id", "status", "error", "reply_to", "is_note",
+                   "metadata", "created_at")
+_MESSAGE_FOR_UPDATE = select(*(_MS.c[f] for f in _MESSAGE_FIELDS)).where(
+    _MS.c.id == bindparam("message_id"), _MS.c.owner_id == bindparam("owner_id")) \
+    .with_for_update()
+_MESSAGE_READ = [_MS.c[f] for f in _MESSAGE_FIELDS if f != "metadata"] + \
+    [_MS.c.metadata.label("meta")]  # rows that message_dict reads as they are
+_MESSAGE_BY_ID = select(*_MESSAGE_READ).where(_MS.c.id == bindparam("message_id"),
+                                              _MS.c.owner_id == bindparam("owner_id"))
+_MESSAGE_BY_KEY = select(*_MESSAGE_READ).where(
+    _MS.c.idempotency_key == bindparam("key"), _MS.c.owner_id == bindparam("owner_id"))
+_MESSAGE_BY_MID = select(*_MESSAGE_READ).where(
+    _MS.c.platform == bindparam("platform"), _MS.c.platform_message_id == bindparam("mid"))
+_MESSAGE_BY_MID_OWNER = _MESSAGE_BY_MID.where(_MS.c.owner_id == bindparam("owner_id"))
+_NEWEST_MESSAGES = (select(*_MESSAGE_READ)
+                    .where(_MS.c.conversation_id == bindparam("conversation_id"),
+                           _MS.c.owner_id == bindparam("owner_id"))
+                    .order_by(_MS.c.created_at.desc(), _MS.c.id.desc())
+                    .limit(bindparam("limit_plus_one")))
+def _insert_ignore_stmt(table):
+    """INSERT of every column of `table` ... ON CONFLICT DO NOTHING (rowcount 0: a unique key
+    exists). Written as text with typed parameters because SQLAlchemy's dialect-specific
+    on_conflict_do_nothing() has no cache key: it would be compiled again on every call.
+    The clause is the same on SQLite (3.24+) and PostgreSQL.
+    """
+    columns = list(table.c)
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    values = ", ".join(f":{c.key}" for c in columns)
+    return text(f"INSERT INTO {table.name} ({names}) VALUES ({values}) ON CONFLICT DO NOTHING"
+                ).bindparams(*(bindparam(c.key, type_=c.type) for c in columns))
+
+
+# Every AI reply checks the plan in effect (services/entitlements.py): plain rows, prebuilt.
+_TIER_BY_ID = select(SubscriptionTier.__table__).where(
+    SubscriptionTier.__table__.c.id == bindparam("tier_id"))
+_SUBSCRIPTION_BY_USER = select(UserSubscription.__table__).where(
+    UserSubscription.__table__.c.user_id == bindparam("user_id"))
+_INSERT_IGNORE = {t.name: _insert_ignore_stmt(t) for t in (_CT, _CV, _MS)}
+
+
+def _insert_ignore(table):
+    """The prebuilt INSERT ... ON CONFLICT DO NOTHING of one of the hot path's tables."""
+    return _INSERT_IGNORE[table.name]
+
+
+def _message_row(row) -> SimpleNamespace:
+    """A Core row of _MESSAGE_FIELDS as message_dict reads it (`meta` for metadata)."""
+    values = dict(row._mapping)
+    values["meta"] = values.pop("metadata")
+    return SimpleNamespace(**values)
+
+
+_in_unit: ContextVar[bool] = ContextVar("dana_store_unit", default=False)
+
+
+def _end_write() -> None:
+    """Commit the hot path's write now, or at the end of the Store.unit() it is part of."""
+    if not _in_unit.get():
+        db.session.commit()
+
+
 class SqlStore(Store):
     """The store on SQLAlchemy; see utils.store.base.Store for the contract."""
 
     name = "sql"
 
+    @override
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        if _in_unit.get():  # nested: the outermost unit commits
+            yield
+            return
+        token = _in_unit.set(True)
+        try:
+            yield
+        except BaseException:
+            _in_unit.reset(token)
+            db.session.rollback()
+            raise
+        _in_unit.reset(token)
+        db.session.commit()
+
     # ------------------------------------------------------------------ contacts
     @override
     def upsert_contact(self, owner_id: str, platform: str, platform_user_id: str,
                        profile: dict) -> tuple[dict, bool]:
-        stmt = select(Contact).where(Contact.owner_id == owner_id, Contact.platform == platform,
-                                     Contact.platform_user_id == platform_user_id)
-        contact = db.session.scalar(stmt)
-        created = False
-        if contact is None:
-            contact = Contact(owner_id=owner_id, platform=platform,
-                              platform_user_id=platform_user_id, profile={})
-            try:
-                with db.session.begin_nested():
-                    db.session.add(contact)
-                created = True
-            except IntegrityError:  # created concurrently by another process
-                contact = db.session.scalar(stmt)
+        key = {"owner_id": owner_id, "platform": platform, "platform_user_id": platform_user_id}
+        row = execute(_CONTACT_BY_KEY, key).first()
+        if row is None:
+            now = utcnow()
+            contact = SimpleNamespace(
+                id=new_id(), **key, name=None, first_name=None, last_name=None, username=None,
+                profile_pic=None, locale=None, phone=None, email=None, notes=None, profile={},
+                created_at=now, updated_at=now)
+            apply_profile(contact, profile)
+            if execute(_insert_ignore(_CT), vars(contact)).rowcount == 1:
+                _end_write()
+                return contact_dict(contact), True
+            # created concurrently by another process: read it (inside this transaction,
+            # which holds the write lock on SQLite and saw the other commit)
+            row = execute(_CONTACT_BY_KEY, key).first()
+        contact = SimpleNamespace(**row._mapping)
+        before = dict(vars(contact))
         apply_profile(contact, profile)
-        return _commit(contact_dict, contact), created
+        changes = {k: v for k, v in vars(contact).items() if before[k] != v}
+        if changes:
+            contact.updated_at = changes["updated_at"] = utcnow()
+            execute(update(_CT).where(_CT.c.id == contact.id).values(**changes))
+        _end_write()
+        return contact_dict(contact), False
 
     @override
     def get_contact(self, owner_id: str, contact_id: str) -> dict | None:
@@ -176,31 +289,40 @@ class SqlStore(Store):
         """The conversation with this contact on this account, created if needed.
         LookupError when contact_id is not one of the owner's contacts.
         """
-        stmt = (select(Conversation).join(Conversation.contact)
-                .options(contains_eager(Conversation.contact))
-                .where(Conversation.owner_id == owner_id,
-                       Conversation.platform_account_id == platform_account_id,
-                       Conversation.contact_id == contact_id, Contact.owner_id == owner_id))
-        conv = db.session.scalar(stmt)
-        if conv is not None:
-            return conversation_dict(conv, conv.contact), False
+        key = {"owner_id": owner_id, "account": platform_account_id, "contact_id": contact_id}
+        row = execute(_CONVERSATION_BY_KEY, key).first()
+        if row is not None:
+            return conversation_dict(row), False
         # The table's foreign key only says the contact exists, not whose it is.
-        if self._contact(owner_id, contact_id) is None:
+        contact = execute(_CONTACT_SUMMARY, {"contact_id": contact_id,
+                                                        "owner_id": owner_id}).first()
+        if contact is None:
             raise LookupError("contact not found for this owner")
-        conv = Conversation(owner_id=owner_id, platform=platform,
-                            platform_account_id=platform_account_id, contact_id=contact_id,
-                            labels=[])
+        now = utcnow()
+        values = dict(id=new_id(), owner_id=owner_id, platform=platform,
+                      platform_account_id=platform_account_id, contact_id=contact_id,
+                      status="open", assignee_id=None, labels=[], ai_enabled=True,
+                      last_message_at=now, last_inbound_at=None, last_message_preview=None,
+                      unread_count=0, message_count=0, snoozed_until=None, created_at=now,
+                      updated_at=now)
         try:
-            with db.session.begin_nested():
-                db.session.add(conv)
-            db.session.commit()
-            created = True
-        except IntegrityError:  # opened concurrently, or the contact was deleted meanwhile
-            created = False
-        conv = db.session.scalar(stmt.execution_options(populate_existing=True))
-        if conv is None:
+            created = execute(_insert_ignore(_CV), values).rowcount == 1
+        except IntegrityError:  # the contact was deleted meanwhile (its foreign key)
+            db.session.rollback()
+            raise LookupError("contact not found for this owner") from None
+        if created:
+            _end_write()
+            return conversation_dict(SimpleNamespace(
+                **values, contact_name=contact.name,
+                contact_platform_user_id=contact.platform_user_id,
+                contact_profile_pic=contact.profile_pic)), True
+        # Opened concurrently: this transaction (which began with the INSERT, holding the
+        # write lock on SQLite; a fresh snapshot per statement on PostgreSQL) sees it.
+        row = execute(_CONVERSATION_BY_KEY, key).first()
+        _end_write()
+        if row is None:
             raise LookupError("contact not found for this owner")
-        return conversation_dict(conv, conv.contact), created
+        return conversation_dict(row), False
 
     def _conversation_query(self, owner_id: str):
         return (select(*CONVERSATION_COLUMNS)
@@ -209,8 +331,9 @@ class SqlStore(Store):
 
     @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
-        row = db.session.execute(self._conversation_query(owner_id)
-                                 .where(Conversation.id == conversation_id)).first()
+        row = execute(_CONVERSATION_BY_ID, {"owner_id": owner_id,
+                                                       "conversation_id": conversation_id}
+                                 ).first()
         return conversation_dict(row) if row else None
 
     @override
@@ -260,63 +383,72 @@ class SqlStore(Store):
     # ------------------------------------------------------------------ messages
     @override
     def add_message(self, owner_id: str, message: NewMessage) -> dict:
-        conv = self._conversation(owner_id, message.conversation_id)
+        conv = execute(_CONVERSATION_COUNTERS, {
+            "conversation_id": message.conversation_id, "owner_id": owner_id}).first()
         if conv is None:
             raise LookupError("conversation not found for this owner")
-        row = Message(
-            owner_id=owner_id, conversation_id=conv.id, direction=message.direction,
-            sender_type=message.sender_type, text=message.text,
-            attachments=list(message.attachments or []), platform=message.platform or conv.platform,
+        now = utcnow()
+        row = SimpleNamespace(
+            id=new_id(), owner_id=owner_id, conversation_id=conv.id,
+            direction=message.direction, sender_type=message.sender_type, text=message.text,
+            attachments=list(message.attachments or []),
+            platform=message.platform or conv.platform,
             platform_message_id=message.platform_message_id, status=message.status,
             error=message.error, reply_to=message.reply_to, is_note=message.is_note,
-            meta=dict(message.metadata or {}), created_at=message.created_at or utcnow(),
-            idempotency_key=message.idempotency_key,
-        )
+            meta=dict(message.metadata or {}), created_at=message.created_at or now,
+            updated_at=now, idempotency_key=message.idempotency_key)
+        values = {**vars(row), "metadata": row.meta}
+        del values["meta"]
         try:
-            with db.session.begin_nested():
-                db.session.add(row)
-        except IntegrityError:
+            inserted = execute(_insert_ignore(_MS), values).rowcount == 1
+        except IntegrityError:  # not a duplicate key (e.g. the conversation was deleted)
+            db.session.rollback()
+            raise DuplicateMessage({}) from None
+        if not inserted:  # a unique key exists: the platform message id or idempotency key
             existing = None
             if message.platform_message_id:
                 existing = self.find_message(owner_id, row.platform, message.platform_message_id)
             if existing is None and message.idempotency_key:
                 existing = self.find_message_by_key(owner_id, message.idempotency_key)
-            db.session.rollback()
-            raise DuplicateMessage(existing or {}) from None
+            if not _in_unit.get():
+                db.session.rollback()  # nothing written: end the transaction (and its lock)
+            raise DuplicateMessage(existing or {})
         if not message.is_note:
+            # The counters are incremented in SQL (concurrent writers cannot lose a count);
+            # the newest-message fields follow the conversation read above.
+            changes = {"message_count": _CV.c.message_count + 1, "updated_at": now}
             if not conv.message_count or row.created_at >= conv.last_message_at:
-                conv.last_message_at = row.created_at
                 preview = message.text or (f"[{message.attachments[0].get('type', 'attachment')}]"
                                            if message.attachments else None)
-                conv.last_message_preview = preview[:200] if preview else None
-            conv.message_count = (conv.message_count or 0) + 1
+                changes["last_message_at"] = row.created_at
+                changes["last_message_preview"] = preview[:200] if preview else None
             if message.direction == "inbound":
-                conv.unread_count = (conv.unread_count or 0) + 1
+                changes["unread_count"] = _CV.c.unread_count + 1
                 if conv.last_inbound_at is None or row.created_at > conv.last_inbound_at:
-                    conv.last_inbound_at = row.created_at
-        return _commit(message_dict, row)
+                    changes["last_inbound_at"] = row.created_at
+            execute(update(_CV).where(_CV.c.id == conv.id).values(**changes))
+        _end_write()
+        return message_dict(row)
 
     @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
-        m = db.session.scalar(select(Message).where(Message.id == message_id,
-                                                    Message.owner_id == owner_id))
-        return message_dict(m) if m else None
+        row = execute(_MESSAGE_BY_ID, {"message_id": message_id,
+                                                  "owner_id": owner_id}).first()
+        return message_dict(row) if row else None
 
     @override
     def find_message(self, owner_id: str | None, platform: str,
                      platform_message_id: str) -> dict | None:
-        stmt = select(Message).where(Message.platform == platform,
-                                     Message.platform_message_id == platform_message_id)
-        if owner_id is not None:
-            stmt = stmt.where(Message.owner_id == owner_id)
-        m = db.session.scalar(stmt)
-        return message_dict(m) if m else None
+        params = {"platform": platform, "mid": platform_message_id, "owner_id": owner_id}
+        row = execute(_MESSAGE_BY_MID if owner_id is None
+                                 else _MESSAGE_BY_MID_OWNER, params).first()
+        return message_dict(row) if row else None
 
     @override
     def find_message_by_key(self, owner_id: str, idempotency_key: str) -> dict | None:
-        m = db.session.scalar(select(Message).where(Message.idempotency_key == idempotency_key,
-                                                    Message.owner_id == owner_id))
-        return message_dict(m) if m else None
+        row = execute(_MESSAGE_BY_KEY, {"key": idempotency_key,
+                                                   "owner_id": owner_id}).first()
+        return message_dict(row) if row else None
 
     def update_message(self, owner_id: str, message_id: str, text: str | None = None,
                        metadata: dict | None = None) -> dict | None:
@@ -324,17 +456,22 @@ class SqlStore(Store):
         The row is locked (and re-read) from the read to the commit, so a concurrent merge is
         not lost.
         """
-        m = db.session.scalar(select(Message).where(Message.id == message_id,
-                                                    Message.owner_id == owner_id)
-                              .with_for_update()
-                              .execution_options(populate_existing=True))
-        if m is None:
+        found = execute(_MESSAGE_FOR_UPDATE, {"message_id": message_id,
+                                                         "owner_id": owner_id}).first()
+        if found is None:
+            db.session.rollback()
             return None
+        m = _message_row(found)
+        changes = {}
         if text is not None:
-            m.text = text
+            m.text = changes["text"] = text
         if metadata:
-            m.meta = {**(m.meta or {}), **metadata}
-        return _commit(message_dict, m)
+            m.meta = changes["metadata"] = {**(m.meta or {}), **metadata}
+        if changes:
+            changes["updated_at"] = utcnow()
+            execute(update(_MS).where(_MS.c.id == m.id).values(**changes))
+        db.session.commit()
+        return message_dict(m)
 
     def mark_outbound_up_to(self, owner_id: str, conversation_id: str, status: str,
                             until: datetime) -> int:
@@ -352,6 +489,13 @@ class SqlStore(Store):
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page:
         """Newest page first; each page is oldest-first; the cursor goes back in time."""
+        if not cursor:  # the newest page (the pipeline's burst and history): prebuilt
+            rows = execute(_NEWEST_MESSAGES, {
+                "conversation_id": conversation_id, "owner_id": owner_id,
+                "limit_plus_one": limit + 1}).all()
+            result = page_of(rows, limit, message_dict, lambda r: (r.created_at, r.id))
+            result.items.reverse()
+            return result
         stmt = select(*MESSAGE_COLUMNS).where(Message.conversation_id == conversation_id,
                                               Message.owner_id == owner_id)
         result = paginate(stmt, Message.created_at, Message.id, cursor, limit, message_dict,
@@ -363,25 +507,26 @@ class SqlStore(Store):
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
-        m = db.session.scalar(select(Message).where(Message.id == message_id,
-                                                    Message.owner_id == owner_id)
-                              .with_for_update()
-                              .execution_options(populate_existing=True))
-        if m is None:
+        found = execute(_MESSAGE_FOR_UPDATE, {"message_id": message_id,
+                                                         "owner_id": owner_id}).first()
+        if found is None:
+            db.session.rollback()
             return None
-        changed = False
+        m = _message_row(found)
+        changes = {}
         if platform_message_id and not m.platform_message_id:
-            m.platform_message_id = platform_message_id
-            changed = True
+            m.platform_message_id = changes["platform_message_id"] = platform_message_id
         if status_moves_forward(m.status, status):
-            m.status = status
-            m.error = error if status == "failed" else m.error
-            changed = True
-        if changed:
-            return _commit(message_dict, m)
-        out = message_dict(m)
-        db.session.rollback()
-        return out
+            m.status = changes["status"] = status
+            if status == "failed":
+                m.error = changes["error"] = error
+        if not changes:
+            db.session.rollback()
+            return message_dict(m)
+        changes["updated_at"] = utcnow()
+        execute(update(_MS).where(_MS.c.id == m.id).values(**changes))
+        db.session.commit()
+        return message_dict(m)
 
     # --------------------------------------------------------------------- tasks
     @override
@@ -438,7 +583,7 @@ class SqlStore(Store):
 
     @override
     def get_tier(self, tier_id: str) -> dict | None:
-        t = db.session.get(SubscriptionTier, tier_id)
+        t = execute(_TIER_BY_ID, {"tier_id": tier_id}).first()
         return tier_dict(t) if t else None
 
     @override
@@ -483,7 +628,7 @@ class SqlStore(Store):
 
     @override
     def get_subscription(self, user_id: str) -> dict | None:
-        s = db.session.scalar(select(UserSubscription).where(UserSubscription.user_id == user_id))
+        s = execute(_SUBSCRIPTION_BY_USER, {"user_id": user_id}).first()
         return subscription_dict(s) if s else None
 
     @override

@@ -1,0 +1,71 @@
+"""The app's database connections: a pooled PostgreSQL connection that the server dropped
+(a restart, an administrator) is replaced, not handed out; SQLite writers of one process
+take turns on a lock instead of SQLite's sleeping busy handler."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+import app as app_module
+from models_db import db
+from utils.db import sqlite_writer_lock
+
+
+def test_a_pooled_connection_dropped_by_the_server_is_replaced(app, client, user):
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("a SQLite file has no server connection to drop")
+        url = db.engine.url
+    # the request's connection goes back to the pool when it ends (the test's app context
+    # outlives the request: end its session as a served request's own context would)
+    assert client.get("/api/auth/me", headers=user["headers"]).status_code == 200
+    db.session.remove()
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    finally:
+        admin.dispose()
+    assert killed >= 1
+    time.sleep(app_module.PING_AFTER_IDLE + 0.2)  # idle long enough to be checked
+    resp = client.get("/api/auth/me", headers=user["headers"])
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["id"] == user["user"]["id"]
+
+
+def test_sqlite_writers_of_one_process_take_turns_and_all_commit(app):
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the writer's turn is SQLite's concern")
+        with db.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE turns (n INTEGER NOT NULL)"))
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            with app.app_context():
+                for i in range(20):
+                    # a read first (outside the transaction), then the write begins it
+                    db.session.execute(text("SELECT count(*) FROM turns")).scalar()
+                    db.session.execute(text("INSERT INTO turns (n) VALUES (:n)"),
+                                       {"n": n * 100 + i})
+                    db.session.commit()
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    with app.app_context():
+        assert db.session.execute(text("SELECT count(*) FROM turns")).scalar() == 160
+        # no writer's turn is left held once the transactions ended
+        assert not sqlite_writer_lock(db.engine.url.database).locked()
