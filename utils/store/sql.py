@@ -5,16 +5,32 @@ related rows in the same query (one query per list call).
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    String,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
+from sqlalchemy.types import NullType
 from typing_extensions import override
 
-from models_db import db, utcnow
-from utils.pagination import paginate
+from models_db import TZDateTime, db, utcnow
+from utils.pagination import cursor_params, keyset_bound, page_of_items, paginate
 from utils.store.base import (
     ConversationFilters,
     DuplicateMessage,
@@ -26,11 +42,17 @@ from utils.store.base import (
     status_moves_forward,
 )
 from utils.store.serialize import (
+    CONVERSATION_FIELDS,
+    MESSAGE_FIELDS,
+    Codec,
     apply_profile,
     contact_dict,
     conversation_dict,
+    conversation_values,
+    iso,
     like_pattern,
     message_dict,
+    message_values,
     subscription_dict,
     task_dict,
     tier_dict,
@@ -44,24 +66,84 @@ from utils.store.sql_models import (
     UserSubscription,
 )
 
-# What a conversation list reads: the conversation's columns and its contact's summary, as
-# one flat row (conversation_dict without a contact). Reading columns instead of ORM objects
-# is most of what makes a page of 50 cost about what a primary-key lookup costs.
+_conversations, _contacts, _messages = (Conversation.__table__, Contact.__table__,
+                                        Message.__table__)
+
+
+def _raw(column, name: str | None = None):
+    """`column` read as the driver returns it: no SQLAlchemy type processing per value (most
+    of a list's cost on SQLite); the dialect's Codec converts the values instead.
+    """
+    return type_coerce(column, NullType()).label(name or column.key)
+
+
+# What lists read, in serialize's field order: a conversation's columns and its contact's
+# summary as one flat row; a message's columns (`meta` is the `metadata` column).
 CONVERSATION_COLUMNS = (
-    Conversation.id, Conversation.platform, Conversation.platform_account_id,
-    Conversation.status, Conversation.ai_enabled, Conversation.assignee_id, Conversation.labels,
-    Conversation.unread_count, Conversation.message_count, Conversation.last_message_at,
-    Conversation.last_inbound_at, Conversation.last_message_preview, Conversation.snoozed_until,
-    Conversation.created_at, Conversation.updated_at, Conversation.contact_id,
-    Contact.name.label("contact_name"),
-    Contact.platform_user_id.label("contact_platform_user_id"),
-    Contact.profile_pic.label("contact_profile_pic"),
+    *(_raw(_conversations.c[f]) for f in CONVERSATION_FIELDS),
+    _raw(_conversations.c.contact_id), _raw(_contacts.c.name, "contact_name"),
+    _raw(_contacts.c.platform_user_id, "contact_platform_user_id"),
+    _raw(_contacts.c.profile_pic, "contact_profile_pic"),
 )
-MESSAGE_COLUMNS = (
-    Message.id, Message.conversation_id, Message.direction, Message.sender_type, Message.text,
-    Message.attachments, Message.platform, Message.platform_message_id, Message.status,
-    Message.error, Message.reply_to, Message.is_note, Message.meta, Message.created_at,
-)
+MESSAGE_COLUMNS = tuple(_raw(_messages.c["metadata" if f == "meta" else f])
+                        for f in MESSAGE_FIELDS)
+_INBOX_ORDER = (_conversations.c.last_message_at.desc(), _conversations.c.id.desc())
+_THREAD_ORDER = (_messages.c.created_at.desc(), _messages.c.id.desc())
+_LIMIT = bindparam("limit", type_=Integer)
+
+
+def _reader(type_, dialect: Dialect):
+    """What SQLAlchemy does to a raw value of `type_` read on `dialect` (None: nothing)."""
+    return type_.dialect_impl(dialect).result_processor(dialect, None)
+
+
+def _sqlite_codec(dialect: Dialect) -> Codec:
+    """Raw SQLite values to the API's: what TZDateTime, JSON and Boolean read back, without
+    building a datetime per timestamp.
+
+    TZDateTime stores naive UTC as 'YYYY-MM-DD HH:MM:SS.ffffff', which is its ISO text once
+    the separator and the offset are put in (isoformat() leaves out zero microseconds); a
+    stored value of any other form goes through the type's own reading.
+    """
+    read_time = _reader(TZDateTime(), dialect)
+    read_json = _reader(JSON(), dialect) or json.loads
+    read_flag = _reader(Boolean(), dialect)
+
+    def time(value):
+        if value is None:
+            return None
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            if value.endswith("000000"):
+                return f"{value[:10]}T{value[11:19]}+00:00"
+            return f"{value[:10]}T{value[11:]}+00:00"
+        return iso(read_time(value))
+
+    def json_value(value):
+        if value == "[]":
+            return []
+        if value == "{}":
+            return {}
+        return read_json(value)
+
+    return Codec(time, json_value, read_flag or bool)
+
+
+def _same(value):
+    return value
+
+
+def sql_codec(dialect: Dialect) -> Codec:
+    """The Codec of raw driver values on `dialect`: SQLAlchemy's own result processing of
+    TZDateTime, JSON and Boolean (psycopg already hands over datetimes, parsed JSON and bools),
+    with a fast path on SQLite.
+    """
+    if dialect.name == "sqlite":
+        return _sqlite_codec(dialect)
+    read_time = _reader(TZDateTime(), dialect) or _same
+    return Codec(lambda value: iso(read_time(value)), _reader(JSON(), dialect) or _same,
+                 _reader(Boolean(), dialect) or _same)
+
+
 # SQLite's full-text indexes (migration 0013): FTS5 with the trigram tokenizer, where a phrase
 # query is a case-insensitive substring match of 3+ characters. messages_fts's rowid carries
 # the conversation's rowid in its high 32 bits, so the matching conversations come straight
@@ -75,32 +157,93 @@ _FTS_MATCH = text(
     "WHERE ct.rowid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :fts_phrase))")
 
 
-def _text_search(owner_id: str, q: str):
-    """Conversations whose contact's name or any message contains `q` (case-insensitive
-    substring); the caller scopes the conversations to their owner.
-
-    SQLite answers it from its full-text indexes (q of 3+ characters; FTS5's query parser
-    stops at a NUL, so such a q takes the LIKE scan); PostgreSQL from its
-    pg_trgm indexes on lower(text) and lower(name), as two IN subqueries (not a correlated
-    EXISTS per conversation): each is answered once from its index, and the inbox index then
-    yields the newest matching conversations in order.
+def _search_kind(dialect: str, q: str) -> str:
+    """How `q` is searched: SQLite's full-text indexes answer a q of 3+ characters (FTS5's
+    query parser stops at a NUL, so such a q takes the LIKE scan); anything else is a LIKE.
     """
-    if db.engine.dialect.name == "sqlite" and len(q) >= 3 and "\x00" not in q:
-        return _FTS_MATCH.bindparams(fts_phrase='"' + q.replace('"', '""') + '"')
-    pattern = like_pattern(q.lower())
-    messages = select(Message.conversation_id).where(
-        Message.owner_id == owner_id, func.lower(Message.text).like(pattern, escape="\\"))
-    names = select(Contact.id).where(
-        Contact.owner_id == owner_id, func.lower(Contact.name).like(pattern, escape="\\"))
-    return or_(Conversation.id.in_(messages), Conversation.contact_id.in_(names))
+    return "fts" if dialect == "sqlite" and len(q) >= 3 and "\x00" not in q else "like"
 
 
-def _label_filter(label: str):
-    """Conversations whose JSON label list contains `label` (dialect-specific)."""
-    if db.engine.dialect.name == "postgresql":
-        return Conversation.labels.cast(JSONB).contains([label])
-    each = func.json_each(Conversation.labels).table_valued("value")
+def _search_params(kind: str, q: str) -> dict:
+    if kind == "fts":
+        return {"fts_phrase": '"' + q.replace('"', '""') + '"'}
+    return {"pattern": like_pattern(q.lower())}
+
+
+def _text_search(kind: str):
+    """Conversations whose contact's name or any message contains the search text
+    (case-insensitive substring), as bind parameters (_search_params); the caller scopes the
+    conversations to their owner (:owner_id).
+
+    SQLite answers it from its full-text indexes; PostgreSQL from its pg_trgm indexes on
+    lower(text) and lower(name), as two IN subqueries (not a correlated EXISTS per
+    conversation): each is answered once from its index, and the inbox index then yields the
+    newest matching conversations in order.
+    """
+    if kind == "fts":
+        return _FTS_MATCH
+    pattern, owner = bindparam("pattern", type_=String), bindparam("owner_id", type_=String)
+    messages = select(_messages.c.conversation_id).where(
+        _messages.c.owner_id == owner, func.lower(_messages.c.text).like(pattern, escape="\\"))
+    names = select(_contacts.c.id).where(
+        _contacts.c.owner_id == owner, func.lower(_contacts.c.name).like(pattern, escape="\\"))
+    return or_(_conversations.c.id.in_(messages), _conversations.c.contact_id.in_(names))
+
+
+def _label_filter(dialect: str):
+    """Conversations whose JSON label list contains :label (dialect-specific)."""
+    label = bindparam("label", type_=String)
+    if dialect == "postgresql":
+        return _conversations.c.labels.cast(JSONB).contains(func.jsonb_build_array(label))
+    each = func.json_each(_conversations.c.labels).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == label))
+
+
+def _conversation_select():
+    return (select(*CONVERSATION_COLUMNS)
+            .join_from(_conversations, _contacts, _contacts.c.id == _conversations.c.contact_id)
+            .where(_conversations.c.owner_id == bindparam("owner_id", type_=String)))
+
+
+@lru_cache(maxsize=256)
+def _conversation_list(dialect: str, filters: tuple[str, ...], search: str | None,
+                       after: bool):
+    """The inbox statement of one shape (which filters, which search, a cursor or not), built
+    once: SQLAlchemy then finds its compiled form without rebuilding and hashing it per call.
+    """
+    stmt = _conversation_select()
+    for column in filters:
+        stmt = stmt.where(_label_filter(dialect) if column == "label"
+                          else _conversations.c[column] == bindparam(column, type_=String))
+    if search:
+        stmt = stmt.where(_text_search(search))
+    if after:
+        stmt = stmt.where(keyset_bound(_conversations.c.last_message_at, _conversations.c.id))
+    return stmt.order_by(*_INBOX_ORDER).limit(_LIMIT)
+
+
+@lru_cache(maxsize=4)
+def _conversation_lookup(by_platform_user: bool):
+    """One conversation of the owner, by id or by (account, platform, platform user id)."""
+    stmt = _conversation_select()
+    if by_platform_user:
+        return stmt.where(
+            _conversations.c.platform_account_id == bindparam("platform_account_id",
+                                                             type_=String),
+            _contacts.c.platform == bindparam("platform", type_=String),
+            _contacts.c.platform_user_id == bindparam("platform_user_id", type_=String))
+    return stmt.where(_conversations.c.id == bindparam("conversation_id", type_=String))
+
+
+@lru_cache(maxsize=4)
+def _message_list(after: bool):
+    """A page of a conversation's thread, newest first (built once, like _conversation_list)."""
+    stmt = select(*MESSAGE_COLUMNS).where(
+        _messages.c.conversation_id == bindparam("conversation_id", type_=String),
+        _messages.c.owner_id == bindparam("owner_id", type_=String))
+    if after:
+        stmt = stmt.where(keyset_bound(_messages.c.created_at, _messages.c.id))
+    return stmt.order_by(*_THREAD_ORDER).limit(_LIMIT)
 
 
 def _commit(serialize, row) -> dict:
@@ -202,41 +345,57 @@ class SqlStore(Store):
             raise LookupError("contact not found for this owner")
         return conversation_dict(conv, conv.contact), created
 
-    def _conversation_query(self, owner_id: str):
-        return (select(*CONVERSATION_COLUMNS)
-                .join(Contact, Contact.id == Conversation.contact_id)
-                .where(Conversation.owner_id == owner_id))
+    def _codec(self) -> Codec:
+        """The Codec of this app's database (built on first use: the engine exists by then)."""
+        codec = self.__dict__.get("_codec_value")
+        if codec is None:
+            codec = self._codec_value = sql_codec(db.engine.dialect)
+        return codec
+
+    def _rows(self, stmt, params: dict) -> list:
+        """Run a statement built once (with bind parameters) on the session's connection: a
+        Core execution, so no ORM result machinery; pending ORM changes are flushed first, as
+        the session's own execute would.
+        """
+        db.session.flush()
+        return db.session.connection().execute(stmt, params).all()
+
+    def _one_conversation(self, stmt, params: dict) -> dict | None:
+        rows = self._rows(stmt, params)
+        return conversation_values(rows[0], self._codec()) if rows else None
 
     @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
-        row = db.session.execute(self._conversation_query(owner_id)
-                                 .where(Conversation.id == conversation_id)).first()
-        return conversation_dict(row) if row else None
+        return self._one_conversation(_conversation_lookup(False), {
+            "owner_id": owner_id, "conversation_id": conversation_id})
 
     @override
     def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           platform_user_id: str) -> dict | None:
-        row = db.session.execute(self._conversation_query(owner_id).where(
-            Conversation.platform_account_id == platform_account_id,
-            Contact.platform == platform, Contact.platform_user_id == platform_user_id)).first()
-        return conversation_dict(row) if row else None
+        return self._one_conversation(_conversation_lookup(True), {
+            "owner_id": owner_id, "platform": platform,
+            "platform_account_id": platform_account_id, "platform_user_id": platform_user_id})
 
     @override
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
                            cursor: str | None) -> Page:
-        stmt = self._conversation_query(owner_id)
-        if filters.status:
-            stmt = stmt.where(Conversation.status == filters.status)
-        if filters.platform:
-            stmt = stmt.where(Conversation.platform == filters.platform)
-        if filters.assignee_id:
-            stmt = stmt.where(Conversation.assignee_id == filters.assignee_id)
-        if filters.label:
-            stmt = stmt.where(_label_filter(filters.label))
-        if filters.q:
-            stmt = stmt.where(_text_search(owner_id, filters.q))
-        return paginate(stmt, Conversation.last_message_at, Conversation.id, cursor, limit,
-                        conversation_dict, entities=False)
+        params = {"owner_id": owner_id, "limit": limit + 1}
+        used = []
+        for column in ("status", "platform", "assignee_id", "label"):
+            value = getattr(filters, column)
+            if value:
+                used.append(column)
+                params[column] = value
+        dialect = db.engine.dialect.name
+        search = _search_kind(dialect, filters.q) if filters.q else None
+        if search:
+            params.update(_search_params(search, filters.q))
+        if cursor:
+            params.update(cursor_params(cursor))
+        stmt = _conversation_list(dialect, tuple(used), search, bool(cursor))
+        codec = self._codec()
+        return page_of_items([conversation_values(r, codec) for r in self._rows(stmt, params)],
+                             limit, "last_message_at")
 
     def _conversation(self, owner_id: str, conversation_id: str) -> Conversation | None:
         return db.session.scalar(select(Conversation).where(
@@ -352,10 +511,13 @@ class SqlStore(Store):
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page:
         """Newest page first; each page is oldest-first; the cursor goes back in time."""
-        stmt = select(*MESSAGE_COLUMNS).where(Message.conversation_id == conversation_id,
-                                              Message.owner_id == owner_id)
-        result = paginate(stmt, Message.created_at, Message.id, cursor, limit, message_dict,
-                          entities=False)
+        params = {"owner_id": owner_id, "conversation_id": conversation_id, "limit": limit + 1}
+        if cursor:
+            params.update(cursor_params(cursor))
+        codec = self._codec()
+        result = page_of_items([message_values(r, codec)
+                                for r in self._rows(_message_list(bool(cursor)), params)],
+                               limit, "created_at")
         result.items.reverse()
         return result
 
