@@ -15,12 +15,18 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
+    case,
+    column,
     exists,
     func,
+    literal_column,
     or_,
     select,
+    table,
     text,
+    true,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -144,50 +150,163 @@ def sql_codec(dialect: Dialect) -> Codec:
                  _reader(Boolean(), dialect) or _same)
 
 
+# How a search picks its plan (one statement, two branches, each run only when its one-time
+# condition holds; both give the same page):
+# * from the matches: the search indexes give up to SEARCH_CAP matches (messages, then contact
+#   names); fewer than that is every match, and the page is read from those conversations
+#   (a primary-key lookup each and a sort);
+# * walking the inbox newest first, checking one conversation at a time, and stopping after a
+#   page: for a frequent word, where reading every match would cost a table visit each on
+#   PostgreSQL (~11k for a word in 1% of a million messages).
+# SQLite walks when the capped matches reach SEARCH_CAP (its full-text index lists them
+# without visiting the table). PostgreSQL first samples the walk: of the first
+# SAMPLE_CONVERSATIONS conversations, how many have the text in their contact's name or in
+# their SAMPLE_MESSAGES newest messages (from the thread index alone); SAMPLE_HITS or more
+# means the walk stops soon, so it walks without reading the matches at all; otherwise it
+# reads the matches, and walks only if they reach SEARCH_CAP.
+SEARCH_CAP = 1000
+SAMPLE_CONVERSATIONS, SAMPLE_MESSAGES, SAMPLE_HITS = 20, 50, 4
+
 # SQLite's full-text indexes (migration 0013): FTS5 with the trigram tokenizer, where a phrase
 # query is a case-insensitive substring match of 3+ characters. messages_fts's rowid carries
 # the conversation's rowid in its high 32 bits, so the matching conversations come straight
-# from the index. The leading `+` keeps SQLite walking the inbox index newest-first (it stops
-# after a page) instead of fetching and sorting every matching conversation.
-_FTS_MATCH = text(
-    "+conversations.rowid IN ("
-    "SELECT rowid >> 32 FROM messages_fts WHERE messages_fts MATCH :fts_phrase "
+# from the index, as conversations' rowids.
+_FTS_MATCHES = (
+    "SELECT rowid >> 32 AS ref FROM messages_fts WHERE messages_fts MATCH :fts_phrase "
     "UNION ALL SELECT cv.rowid FROM conversations AS cv "
     "JOIN contacts AS ct ON ct.id = cv.contact_id "
-    "WHERE ct.rowid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :fts_phrase))")
+    "WHERE ct.rowid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :fts_phrase)")
+# Frequent on SQLite: every match is taken from the index (cheap there: no table visit) and
+# the leading `+` keeps SQLite walking the inbox index newest-first (it stops after a page)
+# instead of fetching and sorting every matching conversation.
+_FTS_WALK = text(f"+conversations.rowid IN ({_FTS_MATCHES})")
 
 
 def _search_kind(dialect: str, q: str) -> str:
     """How `q` is searched: SQLite's full-text indexes answer a q of 3+ characters (FTS5's
-    query parser stops at a NUL, so such a q takes the LIKE scan); anything else is a LIKE.
+    query parser stops at a NUL, so such a q takes a LIKE scan: "scan"); PostgreSQL's pg_trgm
+    indexes ("trgm") any q.
     """
-    return "fts" if dialect == "sqlite" and len(q) >= 3 and "\x00" not in q else "like"
+    if dialect != "sqlite":
+        return "trgm"
+    return "fts" if len(q) >= 3 and "\x00" not in q else "scan"
 
 
 def _search_params(kind: str, q: str) -> dict:
     if kind == "fts":
-        return {"fts_phrase": '"' + q.replace('"', '""') + '"'}
-    return {"pattern": like_pattern(q.lower())}
+        return {"fts_phrase": '"' + q.replace('"', '""') + '"', "cap": SEARCH_CAP}
+    params = {"pattern": like_pattern(q.lower())}
+    if kind == "trgm":
+        params.update(needle=q.lower(), cap=SEARCH_CAP, sample_size=SAMPLE_CONVERSATIONS,
+                      sample_depth=SAMPLE_MESSAGES, sample_hits=SAMPLE_HITS)
+    return params
 
 
-def _text_search(kind: str):
-    """Conversations whose contact's name or any message contains the search text
-    (case-insensitive substring), as bind parameters (_search_params); the caller scopes the
-    conversations to their owner (:owner_id).
+def _like(column):
+    return func.lower(column).like(bindparam("pattern", type_=String), escape="\\")
 
-    SQLite answers it from its full-text indexes; PostgreSQL from its pg_trgm indexes on
-    lower(text) and lower(name), as two IN subqueries (not a correlated EXISTS per
-    conversation): each is answered once from its index, and the inbox index then yields the
-    newest matching conversations in order.
+
+def _scan_search():
+    """SQLite's search for a q its full-text index cannot take: two IN subqueries, each
+    answered once, then the inbox walked newest-first.
+    """
+    owner = bindparam("owner_id", type_=String)
+    messages = select(_messages.c.conversation_id).where(_messages.c.owner_id == owner,
+                                                         _like(_messages.c.text))
+    names = select(_contacts.c.id).where(_contacts.c.owner_id == owner, _like(_contacts.c.name))
+    return or_(_conversations.c.id.in_(messages), _conversations.c.contact_id.in_(names))
+
+
+def _search_hits(kind: str):
+    """Up to :cap conversations with a match (a conversation once per matching message or
+    name): SQLite's rowids from its full-text indexes, PostgreSQL's ids from the pg_trgm
+    indexes on lower(text) and lower(name) (each matching row visited once).
     """
     if kind == "fts":
-        return _FTS_MATCH
-    pattern, owner = bindparam("pattern", type_=String), bindparam("owner_id", type_=String)
-    messages = select(_messages.c.conversation_id).where(
-        _messages.c.owner_id == owner, func.lower(_messages.c.text).like(pattern, escape="\\"))
-    names = select(_contacts.c.id).where(
-        _contacts.c.owner_id == owner, func.lower(_contacts.c.name).like(pattern, escape="\\"))
-    return or_(_conversations.c.id.in_(messages), _conversations.c.contact_id.in_(names))
+        return text(f"{_FTS_MATCHES} LIMIT :cap").columns(ref=Integer).cte("search_hits")
+    owner = bindparam("owner_id", type_=String)
+    cv, ct = _conversations.alias("cv"), _contacts.alias("ct")
+    messages = select(_messages.c.conversation_id.label("ref")).where(
+        _messages.c.owner_id == owner, _like(_messages.c.text))
+    names = (select(cv.c.id).join_from(cv, ct, ct.c.id == cv.c.contact_id)
+             .where(ct.c.owner_id == owner, _like(ct.c.name)))
+    return union_all(messages, names).limit(bindparam("cap", type_=Integer)).cte("search_hits")
+
+
+# PostgreSQL's messages.search_head (migration 0015, not mapped): lower(text) for a text of up
+# to 500 characters, '' for none, NULL for a longer one; carried by the thread index.
+_search_rows = table("messages", column("id"), column("conversation_id"), column("created_at"),
+                     column("text"), column("search_head"))
+
+
+def _has_match(conversation_id, newest: int | None = None):
+    """PostgreSQL: a message of the conversation contains :needle, checked from the thread
+    index alone (an index-only scan of the conversation's entries, stopping at the first
+    match); only a long text (search_head NULL) is read from the table. strpos on lower(text)
+    is the same test as lower(text) LIKE '%q%'. `newest`: only that many newest messages
+    (a sample: long texts are not read). OFFSET keeps the subquery a per-conversation check
+    (PostgreSQL would otherwise turn the EXISTS into one join over every matching message).
+    """
+    needle = bindparam("needle", type_=String)
+    m = _search_rows.alias("m")
+    if newest is not None:
+        head = (select(m.c.search_head).where(m.c.conversation_id == conversation_id)
+                .correlate_except(m).order_by(m.c.created_at.desc(), m.c.id.desc())
+                .limit(bindparam("sample_depth", type_=Integer)).subquery("head"))
+        return exists(select(1).select_from(head)
+                      .where(func.strpos(head.c.search_head, needle) > 0))
+    long = _search_rows.alias("long")
+    long_match = select(1).where(long.c.id == m.c.id,
+                                 func.strpos(func.lower(long.c.text), needle) > 0)
+    return exists(select(1).where(m.c.conversation_id == conversation_id,
+                                  or_(func.strpos(m.c.search_head, needle) > 0,
+                                      m.c.search_head.is_(None) & exists(long_match)))
+                  .offset(0))
+
+
+def _walk_check(kind: str):
+    """The condition on one conversation of the inbox walk: its contact's name or one of its
+    messages (_has_match) on PostgreSQL; on SQLite, every match is taken once from the
+    full-text index (no table visit there).
+    """
+    if kind == "fts":
+        return _FTS_WALK
+    return or_(_like(_contacts.c.name), _has_match(_conversations.c.id))
+
+
+def _walk_decision(stmt, kind: str, hits):
+    """True when the search walks the inbox (see SEARCH_CAP), as a one-row CTE: evaluated once,
+    and the matches (`hits`) are only read when the sample does not decide.
+    """
+    cap = bindparam("cap", type_=Integer)
+    many = select(func.count()).select_from(hits).scalar_subquery() >= cap
+    if kind == "fts":
+        return select(many.label("walk")).cte("search_plan")
+    first = (stmt.with_only_columns(_conversations.c.id.label("id"), _contacts.c.name)
+             .order_by(*_INBOX_ORDER).limit(bindparam("sample_size", type_=Integer))
+             .subquery("sampled"))
+    sampled = select(func.count()).select_from(first).where(or_(
+        _like(first.c.name), _has_match(first.c.id, newest=SAMPLE_MESSAGES))).scalar_subquery()
+    frequent = sampled >= bindparam("sample_hits", type_=Integer)
+    return select(case((frequent, true()), else_=many).label("walk")).cte("search_plan")
+
+
+def _searched(stmt, kind: str):
+    """`stmt` (the inbox of one owner, filtered, after the cursor) restricted to the
+    conversations whose contact's name or any message contains the search text
+    (case-insensitive substring), newest first, by one of two plans (see SEARCH_CAP).
+    """
+    if kind == "scan":
+        return stmt.where(_scan_search()).order_by(*_INBOX_ORDER).limit(_LIMIT)
+    hits = _search_hits(kind)
+    walk = select(_walk_decision(stmt, kind, hits).c.walk).scalar_subquery()
+    key = literal_column("conversations.rowid") if kind == "fts" else _conversations.c.id
+    from_hits = stmt.where(~walk, key.in_(select(hits.c.ref)))
+    walked = stmt.where(walk, _walk_check(kind))
+    both = union_all(*(branch.order_by(*_INBOX_ORDER).limit(_LIMIT).subquery().select()
+                       for branch in (from_hits, walked))).subquery()
+    return select(*both.c).order_by(both.c.last_message_at.desc(), both.c.id.desc()) \
+        .limit(_LIMIT)
 
 
 def _label_filter(dialect: str):
@@ -212,13 +331,13 @@ def _conversation_list(dialect: str, filters: tuple[str, ...], search: str | Non
     once: SQLAlchemy then finds its compiled form without rebuilding and hashing it per call.
     """
     stmt = _conversation_select()
-    for column in filters:
-        stmt = stmt.where(_label_filter(dialect) if column == "label"
-                          else _conversations.c[column] == bindparam(column, type_=String))
-    if search:
-        stmt = stmt.where(_text_search(search))
+    for name in filters:
+        stmt = stmt.where(_label_filter(dialect) if name == "label"
+                          else _conversations.c[name] == bindparam(name, type_=String))
     if after:
         stmt = stmt.where(keyset_bound(_conversations.c.last_message_at, _conversations.c.id))
+    if search:
+        return _searched(stmt, search)
     return stmt.order_by(*_INBOX_ORDER).limit(_LIMIT)
 
 
@@ -381,11 +500,11 @@ class SqlStore(Store):
                            cursor: str | None) -> Page:
         params = {"owner_id": owner_id, "limit": limit + 1}
         used = []
-        for column in ("status", "platform", "assignee_id", "label"):
-            value = getattr(filters, column)
+        for name in ("status", "platform", "assignee_id", "label"):
+            value = getattr(filters, name)
             if value:
-                used.append(column)
-                params[column] = value
+                used.append(name)
+                params[name] = value
         dialect = db.engine.dialect.name
         search = _search_kind(dialect, filters.q) if filters.q else None
         if search:
