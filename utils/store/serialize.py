@@ -34,7 +34,8 @@ def contact_dict(c: Any) -> dict:
     }
 
 
-def _same(value: Any) -> Any:
+def unchanged(value: Any) -> Any:
+    """A Codec step for values that already are what the API shows."""
     return value
 
 
@@ -50,7 +51,7 @@ class Codec(NamedTuple):
     flag: Callable[[Any], Any]
 
 
-OBJECTS = Codec(iso, _same, _same)
+OBJECTS = Codec(iso, unchanged, unchanged)
 
 # The order in which conversation_values and message_values read a row's values (the SQL
 # backend selects its columns in this order). A conversation row ends with its contact's

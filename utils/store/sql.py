@@ -62,6 +62,7 @@ from utils.store.serialize import (
     subscription_dict,
     task_dict,
     tier_dict,
+    unchanged,
 )
 from utils.store.sql_models import (
     Contact,
@@ -134,10 +135,6 @@ def _sqlite_codec(dialect: Dialect) -> Codec:
     return Codec(time, json_value, read_flag or bool)
 
 
-def _same(value):
-    return value
-
-
 def sql_codec(dialect: Dialect) -> Codec:
     """The Codec of raw driver values on `dialect`: SQLAlchemy's own result processing of
     TZDateTime, JSON and Boolean (psycopg already hands over datetimes, parsed JSON and bools),
@@ -145,9 +142,9 @@ def sql_codec(dialect: Dialect) -> Codec:
     """
     if dialect.name == "sqlite":
         return _sqlite_codec(dialect)
-    read_time = _reader(TZDateTime(), dialect) or _same
-    return Codec(lambda value: iso(read_time(value)), _reader(JSON(), dialect) or _same,
-                 _reader(Boolean(), dialect) or _same)
+    read_time = _reader(TZDateTime(), dialect) or unchanged
+    return Codec(lambda value: iso(read_time(value)), _reader(JSON(), dialect) or unchanged,
+                 _reader(Boolean(), dialect) or unchanged)
 
 
 # How a search picks its plan (one statement, two branches, each run only when its one-time
@@ -264,13 +261,13 @@ def _has_match(conversation_id, newest: int | None = None):
                   .offset(0))
 
 
-def _walk_check(kind: str):
-    """The condition on one conversation of the inbox walk: its contact's name or one of its
-    messages (_has_match) on PostgreSQL; on SQLite, every match is taken once from the
-    full-text index (no table visit there).
+def _walk_check():
+    """PostgreSQL's condition on one conversation of the inbox walk: its contact's name or one
+    of its messages (_has_match).
+
+    SQLite's walk takes every match once from its full-text index instead (_FTS_WALK): no
+    table visit there.
     """
-    if kind == "fts":
-        return _FTS_WALK
     return or_(_like(_contacts.c.name), _has_match(_conversations.c.id))
 
 
@@ -300,11 +297,19 @@ def _searched(stmt, kind: str):
         return stmt.where(_scan_search()).order_by(*_INBOX_ORDER).limit(_LIMIT)
     hits = _search_hits(kind)
     walk = select(_walk_decision(stmt, kind, hits).c.walk).scalar_subquery()
-    key = literal_column("conversations.rowid") if kind == "fts" else _conversations.c.id
-    from_hits = stmt.where(~walk, key.in_(select(hits.c.ref)))
-    walked = stmt.where(walk, _walk_check(kind))
-    both = union_all(*(branch.order_by(*_INBOX_ORDER).limit(_LIMIT).subquery().select()
-                       for branch in (from_hits, walked))).subquery()
+    if kind == "fts":
+        # SQLite checks a subquery in WHERE on every row, but computes LIMIT once before the
+        # loop, and a LIMIT of 0 skips the loop: the branch not taken costs nothing.
+        from_hits = stmt.where(literal_column("conversations.rowid").in_(select(hits.c.ref)))
+        walked = stmt.where(_FTS_WALK)
+        limits = case((walk, 0), else_=_LIMIT), case((walk, _LIMIT), else_=0)
+    else:  # PostgreSQL runs a condition without the row's columns once (a one-time filter)
+        from_hits = stmt.where(~walk, _conversations.c.id.in_(select(hits.c.ref)))
+        walked = stmt.where(walk, _walk_check())
+        limits = _LIMIT, _LIMIT
+    both = union_all(*(branch.order_by(*_INBOX_ORDER).limit(limit).subquery().select()
+                       for branch, limit in zip((from_hits, walked), limits,
+                                                strict=True))).subquery()
     return select(*both.c).order_by(both.c.last_message_at.desc(), both.c.id.desc()) \
         .limit(_LIMIT)
 
