@@ -116,3 +116,28 @@ def test_the_default_plan_gives_the_same_pages(app, owners):
     texts = _seed(store, a, "a")
     for q in ("refund", "order #1234", "zzz"):
         assert _pages(store, a, q, 4)[0] == _expected(store, a, texts, q)
+
+
+def test_a_search_takes_no_write_lock(app, owners):
+    """SQLite: a search is a read; the session that ran it must not hold the database's write
+    lock (other processes' deliveries would wait on it until the request ends).
+    """
+    import sqlite3
+
+    from models_db import db
+    from utils.store import get_store
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single write lock")
+    store = get_store()
+    a, _ = owners
+    _seed(store, a, "a")
+    for q in ("refund", "zzz", "ad"):  # the walk, the matches, a 2-character scan
+        assert store.list_conversations(a, ConversationFilters(q=q), 5, None) is not None
+        other = sqlite3.connect(db.engine.url.database, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" if the search holds it
+            other.rollback()
+        finally:
+            other.close()
+    db.session.rollback()

@@ -220,14 +220,16 @@ def _search_hits(kind: str):
     indexes on lower(text) and lower(name) (each matching row visited once).
     """
     if kind == "fts":
-        return text(f"{_FTS_MATCHES} LIMIT :cap").columns(ref=Integer).cte("search_hits")
+        return (text(f"{_FTS_MATCHES} LIMIT :cap").columns(ref=Integer)
+                .cte("search_hits", nesting=True))
     owner = bindparam("owner_id", type_=String)
     cv, ct = _conversations.alias("cv"), _contacts.alias("ct")
     messages = select(_messages.c.conversation_id.label("ref")).where(
         _messages.c.owner_id == owner, _like(_messages.c.text))
     names = (select(cv.c.id).join_from(cv, ct, ct.c.id == cv.c.contact_id)
              .where(ct.c.owner_id == owner, _like(ct.c.name)))
-    return union_all(messages, names).limit(bindparam("cap", type_=Integer)).cte("search_hits")
+    return (union_all(messages, names).limit(bindparam("cap", type_=Integer))
+            .cte("search_hits", nesting=True))
 
 
 # PostgreSQL's messages.search_head (migration 0015, not mapped): lower(text) for a text of up
@@ -278,14 +280,15 @@ def _walk_decision(stmt, kind: str, hits):
     cap = bindparam("cap", type_=Integer)
     many = select(func.count()).select_from(hits).scalar_subquery() >= cap
     if kind == "fts":
-        return select(many.label("walk")).cte("search_plan")
+        return select(many.label("walk")).cte("search_plan", nesting=True)
     first = (stmt.with_only_columns(_conversations.c.id.label("id"), _contacts.c.name)
              .order_by(*_INBOX_ORDER).limit(bindparam("sample_size", type_=Integer))
              .subquery("sampled"))
     sampled = select(func.count()).select_from(first).where(or_(
         _like(first.c.name), _has_match(first.c.id, newest=SAMPLE_MESSAGES))).scalar_subquery()
     frequent = sampled >= bindparam("sample_hits", type_=Integer)
-    return select(case((frequent, true()), else_=many).label("walk")).cte("search_plan")
+    return (select(case((frequent, true()), else_=many).label("walk"))
+            .cte("search_plan", nesting=True))
 
 
 def _searched(stmt, kind: str):
@@ -296,7 +299,8 @@ def _searched(stmt, kind: str):
     if kind == "scan":
         return stmt.where(_scan_search()).order_by(*_INBOX_ORDER).limit(_LIMIT)
     hits = _search_hits(kind)
-    walk = select(_walk_decision(stmt, kind, hits).c.walk).scalar_subquery()
+    decision = _walk_decision(stmt, kind, hits)
+    walk = select(decision.c.walk).scalar_subquery()
     if kind == "fts":
         # SQLite checks a subquery in WHERE on every row, but computes LIMIT once before the
         # loop, and a LIMIT of 0 skips the loop: the branch not taken costs nothing.
@@ -307,9 +311,11 @@ def _searched(stmt, kind: str):
         from_hits = stmt.where(~walk, _conversations.c.id.in_(select(hits.c.ref)))
         walked = stmt.where(walk, _walk_check())
         limits = _LIMIT, _LIMIT
+    # The CTEs go inside the outer SELECT (a statement that begins with WITH would be taken
+    # for a write by app._sqlite_lazy_begin, which begins IMMEDIATE before a write).
     both = union_all(*(branch.order_by(*_INBOX_ORDER).limit(limit).subquery().select()
-                       for branch, limit in zip((from_hits, walked), limits,
-                                                strict=True))).subquery()
+                       for branch, limit in zip((from_hits, walked), limits, strict=True))) \
+        .add_cte(hits, decision, nest_here=True).subquery()
     return select(*both.c).order_by(both.c.last_message_at.desc(), both.c.id.desc()) \
         .limit(_LIMIT)
 
