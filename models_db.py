@@ -91,10 +91,13 @@ def render_item(type_, obj, autogen_context):
 
 def include_object(obj, name, type_, reflected, compare_to):
     """Alembic autogenerate: search structures managed by hand in migrations (the knowledge
-    base's full-text tables, the inbox search's FTS5 tables and trigram indexes) are left alone.
+    base's full-text tables, the inbox search's FTS5 tables, trigram indexes and PostgreSQL's
+    messages.search_head, migration 0015) are left alone.
     """
     if type_ == "table" and name and name.startswith(("knowledge_chunks_fts", "messages_fts",
                                                       "contacts_fts")):
+        return False
+    if type_ == "column" and name == "search_head" and reflected:
         return False
     return not (type_ == "index" and name in ("ix_messages_text_trgm", "ix_contacts_name_trgm"))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import literal, true, tuple_
+from sqlalchemy import bindparam, true, tuple_
 
 from models_db import db
 from utils.errors import ApiError
@@ -122,18 +122,45 @@ def page_of(rows: list, limit: int, to_dict: Callable[[Any], dict],
 
 # ------------------------------------------------------------------------------- SQL
 
-def keyset_after(col_time, col_id, cursor: str | None, descending: bool = True):
-    """WHERE clause continuing a (time, id) ordering after the cursor's row.
+# The bind parameters of keyset_bound: the cursor's sort key (cursor_params gives them).
+AFTER_TIME, AFTER_ID = "after_time", "after_id"
+
+
+def keyset_bound(col_time, col_id, descending: bool = True):
+    """WHERE clause continuing a (time, id) ordering after the row named by the bind
+    parameters :after_time and :after_id (cursor_params): for a statement built once and run
+    for any cursor.
 
     Written as a row-value comparison, (time, id) < (:t, :id): PostgreSQL and SQLite both turn
     it into one range of the (…, time, id) index, so a deep page costs what the first costs.
     """
+    key = tuple_(col_time, col_id)
+    bound = tuple_(bindparam(AFTER_TIME, type_=col_time.type),
+                   bindparam(AFTER_ID, type_=col_id.type))
+    return key < bound if descending else key > bound
+
+
+def cursor_params(cursor: str) -> dict:
+    """The bind parameters of keyset_bound for a cursor (400 invalid_cursor if it is not one)."""
+    when, row_id = decode_time_cursor(cursor)
+    return {AFTER_TIME: when, AFTER_ID: row_id}
+
+
+def keyset_after(col_time, col_id, cursor: str | None, descending: bool = True):
+    """keyset_bound with the cursor's values bound (no condition without a cursor)."""
     if not cursor:
         return true()
-    when, row_id = decode_time_cursor(cursor)
-    key = tuple_(col_time, col_id)
-    bound = tuple_(literal(when, col_time.type), literal(row_id, col_id.type))
-    return key < bound if descending else key > bound
+    return keyset_bound(col_time, col_id, descending).params(cursor_params(cursor))
+
+
+def page_of_items(items: list[dict], limit: int, time_key: str) -> Page:
+    """A page from up to limit + 1 items already in the API's shape: the cursor is made of
+    the last kept item's `time_key` (ISO text, as time_cursor writes it) and its id.
+    """
+    if len(items) <= limit:
+        return Page(items, None)
+    del items[limit:]
+    return Page(items, encode_cursor([items[-1][time_key], items[-1]["id"]]))
 
 
 def paginate(stmt, col_time, col_id, cursor: str | None, limit: int,

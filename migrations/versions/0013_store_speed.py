@@ -5,7 +5,7 @@ Revision ID: 0013
 Revises: 0012
 
 The inbox's `q=` filter is a case-insensitive substring match over the contact's name and
-every message of the conversation (utils.store.sql._text_search).
+every message of the conversation (utils.store.sql._searched).
 
 * SQLite: FTS5 tables with the trigram tokenizer, where a phrase query of 3+ characters is
   exactly a case-insensitive substring match:

@@ -6,8 +6,10 @@ backends' answers identical. Nothing here touches a database.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 PROFILE_FIELDS = ("name", "first_name", "last_name", "username", "profile_pic", "locale",
                   "phone", "email")
@@ -32,42 +34,90 @@ def contact_dict(c: Any) -> dict:
     }
 
 
-def conversation_dict(c: Any, contact: Any = None) -> dict:
-    """A conversation with its contact's summary, in the API's shape.
+def unchanged(value: Any) -> Any:
+    """A Codec step for values that already are what the API shows."""
+    return value
 
-    Without `contact`, `c` is one flat row that also carries the contact's columns as
-    contact_name, contact_platform_user_id and contact_profile_pic (the SQL list's cheap
-    column query, utils.store.sql.CONVERSATION_COLUMNS).
+
+class Codec(NamedTuple):
+    """How a backend's column values become the API's: timestamps to ISO text, JSON columns to
+    Python values, booleans to bool. OBJECTS is for values that already are Python's (ORM
+    rows, PostgREST objects); the SQL backend reads lists as raw driver values with its
+    dialect's codec (utils.store.sql), which skips SQLAlchemy's per-column type processing.
     """
-    if contact is None:
-        summary = {"id": c.contact_id, "name": c.contact_name,
-                   "platform_user_id": c.contact_platform_user_id,
-                   "profile_pic": c.contact_profile_pic}
-    else:
-        summary = {"id": contact.id, "name": contact.name,
-                   "platform_user_id": contact.platform_user_id,
-                   "profile_pic": contact.profile_pic}
+
+    time: Callable[[Any], str | None]
+    json: Callable[[Any], Any]
+    flag: Callable[[Any], Any]
+
+
+OBJECTS = Codec(iso, unchanged, unchanged)
+
+# The order in which conversation_values and message_values read a row's values (the SQL
+# backend selects its columns in this order). A conversation row ends with its contact's
+# summary: CONTACT_SUMMARY_FIELDS of the contact.
+CONVERSATION_FIELDS = (
+    "id", "platform", "platform_account_id", "status", "ai_enabled", "assignee_id", "labels",
+    "unread_count", "message_count", "last_message_at", "last_inbound_at",
+    "last_message_preview", "snoozed_until", "created_at", "updated_at",
+)
+CONTACT_SUMMARY_FIELDS = ("id", "name", "platform_user_id", "profile_pic")
+MESSAGE_FIELDS = (
+    "id", "conversation_id", "direction", "sender_type", "text", "attachments", "platform",
+    "platform_message_id", "status", "error", "reply_to", "is_note", "meta", "created_at",
+)
+_conversation_values = attrgetter(*CONVERSATION_FIELDS)
+_contact_summary = attrgetter(*CONTACT_SUMMARY_FIELDS)
+_flat_contact_summary = attrgetter("contact_id", "contact_name", "contact_platform_user_id",
+                                   "contact_profile_pic")
+_message_values = attrgetter(*MESSAGE_FIELDS)
+
+
+def conversation_values(v: Sequence, codec: Codec = OBJECTS) -> dict:
+    """A conversation in the API's shape from its values in CONVERSATION_FIELDS order followed
+    by its contact's CONTACT_SUMMARY_FIELDS (the one definition of that shape: every
+    backend's conversations come through here).
+    """
+    time, json, flag = codec
     return {
-        "id": c.id, "platform": c.platform, "platform_account_id": c.platform_account_id,
-        "status": c.status, "ai_enabled": c.ai_enabled, "assignee_id": c.assignee_id,
-        "labels": list(c.labels or []), "unread_count": c.unread_count,
-        "message_count": c.message_count,
-        "last_message_at": iso(c.last_message_at), "last_inbound_at": iso(c.last_inbound_at),
-        "last_message_preview": c.last_message_preview, "snoozed_until": iso(c.snoozed_until),
-        "contact": summary,
-        "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
+        "id": v[0], "platform": v[1], "platform_account_id": v[2], "status": v[3],
+        "ai_enabled": flag(v[4]), "assignee_id": v[5], "labels": list(json(v[6]) or []),
+        "unread_count": v[7], "message_count": v[8],
+        "last_message_at": time(v[9]), "last_inbound_at": time(v[10]),
+        "last_message_preview": v[11], "snoozed_until": time(v[12]),
+        "contact": {"id": v[15], "name": v[16], "platform_user_id": v[17],
+                    "profile_pic": v[18]},
+        "created_at": time(v[13]), "updated_at": time(v[14]),
+    }
+
+
+def conversation_dict(c: Any, contact: Any = None) -> dict:
+    """A conversation (ORM row or PostgREST object) with its contact's summary, in the API's
+    shape.
+
+    Without `contact`, `c` also carries the contact's columns as contact_id, contact_name,
+    contact_platform_user_id and contact_profile_pic.
+    """
+    summary = _flat_contact_summary(c) if contact is None else _contact_summary(contact)
+    return conversation_values(_conversation_values(c) + summary)
+
+
+def message_values(v: Sequence, codec: Codec = OBJECTS) -> dict:
+    """A message in the API's shape from its values in MESSAGE_FIELDS order (`meta` is the
+    `metadata` key).
+    """
+    time, json, flag = codec
+    return {
+        "id": v[0], "conversation_id": v[1], "direction": v[2], "sender_type": v[3],
+        "text": v[4], "attachments": list(json(v[5]) or []), "platform": v[6],
+        "platform_message_id": v[7], "status": v[8], "error": v[9], "reply_to": v[10],
+        "is_note": flag(v[11]), "metadata": json(v[12]) or {}, "created_at": time(v[13]),
     }
 
 
 def message_dict(m: Any) -> dict:
-    """A message in the API's shape (the `meta` attribute is the `metadata` key)."""
-    return {
-        "id": m.id, "conversation_id": m.conversation_id, "direction": m.direction,
-        "sender_type": m.sender_type, "text": m.text, "attachments": list(m.attachments or []),
-        "platform": m.platform, "platform_message_id": m.platform_message_id,
-        "status": m.status, "error": m.error, "reply_to": m.reply_to, "is_note": m.is_note,
-        "metadata": m.meta or {}, "created_at": iso(m.created_at),
-    }
+    """A message (ORM row or PostgREST object) in the API's shape."""
+    return message_values(_message_values(m))
 
 
 def task_dict(t: Any) -> dict:

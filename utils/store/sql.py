@@ -5,20 +5,43 @@ related rows in the same query (one query per list call).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
+from functools import lru_cache
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, exists, func, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    String,
+    bindparam,
+    case,
+    column,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    true,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import NullType
 from typing_extensions import override
 
-from models_db import db, new_id, utcnow
+from models_db import TZDateTime, db, new_id, utcnow
 from utils.db import execute
-from utils.pagination import page_of, paginate
+from utils.pagination import cursor_params, keyset_bound, page_of_items, paginate
 from utils.store.base import (
     ConversationFilters,
     DuplicateMessage,
@@ -30,14 +53,21 @@ from utils.store.base import (
     status_moves_forward,
 )
 from utils.store.serialize import (
+    CONVERSATION_FIELDS,
+    MESSAGE_FIELDS,
+    Codec,
     apply_profile,
     contact_dict,
     conversation_dict,
+    conversation_values,
+    iso,
     like_pattern,
     message_dict,
+    message_values,
     subscription_dict,
     task_dict,
     tier_dict,
+    unchanged,
 )
 from utils.store.sql_models import (
     Contact,
@@ -48,63 +78,307 @@ from utils.store.sql_models import (
     UserSubscription,
 )
 
-# What a conversation list reads: the conversation's columns and its contact's summary, as
-# one flat row (conversation_dict without a contact). Reading columns instead of ORM objects
-# is most of what makes a page of 50 cost about what a primary-key lookup costs.
+_conversations, _contacts, _messages = (Conversation.__table__, Contact.__table__,
+                                        Message.__table__)
+
+
+def _raw(column, name: str | None = None):
+    """`column` read as the driver returns it: no SQLAlchemy type processing per value (most
+    of a list's cost on SQLite); the dialect's Codec converts the values instead.
+    """
+    return type_coerce(column, NullType()).label(name or column.key)
+
+
+# What lists read, in serialize's field order: a conversation's columns and its contact's
+# summary as one flat row; a message's columns (`meta` is the `metadata` column).
 CONVERSATION_COLUMNS = (
-    Conversation.id, Conversation.platform, Conversation.platform_account_id,
-    Conversation.status, Conversation.ai_enabled, Conversation.assignee_id, Conversation.labels,
-    Conversation.unread_count, Conversation.message_count, Conversation.last_message_at,
-    Conversation.last_inbound_at, Conversation.last_message_preview, Conversation.snoozed_until,
-    Conversation.created_at, Conversation.updated_at, Conversation.contact_id,
-    Contact.name.label("contact_name"),
-    Contact.platform_user_id.label("contact_platform_user_id"),
-    Contact.profile_pic.label("contact_profile_pic"),
+    *(_raw(_conversations.c[f]) for f in CONVERSATION_FIELDS),
+    _raw(_conversations.c.contact_id), _raw(_contacts.c.name, "contact_name"),
+    _raw(_contacts.c.platform_user_id, "contact_platform_user_id"),
+    _raw(_contacts.c.profile_pic, "contact_profile_pic"),
 )
-MESSAGE_COLUMNS = (
-    Message.id, Message.conversation_id, Message.direction, Message.sender_type, Message.text,
-    Message.attachments, Message.platform, Message.platform_message_id, Message.status,
-    Message.error, Message.reply_to, Message.is_note, Message.meta, Message.created_at,
-)
+MESSAGE_COLUMNS = tuple(_raw(_messages.c["metadata" if f == "meta" else f])
+                        for f in MESSAGE_FIELDS)
+_INBOX_ORDER = (_conversations.c.last_message_at.desc(), _conversations.c.id.desc())
+_THREAD_ORDER = (_messages.c.created_at.desc(), _messages.c.id.desc())
+_LIMIT = bindparam("limit", type_=Integer)
+
+
+def _reader(type_, dialect: Dialect):
+    """What SQLAlchemy does to a raw value of `type_` read on `dialect` (None: nothing)."""
+    return type_.dialect_impl(dialect).result_processor(dialect, None)
+
+
+def _sqlite_codec(dialect: Dialect) -> Codec:
+    """Raw SQLite values to the API's: what TZDateTime, JSON and Boolean read back, without
+    building a datetime per timestamp.
+
+    TZDateTime stores naive UTC as 'YYYY-MM-DD HH:MM:SS.ffffff', which is its ISO text once
+    the separator and the offset are put in (isoformat() leaves out zero microseconds); a
+    stored value of any other form goes through the type's own reading.
+    """
+    read_time = _reader(TZDateTime(), dialect)
+    read_json = _reader(JSON(), dialect) or json.loads
+    read_flag = _reader(Boolean(), dialect)
+
+    def time(value):
+        if value is None:
+            return None
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            if value.endswith("000000"):
+                return f"{value[:10]}T{value[11:19]}+00:00"
+            return f"{value[:10]}T{value[11:]}+00:00"
+        return iso(read_time(value))
+
+    def json_value(value):
+        if value == "[]":
+            return []
+        if value == "{}":
+            return {}
+        return read_json(value)
+
+    return Codec(time, json_value, read_flag or bool)
+
+
+def sql_codec(dialect: Dialect) -> Codec:
+    """The Codec of raw driver values on `dialect`: SQLAlchemy's own result processing of
+    TZDateTime, JSON and Boolean (psycopg already hands over datetimes, parsed JSON and bools),
+    with a fast path on SQLite.
+    """
+    if dialect.name == "sqlite":
+        return _sqlite_codec(dialect)
+    read_time = _reader(TZDateTime(), dialect) or unchanged
+    return Codec(lambda value: iso(read_time(value)), _reader(JSON(), dialect) or unchanged,
+                 _reader(Boolean(), dialect) or unchanged)
+
+
+# How a search picks its plan (one statement, two branches, each run only when its one-time
+# condition holds; both give the same page):
+# * from the matches: the search indexes give up to SEARCH_CAP matches (messages, then contact
+#   names); fewer than that is every match, and the page is read from those conversations
+#   (a primary-key lookup each and a sort);
+# * walking the inbox newest first, checking one conversation at a time, and stopping after a
+#   page: for a frequent word, where reading every match would cost a table visit each on
+#   PostgreSQL (~11k for a word in 1% of a million messages).
+# SQLite walks when the capped matches reach SEARCH_CAP (its full-text index lists them
+# without visiting the table). PostgreSQL first samples the walk: of the first
+# SAMPLE_CONVERSATIONS conversations, how many have the text in their contact's name or in
+# their SAMPLE_MESSAGES newest messages (from the thread index alone); SAMPLE_HITS or more
+# means the walk stops soon, so it walks without reading the matches at all; otherwise it
+# reads the matches, and walks only if they reach SEARCH_CAP.
+SEARCH_CAP = 1000
+SAMPLE_CONVERSATIONS, SAMPLE_MESSAGES, SAMPLE_HITS = 20, 50, 4
+
 # SQLite's full-text indexes (migration 0013): FTS5 with the trigram tokenizer, where a phrase
 # query is a case-insensitive substring match of 3+ characters. messages_fts's rowid carries
 # the conversation's rowid in its high 32 bits, so the matching conversations come straight
-# from the index. The leading `+` keeps SQLite walking the inbox index newest-first (it stops
-# after a page) instead of fetching and sorting every matching conversation.
-_FTS_MATCH = text(
-    "+conversations.rowid IN ("
-    "SELECT rowid >> 32 FROM messages_fts WHERE messages_fts MATCH :fts_phrase "
+# from the index, as conversations' rowids.
+_FTS_MATCHES = (
+    "SELECT rowid >> 32 AS ref FROM messages_fts WHERE messages_fts MATCH :fts_phrase "
     "UNION ALL SELECT cv.rowid FROM conversations AS cv "
     "JOIN contacts AS ct ON ct.id = cv.contact_id "
-    "WHERE ct.rowid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :fts_phrase))")
+    "WHERE ct.rowid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :fts_phrase)")
+# Frequent on SQLite: every match is taken from the index (cheap there: no table visit) and
+# the leading `+` keeps SQLite walking the inbox index newest-first (it stops after a page)
+# instead of fetching and sorting every matching conversation.
+_FTS_WALK = text(f"+conversations.rowid IN ({_FTS_MATCHES})")
 
 
-def _text_search(owner_id: str, q: str):
-    """Conversations whose contact's name or any message contains `q` (case-insensitive
-    substring); the caller scopes the conversations to their owner.
-
-    SQLite answers it from its full-text indexes (q of 3+ characters; FTS5's query parser
-    stops at a NUL, so such a q takes the LIKE scan); PostgreSQL from its
-    pg_trgm indexes on lower(text) and lower(name), as two IN subqueries (not a correlated
-    EXISTS per conversation): each is answered once from its index, and the inbox index then
-    yields the newest matching conversations in order.
+def _search_kind(dialect: str, q: str) -> str:
+    """How `q` is searched: SQLite's full-text indexes answer a q of 3+ characters (FTS5's
+    query parser stops at a NUL, so such a q takes a LIKE scan: "scan"); PostgreSQL's pg_trgm
+    indexes ("trgm") any q.
     """
-    if db.engine.dialect.name == "sqlite" and len(q) >= 3 and "\x00" not in q:
-        return _FTS_MATCH.bindparams(fts_phrase='"' + q.replace('"', '""') + '"')
-    pattern = like_pattern(q.lower())
-    messages = select(Message.conversation_id).where(
-        Message.owner_id == owner_id, func.lower(Message.text).like(pattern, escape="\\"))
-    names = select(Contact.id).where(
-        Contact.owner_id == owner_id, func.lower(Contact.name).like(pattern, escape="\\"))
-    return or_(Conversation.id.in_(messages), Conversation.contact_id.in_(names))
+    if dialect != "sqlite":
+        return "trgm"
+    return "fts" if len(q) >= 3 and "\x00" not in q else "scan"
 
 
-def _label_filter(label: str):
-    """Conversations whose JSON label list contains `label` (dialect-specific)."""
-    if db.engine.dialect.name == "postgresql":
-        return Conversation.labels.cast(JSONB).contains([label])
-    each = func.json_each(Conversation.labels).table_valued("value")
+def _search_params(kind: str, q: str) -> dict:
+    if kind == "fts":
+        return {"fts_phrase": '"' + q.replace('"', '""') + '"', "cap": SEARCH_CAP}
+    params = {"pattern": like_pattern(q.lower())}
+    if kind == "trgm":
+        params.update(needle=q.lower(), cap=SEARCH_CAP, sample_size=SAMPLE_CONVERSATIONS,
+                      sample_depth=SAMPLE_MESSAGES, sample_hits=SAMPLE_HITS)
+    return params
+
+
+def _like(column):
+    return func.lower(column).like(bindparam("pattern", type_=String), escape="\\")
+
+
+def _scan_search():
+    """SQLite's search for a q its full-text index cannot take: two IN subqueries, each
+    answered once, then the inbox walked newest-first.
+    """
+    owner = bindparam("owner_id", type_=String)
+    messages = select(_messages.c.conversation_id).where(_messages.c.owner_id == owner,
+                                                         _like(_messages.c.text))
+    names = select(_contacts.c.id).where(_contacts.c.owner_id == owner, _like(_contacts.c.name))
+    return or_(_conversations.c.id.in_(messages), _conversations.c.contact_id.in_(names))
+
+
+def _search_hits(kind: str):
+    """Up to :cap conversations with a match (a conversation once per matching message or
+    name): SQLite's rowids from its full-text indexes, PostgreSQL's ids from the pg_trgm
+    indexes on lower(text) and lower(name) (each matching row visited once).
+    """
+    if kind == "fts":
+        return (text(f"{_FTS_MATCHES} LIMIT :cap").columns(ref=Integer)
+                .cte("search_hits", nesting=True))
+    owner = bindparam("owner_id", type_=String)
+    cv, ct = _conversations.alias("cv"), _contacts.alias("ct")
+    messages = select(_messages.c.conversation_id.label("ref")).where(
+        _messages.c.owner_id == owner, _like(_messages.c.text))
+    names = (select(cv.c.id).join_from(cv, ct, ct.c.id == cv.c.contact_id)
+             .where(ct.c.owner_id == owner, _like(ct.c.name)))
+    return (union_all(messages, names).limit(bindparam("cap", type_=Integer))
+            .cte("search_hits", nesting=True))
+
+
+# PostgreSQL's messages.search_head (migration 0015, not mapped): lower(text) for a text of up
+# to 500 characters, '' for none, NULL for a longer one; carried by the thread index.
+_search_rows = table("messages", column("id"), column("conversation_id"), column("created_at"),
+                     column("text"), column("search_head"))
+
+
+def _has_match(conversation_id, newest: int | None = None):
+    """PostgreSQL: a message of the conversation contains :needle, checked from the thread
+    index alone (an index-only scan of the conversation's entries, stopping at the first
+    match); only a long text (search_head NULL) is read from the table. strpos on lower(text)
+    is the same test as lower(text) LIKE '%q%'. `newest`: only that many newest messages
+    (a sample: long texts are not read). OFFSET keeps the subquery a per-conversation check
+    (PostgreSQL would otherwise turn the EXISTS into one join over every matching message).
+    """
+    needle = bindparam("needle", type_=String)
+    m = _search_rows.alias("m")
+    if newest is not None:
+        head = (select(m.c.search_head).where(m.c.conversation_id == conversation_id)
+                .correlate_except(m).order_by(m.c.created_at.desc(), m.c.id.desc())
+                .limit(bindparam("sample_depth", type_=Integer)).subquery("head"))
+        return exists(select(1).select_from(head)
+                      .where(func.strpos(head.c.search_head, needle) > 0))
+    long = _search_rows.alias("long")
+    long_match = select(1).where(long.c.id == m.c.id,
+                                 func.strpos(func.lower(long.c.text), needle) > 0)
+    return exists(select(1).where(m.c.conversation_id == conversation_id,
+                                  or_(func.strpos(m.c.search_head, needle) > 0,
+                                      m.c.search_head.is_(None) & exists(long_match)))
+                  .offset(0))
+
+
+def _walk_check():
+    """PostgreSQL's condition on one conversation of the inbox walk: its contact's name or one
+    of its messages (_has_match).
+
+    SQLite's walk takes every match once from its full-text index instead (_FTS_WALK): no
+    table visit there.
+    """
+    return or_(_like(_contacts.c.name), _has_match(_conversations.c.id))
+
+
+def _walk_decision(stmt, kind: str, hits):
+    """True when the search walks the inbox (see SEARCH_CAP), as a one-row CTE: evaluated once,
+    and the matches (`hits`) are only read when the sample does not decide.
+    """
+    cap = bindparam("cap", type_=Integer)
+    many = select(func.count()).select_from(hits).scalar_subquery() >= cap
+    if kind == "fts":
+        return select(many.label("walk")).cte("search_plan", nesting=True)
+    first = (stmt.with_only_columns(_conversations.c.id.label("id"), _contacts.c.name)
+             .order_by(*_INBOX_ORDER).limit(bindparam("sample_size", type_=Integer))
+             .subquery("sampled"))
+    sampled = select(func.count()).select_from(first).where(or_(
+        _like(first.c.name), _has_match(first.c.id, newest=SAMPLE_MESSAGES))).scalar_subquery()
+    frequent = sampled >= bindparam("sample_hits", type_=Integer)
+    return (select(case((frequent, true()), else_=many).label("walk"))
+            .cte("search_plan", nesting=True))
+
+
+def _searched(stmt, kind: str):
+    """`stmt` (the inbox of one owner, filtered, after the cursor) restricted to the
+    conversations whose contact's name or any message contains the search text
+    (case-insensitive substring), newest first, by one of two plans (see SEARCH_CAP).
+    """
+    if kind == "scan":
+        return stmt.where(_scan_search()).order_by(*_INBOX_ORDER).limit(_LIMIT)
+    hits = _search_hits(kind)
+    decision = _walk_decision(stmt, kind, hits)
+    walk = select(decision.c.walk).scalar_subquery()
+    if kind == "fts":
+        # SQLite checks a subquery in WHERE on every row, but computes LIMIT once before the
+        # loop, and a LIMIT of 0 skips the loop: the branch not taken costs nothing.
+        from_hits = stmt.where(literal_column("conversations.rowid").in_(select(hits.c.ref)))
+        walked = stmt.where(_FTS_WALK)
+        limits = case((walk, 0), else_=_LIMIT), case((walk, _LIMIT), else_=0)
+    else:  # PostgreSQL runs a condition without the row's columns once (a one-time filter)
+        from_hits = stmt.where(~walk, _conversations.c.id.in_(select(hits.c.ref)))
+        walked = stmt.where(walk, _walk_check())
+        limits = _LIMIT, _LIMIT
+    # The CTEs go inside the outer SELECT (a statement that begins with WITH would be taken
+    # for a write by app._sqlite_lazy_begin, which begins IMMEDIATE before a write).
+    both = union_all(*(branch.order_by(*_INBOX_ORDER).limit(limit).subquery().select()
+                       for branch, limit in zip((from_hits, walked), limits, strict=True))) \
+        .add_cte(hits, decision, nest_here=True).subquery()
+    return select(*both.c).order_by(both.c.last_message_at.desc(), both.c.id.desc()) \
+        .limit(_LIMIT)
+
+
+def _label_filter(dialect: str):
+    """Conversations whose JSON label list contains :label (dialect-specific)."""
+    label = bindparam("label", type_=String)
+    if dialect == "postgresql":
+        return _conversations.c.labels.cast(JSONB).contains(func.jsonb_build_array(label))
+    each = func.json_each(_conversations.c.labels).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == label))
+
+
+def _conversation_select():
+    return (select(*CONVERSATION_COLUMNS)
+            .join_from(_conversations, _contacts, _contacts.c.id == _conversations.c.contact_id)
+            .where(_conversations.c.owner_id == bindparam("owner_id", type_=String)))
+
+
+@lru_cache(maxsize=256)
+def _conversation_list(dialect: str, filters: tuple[str, ...], search: str | None,
+                       after: bool):
+    """The inbox statement of one shape (which filters, which search, a cursor or not), built
+    once: SQLAlchemy then finds its compiled form without rebuilding and hashing it per call.
+    """
+    stmt = _conversation_select()
+    for name in filters:
+        stmt = stmt.where(_label_filter(dialect) if name == "label"
+                          else _conversations.c[name] == bindparam(name, type_=String))
+    if after:
+        stmt = stmt.where(keyset_bound(_conversations.c.last_message_at, _conversations.c.id))
+    if search:
+        return _searched(stmt, search)
+    return stmt.order_by(*_INBOX_ORDER).limit(_LIMIT)
+
+
+@lru_cache(maxsize=4)
+def _conversation_lookup(by_platform_user: bool):
+    """One conversation of the owner, by id or by (account, platform, platform user id)."""
+    stmt = _conversation_select()
+    if by_platform_user:
+        return stmt.where(
+            _conversations.c.platform_account_id == bindparam("platform_account_id",
+                                                             type_=String),
+            _contacts.c.platform == bindparam("platform", type_=String),
+            _contacts.c.platform_user_id == bindparam("platform_user_id", type_=String))
+    return stmt.where(_conversations.c.id == bindparam("conversation_id", type_=String))
+
+
+@lru_cache(maxsize=4)
+def _message_list(after: bool):
+    """A page of a conversation's thread, newest first (built once, like _conversation_list)."""
+    stmt = select(*MESSAGE_COLUMNS).where(
+        _messages.c.conversation_id == bindparam("conversation_id", type_=String),
+        _messages.c.owner_id == bindparam("owner_id", type_=String))
+    if after:
+        stmt = stmt.where(keyset_bound(_messages.c.created_at, _messages.c.id))
+    return stmt.order_by(*_THREAD_ORDER).limit(_LIMIT)
 
 
 def _commit(serialize, row) -> dict:
@@ -133,16 +407,11 @@ _CONVERSATION_BY_KEY = (select(*CONVERSATION_COLUMNS)
                                Conversation.platform_account_id == bindparam("account"),
                                Conversation.contact_id == bindparam("contact_id"),
                                Contact.owner_id == bindparam("owner_id")))
-_CONVERSATION_BY_ID = (select(*CONVERSATION_COLUMNS)
-                       .join(Contact, Contact.id == Conversation.contact_id)
-                       .where(Conversation.owner_id == bindparam("owner_id"),
-                              Conversation.id == bindparam("conversation_id")))
 _CONVERSATION_COUNTERS = select(_CV.c.id, _CV.c.platform, _CV.c.message_count,
                                 _CV.c.last_message_at, _CV.c.last_inbound_at).where(
     _CV.c.id == bindparam("conversation_id"), _CV.c.owner_id == bindparam("owner_id"))
-_MESSAGE_FIELDS = ("id", "conversation_id", "direction", "sender_type", "text", "attachments",
-                   "platform", "platform_message_id", "status", "error", "reply_to", "is_note",
-                   "metadata", "created_at")
+# serialize.MESSAGE_FIELDS with the table's column name for `meta`.
+_MESSAGE_FIELDS = tuple("metadata" if f == "meta" else f for f in MESSAGE_FIELDS)
 _MESSAGE_FOR_UPDATE = select(*(_MS.c[f] for f in _MESSAGE_FIELDS)).where(
     _MS.c.id == bindparam("message_id"), _MS.c.owner_id == bindparam("owner_id")) \
     .with_for_update()
@@ -155,11 +424,8 @@ _MESSAGE_BY_KEY = select(*_MESSAGE_READ).where(
 _MESSAGE_BY_MID = select(*_MESSAGE_READ).where(
     _MS.c.platform == bindparam("platform"), _MS.c.platform_message_id == bindparam("mid"))
 _MESSAGE_BY_MID_OWNER = _MESSAGE_BY_MID.where(_MS.c.owner_id == bindparam("owner_id"))
-_NEWEST_MESSAGES = (select(*_MESSAGE_READ)
-                    .where(_MS.c.conversation_id == bindparam("conversation_id"),
-                           _MS.c.owner_id == bindparam("owner_id"))
-                    .order_by(_MS.c.created_at.desc(), _MS.c.id.desc())
-                    .limit(bindparam("limit_plus_one")))
+
+
 def _insert_ignore_stmt(table):
     """INSERT of every column of `table` ... ON CONFLICT DO NOTHING (rowcount 0: a unique key
     exists). Written as text with typed parameters because SQLAlchemy's dialect-specific
@@ -292,7 +558,7 @@ class SqlStore(Store):
         key = {"owner_id": owner_id, "account": platform_account_id, "contact_id": contact_id}
         row = execute(_CONVERSATION_BY_KEY, key).first()
         if row is not None:
-            return conversation_dict(row), False
+            return conversation_values(row, self._codec()), False
         # The table's foreign key only says the contact exists, not whose it is.
         contact = execute(_CONTACT_SUMMARY, {"contact_id": contact_id,
                                                         "owner_id": owner_id}).first()
@@ -322,44 +588,59 @@ class SqlStore(Store):
         _end_write()
         if row is None:
             raise LookupError("contact not found for this owner")
-        return conversation_dict(row), False
+        return conversation_values(row, self._codec()), False
 
-    def _conversation_query(self, owner_id: str):
-        return (select(*CONVERSATION_COLUMNS)
-                .join(Contact, Contact.id == Conversation.contact_id)
-                .where(Conversation.owner_id == owner_id))
+    def _codec(self) -> Codec:
+        """The Codec of this app's database (built on first use: the engine exists by then)."""
+        codec = self.__dict__.get("_codec_value")
+        if codec is None:
+            codec = self._codec_value = sql_codec(db.engine.dialect)
+        return codec
+
+    def _rows(self, stmt, params: dict) -> list:
+        """Run a statement built once (with bind parameters) on the session's connection: a
+        Core execution, so no ORM result machinery; pending ORM changes are flushed first, as
+        the session's own execute would.
+        """
+        db.session.flush()
+        return db.session.connection().execute(stmt, params).all()
+
+    def _one_conversation(self, stmt, params: dict) -> dict | None:
+        rows = self._rows(stmt, params)
+        return conversation_values(rows[0], self._codec()) if rows else None
 
     @override
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
-        row = execute(_CONVERSATION_BY_ID, {"owner_id": owner_id,
-                                                       "conversation_id": conversation_id}
-                                 ).first()
-        return conversation_dict(row) if row else None
+        return self._one_conversation(_conversation_lookup(False), {
+            "owner_id": owner_id, "conversation_id": conversation_id})
 
     @override
     def find_conversation(self, owner_id: str, platform: str, platform_account_id: str,
                           platform_user_id: str) -> dict | None:
-        row = db.session.execute(self._conversation_query(owner_id).where(
-            Conversation.platform_account_id == platform_account_id,
-            Contact.platform == platform, Contact.platform_user_id == platform_user_id)).first()
-        return conversation_dict(row) if row else None
+        return self._one_conversation(_conversation_lookup(True), {
+            "owner_id": owner_id, "platform": platform,
+            "platform_account_id": platform_account_id, "platform_user_id": platform_user_id})
 
     @override
     def list_conversations(self, owner_id: str, filters: ConversationFilters, limit: int,
                            cursor: str | None) -> Page:
-        stmt = self._conversation_query(owner_id)
-        if filters.status:
-            stmt = stmt.where(Conversation.status == filters.status)
-        if filters.platform:
-            stmt = stmt.where(Conversation.platform == filters.platform)
-        if filters.assignee_id:
-            stmt = stmt.where(Conversation.assignee_id == filters.assignee_id)
-        if filters.label:
-            stmt = stmt.where(_label_filter(filters.label))
-        if filters.q:
-            stmt = stmt.where(_text_search(owner_id, filters.q))
-        return paginate(stmt, Conversation.last_message_at, Conversation.id, cursor, limit,
-                        conversation_dict, entities=False)
+        params = {"owner_id": owner_id, "limit": limit + 1}
+        used = []
+        for name in ("status", "platform", "assignee_id", "label"):
+            value = getattr(filters, name)
+            if value:
+                used.append(name)
+                params[name] = value
+        dialect = db.engine.dialect.name
+        search = _search_kind(dialect, filters.q) if filters.q else None
+        if search:
+            params.update(_search_params(search, filters.q))
+        if cursor:
+            params.update(cursor_params(cursor))
+        stmt = _conversation_list(dialect, tuple(used), search, bool(cursor))
+        codec = self._codec()
+        return page_of_items([conversation_values(r, codec) for r in self._rows(stmt, params)],
+                             limit, "last_message_at")
 
     def _conversation(self, owner_id: str, conversation_id: str) -> Conversation | None:
         return db.session.scalar(select(Conversation).where(
@@ -489,17 +770,13 @@ class SqlStore(Store):
     def list_messages(self, owner_id: str, conversation_id: str, limit: int,
                       cursor: str | None) -> Page:
         """Newest page first; each page is oldest-first; the cursor goes back in time."""
-        if not cursor:  # the newest page (the pipeline's burst and history): prebuilt
-            rows = execute(_NEWEST_MESSAGES, {
-                "conversation_id": conversation_id, "owner_id": owner_id,
-                "limit_plus_one": limit + 1}).all()
-            result = page_of(rows, limit, message_dict, lambda r: (r.created_at, r.id))
-            result.items.reverse()
-            return result
-        stmt = select(*MESSAGE_COLUMNS).where(Message.conversation_id == conversation_id,
-                                              Message.owner_id == owner_id)
-        result = paginate(stmt, Message.created_at, Message.id, cursor, limit, message_dict,
-                          entities=False)
+        params = {"owner_id": owner_id, "conversation_id": conversation_id, "limit": limit + 1}
+        if cursor:
+            params.update(cursor_params(cursor))
+        codec = self._codec()
+        result = page_of_items([message_values(r, codec)
+                                for r in self._rows(_message_list(bool(cursor)), params)],
+                               limit, "created_at")
         result.items.reverse()
         return result
 
