@@ -6,6 +6,7 @@ from pathlib import Path
 import flask_swagger_ui
 from flask import Blueprint, current_app, render_template_string, send_from_directory, url_for
 
+from utils.config import app_resource
 from utils.openapi import build_spec
 
 bp = Blueprint("docs", __name__)
@@ -34,10 +35,7 @@ _DOCS_INIT = """window.onload = function () {
 @bp.get("/api/openapi.json")
 def openapi_json():
     """The OpenAPI 3 document, built from the request/response models."""
-    spec = current_app.extensions.get("dana_openapi")
-    if spec is None:
-        spec = current_app.extensions["dana_openapi"] = build_spec(current_app)
-    return spec
+    return app_resource("dana_openapi", lambda: build_spec(current_app))
 
 
 @bp.get("/api/docs")

@@ -14,9 +14,8 @@ import json
 import logging
 
 import stripe
-from flask import current_app
 
-from utils.config import current_settings
+from utils.config import app_resource, current_settings
 from utils.errors import BadRequest, ServiceUnavailable
 
 log = logging.getLogger("dana.stripe")
@@ -48,20 +47,20 @@ def is_configured() -> bool:
 
 
 def _client() -> stripe.StripeClient:
-    """The app's StripeClient, built once (its HTTP connection pool is reused)."""
-    client = current_app.extensions.get("dana_stripe")
-    if client is None:
-        settings = _settings()
-        addresses = ({"api": settings.STRIPE_API_URL.rstrip("/")}
-                     if settings.STRIPE_API_URL else None)
-        client = stripe.StripeClient(
-            settings.STRIPE_SECRET_KEY, base_addresses=addresses,
-            max_network_retries=settings.STRIPE_MAX_RETRIES,
-            # httpx is already a pinned runtime dependency (requests is only a test one)
-            http_client=stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS,
-                                           allow_sync_methods=True))
-        current_app.extensions["dana_stripe"] = client
-    return client
+    """The app's StripeClient, built once per process (its HTTP connection pool is reused)."""
+    return app_resource("dana_stripe", _new_client)
+
+
+def _new_client() -> stripe.StripeClient:
+    settings = _settings()
+    addresses = ({"api": settings.STRIPE_API_URL.rstrip("/")}
+                 if settings.STRIPE_API_URL else None)
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY, base_addresses=addresses,
+        max_network_retries=settings.STRIPE_MAX_RETRIES,
+        # httpx is already a pinned runtime dependency (requests is only a test one)
+        http_client=stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS,
+                                       allow_sync_methods=True))
 
 
 def _call(what: str, fn):

@@ -598,12 +598,10 @@ class SqlStore(Store):
         return codec
 
     def _rows(self, stmt, params: dict) -> list:
-        """Run a statement built once (with bind parameters) on the session's connection: a
-        Core execution, so no ORM result machinery; pending ORM changes are flushed first, as
-        the session's own execute would.
+        """All rows of a statement built once (with bind parameters), run by utils.db.execute
+        (a Core execution on the session's connection: no ORM result machinery).
         """
-        db.session.flush()
-        return db.session.connection().execute(stmt, params).all()
+        return execute(stmt, params).all()
 
     def _one_conversation(self, stmt, params: dict) -> dict | None:
         rows = self._rows(stmt, params)
