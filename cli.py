@@ -14,9 +14,9 @@ from automation.knowledge.importers import FORMATS_BY_SUFFIX, parse_file
 from models_db import User, WebhookEvent, db
 from routes.schemas import RegisterIn, TierUpdateIn
 from services import integrations as integrations_service
-from services import knowledge
+from services import knowledge, plans
 from services.rq_queue import run_worker
-from services.subscriptions import check_price_free, list_tiers, subscribe
+from services.subscriptions import check_price_free, list_tiers
 from services.users import register_user
 from services.webhook_events import replay_event
 from utils.audit import audit
@@ -188,8 +188,7 @@ def register_plans_cli(app: Flask) -> None:
             raise click.ClickException(f"No account with e-mail {email}.")
         tier = _tier_by_name(tier_name)
         try:
-            subscribe(user.id, tier["id"], reference, None, provider="admin",
-                      event="subscription_granted_cli")
+            plans.grant(user.id, tier["id"], reference, None, event="subscription_granted_cli")
         except ApiError as exc:
             raise click.ClickException(exc.message) from None
         click.echo(f"Granted {tier['name']} to {user.email}.")

@@ -104,7 +104,7 @@ def get_user_subscription(user_id: str):
 
 @bp.put("/user/<user_id>")
 @require_admin
-@endpoint(body=AdminSubscriptionIn, response=SubscriptionOut, tags=TAGS, errors=(404,))
+@endpoint(body=AdminSubscriptionIn, response=SubscriptionOut, tags=TAGS, errors=(404, 503))
 def set_user_subscription(user_id: str, body: AdminSubscriptionIn):
-    """Admin: set a user's plan, status or period end."""
-    return svc.admin_set(g.user, user_id, body.model_dump(exclude_unset=True))
+    """Admin: set a user's plan, status or period end (Stripe stops billing a replaced plan)."""
+    return plans.admin_set(g.user, user_id, body.model_dump(exclude_unset=True))

@@ -5,7 +5,10 @@
 - Any other plan needs a payment: 402 `payment_required` and nothing changes; with Stripe
   configured the error carries a `checkout_url` (services/billing.py), and the plan starts
   when Stripe's signed webhook says the invoice is paid.
-- An admin grants any plan to any user (or to themselves); a grant runs until changed.
+- An admin grants any plan to any user (or to themselves); a grant runs until changed. A
+  grant (or an admin's direct change of plan or status) over a plan Stripe still bills first
+  tells Stripe to stop billing at period end — the customer is never charged for a plan an
+  admin replaced — and answers 503 with nothing changed when Stripe cannot be told.
 - A non-admin naming another user's id gets 404, as for a user that does not exist.
 Every grant, change and cancellation goes to the audit log.
 """
@@ -21,6 +24,7 @@ from services.subscriptions import (
     get_tier,
     mark_canceled,
     read_subscription,
+    set_subscription,
     subscribe,
     subscription_view,
 )
@@ -53,8 +57,7 @@ def request_plan(actor: User, tier_id: str, user_id: str | None = None,
     """
     target = _target(actor, user_id)
     if actor.is_admin:
-        return subscribe(target.id, tier_id, payment_reference, actor.id, provider="admin",
-                         event="subscription_granted")
+        return grant(target.id, tier_id, payment_reference, actor.id)
     tier = get_tier(tier_id)
     current = read_subscription(target.id) or ensure_subscription(target.id)
     if (current["tier_id"] == tier["id"] and effective_tier_id(current) == tier["id"]
@@ -82,6 +85,37 @@ def request_plan(actor: User, tier_id: str, user_id: str | None = None,
            if extra else "An administrator grants paid plans on this installation.")
     raise PaymentRequired(f"The {tier['name']} plan needs a payment. {how}",
                           code="payment_required", extra=extra)
+
+
+def grant(user_id: str, tier_id: str, payment_reference: str | None, actor_id: str | None,
+          *, event: str = "subscription_granted") -> dict:
+    """An operator's grant (admin API, admin page, `flask grant-plan`): the plan applies now
+    with no payment and runs until changed; a plan Stripe still bills stops being billed.
+    """
+    _stop_stripe_billing(user_id)
+    return subscribe(user_id, tier_id, payment_reference, actor_id, provider="admin",
+                     event=event)
+
+
+def admin_set(actor: User, user_id: str, changes: dict) -> dict:
+    """Admin: set a user's plan, status or period end directly (e.g. a manual deal); a
+    change of plan or status stops Stripe's billing first (see the module's rules).
+    """
+    if db.session.get(User, user_id) is None:
+        raise NotFound("No such user.", code="user_not_found")
+    if "tier_id" in changes or "status" in changes:
+        _stop_stripe_billing(user_id)
+    return set_subscription(actor, user_id, changes)
+
+
+def _stop_stripe_billing(user_id: str) -> None:
+    """Before an admin replaces a plan Stripe still bills: Stripe stops billing at period
+    end (503 and nothing changes if it cannot be told), and the subscription no longer
+    follows Stripe's events for it.
+    """
+    current = read_subscription(user_id)
+    if _is_stripe_billed(current) and current.get("provider_subscription_id"):
+        billing.cancel_at_period_end(user_id, current)
 
 
 def cancel(actor: User, user_id: str) -> dict:

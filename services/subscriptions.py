@@ -215,10 +215,10 @@ def admin_view(user_id: str) -> dict:
     return subscription_view(user_id)
 
 
-def admin_set(actor: User, user_id: str, changes: dict) -> dict:
-    """Admin: set a user's plan, status or period end directly (e.g. a manual deal)."""
-    if db.session.get(User, user_id) is None:
-        raise NotFound("No such user.", code="user_not_found")
+def set_subscription(actor: User, user_id: str, changes: dict) -> dict:
+    """Write an admin's direct change of plan, status or period end (the policy, Stripe
+    included, is services/plans.admin_set's).
+    """
     ensure_subscription(user_id)
     if "tier_id" in changes:
         get_tier(changes["tier_id"], include_inactive=True)

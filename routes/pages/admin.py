@@ -9,6 +9,7 @@ from wtforms.fields import SelectChoice
 from routes.pages.common import done, page_blueprint, render
 from routes.pages.forms import AdminUserForm, GrantForm
 from services import operations, subscriptions, users
+from services import plans as plan_policy
 from services import webhook_events as events
 
 bp = page_blueprint("admin", "/admin", admin=True)
@@ -61,8 +62,7 @@ def grant():
     if not form.validate():
         subs = subscriptions.admin_list(100, None, None)
         return render("admin/plans.html", 400, tiers=tiers, subs=subs, form=form)
-    subscriptions.admin_set(g.user, form.user_id.data.strip(),
-                            {"tier_id": form.tier_id.data, "status": "active"})
+    plan_policy.request_plan(g.user, form.tier_id.data, form.user_id.data.strip())
     return done("Plan granted.", "admin.plans")
 
 

@@ -355,9 +355,12 @@ def test_trial_once_then_checkout(client, user, admin, priced, stripe_fake):
 
 def test_events_for_a_granted_plan_are_ignored(client, user, admin, priced, stripe_fake):
     stripe_sub = pay(client, user, stripe_fake, "starter")
-    client.post("/api/subscriptions/user",
-                json={"tier_id": "enterprise", "user_id": user["user"]["id"]},
-                headers=admin["headers"])
+    resp = client.post("/api/subscriptions/user",
+                       json={"tier_id": "enterprise", "user_id": user["user"]["id"]},
+                       headers=admin["headers"])
+    assert resp.status_code == 200
+    # the replaced plan is no longer billed: Stripe was told to stop at period end
+    assert stripe_fake.subscriptions[stripe_sub["id"]]["cancel_at_period_end"] is True
     failed = post_event(client, event("invoice.payment_failed", invoice(
         stripe_sub["customer"], stripe_sub["id"], "price_1Starter",
         stripe_sub["current_period_end"], paid=False)))
@@ -365,6 +368,50 @@ def test_events_for_a_granted_plan_are_ignored(client, user, admin, priced, stri
     body = me(client, user)
     assert (body["tier_id"], body["status"], body["provider"]) == \
         ("enterprise", "active", "admin")
+
+
+@pytest.mark.parametrize("how", ["grant", "cli", "set_plan", "set_status"])
+def test_an_admin_replacing_a_billed_plan_stops_stripe_billing_first(
+        app, client, user, admin, priced, stripe_fake, how):
+    uid = user["user"]["id"]
+    stripe_sub = pay(client, user, stripe_fake, "starter")
+
+    def replace() -> str:
+        """The admin's change; its outcome: "ok", or the error code (the CLI's message)."""
+        if how == "cli":
+            run = app.test_cli_runner().invoke(args=[
+                "grant-plan", "--email", user["user"]["email"], "--tier", "Enterprise"])
+            return "ok" if run.exit_code == 0 else run.output
+        if how == "grant":
+            resp = client.post("/api/subscriptions/user",
+                               json={"tier_id": "enterprise", "user_id": uid},
+                               headers=admin["headers"])
+        else:
+            change = {"tier_id": "enterprise"} if how == "set_plan" else {"status": "expired"}
+            resp = client.put(f"/api/subscriptions/user/{uid}", json=change,
+                              headers=admin["headers"])
+        if resp.status_code == 200:
+            return "ok"
+        assert resp.status_code == 503
+        return resp.get_json()["error"]["code"]
+
+    # Stripe cannot be told: an error, nothing changes here, Stripe still bills
+    stripe_fake.outage = True
+    assert replace() in ("payment_provider_unavailable",
+                         "Error: The payment provider is unavailable; nothing was changed. "
+                         "Try again later.\n")
+    assert (me(client, user)["tier_id"], me(client, user)["status"]) == ("starter", "active")
+    assert stripe_fake.subscriptions[stripe_sub["id"]]["cancel_at_period_end"] is False
+
+    stripe_fake.outage = False
+    assert replace() == "ok"
+    assert stripe_fake.subscriptions[stripe_sub["id"]]["cancel_at_period_end"] is True
+    # a period-end change alone touches nothing at Stripe
+    requests = len(stripe_fake.requests)
+    resp = client.put(f"/api/subscriptions/user/{uid}",
+                      json={"current_period_end": "2030-01-01T00:00:00Z"},
+                      headers=admin["headers"])
+    assert resp.status_code == 200 and len(stripe_fake.requests) == requests
 
 
 @pytest.mark.parametrize("settings_overrides", [{"STRIPE_WEBHOOK_SECRET": None}],
