@@ -29,12 +29,21 @@ class PaymentProviderUnavailable(ServiceUnavailable):
 
 
 class InvalidStripeEvent(BadRequest):
-    """A webhook whose Stripe-Signature is missing, wrong or too old (or a body that is not
-    an event); it is answered 400 and stored nowhere.
+    """A webhook whose Stripe-Signature is missing, wrong or too old: answered 400, stored
+    nowhere, and counted as a forged delivery for the sender's address.
     """
 
     code = "signature_invalid"
     message = "The Stripe-Signature header does not verify this body."
+
+
+class NotAStripeEvent(BadRequest):
+    """A body signed with our secret that is not a Stripe event: answered 400 and stored
+    nowhere, but not counted as a forgery (whoever signed it holds the secret).
+    """
+
+    code = "invalid_event"
+    message = "The body is signed but is not a Stripe event."
 
 
 def _settings():
@@ -118,10 +127,10 @@ def verify_event(payload: bytes, signature: str | None) -> dict:
         raise InvalidStripeEvent(f"The Stripe-Signature does not verify: {exc.user_message}"
                                  ) from None
     except (ValueError, TypeError, AttributeError, KeyError):  # verified, but not an event
-        raise InvalidStripeEvent("The body is not a Stripe event.") from None
+        raise NotAStripeEvent() from None
     event = json.loads(payload)
     if not (isinstance(event, dict) and isinstance(event.get("id"), str)
             and isinstance(event.get("type"), str)
             and isinstance((event.get("data") or {}).get("object"), dict)):
-        raise InvalidStripeEvent("The body is not a Stripe event.")
+        raise NotAStripeEvent()
     return event

@@ -15,6 +15,7 @@ import pytest
 
 from models_db import WebhookEvent, db
 from tests.channels.conftest import fb_text, post_webhook, sign
+from tests.fakes.stripe_api import sign as stripe_sign
 
 TIGHT = {"RATE_LIMIT_WEBHOOK_FORGED": "3 per minute", "STRIPE_WEBHOOK_SECRET": "whsec_limits",
          "SLACK_SIGNING_SECRET": "slack-signing-secret-limits"}
@@ -89,3 +90,19 @@ def test_stripe_and_slack_forgeries_are_limited_too(client):
                          indirect=True)
 def test_with_rate_limits_off_forgeries_are_refused_but_never_limited(client):
     assert [_forged(client).status_code for _ in range(6)] == [403] * 6
+
+
+@pytest.mark.parametrize("settings_overrides", [TIGHT], indirect=True)
+def test_a_signed_stripe_body_that_is_no_event_is_refused_but_not_counted_as_forged(client):
+    bodies = ["not json", "[1, 2]", json.dumps({"id": "evt_1", "type": "invoice.paid"}),
+              json.dumps({"id": 7, "type": "invoice.paid", "data": {"object": {}}})]
+    for body in bodies:   # more than the forged limit, each signed with the real secret
+        resp = client.post("/webhooks/stripe", data=body,
+                           headers={"Stripe-Signature": stripe_sign(body, "whsec_limits")})
+        assert resp.status_code == 400, body
+        assert resp.get_json()["error"]["code"] == "invalid_event"
+    # the address has a clean record: a forgery from it is refused, not limited
+    forged = client.post("/webhooks/stripe", data=bodies[2],
+                         headers={"Stripe-Signature": stripe_sign(bodies[2], "whsec_guess")})
+    assert (forged.status_code, forged.get_json()["error"]["code"]) == \
+        (400, "signature_invalid")
