@@ -187,6 +187,20 @@ class IntegrationConnector:
         raise NotImplementedError
 
 
+def contact_names(contact: dict) -> tuple[str | None, str | None]:
+    """The customer's (first, last) name for a CRM: the ones we know, else the display name
+    split before its last word ("Anna Maria Schmidt" -> "Anna Maria", "Schmidt"); a one-word
+    display name is a first name (chat names usually are). One rule for every CRM, so a
+    customer synced to two of them is the same person in both.
+    """
+    first, last = contact.get("first_name"), contact.get("last_name")
+    if not first and not last and contact.get("name"):
+        first, _, last = str(contact["name"]).strip().rpartition(" ")
+        if not first:
+            first, last = last, None
+    return (first or None), (last or None)
+
+
 def contact_phone(contact: dict) -> str | None:
     """The customer's phone: the one we know, or a WhatsApp id as an E.164 number."""
     if contact.get("phone"):

@@ -94,6 +94,18 @@ def test_a_bad_token_format_is_a_400_and_reaches_nothing(client, business, fake_
 
 # ------------------------------------------------------------------------- upsert
 
+@pytest.mark.parametrize("name, first, last", [
+    ("Anna Maria Schmidt", "Anna Maria", "Schmidt"),   # as Salesforce splits it too
+    ("Cher", "Cher", None),                            # a one-word chat name is a first name
+])
+def test_a_display_name_is_split_before_its_last_word(client, business, hubspot,
+                                                      name, first, last):
+    _sync_workflow(client, business)
+    post_webhook(client, "whatsapp", wa_text("hi", name=name))
+    [props] = hubspot.contacts.values()
+    assert (props.get("firstname"), props.get("lastname")) == (first, last)
+
+
 def test_not_found_creates_the_contact_and_logs_the_conversation(client, business, hubspot):
     from services.integration_actions import links_for
 

@@ -171,6 +171,18 @@ def test_a_contact_object_and_its_case(client, business, fake_sf):
         "salesforce": {"id": case_id, "object": "Case"}}
 
 
+@pytest.mark.parametrize("name, first, last", [
+    ("Anna Maria Schmidt", "Anna Maria", "Schmidt"),   # as HubSpot splits it too
+    ("Cher", None, "Cher"),                            # LastName is required
+])
+def test_a_display_name_is_split_before_its_last_word(client, business, salesforce,
+                                                      name, first, last):
+    _workflow(client, business, SYNC)
+    post_webhook(client, "whatsapp", wa_text("hi", name=name))
+    [lead] = salesforce.records["Lead"].values()
+    assert (lead.get("FirstName"), lead["LastName"]) == (first, last)
+
+
 def test_a_nameless_customer_gets_a_placeholder_last_name(client, business, salesforce):
     _workflow(client, business, SYNC)
     post_webhook(client, "facebook", fb_text("hi", psid="4001234567"))

@@ -47,6 +47,7 @@ from automation.integrations.base import (
     IntegrationCheckFailed,
     IntegrationConnector,
     IntegrationError,
+    contact_names,
     contact_phone,
     http_error,
 )
@@ -86,17 +87,11 @@ def _error(exc: Exception) -> IntegrationError:
     return http_error("HubSpot", None, type(exc).__name__)
 
 
-def _split_name(contact: dict) -> tuple[str | None, str | None]:
-    first, last = contact.get("first_name"), contact.get("last_name")
-    if not first and not last and contact.get("name"):
-        first, _, last = contact["name"].partition(" ")
-    return first or None, last or None
-
 
 
 def contact_properties(contact: dict) -> dict:
     """HubSpot contact properties from our contact (only what we know: nothing is blanked)."""
-    first, last = _split_name(contact)
+    first, last = contact_names(contact)
     props = {"firstname": first, "lastname": last, "email": contact.get("email"),
              "phone": contact_phone(contact)}
     return {k: v for k, v in props.items() if v}

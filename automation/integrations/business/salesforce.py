@@ -29,6 +29,7 @@ from automation.integrations.base import (
     IntegrationCheckFailed,
     IntegrationConnector,
     IntegrationError,
+    contact_names,
     contact_phone,
     http_error,
 )
@@ -99,12 +100,6 @@ def _reason(exc: SalesforceError) -> tuple[str, str]:
     return "", str(content or "")[:200]
 
 
-def _names(contact: dict) -> tuple[str | None, str | None]:
-    first, last = contact.get("first_name"), contact.get("last_name")
-    if not first and not last and contact.get("name"):
-        first, _, last = contact["name"].rpartition(" ")
-    return first or None, last or None
-
 
 
 class SalesforceConnector(IntegrationConnector):
@@ -171,7 +166,9 @@ class SalesforceConnector(IntegrationConnector):
     # ------------------------------------------------------------------ crm_sync
 
     def _fields(self, contact: dict) -> dict:
-        first, last = _names(contact)
+        first, last = contact_names(contact)
+        if first and not last:  # LastName is required: a one-word name goes there
+            first, last = None, first
         fields = {"FirstName": first, "LastName": last, "Email": contact.get("email"),
                   "Phone": contact_phone(contact)}
         return {k: v for k, v in fields.items() if v}
@@ -239,7 +236,7 @@ class SalesforceConnector(IntegrationConnector):
     def create_ticket(self, request: ActionRequest) -> dict:
         """Open a Case with the transcript (once per action run: the service's record)."""
         contact = request.contact
-        first, last = _names(contact)
+        first, last = contact_names(contact)
         description = (f"{request.link}\n\n" if request.link else "") + request.transcript_text()
         case = {"Subject": (request.params.get("subject") or "Conversation")[:255],
                 "Description": description[:MAX_DESCRIPTION],
