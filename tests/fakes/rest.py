@@ -12,7 +12,7 @@ checks nothing, and plays a script first, in the order it was written:
 A step applies to the next request matching "METHOD /path-prefix" (or "*"); a failure answers
 with its status, a JSON error body (`error_body(status)`, the API's dialect) and Retry-After.
 Request bodies are parsed by their Content-Type: JSON, form fields (Stripe and Slack post
-application/x-www-form-urlencoded), else text; the raw bytes are kept too.
+application/x-www-form-urlencoded), else text.
 `tls=(certfile, keyfile)` serves HTTPS (for clients that insist on it); a subclass sets
 `protocol_version = "HTTP/1.1"` to keep connections alive when its client pools them.
 
@@ -39,7 +39,6 @@ class Request:
     query: dict
     body: object
     headers: dict = field(repr=False, default_factory=dict)
-    raw: bytes = field(repr=False, default=b"")
 
     @property
     def route(self) -> str:
@@ -65,7 +64,7 @@ class Step:
     delay: float = 0.0
 
 
-def parse_body(raw: bytes, content_type: str) -> object:
+def _parse_body(raw: bytes, content_type: str) -> object:
     """JSON, form fields as a dict, or text for anything else; None when empty."""
     if not raw:
         return None
@@ -182,8 +181,8 @@ class FakeRest:
         path, _, query = handler.path.partition("?")
         request = Request(handler.command, path, {k: v[0] if len(v) == 1 else v
                                                   for k, v in parse_qs(query).items()},
-                          parse_body(raw, handler.headers.get("Content-Type", "")),
-                          {k.lower(): v for k, v in handler.headers.items()}, raw)
+                          _parse_body(raw, handler.headers.get("Content-Type", "")),
+                          {k.lower(): v for k, v in handler.headers.items()})
         with self._lock:
             self.requests.append(request)
             step = self._next_step(request.method, path)
