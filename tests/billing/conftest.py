@@ -30,7 +30,7 @@ def settings_overrides(request, backend, stripe_fake):
     """Stripe configured against the fake (no retries: an outage answers at once), on the
     backend under test."""
     overrides = dict(STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                     STRIPE_API_URL=stripe_fake.url, STRIPE_MAX_RETRIES=0,
+                     STRIPE_API_URL=stripe_fake.base_url, STRIPE_MAX_RETRIES=0,
                      STRIPE_GRACE_DAYS=5)
     overrides.update(getattr(request, "param", {}))
     overrides.update(backend_settings(request, backend))

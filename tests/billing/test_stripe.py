@@ -71,15 +71,15 @@ def test_paid_plan_answers_402_with_a_checkout_url_and_changes_nothing(
     customer, session = stripe_fake.requests
     assert (customer.method, customer.path, session.method, session.path) == \
         ("POST", "/v1/customers", "POST", "/v1/checkout/sessions")
-    assert customer.form["email"] == user["user"]["email"]
+    assert customer.body["email"] == user["user"]["email"]
     created = next(iter(stripe_fake.customers))
-    assert {k: session.form.get(k) for k in (
+    assert {k: session.body.get(k) for k in (
         "mode", "customer", "client_reference_id", "line_items[0][price]",
         "line_items[0][quantity]", "metadata[user_id]", "metadata[tier_id]")} == {
         "mode": "subscription", "customer": created, "client_reference_id": uid,
         "line_items[0][price]": "price_1Starter", "line_items[0][quantity]": "1",
         "metadata[user_id]": uid, "metadata[tier_id]": "starter"}
-    assert session.form["success_url"].endswith("/app?checkout=success")
+    assert session.body["success_url"].endswith("/app?checkout=success")
 
     body = me(client, user)
     assert (body["tier_id"], body["effective_tier"]["id"], body["provider"],
@@ -90,8 +90,8 @@ def test_paid_plan_answers_402_with_a_checkout_url_and_changes_nothing(
     # a second checkout reuses the customer that was kept
     assert checkout_url(client, user, "professional") != url
     assert [r.path for r in stripe_fake.requests].count("/v1/customers") == 1
-    assert stripe_fake.requests[-1].form["customer"] == created
-    assert stripe_fake.requests[-1].form["line_items[0][price]"] == "price_1Professional"
+    assert stripe_fake.requests[-1].body["customer"] == created
+    assert stripe_fake.requests[-1].body["line_items[0][price]"] == "price_1Professional"
     assert me(client, user)["tier_id"] == "free"
 
 
@@ -299,7 +299,7 @@ def test_cancel_stops_billing_at_period_end_in_stripe(client, user, priced, stri
     assert (body["status"], body["cancel_at_period_end"], body["effective_tier"]["id"]) == \
         ("canceled", True, "starter")
     update = stripe_fake.requests[-1]
-    assert (update.method, update.path, update.form) == \
+    assert (update.method, update.path, update.body) == \
         ("POST", f"/v1/subscriptions/{stripe_sub['id']}", {"cancel_at_period_end": "true"})
     assert stripe_fake.subscriptions[stripe_sub["id"]]["cancel_at_period_end"] is True
     # Stripe's own echo of the change keeps it canceled, running to the period's end

@@ -79,14 +79,14 @@ def test_only_this_business_and_this_conversation_reach_the_model(
 
     assert len(fake_openai.requests) == 2
     for req in fake_openai.requests:
-        sent = json.dumps(req["json"], ensure_ascii=False)
+        sent = json.dumps(req.body, ensure_ascii=False)
         for secret in ("Kuchenhaus", "12.40", "Lindenstrasse", "4242", "Gartenweg", "9988776"):
             assert secret not in sent, secret
-        assert ATTACK not in req["json"]["messages"][0]["content"]
+        assert ATTACK not in req.body["messages"][0]["content"]
     # this business's knowledge was what the question found
-    assert "open Monday to Saturday" in fake_openai.requests[0]["json"]["messages"][0]["content"]
+    assert "open Monday to Saturday" in fake_openai.requests[0].body["messages"][0]["content"]
     # the attack travelled as this conversation's last user message, after its own history
-    thread = fake_openai.requests[-1]["json"]["messages"][1:]
+    thread = fake_openai.requests[-1].body["messages"][1:]
     assert [m["role"] for m in thread] == ["user", "assistant", "user"]
     assert thread[0]["content"] == "when are you open?" and thread[-1]["content"] == ATTACK
 

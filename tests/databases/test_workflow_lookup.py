@@ -171,7 +171,7 @@ class TestAiGetsTheRow:
         fake_openai.reply_json({"answer": answer, "handoff": False, "confidence": 0.9,
                                 "sources": []})
         post_webhook(client, "facebook", fb_text("where is my order 55821?", psid="2007"))
-        system = fake_openai.requests[0]["json"]["messages"][0]["content"]
+        system = fake_openai.requests[0].body["messages"][0]["content"]
         assert "Records from the business's own database" in system
         assert order_shop.status in system and "DHL 00340434161234567890" in system
         # the figures come from the database, so the answer is not refused as invented

@@ -28,6 +28,11 @@ reset() empties the tables and puts back the rows the migrations seed (the defau
 as they were when the fake started.
 
 Every request is recorded in `requests` (method, path, params, body, role, sub, authorization).
+
+It runs its own server rather than tests/fakes/rest.py's FakeRest: FakeRest answers under one
+lock, which would serialize the requests and hide the races the concurrency tests look for;
+and PostgREST's query is an ordered list with repeated keys, its answers are PostgreSQL's own
+JSON text, and it answers HEAD.
 """
 from __future__ import annotations
 

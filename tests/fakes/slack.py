@@ -3,25 +3,22 @@
 slack-sdk's WebClient talks to it through `base_url=fake.base_url` (the app's SLACK_API_URL).
 It keeps a tiny workspace: bot tokens (`xoxb-…`) with their team and bot user, channels the
 bot is in, and the messages posted there (top-level and thread replies, with `reply_count`).
-It records every request and implements the methods Dana calls: `auth.test`,
+It records every request (`api_calls(method)`) and implements the methods Dana calls: `auth.test`,
 `chat.postMessage`, `chat.update`, `conversations.history`, `conversations.replies`.
 Errors are Slack's: HTTP 200 with `{"ok": false, "error": "invalid_auth"}` for a bad token,
-`channel_not_found` / `not_in_channel`, and scripted failures per method (`fail()`): HTTP 429
-`ratelimited` with a Retry-After header, HTTP 500, or any error code.
+`channel_not_found` / `not_in_channel`, and scripted failures (FakeRest.fail()): HTTP 429
+`ratelimited` with a Retry-After header, HTTP 500 `internal_error`, or any status.
 
     fake = FakeSlack().start()
-    fake.fail("chat.postMessage", status=429, retry_after=3)
+    fake.fail("POST /api/chat.postMessage", status=429, retry_after=3)
     fake.add_message("C0TEAM", "U0HUMAN", "On it!", thread_ts=parent_ts)   # a person replied
 """
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+
+from tests.fakes.rest import FakeRest, Request
 
 BOT_TOKEN = "xoxb-1111-2222-fakebottoken"
 TEAM_ID = "T0DANA1"
@@ -30,72 +27,24 @@ BOT_ID = "B0DANABOT"
 CHANNEL_ID = "C0TEAM001"
 
 
-@dataclass
-class Failure:
-    """One scripted failure: HTTP status, Slack error code, Retry-After seconds (for 429)."""
-
-    status: int = 200
-    error: str = "internal_error"
-    retry_after: int | None = None
-
-
-@dataclass
-class Recorded:
-    """One request as the fake received it (token without "Bearer ", params merged)."""
-
-    method: str
-    token: str | None
-    params: dict
-    headers: dict = field(repr=False, default_factory=dict)
-
-
-class FakeSlack:
-    """The server: `base_url` for WebClient, `requests` recorded, `messages` per channel."""
+class FakeSlack(FakeRest):
+    """The server: `base_url` for WebClient, `requests` recorded, `channels` with messages."""
 
     def __init__(self) -> None:
         """An empty workspace with one bot token and channel; call start() to serve."""
-        self.requests: list[Recorded] = []
+        super().__init__()
         # token -> identity; channel -> members (bot user ids) and messages (oldest first)
         self.tokens: dict[str, dict] = {}
         self.channels: dict[str, dict] = {}
-        self._failures: dict[str, deque[Failure]] = {}
-        self._lock = threading.Lock()
         self._clock = time.time()
         self.add_workspace(BOT_TOKEN, TEAM_ID, BOT_USER_ID, BOT_ID, [CHANNEL_ID])
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                fake._handle(self)
-
-            do_GET = do_POST  # noqa: N815
-
-            def log_message(self, *args) -> None:  # keep test output quiet
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.01}, daemon=True)
 
     # ------------------------------------------------------------------ test controls
 
     @property
     def base_url(self) -> str:
         """What SLACK_API_URL / WebClient(base_url=...) should be (with the trailing slash)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api/"
-
-    def start(self) -> "FakeSlack":
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{super().base_url}/api/"
 
     def add_workspace(self, token: str, team_id: str, user_id: str, bot_id: str,
                       channels: list[str]) -> None:
@@ -106,15 +55,6 @@ class FakeSlack:
                 entry = self.channels.setdefault(channel, {"members": set(), "messages": []})
                 entry["members"].add(user_id)
 
-    def fail(self, method: str, *, status: int = 200, error: str | None = None,
-             retry_after: int | None = None, times: int = 1) -> None:
-        """Answer the next `times` calls of `method` ("*" = any) with a failure."""
-        if error is None:
-            error = {429: "ratelimited", 500: "internal_error"}.get(status, "fatal_error")
-        with self._lock:
-            self._failures.setdefault(method, deque()).extend(
-                Failure(status, error, retry_after) for _ in range(times))
-
     def add_message(self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
                     bot_id: str | None = None) -> dict:
         """A message somebody else wrote in the channel (e.g. a person's reply in a thread)."""
@@ -122,9 +62,9 @@ class FakeSlack:
             return self._store(channel, {"user": user, "text": text,
                                          **({"bot_id": bot_id} if bot_id else {})}, thread_ts)
 
-    def calls(self, method: str) -> list[Recorded]:
-        """The recorded requests to one Web API method, in order."""
-        return [r for r in self.requests if r.method == method]
+    def api_calls(self, api_method: str) -> list[Request]:
+        """The recorded calls of one Web API method (e.g. "chat.postMessage"), in order."""
+        return [r for r in self.requests if r.path == f"/api/{api_method}"]
 
     def thread(self, channel: str, thread_ts: str) -> list[dict]:
         """The parent and replies of a thread, oldest first."""
@@ -151,47 +91,17 @@ class FakeSlack:
         entry["messages"].append(msg)
         return msg
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        path, _, query = handler.path.partition("?")
-        method = path.rsplit("/", 1)[-1]
-        params = dict(parse_qsl(query))
-        ctype = handler.headers.get("Content-Type", "")
-        if raw and "json" in ctype:
-            params.update(json.loads(raw))
-        elif raw:
-            params.update(parse_qsl(raw.decode()))
-        auth = handler.headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else params.get("token")
-        with self._lock:
-            self.requests.append(Recorded(method, token, params,
-                                          {k.lower(): v for k, v in handler.headers.items()}))
-            failure = self._pop_failure(method)
-            if failure is not None:
-                status, body, headers = failure.status, {"ok": False, "error": failure.error}, {}
-                if failure.retry_after is not None:
-                    headers["Retry-After"] = str(failure.retry_after)
-            else:
-                status, headers = 200, {}
-                body = self._answer(method, token, params)
-        data = json.dumps(body).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(data)
-        except OSError:  # the client gave up
-            pass
+    def error_body(self, status: int) -> dict:
+        """Slack's error shape, with the code Slack gives that HTTP status."""
+        error = {429: "ratelimited", 500: "internal_error"}.get(status, "fatal_error")
+        return {"ok": False, "error": error}
 
-    def _pop_failure(self, method: str) -> Failure | None:
-        for key in (method, "*"):
-            queue = self._failures.get(key)
-            if queue:
-                return queue.popleft()
-        return None
+    def answer(self, request: Request) -> tuple[int, dict]:
+        """Call the Web API method the path names with the query and body fields merged (as
+        Slack takes them), authenticated by the bearer token or a `token` field."""
+        params = {**request.query, **(request.body if isinstance(request.body, dict) else {})}
+        token = request.token or params.get("token")
+        return 200, self._answer(request.path.rsplit("/", 1)[-1], token, params)
 
     def _answer(self, method: str, token: str | None, params: dict) -> dict:
         identity = self.tokens.get(token or "")

@@ -1,10 +1,10 @@
 """A minimal loopback fake of the Stripe API (test infrastructure), for the real `stripe` library.
 
-It listens on 127.0.0.1 (a free port; STRIPE_API_URL points the library at it), records
-every request (method, path, form fields as the library encodes them, headers) and keeps
-just enough state for Dana's calls: customers (create), Checkout Sessions (create),
-subscriptions (retrieve, update cancel_at_period_end). Tests play Stripe's part of the
-flow with `complete_checkout` (the customer paid: a subscription now exists) and build
+It runs on FakeRest: `base_url` is what STRIPE_API_URL points the library at, `requests`
+records every request (method, path, the form fields as the library encodes them in `body`,
+headers). It keeps just enough state for Dana's calls: customers (create), Checkout Sessions
+(create), subscriptions (retrieve, update cancel_at_period_end). Tests play Stripe's part of
+the flow with `complete_checkout` (the customer paid: a subscription now exists) and build
 the webhook events Stripe would send with the helpers below, signed like Stripe signs them
 (`sign`: t=<unix time>,v1=HMAC-SHA256(secret, "<t>.<body>")).
 
@@ -15,12 +15,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+
+from tests.fakes.rest import FakeRest, Request
 
 SECRET_KEY = "sk_test_dana_fake_" + "k" * 24
 WEBHOOK_SECRET = "whsec_dana_fake_" + "w" * 24
@@ -56,50 +54,16 @@ def invoice(customer: str, subscription: str, price: str, period_end: int,
                 "pricing": {"price_details": {"price": price}}}]}}
 
 
-@dataclass
-class Recorded:
-    """One request the fake received."""
-
-    method: str
-    path: str
-    form: dict
-    headers: dict
-    raw: bytes = field(repr=False, default=b"")
-
-
-class StripeFake:
+class StripeFake(FakeRest):
     """The fake's state and its HTTP server; use as a context manager."""
 
-    def __init__(self):
-        self.requests: list[Recorded] = []
+    def __init__(self) -> None:
+        """No customers, sessions or subscriptions yet."""
+        super().__init__()
         self.customers: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
         self.outage = False
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                fake._serve(self, "GET")
-
-            def do_POST(self):  # noqa: N802
-                fake._serve(self, "POST")
-
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "StripeFake":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # ------------------------------------------------------------- Stripe's side
     def complete_checkout(self, session_id: str, *, status: str = "active",
@@ -129,30 +93,20 @@ class StripeFake:
         return sub
 
     # ---------------------------------------------------------------- the API
-    def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        path, _, query = handler.path.partition("?")
-        form = dict(parse_qsl(raw.decode() if method == "POST" else query))
-        with self._lock:
-            self.requests.append(Recorded(method, path, form, dict(handler.headers), raw))
-            status, body = self._route(method, path, form, handler.headers)
-        data = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.send_header("Request-Id", "req_" + uuid.uuid4().hex[:14])
-        handler.end_headers()
-        handler.wfile.write(data)
-
     @staticmethod
     def _error(status: int, message: str, type_: str = "invalid_request_error") -> tuple:
         return status, {"error": {"type": type_, "message": message}}
 
-    def _route(self, method: str, path: str, form: dict, headers) -> tuple[int, dict]:
+    def answer(self, request: Request) -> tuple[int, dict, dict]:
+        """Stripe's answer with its Request-Id header."""
+        status, body = self._route(request.method, request.path, request.body or {},
+                                   request.token)
+        return status, body, {"Request-Id": "req_" + uuid.uuid4().hex[:14]}
+
+    def _route(self, method: str, path: str, form: dict, token: str | None) -> tuple[int, dict]:
         if self.outage:
             return self._error(500, "An unknown error occurred", "api_error")
-        if headers.get("Authorization") != f"Bearer {SECRET_KEY}":
+        if token != SECRET_KEY:
             return self._error(401, "Invalid API Key provided")
         if (method, path) == ("POST", "/v1/customers"):
             cus = {"id": "cus_" + uuid.uuid4().hex[:14], "object": "customer",

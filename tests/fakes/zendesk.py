@@ -6,7 +6,7 @@ their comments. It records every request and implements what Dana calls:
 GET /api/v2/users/me, POST /api/v2/users/create_or_update, GET /api/v2/tickets?external_id=,
 POST /api/v2/tickets, PUT /api/v2/tickets/<id> (a comment). Errors are Zendesk's: 401
 `{"error": "Couldn't authenticate you"}` for bad credentials, 404 for an unknown ticket, and
-scripted failures per route (`fail()`): 429 with Retry-After, 500, or any status.
+scripted failures (FakeRest.fail()): 429 with Retry-After, 500, or any status.
 
     fake = FakeZendesk().start()
     fake.fail("POST /api/v2/tickets", status=429, retry_after=1)
@@ -14,90 +14,26 @@ scripted failures per route (`fail()`): 429 with Retry-After, 500, or any status
 from __future__ import annotations
 
 import base64
-import json
-import threading
-from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.rest import FakeRest, Request
 
 AGENT_EMAIL = "agent@shop.example.com"
 API_TOKEN = "zd-token-1234567890abcdef"
 AGENT_ID = 9001
 
 
-@dataclass
-class Recorded:
-    """One request as the fake received it."""
-
-    method: str
-    path: str
-    query: dict
-    body: dict | None
-    auth: str | None = field(repr=False, default=None)
-
-    @property
-    def route(self) -> str:
-        """"METHOD /path" (what fail() and calls() match)."""
-        return f"{self.method} {self.path}"
-
-
-@dataclass
-class Failure:
-    """One scripted failure: HTTP status and Retry-After seconds (for 429)."""
-
-    status: int
-    retry_after: int | None = None
-
-
-class FakeZendesk:
-    """The server: `base_url`, `requests` recorded, `users` and `tickets` kept."""
+class FakeZendesk(FakeRest):
+    """One account: `users` and their `tokens`, `tickets` with their comments."""
 
     def __init__(self) -> None:
         """One account with one agent; call start() to serve."""
-        self.requests: list[Recorded] = []
+        super().__init__()
         self.users: dict[int, dict] = {
             AGENT_ID: {"id": AGENT_ID, "name": "Alex Agent", "email": AGENT_EMAIL,
                        "role": "agent"}}
         self.tokens: dict[str, int] = {f"{AGENT_EMAIL}/token:{API_TOKEN}": AGENT_ID}
         self.tickets: dict[int, dict] = {}
         self._next_id = 100
-        self._failures: dict[str, deque[Failure]] = {}
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server naming
-                fake._handle(self)
-
-            do_POST = do_PUT = do_GET  # noqa: N815
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.01}, daemon=True)
-
-    # ------------------------------------------------------------------ test controls
-
-    @property
-    def base_url(self) -> str:
-        """What ZENDESK_API_URL should be."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "FakeZendesk":
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
 
     def add_user(self, user_id: int, name: str, email: str, role: str, token: str) -> None:
         """Another user who can authenticate (e.g. an end user, to test the agent check)."""
@@ -105,55 +41,22 @@ class FakeZendesk:
             self.users[user_id] = {"id": user_id, "name": name, "email": email, "role": role}
             self.tokens[f"{email}/token:{token}"] = user_id
 
-    def fail(self, route: str, *, status: int, retry_after: int | None = None,
-             times: int = 1) -> None:
-        """Answer the next `times` requests to "METHOD /path" ("*" = any) with a failure."""
-        with self._lock:
-            self._failures.setdefault(route, deque()).extend(
-                Failure(status, retry_after) for _ in range(times))
-
-    def calls(self, route: str) -> list[Recorded]:
-        """The recorded requests to "METHOD /path", in order."""
-        return [r for r in self.requests if r.route == route]
-
     def end_users(self) -> list[dict]:
         """The end users (customers) the account has."""
         return [u for u in self.users.values() if u["role"] == "end-user"]
 
-    # ------------------------------------------------------------------ internals
+    def error_body(self, status: int) -> dict:
+        """Zendesk's error shape."""
+        return {"error": {429: "TooManyRequests", 500: "InternalError"}.get(status, "Error")}
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        auth = h.headers.get("Authorization")
-        record = Recorded(h.command, parts.path, {k: v[0] for k, v in
-                                                  parse_qs(parts.query).items()}, body, auth)
-        with self._lock:
-            self.requests.append(record)
-            failure = self._take_failure(record.route)
-        if failure is not None:
-            headers = {"Retry-After": str(failure.retry_after)} \
-                if failure.retry_after is not None else {}
-            error = {429: "TooManyRequests", 500: "InternalError"}.get(failure.status, "Error")
-            return self._reply(h, failure.status, {"error": error}, headers)
-        user = self._authenticate(auth)
+    # ------------------------------------------------------------------ the API
+
+    def answer(self, request: Request) -> tuple[int, dict]:
+        """Authenticate (basic auth "email/token:api_token"), then route."""
+        user = self._authenticate(request.headers.get("authorization"))
         if user is None:
-            return self._reply(h, 401, {"error": "Couldn't authenticate you"})
-        with self._lock:
-            status, answer = self._route(record, user)
-        self._reply(h, status, answer)
-
-    def _take_failure(self, route: str) -> Failure | None:
-        for key in (route, "*"):
-            queue = self._failures.get(key)
-            if queue:
-                return queue.popleft()
-        return None
+            return 401, {"error": "Couldn't authenticate you"}
+        return self._route(request, user)
 
     def _authenticate(self, header: str | None) -> dict | None:
         if not header or not header.startswith("Basic "):
@@ -165,7 +68,7 @@ class FakeZendesk:
         user_id = self.tokens.get(pair)
         return self.users.get(user_id) if user_id else None
 
-    def _route(self, r: Recorded, user: dict) -> tuple[int, dict]:
+    def _route(self, r: Request, user: dict) -> tuple[int, dict]:
         if r.route == "GET /api/v2/users/me":
             return 200, {"user": user}
         if user["role"] not in ("agent", "admin"):
@@ -219,15 +122,3 @@ class FakeZendesk:
         ticket["comments"].append({"id": self._new_id(), "body": comment.get("body"),
                                    "public": comment.get("public", True),
                                    "author_id": comment.get("author_id") or user["id"]})
-
-    @staticmethod
-    def _reply(h: BaseHTTPRequestHandler, status: int, body: dict,
-               headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json; charset=utf-8")
-        h.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            h.send_header(key, value)
-        h.end_headers()
-        h.wfile.write(data)

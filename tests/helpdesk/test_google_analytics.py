@@ -111,7 +111,7 @@ def test_automatic_events_can_be_turned_off(client, business, fake_ga):
 
 
 def test_429_retry_after_is_honoured(client, ga_business, fake_ga):
-    fake_ga.fail(status=429, retry_after=0)
+    fake_ga.fail("POST /mp/collect", status=429, retry_after=0)
     post_webhook(client, "facebook", fb_text("hello"))
     assert names(fake_ga) == ["conversation_started", "ai_answered"]
     collect_calls = [r for r in fake_ga.requests if r.path == "/mp/collect"]
@@ -124,7 +124,7 @@ def test_401_is_not_retried_and_is_visible_and_the_reply_still_goes(
     from utils.realtime import socketio
 
     sock = socketio.test_client(app, auth={"token": ga_business["access_token"]})
-    fake_ga.fail(status=401, times=5)
+    fake_ga.fail("POST /mp/collect", status=401, times=5)
     post_webhook(client, "facebook", fb_text("hello"))
     assert len(fake_graph.requests_to("/me/messages")) == 1     # the customer was answered
     collect_calls = [r for r in fake_ga.requests if r.path == "/mp/collect"]
@@ -138,7 +138,7 @@ def test_401_is_not_retried_and_is_visible_and_the_reply_still_goes(
 
 
 def test_500_is_retried_then_recorded(client, ga_business, fake_ga, fake_graph):
-    fake_ga.fail(status=500, times=3)
+    fake_ga.fail("POST /mp/collect", status=500, times=3)
     post_webhook(client, "facebook", fb_text("hello"))
     assert len(fake_graph.requests_to("/me/messages")) == 1
     assert names(fake_ga) == ["ai_answered"]   # conversation_started failed 3 times

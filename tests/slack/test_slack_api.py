@@ -15,7 +15,7 @@ def test_bad_token_is_refused_and_not_stored(client, business, fake_slack):
     assert resp.status_code == 422
     body = resp.get_json()["error"]
     assert body["code"] == "integration_check_failed" and "invalid_auth" in body["message"]
-    assert fake_slack.calls("auth.test")[0].token == "xoxb-0000-revoked-token"
+    assert fake_slack.api_calls("auth.test")[0].token == "xoxb-0000-revoked-token"
     assert client.get("/api/integrations/slack", headers=business["headers"]).status_code == 404
     assert client.get("/api/slack/health", headers=business["headers"]).get_json()["status"] \
         == "not_configured"
@@ -52,7 +52,7 @@ def test_connected_slack_health_post_history_thread(client, slack_business, fake
     reply = client.post("/api/slack/messages", headers=h,
                         json={"text": "in the thread", "thread_ts": parent["ts"]})
     assert reply.status_code == 201
-    posted = fake_slack.calls("chat.postMessage")[0].params
+    posted = fake_slack.api_calls("chat.postMessage")[0].body
     assert posted["blocks"][0]["text"]["text"] == "*Hello* team"
 
     listed = client.get("/api/slack/messages?limit=5", headers=h).get_json()
@@ -103,7 +103,7 @@ def test_slack_down_shows_error(app, client, slack_business, fake_slack):
     fake_slack.fail("*", status=500, times=10)
     assert_error(client.post("/api/slack/messages", json={"text": "x"},
                              headers=slack_business["headers"]), 502, "slack_error")
-    assert len(fake_slack.calls("chat.postMessage")) == 2      # INTEGRATION_RETRY_ATTEMPTS
+    assert len(fake_slack.api_calls("chat.postMessage")) == 2      # INTEGRATION_RETRY_ATTEMPTS
     assert [e for e in sock.get_received() if e["name"] == "integration_error"]
     sock.disconnect()
     health = client.get("/api/slack/health", headers=slack_business["headers"]).get_json()
@@ -125,13 +125,13 @@ def test_another_users_thread_cannot_be_read_or_posted_into(client, slack_busine
     other["headers"] = auth_header(other)
     set_plan(other["user"]["id"], "professional")
     assert connect_slack(client, other).status_code == 201
-    before = len(fake_slack.calls("chat.postMessage"))
+    before = len(fake_slack.api_calls("chat.postMessage"))
     assert_error(client.post("/api/slack/messages", headers=other["headers"],
                              json={"text": "hijack", "thread_ts": parent["ts"]}),
                  404, "thread_not_found")
     assert_error(client.get(f"/api/slack/threads/{parent['ts']}", headers=other["headers"]),
                  404, "thread_not_found")
-    assert len(fake_slack.calls("chat.postMessage")) == before
+    assert len(fake_slack.api_calls("chat.postMessage")) == before
     # the owner can
     assert client.post("/api/slack/messages", headers=slack_business["headers"],
                        json={"text": "mine", "thread_ts": parent["ts"]}).status_code == 201

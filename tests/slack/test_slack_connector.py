@@ -32,7 +32,7 @@ CONV = {"id": "conv-1", "platform": "messenger", "status": "open",
 
 def test_check_proves_token_and_channel(fake_slack):
     assert "C0TEAM001" in connector(fake_slack).check()
-    assert [c.method for c in fake_slack.requests] == ["auth.test", "conversations.history"]
+    assert [c.path for c in fake_slack.requests] == ["/api/auth.test", "/api/conversations.history"]
 
 
 @pytest.mark.parametrize("token, channel, reason", [
@@ -79,7 +79,7 @@ def test_handoff_updates_the_parent_with_buttons(fake_slack):
     actions = [b for b in parent["blocks"] if b["type"] == "actions"][0]["elements"]
     assert [e["action_id"] for e in actions] == ["dana_take", "dana_close", "dana_open"]
     assert "needs a human" in parent["text"]
-    assert len(fake_slack.calls("chat.update")) == 1
+    assert len(fake_slack.api_calls("chat.update")) == 1
 
 
 def test_customer_text_cannot_mention_the_channel(fake_slack):
@@ -87,7 +87,7 @@ def test_customer_text_cannot_mention_the_channel(fake_slack):
     slack.notify(Notification(owner_id="u1", kind="customer_message",
                               text="<!channel> click <http://evil.example|your bank>",
                               conversation=CONV))
-    posted = fake_slack.calls("chat.postMessage")[-1].params
+    posted = fake_slack.api_calls("chat.postMessage")[-1].body
     assert "<!channel>" not in posted["text"] and "<http" not in posted["text"]
     assert "&lt;!channel&gt;" in posted["blocks"][0]["text"]["text"]
 
@@ -97,19 +97,19 @@ def test_attachments_are_posted_as_links(fake_slack):
     slack.notify(Notification(owner_id="u1", kind="customer_message", text="",
                               conversation=CONV, message={"id": "m", "attachments": [
                                   {"type": "image", "url": "https://cdn.example/p.jpg"}]}))
-    posted = fake_slack.calls("chat.postMessage")[-1].params
+    posted = fake_slack.api_calls("chat.postMessage")[-1].body
     assert posted["attachments"][0]["image_url"] == "https://cdn.example/p.jpg"
 
 
 def test_rate_limit_carries_retry_after(fake_slack):
-    fake_slack.fail("chat.postMessage", status=429, retry_after=7)
+    fake_slack.fail("POST /api/chat.postMessage", status=429, retry_after=7)
     with pytest.raises(IntegrationError) as err:
         connector(fake_slack).post("hello")
     assert err.value.retry_after == 7 and not err.value.permanent
 
 
 def test_server_error_is_temporary_and_bad_token_permanent(fake_slack):
-    fake_slack.fail("chat.postMessage", status=500)
+    fake_slack.fail("POST /api/chat.postMessage", status=500)
     with pytest.raises(IntegrationError) as err:
         connector(fake_slack).post("hello")
     assert not err.value.permanent

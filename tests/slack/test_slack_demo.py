@@ -21,14 +21,14 @@ def test_demo_checks_posts_and_prints_history(fake_slack):
     assert code == 0, out
     assert "health: ok" in out and "posted: ts=" in out
     assert out.index("demo ping") < out.index("earlier message")   # newest first
-    assert [c.params["text"] for c in fake_slack.calls("chat.postMessage")] == ["demo ping"]
+    assert [c.body["text"] for c in fake_slack.api_calls("chat.postMessage")] == ["demo ping"]
 
 
 def test_demo_reports_a_refused_token(fake_slack):
     code, out = run([], SLACK_BOT_TOKEN="xoxb-0000-wrong-token", SLACK_CHANNEL_ID=CHANNEL_ID,
                     SLACK_API_URL=fake_slack.base_url)
     assert code == 1 and "invalid_auth" in out
-    assert fake_slack.calls("chat.postMessage") == []
+    assert fake_slack.api_calls("chat.postMessage") == []
 
 
 def test_demo_without_settings_says_not_configured():
@@ -49,7 +49,7 @@ def test_demo_with_a_users_stored_integration(app, client, fake_slack, settings_
     code = slack_demo.main(["--user", user["user"]["email"], "--text", "from the demo"],
                            settings, out)
     assert code == 0, out.getvalue()
-    assert fake_slack.calls("chat.postMessage")[-1].params["text"] == "from the demo"
+    assert fake_slack.api_calls("chat.postMessage")[-1].body["text"] == "from the demo"
     assert "from the demo" in out.getvalue()
     code = slack_demo.main(["--user", "nobody@example.com"], settings, io.StringIO())
     assert code == 2

@@ -170,7 +170,7 @@ def test_slack_down_the_customer_still_gets_the_reply(app, client, slack_busines
 
 def test_rate_limited_slack_is_retried_after_retry_after(client, slack_business, fake_graph,
                                                          fake_slack):
-    fake_slack.fail("chat.postMessage", status=429, retry_after=0)
+    fake_slack.fail("POST /api/chat.postMessage", status=429, retry_after=0)
     thread_ts = handed_off_thread(client, fake_slack)
     assert thread_ts
     assert client.get("/api/integrations/slack",
@@ -303,7 +303,7 @@ def test_only_handoffs_when_new_conversations_are_not_posted(client, business, f
                                                             fake_slack):
     assert connect_slack(client, business, post_new_conversations=False).status_code == 201
     post_webhook(client, "facebook", fb_text("Hello there", psid="111"))
-    assert fake_slack.calls("chat.postMessage") == []
+    assert fake_slack.api_calls("chat.postMessage") == []
     thread_ts = handed_off_thread(client, fake_slack)
     texts = [m["text"] for m in fake_slack.thread(CHANNEL_ID, thread_ts)]
     assert "needs a human" in texts[0] and any("A human is needed" in t for t in texts)
