@@ -32,7 +32,7 @@ MODEL_FILE = Path(__file__).with_name("decision.json")
 WRONG_COST = 10.0
 
 FEATURES = ("score", "known", "margin", "focus", "qsim", "kind_fit", "kind_miss", "unknown",
-            "missing", "short")
+            "missing", "short", "sem")
 
 _NUM = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several)"
 # What kind of answer a question wants, and how a sentence that gives it looks.
@@ -129,6 +129,9 @@ def features(question: str, passages: list) -> dict[str, float]:
         "unknown": unknown,
         "missing": getattr(best, "missing", 0.0),
         "short": 1.0 / n_terms,
+        # meaning rather than words (automation.knowledge.semantic): the question's cosine
+        # to the passage's embedding
+        "sem": getattr(best, "sem", 0.0),
     }
 
 

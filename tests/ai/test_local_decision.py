@@ -45,7 +45,7 @@ def test_a_near_miss_that_shares_words_is_handed_off(make_ctx):
     ("when do I get my refnud?", "within five working days"),          # a typo
     ("is there parkimg?", "free parking behind the shop"),              # a typo
     ("Can I send back unused things?", "within 30 days"),               # a paraphrase
-    ("when do I get my money back", "within five working days"),        # no shared word
+    ("when do I get my reimbursement", "within five working days"),     # no shared word
 ])
 def test_a_misspelt_or_paraphrased_question_is_answered(make_ctx, text, expected):
     answer = generate_reply(make_ctx(text))

@@ -37,7 +37,7 @@ def test_customers_words_find_the_knowledges_words(client, user, kb):
 
 def test_search_api_does_not_leak_decision_evidence(client, user, kb):
     item = search(client, user["headers"], "parking")[0]
-    assert not {"focus", "qsim", "missing", "unknown", "n_terms"} & set(item)
+    assert not {"focus", "qsim", "missing", "unknown", "n_terms", "sem"} & set(item)
 
 
 def test_features_of_the_search_evidence(app, user, kb):
