@@ -52,6 +52,9 @@ ANSWER_KINDS = [
     (re.compile(r"\b(where|wo|ou|donde)\b"),
      re.compile(r"\b(?:street|str(?:aße|asse)?\.?|road|rue|avenue|square|platz|stop|floor|"
                 r"station|metro|u-bahn|centres?|stock)\b|\b\d{4,5}\b", re.I)),
+    (re.compile(r"\b(phone|telephone|call|email|mail|contact|reach|telefon|telefonnummer|"
+                r"anrufen|appeler|llamar|telefono|correo)\b"),
+     re.compile(r"\+?\d[\d /-]{5,}\d|[\w.+-]+@[\w-]+\.[a-z]{2,}", re.I)),
 ]
 
 

@@ -8,6 +8,7 @@ from automation.knowledge.decision import (
     FEATURES,
     DecisionModel,
     _cache,
+    answer_kind,
     features,
     fit,
     load_model,
@@ -33,6 +34,14 @@ def test_customers_words_find_the_knowledges_words(client, user, kb):
     assert hit["heading"] == "Shipping › Returns"
     # "store" finds the passage that says "shop"
     assert "shop" in search(client, h, "is there parking at the store")[0]["text"]
+
+
+def test_a_question_for_a_contact_wants_a_number_or_an_address():
+    kind = answer_kind("what's your phone number?")
+    assert kind.search("Call us on 0341 555 0192 during opening hours.")
+    assert kind.search("Write to hello@velo-verde.example any time.")
+    assert not kind.search("We are open Monday to Friday from 9 am to 6 pm.")
+    assert answer_kind("Wie ist Ihre Telefonnummer?") is kind
 
 
 def test_search_api_does_not_leak_decision_evidence(client, user, kb):
