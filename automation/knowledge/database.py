@@ -502,8 +502,9 @@ def search(user_id: str, query: str, limit: int = 5) -> list[Passage]:
             rank[i] += FOCUS_WEIGHT * w
         for i in section[t]:
             rank[i] += SECTION_WEIGHT * w
+    nearest = (SEMANTIC_WEIGHT * sims.max(axis=1)).tolist()   # plain floats: a fast loop
     for i in rank:
-        rank[i] += SEMANTIC_WEIGHT * float(sims[i].max())
+        rank[i] += nearest[i]
     # Sums over the same terms in the same order are equal floats: no rounding needed.
     best = heapq.nsmallest(limit, rank, key=lambda i: (-rank[i], -score[i], i))
     scored = []
