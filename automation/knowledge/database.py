@@ -382,12 +382,26 @@ class _Postings:
         return out
 
 
-def passage_vectors(rows: list[_Row]) -> tuple[np.ndarray, np.ndarray]:
+def passage_vectors(rows: list, previous: _Index | None = None) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
     """Each passage's embedding (title, heading and text) and its FAQ question's (zeros for
-    prose), one row per passage: the semantic side of the index, computed once per version.
+    prose), one row per passage: the semantic side of the index. A passage unchanged since
+    `previous` (the same row, every column equal) keeps its vectors, so an edit re-embeds
+    only the edited document's passages (about 0.3 ms each).
     """
-    body = semantic.embed([" ".join(filter(None, (r.title, r.heading, r.text))) for r in rows])
-    faq = semantic.embed([r.question or "" for r in rows])
+    known = {r: i for i, r in enumerate(previous.rows)} if previous else {}
+    fresh = [r for r in rows if r not in known]
+    body = np.zeros((len(rows), semantic.DIM), dtype=np.float32)
+    faq = np.zeros((len(rows), semantic.DIM), dtype=np.float32)
+    new_body = semantic.embed([" ".join(filter(None, (r.title, r.heading, r.text)))
+                               for r in fresh])
+    new_faq = semantic.embed([r.question or "" for r in fresh])
+    computed = {r: i for i, r in enumerate(fresh)}
+    for i, r in enumerate(rows):
+        if r in computed:
+            body[i], faq[i] = new_body[computed[r]], new_faq[computed[r]]
+        else:
+            body[i], faq[i] = previous.vectors[known[r]], previous.faq_vectors[known[r]]
     return body, faq
 
 
@@ -447,7 +461,7 @@ def _index(user_id: str, version: tuple) -> _Index:
     # Re-tokenised rather than the stored search_text, so a passage indexed by an older
     # release gets today's tokens too (e.g. joined hyphenated words).
     body = _Postings([index_text(r.title, r.heading, r.text) for r in rows])
-    vectors, faq_vectors = passage_vectors(rows)
+    vectors, faq_vectors = passage_vectors(rows, previous=cached)
     index = _Index(version=version, rows=rows, body=body,
                    focus=_Postings([index_text(r.title, r.heading, r.question) for r in rows]),
                    section=_Postings([index_text(r.heading, r.question) for r in rows]),

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from automation.knowledge import database, semantic
 from tests.knowledge.conftest import create_doc, search
@@ -57,3 +58,30 @@ def test_meaning_breaks_a_tie_between_passages_with_the_same_words(client, user,
     # on words alone both passages have "tooth" only, and the older one comes first
     monkeypatch.setattr(database, "SEMANTIC_WEIGHT", 0.0)
     assert search(client, h, question)[0]["document_id"] != emergency["id"]
+
+
+def test_an_edit_re_embeds_the_edited_passage_and_keeps_the_others(app, client, user):
+    h = user["headers"]
+    uid = user["user"]["id"]
+    kept = create_doc(client, h, title="Hours", content="We are open Monday to Friday.")
+    edited = create_doc(client, h, title="Notes", content="Whitening takes one visit.")
+    question = "is a knocked out tooth an emergency"
+
+    def cosines() -> dict[str, tuple[float, float]]:
+        """Per document: the search's cosine and the one computed from the passage now."""
+        with app.app_context():
+            hits = database.search(uid, question + " monday whitening", 5)
+            direct = semantic.embed([question + " monday whitening"] + [
+                " ".join(filter(None, (p.title, p.heading, p.text))) for p in hits])
+            return {p.document_id: (p.sem, round(float(direct[0] @ direct[i + 1]), 4))
+                    for i, p in enumerate(hits)}
+
+    before = cosines()
+    resp = client.patch(f"/api/knowledge/{edited['id']}", headers=h, json={
+        "content": "A knocked out tooth is an emergency: keep it in milk and come at once."})
+    assert resp.status_code == 200
+    after = cosines()
+    for doc in (kept["id"], edited["id"]):
+        assert after[doc][0] == pytest.approx(after[doc][1], abs=1e-3)   # none is stale
+    assert after[kept["id"]] == before[kept["id"]]
+    assert after[edited["id"]][0] > before[edited["id"]][0] + 0.1
