@@ -32,7 +32,7 @@ MODEL_FILE = Path(__file__).with_name("decision.json")
 WRONG_COST = 10.0
 
 FEATURES = ("score", "known", "margin", "focus", "qsim", "kind_fit", "kind_miss", "unknown",
-            "missing", "short")
+            "missing", "short", "sem")
 
 _NUM = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several)"
 # What kind of answer a question wants, and how a sentence that gives it looks.
@@ -52,6 +52,9 @@ ANSWER_KINDS = [
     (re.compile(r"\b(where|wo|ou|donde)\b"),
      re.compile(r"\b(?:street|str(?:aße|asse)?\.?|road|rue|avenue|square|platz|stop|floor|"
                 r"station|metro|u-bahn|centres?|stock)\b|\b\d{4,5}\b", re.I)),
+    (re.compile(r"\b(phone|telephone|call|email|mail|contact|reach|telefon|telefonnummer|"
+                r"anrufen|appeler|llamar|telefono|correo)\b"),
+     re.compile(r"\+?\d[\d /-]{5,}\d|[\w.+-]+@[\w-]+\.[a-z]{2,}", re.I)),
 ]
 
 
@@ -129,6 +132,9 @@ def features(question: str, passages: list) -> dict[str, float]:
         "unknown": unknown,
         "missing": getattr(best, "missing", 0.0),
         "short": 1.0 / n_terms,
+        # meaning rather than words (automation.knowledge.semantic): the question's cosine
+        # to the passage's embedding
+        "sem": getattr(best, "sem", 0.0),
     }
 
 

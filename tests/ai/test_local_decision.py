@@ -45,7 +45,7 @@ def test_a_near_miss_that_shares_words_is_handed_off(make_ctx):
     ("when do I get my refnud?", "within five working days"),          # a typo
     ("is there parkimg?", "free parking behind the shop"),              # a typo
     ("Can I send back unused things?", "within 30 days"),               # a paraphrase
-    ("when do I get my money back", "within five working days"),        # no shared word
+    ("when do I get my reimbursement", "within five working days"),     # no shared word
 ])
 def test_a_misspelt_or_paraphrased_question_is_answered(make_ctx, text, expected):
     answer = generate_reply(make_ctx(text))
@@ -90,3 +90,13 @@ def test_the_span_found_through_a_synonym_is_quoted():
     text = compose_answer(p, "are you guys open on a sunday?", "en")
     assert "closed at weekends" in text          # "sunday" is a "weekend" (synonyms/en.txt)
     assert "phone is not staffed" not in text
+
+
+def test_the_span_found_through_a_snowball_stem_is_quoted():
+    from automation.ai.providers.local import compose_answer
+
+    p = _passage("There is no patient car park. Street parking is metered; the Parkhaus "
+                 "Hauptstraße 150 is the closest garage.", heading="Getting here")
+    # "Patienten" is "patient" only by its Snowball stem, as search matched it
+    text = compose_answer(p, "Habt ihr einen Parkplatz für Patienten?", "de")
+    assert "no patient car park" in text

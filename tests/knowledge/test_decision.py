@@ -8,6 +8,7 @@ from automation.knowledge.decision import (
     FEATURES,
     DecisionModel,
     _cache,
+    answer_kind,
     features,
     fit,
     load_model,
@@ -35,9 +36,17 @@ def test_customers_words_find_the_knowledges_words(client, user, kb):
     assert "shop" in search(client, h, "is there parking at the store")[0]["text"]
 
 
+def test_a_question_for_a_contact_wants_a_number_or_an_address():
+    kind = answer_kind("what's your phone number?")
+    assert kind.search("Call us on 0341 555 0192 during opening hours.")
+    assert kind.search("Write to hello@velo-verde.example any time.")
+    assert not kind.search("We are open Monday to Friday from 9 am to 6 pm.")
+    assert answer_kind("Wie ist Ihre Telefonnummer?") is kind
+
+
 def test_search_api_does_not_leak_decision_evidence(client, user, kb):
     item = search(client, user["headers"], "parking")[0]
-    assert not {"focus", "qsim", "missing", "unknown", "n_terms"} & set(item)
+    assert not {"focus", "qsim", "missing", "unknown", "n_terms", "sem"} & set(item)
 
 
 def test_features_of_the_search_evidence(app, user, kb):

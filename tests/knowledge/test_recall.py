@@ -105,3 +105,4 @@ def test_the_full_text_path_agrees_with_the_index(app, user, kb, monkeypatch, q)
     engine = kdb.search(uid, q)
     assert [p.chunk_id for p in engine][:1] == [p.chunk_id for p in indexed][:1]
     assert engine[0].score == pytest.approx(indexed[0].score, abs=0.01)
+    assert engine[0].sem == pytest.approx(indexed[0].sem, abs=0.001)   # the same embedding

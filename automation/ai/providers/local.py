@@ -26,6 +26,8 @@ from automation.knowledge.text import (
     rewrite_phrases,
     sentences,
     stem,
+    stem_index,
+    stems_match,
     tokens,
 )
 
@@ -91,11 +93,17 @@ def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str
     terms = list(alts)
 
     def matched(sentence: str) -> tuple[set[str], set[str]]:
-        """(the terms it has through any synonym, the terms it has themselves)."""
+        """(the terms it has through any synonym, the terms it has themselves), by search's
+        rule: a word it begins, or the same Snowball stem ("Patienten" finds "patient").
+        """
         toks = set(tokens(sentence))
         stems = {stem(t) for t in toks}
-        return ({t for t in terms if any_matches(alts[t], toks, stems)},
-                {t for t in terms if any_matches([t], toks, stems)})
+        snowball = stem_index(" ".join(sorted(toks)))
+
+        def has(words: list[str]) -> bool:
+            return any_matches(words, toks, stems) or stems_match(words, snowball)
+
+        return {t for t in terms if has(alts[t])}, {t for t in terms if has([t])}
 
     hits, literal = zip(*(matched(s) for s in sents), strict=True)
     if not any(hits):
