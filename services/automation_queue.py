@@ -22,87 +22,28 @@ import threading
 import time
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, exists, update
 
-from automation.connectors import connector_for
-from automation.core.event_runner import due_events, run_event, runner_name
-from automation.platforms import accounts
-from models_db import WebhookEvent, utcnow
+from automation.core.event_runner import due_events, run_event
 from services.rq_queue import enqueue_event
 from utils.config import current_settings
-from utils.db import SoloStatement, retry_locked
 
 log = logging.getLogger("dana.queue")
 _KEY = "dana_dispatcher"
 RUNNERS = 4  # threads running events in each process (one of them also sweeps)
 _guard = threading.Lock()
-_T = WebhookEvent.__table__.c
-
-# An event nobody has touched yet is finished as `ignored` when no connected account has the
-# (platform, external id) its items are for: one statement, the routing lookup (an index
-# probe of platform_accounts' unique key) inside the compare-and-set of the status.
-_IGNORE_UNROUTED = SoloStatement(
-    update(WebhookEvent.__table__)
-    .where(_T.id == bindparam("event_id"), _T.status == "received",
-           _T.claimed_until.is_(None), _T.next_attempt_at.is_(None),
-           ~exists().where(*accounts.routing_criteria(bindparam("platform"),
-                                                      bindparam("account"))))
-    .values(status="ignored", attempts=_T.attempts + 1, error=None,
-            claimed_by=bindparam("runner"),
-            processed_at=bindparam("now", type_=_T.processed_at.type)),
-    ["event_id", "platform", "account", "runner", "now"])
 
 
 def dispatch(event_id: int, channel: str | None = None, payload: dict | None = None) -> None:
     """Hand a stored event on to whatever runs events in this deployment (never raises).
 
     The intake passes the delivery it has just parsed (`channel`, `payload`): the inline
-    dispatcher routes it without reading the row back (see run_handed_on).
+    dispatcher hands it to run_event, which routes it without parsing the row's body again.
     """
     app = current_app._get_current_object()
     if current_settings(app).AUTOMATION_QUEUE == "rq":
         enqueue_event(event_id)
         return
     start(app).submit(event_id, (channel, payload) if payload is not None else None)
-
-
-def run_handed_on(event_id: int, delivery: tuple[str, dict] | None = None) -> str:
-    """Run a stored event handed on by the intake; its status afterwards.
-
-    A delivery whose items are all for one account that is not connected (a Page that left
-    Dana, traffic for another app) ends `ignored` at the cost of one statement
-    (ignore_unrouted); every other event, and one a sweep or a replay already took, goes
-    through run_event (claim, process, record), which would end it the same way.
-    """
-    if delivery is not None and ignore_unrouted(event_id, *delivery):
-        return "ignored"
-    return run_event(event_id)
-
-
-def ignore_unrouted(event_id: int, channel: str, payload: dict) -> bool:
-    """True when the event was still untouched and its delivery routes to no account: then it
-    is now `ignored`, as process_webhook_event would have recorded it. False, with nothing
-    changed, in every other case (a connected account, several accounts, no items, an
-    event already taken).
-    """
-    try:
-        items = connector_for(channel).parse(payload)
-    except Exception:  # noqa: BLE001 - the full run parses it again and records the error
-        return False
-    routes = {(item.platform, item.account_id) for item in items}
-    if len(routes) != 1:
-        return False
-    [(platform, account)] = routes
-    if not account:
-        return False
-    ignored, _ = retry_locked(lambda: _IGNORE_UNROUTED.run(
-        event_id=event_id, platform=platform, account=account, runner=runner_name(),
-        now=utcnow()))
-    if ignored != 1:
-        return False
-    for item in items:
-        log.info("no connected %s account %s: item ignored", item.platform, item.account_id)
-    return True
 
 
 def start(app: Flask) -> "Dispatcher":
@@ -207,7 +148,7 @@ class Dispatcher:
                 continue
             try:
                 if handed is not None:
-                    self._guarded(lambda one=handed: run_handed_on(*one))
+                    self._guarded(lambda one=handed: run_event(one[0], delivery=one[1]))
             finally:
                 self.ids.task_done()
 
