@@ -60,13 +60,22 @@ def runner_name() -> str:
     return f"{_RUNNER}:{threading.get_ident() % 100000}"
 
 
+def _free(now):
+    """No live lease held by another run."""
+    return or_(_T.claimed_until.is_(None), _T.claimed_until < now)
+
+
+def _claimable_received(now):
+    """`received` rows a run may take now: free, and not waiting for a retry time."""
+    return and_(_T.status == "received", _free(now),
+                or_(_T.next_attempt_at.is_(None), _T.next_attempt_at <= now))
+
+
 def _claimable(now):
     """Rows a run may take now: not finished, and no live lease held by another run."""
-    free = or_(_T.claimed_until.is_(None), _T.claimed_until < now)
     return or_(
-        and_(_T.status == "received", free,
-             or_(_T.next_attempt_at.is_(None), _T.next_attempt_at <= now)),
-        and_(_T.status == "processing", free),
+        _claimable_received(now),
+        and_(_T.status == "processing", _free(now)),
         and_(_T.status == "failed", _T.next_attempt_at.is_not(None), _T.next_attempt_at <= now),
     )
 
@@ -132,8 +141,7 @@ _ROUTED = exists().where(*accounts.routing_criteria(bindparam("platform"),
 _AT = _T.claimed_until.type
 _CLAIM_OR_IGNORE = SoloStatement(
     update(WebhookEvent.__table__)
-    .where(_T.id == bindparam("event_id"), _T.status == "received",
-           _claimable(bindparam("now", type_=_AT)))
+    .where(_T.id == bindparam("event_id"), _claimable_received(bindparam("now", type_=_AT)))
     .values(status=case((_ROUTED, "processing"), else_="ignored"),
             attempts=_T.attempts + 1, claimed_by=bindparam("owner"), error=None,
             claimed_until=case((_ROUTED, bindparam("until", type_=_AT)), else_=None),
