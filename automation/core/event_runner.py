@@ -151,7 +151,7 @@ _CLAIM_OR_IGNORE = SoloStatement(
     ["event_id", "platform", "account", "owner", "now", "until"])
 
 
-def delivery_items(channel: str, payload: dict) -> list[InboundEvent] | None:
+def _delivery_items(channel: str, payload: dict) -> list[InboundEvent] | None:
     """A parsed delivery's items (the channel connector's parse); None when it does not
     parse (the full run parses it again and records why).
     """
@@ -285,7 +285,7 @@ def run_event(event_id: int, heartbeat=None,
 
 
 def _run_event(event_id: int, heartbeat, delivery) -> str:
-    items = delivery_items(*delivery) if delivery is not None else None
+    items = _delivery_items(*delivery) if delivery is not None else None
     route = _one_route(items) if items else None
     taken = _claim_or_ignore(event_id, route) if route is not None else None
     if taken == "ignored":
