@@ -6,7 +6,8 @@ commit, Redis hiccups), the event is still `received` and a sweep runs it once i
 EVENT_STALE_SECONDS old. Every process that runs events sweeps at start-up and every
 EVENT_SWEEP_SECONDS, so whatever was committed and not finished is picked up.
 
-inline: one dispatcher per process, woken by each new delivery, runs the events on a few
+inline: one dispatcher per process, woken by the new deliveries (see Dispatcher: one
+wake-up serves all that arrive within a few milliseconds), runs the events on a few
 threads (RUNNERS: a run mostly waits for the database, the AI or the Send API, so one thread
 alone would leave the CPU idle); the request that stored the event has long been answered,
 and the serving threads never wait for the AI or the Send API. Several web processes
@@ -17,92 +18,34 @@ rq: the event id is pushed on a Redis list and `flask worker` processes run it
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, exists, update
 
-from automation.connectors import connector_for
-from automation.core.event_runner import due_events, run_event, runner_name
-from automation.platforms import accounts
-from models_db import WebhookEvent, utcnow
+from automation.core.event_runner import due_events, run_event
+from models_db import db
 from services.rq_queue import enqueue_event
 from utils.config import current_settings
-from utils.db import SoloStatement, retry_locked
 
 log = logging.getLogger("dana.queue")
 _KEY = "dana_dispatcher"
 RUNNERS = 4  # threads running events in each process (one of them also sweeps)
 _guard = threading.Lock()
-_T = WebhookEvent.__table__.c
-
-# An event nobody has touched yet is finished as `ignored` when no connected account has the
-# (platform, external id) its items are for: one statement, the routing lookup (an index
-# probe of platform_accounts' unique key) inside the compare-and-set of the status.
-_IGNORE_UNROUTED = SoloStatement(
-    update(WebhookEvent.__table__)
-    .where(_T.id == bindparam("event_id"), _T.status == "received",
-           _T.claimed_until.is_(None), _T.next_attempt_at.is_(None),
-           ~exists().where(*accounts.routing_criteria(bindparam("platform"),
-                                                      bindparam("account"))))
-    .values(status="ignored", attempts=_T.attempts + 1, error=None,
-            claimed_by=bindparam("runner"),
-            processed_at=bindparam("now", type_=_T.processed_at.type)),
-    ["event_id", "platform", "account", "runner", "now"])
 
 
 def dispatch(event_id: int, channel: str | None = None, payload: dict | None = None) -> None:
     """Hand a stored event on to whatever runs events in this deployment (never raises).
 
     The intake passes the delivery it has just parsed (`channel`, `payload`): the inline
-    dispatcher routes it without reading the row back (see run_handed_on).
+    dispatcher hands it to run_event, which routes it without parsing the row's body again.
     """
     app = current_app._get_current_object()
     if current_settings(app).AUTOMATION_QUEUE == "rq":
         enqueue_event(event_id)
         return
     start(app).submit(event_id, (channel, payload) if payload is not None else None)
-
-
-def run_handed_on(event_id: int, delivery: tuple[str, dict] | None = None) -> str:
-    """Run a stored event handed on by the intake; its status afterwards.
-
-    A delivery whose items are all for one account that is not connected (a Page that left
-    Dana, traffic for another app) ends `ignored` at the cost of one statement
-    (ignore_unrouted); every other event, and one a sweep or a replay already took, goes
-    through run_event (claim, process, record), which would end it the same way.
-    """
-    if delivery is not None and ignore_unrouted(event_id, *delivery):
-        return "ignored"
-    return run_event(event_id)
-
-
-def ignore_unrouted(event_id: int, channel: str, payload: dict) -> bool:
-    """True when the event was still untouched and its delivery routes to no account: then it
-    is now `ignored`, as process_webhook_event would have recorded it. False, with nothing
-    changed, in every other case (a connected account, several accounts, no items, an
-    event already taken).
-    """
-    try:
-        items = connector_for(channel).parse(payload)
-    except Exception:  # noqa: BLE001 - the full run parses it again and records the error
-        return False
-    routes = {(item.platform, item.account_id) for item in items}
-    if len(routes) != 1:
-        return False
-    [(platform, account)] = routes
-    if not account:
-        return False
-    ignored, _ = retry_locked(lambda: _IGNORE_UNROUTED.run(
-        event_id=event_id, platform=platform, account=account, runner=runner_name(),
-        now=utcnow()))
-    if ignored != 1:
-        return False
-    for item in items:
-        log.info("no connected %s account %s: item ignored", item.platform, item.account_id)
-    return True
 
 
 def start(app: Flask) -> "Dispatcher":
@@ -151,13 +94,27 @@ def sweep(run=run_event) -> int:
 class Dispatcher:
     """One per process: runs the events handed to it on RUNNERS threads; one of them sweeps
     at start and every EVENT_SWEEP_SECONDS.
+
+    A hand-off wakes a thread only when none is already on its way to the waiting events;
+    the woken thread lets GATHER_SECONDS pass, then runs every event waiting, one after the
+    other in one app context. So under load one wake-up serves many deliveries (a wake-up per
+    delivery, and the threads' turns at the interpreter that come with it, cost more CPU than
+    an unrouted event's run), while a long run (the AI, the Send API) still leaves the next
+    events to the other threads: a hand-off during a run wakes another one.
     """
+
+    GATHER_SECONDS = 0.005
 
     def __init__(self, app: Flask):
         """A dispatcher for `app` (not started)."""
         self.app = app
         self.every = current_settings(app).EVENT_SWEEP_SECONDS
-        self.ids: queue.Queue[tuple[int, tuple | None] | None] = queue.Queue()
+        self.waiting: deque[tuple[int, tuple | None]] = deque()
+        self.lock = threading.Lock()
+        self.handed = threading.Condition(self.lock)  # an event is waiting, or stop
+        self.idle = threading.Condition(self.lock)    # every event handed on has run
+        self.unfinished = 0
+        self.called = False  # a thread was woken and has not taken an event yet
         self.threads = [threading.Thread(target=self._loop, args=(n == 0,), daemon=True,
                                          name=f"dana-dispatcher-{n}") for n in range(RUNNERS)]
         self.stopping = False
@@ -174,24 +131,31 @@ class Dispatcher:
         return self.threads[0].is_alive() and not self.stopping
 
     def submit(self, event_id: int, delivery: tuple[str, dict] | None = None) -> None:
-        """Wake a thread for this event (with its parsed delivery, when the intake has it)."""
-        self.ids.put((event_id, delivery))
+        """Queue this event (with its parsed delivery, when the intake has it); wake a thread
+        unless one is already on its way.
+        """
+        with self.lock:
+            self.waiting.append((event_id, delivery))
+            self.unfinished += 1
+            if not self.called:
+                self.called = True
+                self.handed.notify()
 
     def drain(self, timeout: float) -> None:
         """Block until every event submitted so far has been run."""
         deadline = time.monotonic() + timeout
-        with self.ids.all_tasks_done:
-            while self.ids.unfinished_tasks:
+        with self.lock:
+            while self.unfinished:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError("the dispatcher did not finish its events in time")
-                self.ids.all_tasks_done.wait(left)
+                self.idle.wait(left)
 
     def close(self) -> None:
         """Stop after the current events."""
-        self.stopping = True
-        for _ in self.threads:
-            self.ids.put(None)
+        with self.lock:
+            self.stopping = True
+            self.handed.notify_all()
         for thread in self.threads:
             thread.join(timeout=30)
 
@@ -201,15 +165,39 @@ class Dispatcher:
             if time.monotonic() >= next_sweep:
                 self._guarded(sweep)
                 next_sweep = time.monotonic() + self.every
+            with self.lock:
+                if not self.waiting:
+                    self.handed.wait(min(5.0, max(0.0, next_sweep - time.monotonic())))
+                if not self.waiting or self.stopping:
+                    continue
+            time.sleep(self.GATHER_SECONDS)
+            self._guarded(self._run_waiting)
+
+    def _take(self) -> tuple[int, tuple | None] | None:
+        with self.lock:
+            self.called = False  # the events handed on from now wake another thread
+            return self.waiting.popleft() if self.waiting and not self.stopping else None
+
+    def _done(self) -> None:
+        with self.lock:
+            self.unfinished -= 1
+            if not self.unfinished:
+                self.idle.notify_all()
+
+    def _run_waiting(self) -> None:
+        """Run the waiting events one by one (in the caller's app context) until none is left;
+        one that crashes is logged (its row records what it could) and the next one runs.
+        """
+        while (taken := self._take()) is not None:
+            event_id, delivery = taken
             try:
-                handed = self.ids.get(timeout=min(5.0, max(0.0, next_sweep - time.monotonic())))
-            except queue.Empty:
-                continue
-            try:
-                if handed is not None:
-                    self._guarded(lambda one=handed: run_handed_on(*one))
+                run_event(event_id, delivery=delivery)
+            except Exception:
+                db.session.rollback()
+                log.exception("event %s crashed in the dispatcher; the sweep retries it",
+                              event_id)
             finally:
-                self.ids.task_done()
+                self._done()
 
     def _guarded(self, work) -> None:
         """Run `work` in a fresh app context; a crash is logged, the thread goes on."""

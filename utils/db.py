@@ -7,8 +7,10 @@ serialization failure or a deadlock, reported on one of the parties. Both are tr
 with exponential backoff, and re-raises the last error. Any other error (an integrity error,
 a bad statement) is raised at once: retrying it would only repeat it.
 
-The hottest writes (a webhook's event INSERT, an ignored event's UPDATE) are SoloStatements:
-one statement compiled once and run alone, autocommitted, on a raw pooled connection.
+The hottest writes (a webhook's event INSERT, the inline hand-off's routing claim) are
+SoloStatements: one statement compiled once and run alone, autocommitted, on a raw pooled
+connection (on SQLite about 70 against 130 microseconds for the INSERT through a Core
+execute on the same engine).
 """
 from __future__ import annotations
 
@@ -133,9 +135,9 @@ def solo_engine() -> Engine:
 class SoloStatement:
     """One SQL statement, compiled once, run on its own as a whole transaction.
 
-    For the hottest writes (a webhook's event INSERT, an ignored event's UPDATE), where the
-    ORM session and the Core execution machinery cost more than the database does. The
-    statement runs autocommitted on a raw connection of solo_engine(): a single statement is
+    For the hottest writes (a webhook's event INSERT, the inline hand-off's routing claim),
+    where the ORM session and the Core execution machinery cost more than the database does.
+    The statement runs autocommitted on a raw connection of solo_engine(): a single statement is
     atomic, so it is committed when run() returns and never half-written. On SQLite it takes
     the write lock before it reads (as BEGIN IMMEDIATE does, app.py), waiting up to the busy
     timeout; on PostgreSQL it is one round trip instead of three (BEGIN, it, COMMIT).

@@ -10,6 +10,12 @@ ran out (their process died), received ones nobody took within EVENT_STALE_SECON
 hand-off), failed ones whose retry time has come. Which queue runs them is
 services/automation_queue.py (inline) and services/rq_queue.py (Redis worker).
 
+A caller that has the parsed delivery at hand (the inline hand-off, right after the intake
+parsed it) passes it on: when all its items are for one (platform, account), the claim also
+routes, in the same statement: no connected account there, and the event ends `ignored` at
+once (as the full run would record it); otherwise it is claimed as usual, and the run uses
+the items already parsed.
+
 An event is `processing` only while a run holds it: a run that ends records its final status.
 So a run that claims an event still `processing` knows the previous run was killed mid-way
 and first settles the automated replies that run left unfinished (settle_interrupted_sends).
@@ -28,15 +34,16 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, or_, select, update
 
 from automation.connectors import connector_for
 from automation.core.message_processor import process_webhook_event
 from automation.platforms import accounts
+from automation.platforms.base import InboundEvent
 from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.config import current_settings
-from utils.db import execute, retry_locked, run_scope
+from utils.db import SoloStatement, execute, retry_locked, run_scope
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
@@ -53,13 +60,22 @@ def runner_name() -> str:
     return f"{_RUNNER}:{threading.get_ident() % 100000}"
 
 
+def _free(now):
+    """No live lease held by another run."""
+    return or_(_T.claimed_until.is_(None), _T.claimed_until < now)
+
+
+def _claimable_received(now):
+    """`received` rows a run may take now: free, and not waiting for a retry time."""
+    return and_(_T.status == "received", _free(now),
+                or_(_T.next_attempt_at.is_(None), _T.next_attempt_at <= now))
+
+
 def _claimable(now):
     """Rows a run may take now: not finished, and no live lease held by another run."""
-    free = or_(_T.claimed_until.is_(None), _T.claimed_until < now)
     return or_(
-        and_(_T.status == "received", free,
-             or_(_T.next_attempt_at.is_(None), _T.next_attempt_at <= now)),
-        and_(_T.status == "processing", free),
+        _claimable_received(now),
+        and_(_T.status == "processing", _free(now)),
         and_(_T.status == "failed", _T.next_attempt_at.is_not(None), _T.next_attempt_at <= now),
     )
 
@@ -115,6 +131,57 @@ def claim_event(event_id: int) -> str | None:
         return seen if _take(seen) else None
 
     return retry_locked(_claim)
+
+
+# Built once: the claim of a new event whose items are all for one (platform, account), which
+# finishes it as `ignored` instead when no account has that route; RETURNING says which. The
+# routing lookup (an index probe of platform_accounts' unique key) is a constant subquery.
+_ROUTED = exists().where(*accounts.routing_criteria(bindparam("platform"),
+                                                    bindparam("account")))
+_AT = _T.claimed_until.type
+_CLAIM_OR_IGNORE = SoloStatement(
+    update(WebhookEvent.__table__)
+    .where(_T.id == bindparam("event_id"), _claimable_received(bindparam("now", type_=_AT)))
+    .values(status=case((_ROUTED, "processing"), else_="ignored"),
+            attempts=_T.attempts + 1, claimed_by=bindparam("owner"), error=None,
+            claimed_until=case((_ROUTED, bindparam("until", type_=_AT)), else_=None),
+            processed_at=case((_ROUTED, _T.processed_at), else_=bindparam("now", type_=_AT)),
+            next_attempt_at=None)
+    .returning(_T.status),
+    ["event_id", "platform", "account", "owner", "now", "until"])
+
+
+def _delivery_items(channel: str, payload: dict) -> list[InboundEvent] | None:
+    """A parsed delivery's items (the channel connector's parse); None when it does not
+    parse (the full run parses it again and records why).
+    """
+    try:
+        return connector_for(channel).parse(payload)
+    except Exception:  # noqa: BLE001 - recorded by the run
+        return None
+
+
+def _one_route(items: list[InboundEvent]) -> tuple[str, str] | None:
+    """The (platform, account) that all the items are for; None for none or several."""
+    routes = {(item.platform, item.account_id) for item in items}
+    if len(routes) != 1:
+        return None
+    [route] = routes
+    return route if route[1] else None
+
+
+def _claim_or_ignore(event_id: int, route: tuple[str, str]) -> str | None:
+    """Claim a new event routed to `route`: "processing" (claimed), "ignored" (no account
+    has the route: finished), or None when it is not a new, free event (nothing changed).
+    """
+    def _take() -> str | None:
+        now = utcnow()
+        _, rows = _CLAIM_OR_IGNORE.run(
+            event_id=event_id, platform=route[0], account=route[1], owner=runner_name(),
+            now=now, until=now + timedelta(seconds=current_settings().EVENT_STALE_SECONDS))
+        return rows[0][0] if rows else None
+
+    return retry_locked(_take)
 
 
 def reset_for_replay(event_id: int) -> None:
@@ -202,20 +269,29 @@ class _LeaseKeeper:
 _leases = _LeaseKeeper()
 
 
-def run_event(event_id: int, heartbeat=None) -> str:
+def run_event(event_id: int, heartbeat=None,
+              delivery: tuple[str, dict] | None = None) -> str:
     """Claim and process one event inside an app context; its status afterwards.
 
     When another live run holds the event (or it is finished) nothing runs and the current
     status is returned. `heartbeat` is called with every lease renewal (the worker renews
-    its Redis locks there). The run is one utils.db.run_scope: the rarely changing rows it
-    reads several times (account, profile, plan) are read once.
+    its Redis locks there). `delivery` is the event's (channel, parsed body) when the caller
+    has it: then a delivery for one account that is not connected ends `ignored` with the
+    claim itself, and a routed one is not parsed again. The run is one utils.db.run_scope:
+    the rarely changing rows it reads several times (account, profile, plan) are read once.
     """
     with run_scope():
-        return _run_event(event_id, heartbeat)
+        return _run_event(event_id, heartbeat, delivery)
 
 
-def _run_event(event_id: int, heartbeat) -> str:
-    previous = claim_event(event_id)
+def _run_event(event_id: int, heartbeat, delivery) -> str:
+    items = _delivery_items(*delivery) if delivery is not None else None
+    route = _one_route(items) if items else None
+    taken = _claim_or_ignore(event_id, route) if route is not None else None
+    if taken == "ignored":
+        log.info("no connected %s account %s: event %s ignored", *route, event_id)
+        return "ignored"
+    previous = "received" if taken == "processing" else claim_event(event_id)
     if previous is None:
         db.session.rollback()
         event = db.session.get(WebhookEvent, event_id)
@@ -233,7 +309,7 @@ def _run_event(event_id: int, heartbeat) -> str:
             return "dead"
     app = current_app._get_current_object()
     with _leases.hold(app, event_id, owner, heartbeat):
-        status = process_webhook_event(event_id)
+        status = process_webhook_event(event_id, items)
     if status == "failed":
         return _schedule_retry(event_id, owner)
     return status  # process_webhook_event's final write ended the lease

@@ -40,8 +40,12 @@ _FINISH_EVENT = (update(WebhookEvent.__table__).where(_E.id == bindparam("event_
                          claimed_until=None))  # the run's lease ends with it
 
 
-def process_webhook_event(event_id: int) -> str:
-    """Parse and ingest one stored delivery; returns its final status. Never raises."""
+def process_webhook_event(event_id: int, items: list[InboundEvent] | None = None) -> str:
+    """Parse and ingest one stored delivery; returns its final status. Never raises.
+
+    `items`: the delivery's items when the caller has already parsed its body (run_event with
+    the intake's parsed delivery): not parsed again.
+    """
     event = execute(_READ_EVENT, {"event_id": event_id}).first()
     if event is None:
         log.warning("webhook event %s does not exist", event_id)
@@ -60,8 +64,8 @@ def process_webhook_event(event_id: int) -> str:
     errors: list[str] = []
     handled = 0
     try:
-        connector = connector_for(platform)
-        items = connector.parse(json.loads(raw_body))
+        if items is None:
+            items = connector_for(platform).parse(json.loads(raw_body))
         # Out-of-order redeliveries: handle a batch in the platform's timestamp order.
         items.sort(key=lambda item: item.timestamp)
         _NEWER_IN_BATCH.set(_followed_in_batch(items))

@@ -1,18 +1,22 @@
 """The webhooks' lean path (routes/webhooks.LeanWebhooks) answers exactly as the full app
-does, and the dispatcher's route-and-ignore shortcut ends an event as processing would."""
+does, and an event run with its parsed delivery (the inline hand-off) ends as the full run
+would, an unrouted one with the claim alone."""
 from __future__ import annotations
 
 import json
 import logging
 import re
 import sqlite3
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from models_db import PlatformAccount, WebhookEvent, db
+from automation.connectors import connector_for
+from automation.core import event_runner
+from models_db import PlatformAccount, WebhookEvent, db, utcnow
 from routes.webhooks import LeanWebhooks
 from services import automation_queue, intake
 from tests.channels.conftest import IG_ID, PAGE_ID, connect, fb_text, sign
@@ -163,13 +167,13 @@ def test_pooled_connections_found_dead_are_replaced_and_the_delivery_stored(app,
     assert [e.status for e in _events()] == ["ignored"] * 4
 
 
-# --- the route-and-ignore shortcut -------------------------------------------------------
+# --- run_event with the parsed delivery: the claim routes ---------------------------------
 
 def test_an_unrouted_delivery_ends_ignored_without_a_full_run(app, client, monkeypatch):
-    def no_full_run(event_id, heartbeat=None):
+    def no_full_run(event_id, items=None):
         raise AssertionError("the full run was not needed")
 
-    monkeypatch.setattr(automation_queue, "run_event", no_full_run)
+    monkeypatch.setattr(event_runner, "process_webhook_event", no_full_run)
     raw = json.dumps(fb_text("hello", page="555")).encode()
     assert _post(client, "/webhooks/facebook", raw,
                  {"X-Hub-Signature-256": sign(raw)}).status_code == 200
@@ -178,24 +182,40 @@ def test_an_unrouted_delivery_ends_ignored_without_a_full_run(app, client, monke
     assert event.processed_at is not None and event.claimed_until is None
 
 
-def test_a_routed_delivery_still_gets_the_full_run(app, client, user, fake_graph):
+def test_a_routed_delivery_gets_the_full_run_and_is_parsed_once(app, client, user, fake_graph,
+                                                                 monkeypatch):
     connect(client, user, fake_graph, "facebook", PAGE_ID)
+    parse = connector_for("facebook").parse
+    parsed = []
+    monkeypatch.setattr(connector_for("facebook"), "parse",
+                        lambda payload: parsed.append(1) or parse(payload))
     raw = json.dumps(fb_text("hello")).encode()
     assert _post(client, "/webhooks/facebook", raw,
                  {"X-Hub-Signature-256": sign(raw)}).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("processed", 1)
     assert len(fake_graph.requests_to("/me/messages")) == 1
+    assert len(parsed) == 1
 
 
-def test_routing_takes_the_platform_and_any_account_status(app, user):
+def _full_runs(monkeypatch) -> list[int]:
+    """The events that got the full run (which here only records that it ran)."""
+    ran = []
+    monkeypatch.setattr(event_runner, "process_webhook_event",
+                        lambda event_id, items=None: ran.append(event_id) or "processed")
+    return ran
+
+
+def test_routing_takes_the_platform_and_any_account_status(app, user, monkeypatch):
+    ran = _full_runs(monkeypatch)
     db.session.add(PlatformAccount(user_id=user["user"]["id"], platform="instagram",
                                    external_id=IG_ID, access_token_encrypted="x"))
     # The same id on another platform routes nothing here.
     event = WebhookEvent(platform="facebook", raw_body="{}", status="received")
     db.session.add(event)
     db.session.commit()
-    assert automation_queue.ignore_unrouted(event.id, "facebook", fb_text("hi", page=IG_ID))
+    assert event_runner.run_event(event.id, delivery=("facebook",
+                                                      fb_text("hi", page=IG_ID))) == "ignored"
     # An account whose token was refused still owns its deliveries: not ignored here.
     db.session.execute(db.update(PlatformAccount).values(status="needs_reauth"))
     second = WebhookEvent(platform="instagram", raw_body="{}", status="received")
@@ -204,18 +224,22 @@ def test_routing_takes_the_platform_and_any_account_status(app, user):
     ig = {"object": "instagram", "entry": [{"id": IG_ID, "time": 1, "messaging": [{
         "sender": {"id": "1"}, "recipient": {"id": IG_ID}, "timestamp": 1,
         "message": {"mid": "m_1", "text": "hi"}}]}]}
-    assert not automation_queue.ignore_unrouted(second.id, "instagram", ig)
-    assert [e.status for e in _events()] == ["ignored", "received"]
+    assert event_runner.run_event(second.id, delivery=("instagram", ig)) == "processed"
+    assert ran == [second.id]  # claimed as usual (the stand-in run records no outcome)
+    assert [(e.status, e.attempts) for e in _events()] == [("ignored", 1), ("processing", 1)]
 
 
-def test_the_shortcut_never_takes_an_event_someone_else_holds(app):
-    held = WebhookEvent(platform="facebook", raw_body="{}", status="processing", attempts=1)
+def test_the_routing_claim_never_takes_an_event_someone_else_holds(app, monkeypatch):
+    ran = _full_runs(monkeypatch)
+    held = WebhookEvent(platform="facebook", raw_body="{}", status="processing", attempts=1,
+                        claimed_until=utcnow() + timedelta(minutes=5))
     done = WebhookEvent(platform="facebook", raw_body="{}", status="processed", attempts=1)
     db.session.add_all([held, done])
     db.session.commit()
-    for event in (held, done):
-        assert not automation_queue.ignore_unrouted(event.id, "facebook",
-                                                    fb_text("hi", page="555"))
+    for event, status in ((held, "processing"), (done, "processed")):
+        assert event_runner.run_event(event.id, delivery=(
+            "facebook", fb_text("hi", page="555"))) == status
+    assert ran == []
     assert [(e.status, e.attempts) for e in _events()] == [("processing", 1), ("processed", 1)]
 
 
