@@ -105,7 +105,8 @@ def main(argv=None) -> int:
     fake = FakeGraph().start()
     fake.manage(PAGE_TOKEN, PAGE_ID, name="Velo Page")
     ids: list[int] = []
-    automation_queue.dispatch = ids.append  # collect; run below in this thread
+    # collect the stored events' ids (the intake also passes channel and payload); run below
+    automation_queue.dispatch = lambda event_id, *delivery: ids.append(event_id)
     try:
         with temp_workdir("dana-pipeline-profile-") as work, \
                 database(work, None if args.database_url == "sqlite" else args.database_url) \
