@@ -86,7 +86,9 @@ _CLAIM = (update(WebhookEvent.__table__)
                  _claimable(bindparam("now")))
           .values(status="processing", attempts=_T.attempts + 1,
                   claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
-                  next_attempt_at=None))
+                  next_attempt_at=None)
+          # what the run reads next (message_processor.process_webhook_event): no second read
+          .returning(_T.status, _T.platform, _T.raw_body))
 
 
 def claim_event(event_id: int) -> str | None:
@@ -94,25 +96,33 @@ def claim_event(event_id: int) -> str | None:
     None when it is finished or another live run holds it. One conditional UPDATE on the
     status seen: of any number of processes trying at once, exactly one gets it.
     """
+    claimed = _claim_event(event_id)
+    return claimed[0] if claimed is not None else None
+
+
+def _claim_event(event_id: int) -> tuple[str, object] | None:
+    """claim_event's status, with the claimed row (status, platform, raw_body)."""
     settings = current_settings()
 
-    def _take(seen: str) -> bool:
+    def _take(seen: str):
         now = utcnow()
-        done = execute(_CLAIM, {
+        row = execute(_CLAIM, {
             "event_id": event_id, "seen": seen, "now": now, "owner": runner_name(),
-            "until": now + timedelta(seconds=settings.EVENT_STALE_SECONDS)})
+            "until": now + timedelta(seconds=settings.EVENT_STALE_SECONDS)}).first()
         db.session.commit()
-        return done.rowcount == 1
+        return row
 
-    def _claim() -> str | None:
+    def _claim() -> tuple[str, object] | None:
         db.session.rollback()  # a fresh transaction: the UPDATE is its first statement
-        if _take("received"):  # the usual case: a new event, one statement
-            return "received"
+        row = _take("received")
+        if row is not None:  # the usual case: a new event, one statement
+            return "received", row
         seen = db.session.execute(select(_T.status).where(_T.id == event_id)).scalar()
         db.session.rollback()
         if seen is None or seen in FINISHED or seen in ("rejected", "dead", "received"):
             return None
-        return seen if _take(seen) else None
+        row = _take(seen)
+        return (seen, row) if row is not None else None
 
     return retry_locked(_claim)
 
@@ -215,11 +225,12 @@ def run_event(event_id: int, heartbeat=None) -> str:
 
 
 def _run_event(event_id: int, heartbeat) -> str:
-    previous = claim_event(event_id)
-    if previous is None:
+    claimed = _claim_event(event_id)
+    if claimed is None:
         db.session.rollback()
         event = db.session.get(WebhookEvent, event_id)
         return event.status if event is not None else "missing"
+    previous, row = claimed
     owner = runner_name()
     settings = current_settings()
     if previous == "processing":
@@ -233,7 +244,7 @@ def _run_event(event_id: int, heartbeat) -> str:
             return "dead"
     app = current_app._get_current_object()
     with _leases.hold(app, event_id, owner, heartbeat):
-        status = process_webhook_event(event_id)
+        status = process_webhook_event(event_id, row)
     if status == "failed":
         return _schedule_retry(event_id, owner)
     return status  # process_webhook_event's final write ended the lease

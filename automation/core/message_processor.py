@@ -40,9 +40,14 @@ _FINISH_EVENT = (update(WebhookEvent.__table__).where(_E.id == bindparam("event_
                          claimed_until=None))  # the run's lease ends with it
 
 
-def process_webhook_event(event_id: int) -> str:
-    """Parse and ingest one stored delivery; returns its final status. Never raises."""
-    event = execute(_READ_EVENT, {"event_id": event_id}).first()
+def process_webhook_event(event_id: int, event=None) -> str:
+    """Parse and ingest one stored delivery; returns its final status. Never raises.
+
+    `event`: its row (status, platform, raw_body) as the run's claim returned it; read here
+    when not given.
+    """
+    if event is None:
+        event = execute(_READ_EVENT, {"event_id": event_id}).first()
     if event is None:
         log.warning("webhook event %s does not exist", event_id)
         return "missing"
@@ -215,7 +220,8 @@ def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *
         outcome = "superseded"  # a newer customer message exists: answered with that one
         burst = [message]
     else:
-        burst = _burst(owner, conv["id"], message)
+        # A conversation this message opened holds nothing else: no read needed.
+        burst = [message] if opened else _burst(owner, conv["id"], message)
         asked = message
         if len(burst) > 1:
             asked = {**message, "text": "\n".join(m["text"] for m in burst if m.get("text"))}
