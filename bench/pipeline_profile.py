@@ -241,7 +241,8 @@ def main(argv=None) -> int:
                       f"processing {cpu / n * 1000:.2f} ms CPU ({wall / n * 1000:.2f} ms wall), "
                       f"{run[0] / n:.1f} statements, {run[1] / n:.1f} transactions begun, "
                       f"{run[2] / n:.1f} commits, {run[3] / n:.1f} rollbacks each (on "
-                      f"PostgreSQL each one a round trip); Send API calls {sent}")
+                      "PostgreSQL each one a round trip), plus the claim (one autocommitted "
+                      f"UPDATE on a raw connection, not counted); Send API calls {sent}")
                 served = "fake Graph serving the call"
                 own = run_cpu - sum(v for k, v in parts.seconds.items() if k != served)
                 print(f"where the run's CPU went ({run_cpu / n * 1000:.2f} ms per delivery in "

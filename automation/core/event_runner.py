@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, or_, select, update
@@ -36,7 +37,7 @@ from automation.platforms import accounts
 from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.config import current_settings
-from utils.db import execute, retry_locked, run_scope
+from utils.db import SoloStatement, retry_locked, run_scope
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
@@ -80,15 +81,26 @@ def due_events(limit: int = 100) -> list[int]:
         db.session.rollback()  # end the read: no snapshot kept across the runs that follow
 
 
-# Built once (a Core statement keeps its compiled form): the claim runs for every event.
-_CLAIM = (update(WebhookEvent.__table__)
-          .where(_T.id == bindparam("event_id"), _T.status == bindparam("seen"),
-                 _claimable(bindparam("now")))
-          .values(status="processing", attempts=_T.attempts + 1,
-                  claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
-                  next_attempt_at=None)
-          # what the run reads next (message_processor.process_webhook_event): no second read
-          .returning(_T.status, _T.platform, _T.raw_body))
+class ClaimedEvent(NamedTuple):
+    """What a claim returns of the event's row: what process_webhook_event reads next."""
+
+    status: str
+    platform: str
+    raw_body: str
+
+
+# The claim runs for every event: one statement, alone, autocommitted on a raw connection
+# (utils.db.SoloStatement; on PostgreSQL one round trip instead of BEGIN, UPDATE, COMMIT),
+# and it returns the row the run needs (no second read).
+_CLAIM = SoloStatement(
+    update(WebhookEvent.__table__)
+    .where(_T.id == bindparam("event_id"), _T.status == bindparam("seen"),
+           _claimable(bindparam("now")))
+    .values(status="processing", attempts=_T.attempts + 1,
+            claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
+            next_attempt_at=None)
+    .returning(_T.status, _T.platform, _T.raw_body),
+    ["event_id", "seen", "now", "owner", "until"])
 
 
 def claim_event(event_id: int) -> str | None:
@@ -100,20 +112,18 @@ def claim_event(event_id: int) -> str | None:
     return claimed[0] if claimed is not None else None
 
 
-def _claim_event(event_id: int) -> tuple[str, object] | None:
-    """claim_event's status, with the claimed row (status, platform, raw_body)."""
+def _claim_event(event_id: int) -> tuple[str, ClaimedEvent] | None:
+    """claim_event's status, with the claimed row."""
     settings = current_settings()
 
-    def _take(seen: str):
+    def _take(seen: str) -> ClaimedEvent | None:
         now = utcnow()
-        row = execute(_CLAIM, {
-            "event_id": event_id, "seen": seen, "now": now, "owner": runner_name(),
-            "until": now + timedelta(seconds=settings.EVENT_STALE_SECONDS)}).first()
-        db.session.commit()
-        return row
+        _, rows = _CLAIM.run(event_id=event_id, seen=seen, now=now, owner=runner_name(),
+                             until=now + timedelta(seconds=settings.EVENT_STALE_SECONDS))
+        return ClaimedEvent(*rows[0]) if rows else None
 
-    def _claim() -> tuple[str, object] | None:
-        db.session.rollback()  # a fresh transaction: the UPDATE is its first statement
+    def _claim() -> tuple[str, ClaimedEvent] | None:
+        db.session.rollback()  # end what this session read before the run
         row = _take("received")
         if row is not None:  # the usual case: a new event, one statement
             return "received", row
