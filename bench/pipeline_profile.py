@@ -8,11 +8,13 @@ client, then each stored event run in this thread so that cProfile sees all of i
     .venv/bin/python bench/pipeline_profile.py --profile /tmp/p.out   # + cProfile, top 40
 
 Prints per delivery: CPU milliseconds of processing (the run, not the intake), SQL
-statements, commits (transactions that wrote), and the Send API calls counted by the fake;
-then where the run's CPU went (Parts): the offline AI's decision, the Send API call
+statements, transactions begun, commits and rollbacks (on PostgreSQL each a round trip; the
+claim, a SoloStatement on a raw connection, is not seen), and the Send API calls counted by
+the fake; then where the run's CPU went (Parts): the offline AI's decision, the Send API call
 (client side), SQL (SQLAlchemy and the driver), the rest of Dana's own code, and apart from
 the run the fake Graph's serving of the calls. The AI decision, the HTTP call and its
 serving are the floor that no bookkeeping change can remove.
+
 A tool for finding where the time goes, not a benchmark: the figures that count are
 bench/webhooks.py's ratios.
 """
