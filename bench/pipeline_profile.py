@@ -8,7 +8,13 @@ client, then each stored event run in this thread so that cProfile sees all of i
     .venv/bin/python bench/pipeline_profile.py --profile /tmp/p.out   # + cProfile, top 40
 
 Prints per delivery: CPU milliseconds of processing (the run, not the intake), SQL
-statements, commits (transactions that wrote), and the Send API calls counted by the fake.
+statements, transactions begun, commits and rollbacks (on PostgreSQL each a round trip; the
+claim, a SoloStatement on a raw connection, is not seen), and the Send API calls counted by
+the fake; then where the run's CPU went (Parts): the offline AI's decision, the Send API call
+(client side), SQL (SQLAlchemy and the driver), the rest of Dana's own code, and apart from
+the run the fake Graph's serving of the calls. The AI decision, the HTTP call and its
+serving are the floor that no bookkeeping change can remove.
+
 A tool for finding where the time goes, not a benchmark: the figures that count are
 bench/webhooks.py's ratios.
 """
@@ -16,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import pstats
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,20 +48,101 @@ from bench.webhooks import (  # noqa: E402
 
 
 class Counter:
-    """SQL statements and write transactions on every engine of this process."""
+    """SQL statements, transactions begun, commits and rollbacks on an engine: on PostgreSQL
+    each is a round trip (psycopg sends BEGIN on its own).
+    """
 
     def __init__(self):
-        self.statements = self.commits = 0
+        self.statements = self.begins = self.commits = self.rollbacks = 0
 
     def install(self, engine) -> None:
         event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "begin", self._begin)
         event.listen(engine, "commit", self._commit)
+        event.listen(engine, "rollback", self._rollback)
 
     def _statement(self, *args):
         self.statements += 1
 
+    def _begin(self, conn):
+        self.begins += 1
+
     def _commit(self, conn):
         self.commits += 1
+
+    def _rollback(self, conn):
+        self.rollbacks += 1
+
+    def snapshot(self) -> tuple[int, int, int, int]:
+        """(statements, begins, commits, rollbacks) so far."""
+        return self.statements, self.begins, self.commits, self.rollbacks
+
+
+class Parts:
+    """CPU time (this thread's, time.thread_time) spent inside chosen functions, each counted
+    apart: a part entered inside another (SQL inside the AI's knowledge search) is charged
+    to the inner one only.
+    """
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._local = threading.local()
+
+    def wrap(self, owner, attribute: str, part: str) -> None:
+        """Count the CPU of owner.attribute (a function or method) as `part`."""
+        original = getattr(owner, attribute)
+        parts = self
+
+        @functools.wraps(original)
+        def counted(*args, **kwargs):
+            stack = parts._stack()
+            now = time.thread_time()
+            if stack:
+                outer, since = stack[-1]
+                parts._charge(outer, now - since)
+            stack.append((part, now))
+            try:
+                return original(*args, **kwargs)
+            finally:
+                end = time.thread_time()
+                parts._charge(part, end - stack.pop()[1])
+                if stack:
+                    stack[-1] = (stack[-1][0], end)
+
+        setattr(owner, attribute, counted)
+
+    def _stack(self) -> list:
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def _charge(self, part: str, seconds: float) -> None:
+        self.seconds[part] = self.seconds.get(part, 0.0) + seconds  # GIL: one thread at a time
+
+    def reset(self) -> None:
+        self.seconds.clear()
+
+
+def install_parts(fake) -> Parts:
+    """Parts over the run's known costs and over the fake Graph's request handling."""
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+    from automation.core import actions
+    from automation.platforms.graph_connector import GraphConnector
+
+    parts = Parts()
+    parts.wrap(actions, "generate_reply", "AI decision (knowledge search + local answer)")
+    parts.wrap(GraphConnector, "post_message", "Send API call, client side (httpx)")
+    for method in ("execute", "exec_driver_sql"):
+        parts.wrap(Connection, method, "SQL (SQLAlchemy + driver)")
+    for method in ("commit", "rollback", "flush"):
+        parts.wrap(Session, method, "SQL (SQLAlchemy + driver)")
+    # The fake's server threads: parsing the request, answering, its socket work.
+    parts.wrap(fake._server.RequestHandlerClass, "handle_one_request",
+               "fake Graph serving the call")
+    return parts
 
 
 def build(db_url: str, workdir: Path, graph_url: str):
@@ -104,8 +193,10 @@ def main(argv=None) -> int:
 
     fake = FakeGraph().start()
     fake.manage(PAGE_TOKEN, PAGE_ID, name="Velo Page")
+    parts = install_parts(fake)
     ids: list[int] = []
-    automation_queue.dispatch = ids.append  # collect; run below in this thread
+    # collect the stored events' ids (the intake also passes channel and payload); run below
+    automation_queue.dispatch = lambda event_id, *delivery: ids.append(event_id)
     try:
         with temp_workdir("dana-pipeline-profile-") as work, \
                 database(work, None if args.database_url == "sqlite" else args.database_url) \
@@ -131,9 +222,10 @@ def main(argv=None) -> int:
                     raw, hdrs = deliveries()
                     assert post().status_code == 200
                 intake_cpu = time.process_time() - t_in
-                intake_stmts, intake_commits = counter.statements, counter.commits
+                intake = counter.snapshot()
                 prof = cProfile.Profile() if args.profile else None
-                t0, w0 = time.process_time(), time.perf_counter()
+                parts.reset()
+                t0, w0, th0 = time.process_time(), time.perf_counter(), time.thread_time()
                 if prof:
                     prof.enable()
                 for event_id in ids:
@@ -142,15 +234,27 @@ def main(argv=None) -> int:
                 if prof:
                     prof.disable()
                 cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+                run_cpu = time.thread_time() - th0
                 sent = len(fake.requests_to("/me/messages")) - sent0
                 n = len(ids)
-                stmts = counter.statements - intake_stmts
-                commits = counter.commits - intake_commits
+                run = [now - then for now, then in zip(counter.snapshot(), intake, strict=True)]
                 print(f"{db_url.split(':')[0]}: {n} deliveries; intake {intake_cpu / n * 1000:.2f}"
-                      f" ms CPU, {intake_stmts / n:.1f} statements, {intake_commits / n:.1f} "
-                      f"commits each; processing {cpu / n * 1000:.2f} ms CPU "
-                      f"({wall / n * 1000:.2f} ms wall), {stmts / n:.1f} statements, "
-                      f"{commits / n:.1f} commits each; Send API calls {sent}")
+                      " ms CPU each (one autocommitted INSERT on a raw connection); "
+                      f"processing {cpu / n * 1000:.2f} ms CPU ({wall / n * 1000:.2f} ms wall), "
+                      f"{run[0] / n:.1f} statements, {run[1] / n:.1f} transactions begun, "
+                      f"{run[2] / n:.1f} commits, {run[3] / n:.1f} rollbacks each (on "
+                      "PostgreSQL each one a round trip), plus the claim (one autocommitted "
+                      f"UPDATE on a raw connection, not counted); Send API calls {sent}")
+                served = "fake Graph serving the call"
+                own = run_cpu - sum(v for k, v in parts.seconds.items() if k != served)
+                print(f"where the run's CPU went ({run_cpu / n * 1000:.2f} ms per delivery in "
+                      "the running thread), ms per delivery:")
+                for name, seconds in sorted(parts.seconds.items(), key=lambda kv: -kv[1]):
+                    if name != served:
+                        print(f"  {seconds / n * 1000:6.2f}  {name}")
+                print(f"  {own / n * 1000:6.2f}  Dana's own code (the rest)")
+                print(f"and outside the run: {parts.seconds.get(served, 0.0) / n * 1000:.2f} ms "
+                      f"per delivery {served} (its threads)")
                 if prof:
                     prof.dump_stats(args.profile)
                     stats = pstats.Stats(args.profile)

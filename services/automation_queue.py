@@ -24,6 +24,7 @@ from collections import deque
 
 from flask import Flask, current_app
 
+from automation.ai.response_generator import warm_up
 from automation.core.event_runner import due_events, run_event
 from models_db import db
 from services.rq_queue import enqueue_event
@@ -160,6 +161,8 @@ class Dispatcher:
             thread.join(timeout=30)
 
     def _loop(self, sweeper: bool) -> None:
+        if sweeper:  # what the offline AI reads from disk, before the first event needs it
+            self._guarded(warm_up)
         next_sweep = 0.0 if sweeper else float("inf")
         while not self.stopping:
             if time.monotonic() >= next_sweep:

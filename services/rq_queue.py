@@ -35,6 +35,7 @@ from flask import Flask, current_app
 from redis.exceptions import LockError
 from redis.lock import Lock
 
+from automation.ai.response_generator import warm_up
 from automation.core.event_runner import due_events, run_event
 from utils.config import app_resource, current_settings
 
@@ -254,6 +255,7 @@ def run_worker(app: Flask, *, burst: bool = False) -> bool:
     # Jobs take their locks (utils.locks) through this client: leased, renewed by heartbeat.
     app.extensions["dana_redis"] = client
     worker = EventWorker(app, client)
+    warm_up()  # the offline AI's language model, read before the first job needs it
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     return worker.work(burst=burst)

@@ -7,6 +7,7 @@ word list for the short messages ("hallo", "merci") a statistical model gets wro
 """
 from __future__ import annotations
 
+import copy
 import re
 import threading
 
@@ -155,16 +156,27 @@ _lock = threading.Lock()
 
 
 def _identifier(restricted: bool):
-    """py3langid's identifier (loaded once from the package's bundled model)."""
+    """py3langid's identifier: its bundled model is read once per process (about 0.6 s of
+    CPU, see warm_up); the one restricted to common languages is a copy of it.
+    """
     key = "common" if restricted else "all"
     if key not in _identifiers:
         with _lock:
+            if "all" not in _identifiers:
+                _identifiers["all"] = LanguageIdentifier.from_model_file(MODEL_FILE,
+                                                                         norm_probs=True)
             if key not in _identifiers:
-                ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-                if restricted:
-                    ident.set_languages(_COMMON)
+                ident = copy.copy(_identifiers["all"])  # set_languages replaces, not mutates
+                ident.set_languages(_COMMON)
                 _identifiers[key] = ident
     return _identifiers[key]
+
+
+def warm_up() -> None:
+    """Read the language model now: a process that runs events calls this when it starts,
+    so that its first customer message does not wait for it.
+    """
+    _identifier(True)
 
 
 def detect_language(text: str, default: str = "en") -> str:

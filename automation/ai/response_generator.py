@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from automation.ai.nlu import INTENTS, detect_intent, detect_language
+from automation.ai.nlu import INTENTS, detect_intent, detect_language, warm_up
 from automation.ai.providers import get_provider
 from automation.ai.providers.base import Answer, ProviderError, ReplyContext
 from automation.ai.providers.local import LocalProvider, handoff_answer
@@ -25,7 +25,7 @@ SUMMARY_TEXT_CHARS = 200
 
 __all__ = ["Answer", "INTENTS", "ProviderError", "ReplyContext", "detect_intent",
            "detect_language", "generate_reply", "retrieve", "suggest_replies",
-           "summarize_conversation"]
+           "summarize_conversation", "warm_up"]
 
 
 def _provider_name() -> str:

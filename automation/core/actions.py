@@ -122,19 +122,20 @@ def _customer_facing_allowed(ctx: RunContext) -> dict | None:
 
 def _send(ctx: RunContext, outbound: OutboundMessage, sender_type: str, metadata: dict) -> dict:
     message = send_message(ctx.owner_id, ctx.conversation["id"], outbound, sender_type,
-                                     idempotency_key=ctx.reply_key(sender_type),
-                                     metadata=metadata)
+                           idempotency_key=ctx.reply_key(sender_type), metadata=metadata,
+                           conversation=ctx.conversation)
     if message["status"] == "failed":
         raise ActionFailed(f"send failed: {message['error']}")
     return {"status": "ok", "message_id": message["id"], "message_status": message["status"]}
 
 
-def _do_handoff(ctx: RunContext, reason: str) -> dict:
+def _do_handoff(ctx: RunContext, reason: str, history: list[dict] | None = None) -> dict:
     def opened(task: dict) -> None:
         ctx.new_handoff = True
 
     task = handoff.hand_off(ctx.owner_id, ctx.conversation, reason,
-                            trigger_message_id=(ctx.message or {}).get("id"), on_created=opened)
+                            trigger_message_id=(ctx.message or {}).get("id"), on_created=opened,
+                            history=history)
     ctx.handed_off, ctx.task = True, task
     ctx.refresh_conversation()
     return {"status": "ok", "detail": f"handed off ({reason})", "task_id": task["id"]}
@@ -162,7 +163,7 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
         platform=ctx.conversation["platform"],
         facts=dict(ctx.cache.get(LOOKUP_ROWS, {})) if spec.use_lookup else {}))
     if answer.handoff or not answer.text:
-        return _do_handoff(ctx, answer.reason or "low_confidence")
+        return _do_handoff(ctx, answer.reason or "low_confidence", history)
     if spec.draft_for_approval:
         return _draft_for_approval(ctx, answer)
     out = _send(ctx, OutboundMessage(text=answer.text), "ai",

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, case, exists, or_, select, update
@@ -43,7 +44,7 @@ from automation.platforms.base import InboundEvent
 from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.config import current_settings
-from utils.db import SoloStatement, execute, retry_locked, run_scope
+from utils.db import SoloStatement, retry_locked, run_scope
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
@@ -96,13 +97,26 @@ def due_events(limit: int = 100) -> list[int]:
         db.session.rollback()  # end the read: no snapshot kept across the runs that follow
 
 
-# Built once (a Core statement keeps its compiled form): the claim runs for every event.
-_CLAIM = (update(WebhookEvent.__table__)
-          .where(_T.id == bindparam("event_id"), _T.status == bindparam("seen"),
-                 _claimable(bindparam("now")))
-          .values(status="processing", attempts=_T.attempts + 1,
-                  claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
-                  next_attempt_at=None))
+class ClaimedEvent(NamedTuple):
+    """What a claim returns of the event's row: what process_webhook_event reads next."""
+
+    status: str
+    platform: str
+    raw_body: str
+
+
+# The claim runs for every event: one statement, alone, autocommitted on a raw connection
+# (utils.db.SoloStatement; on PostgreSQL one round trip instead of BEGIN, UPDATE, COMMIT),
+# and it returns the row the run needs (no second read).
+_CLAIM = SoloStatement(
+    update(WebhookEvent.__table__)
+    .where(_T.id == bindparam("event_id"), _T.status == bindparam("seen"),
+           _claimable(bindparam("now")))
+    .values(status="processing", attempts=_T.attempts + 1,
+            claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
+            next_attempt_at=None)
+    .returning(_T.status, _T.platform, _T.raw_body),
+    ["event_id", "seen", "now", "owner", "until"])
 
 
 def claim_event(event_id: int) -> str | None:
@@ -110,25 +124,31 @@ def claim_event(event_id: int) -> str | None:
     None when it is finished or another live run holds it. One conditional UPDATE on the
     status seen: of any number of processes trying at once, exactly one gets it.
     """
+    claimed = _claim_event(event_id)
+    return claimed[0] if claimed is not None else None
+
+
+def _claim_event(event_id: int) -> tuple[str, ClaimedEvent] | None:
+    """claim_event's status, with the claimed row."""
     settings = current_settings()
 
-    def _take(seen: str) -> bool:
+    def _take(seen: str) -> ClaimedEvent | None:
         now = utcnow()
-        done = execute(_CLAIM, {
-            "event_id": event_id, "seen": seen, "now": now, "owner": runner_name(),
-            "until": now + timedelta(seconds=settings.EVENT_STALE_SECONDS)})
-        db.session.commit()
-        return done.rowcount == 1
+        _, rows = _CLAIM.run(event_id=event_id, seen=seen, now=now, owner=runner_name(),
+                             until=now + timedelta(seconds=settings.EVENT_STALE_SECONDS))
+        return ClaimedEvent(*rows[0]) if rows else None
 
-    def _claim() -> str | None:
-        db.session.rollback()  # a fresh transaction: the UPDATE is its first statement
-        if _take("received"):  # the usual case: a new event, one statement
-            return "received"
+    def _claim() -> tuple[str, ClaimedEvent] | None:
+        db.session.rollback()  # end what this session read before the run
+        row = _take("received")
+        if row is not None:  # the usual case: a new event, one statement
+            return "received", row
         seen = db.session.execute(select(_T.status).where(_T.id == event_id)).scalar()
         db.session.rollback()
         if seen is None or seen in FINISHED or seen in ("rejected", "dead", "received"):
             return None
-        return seen if _take(seen) else None
+        row = _take(seen)
+        return (seen, row) if row is not None else None
 
     return retry_locked(_claim)
 
@@ -147,7 +167,7 @@ _CLAIM_OR_IGNORE = SoloStatement(
             claimed_until=case((_ROUTED, bindparam("until", type_=_AT)), else_=None),
             processed_at=case((_ROUTED, _T.processed_at), else_=bindparam("now", type_=_AT)),
             next_attempt_at=None)
-    .returning(_T.status),
+    .returning(_T.status, _T.platform, _T.raw_body),
     ["event_id", "platform", "account", "owner", "now", "until"])
 
 
@@ -170,16 +190,17 @@ def _one_route(items: list[InboundEvent]) -> tuple[str, str] | None:
     return route if route[1] else None
 
 
-def _claim_or_ignore(event_id: int, route: tuple[str, str]) -> str | None:
-    """Claim a new event routed to `route`: "processing" (claimed), "ignored" (no account
-    has the route: finished), or None when it is not a new, free event (nothing changed).
+def _claim_or_ignore(event_id: int, route: tuple[str, str]) -> ClaimedEvent | None:
+    """Claim a new event routed to `route`: its row with status "processing" (claimed) or
+    "ignored" (no account has the route: finished), or None when it is not a new, free event
+    (nothing changed).
     """
-    def _take() -> str | None:
+    def _take() -> ClaimedEvent | None:
         now = utcnow()
         _, rows = _CLAIM_OR_IGNORE.run(
             event_id=event_id, platform=route[0], account=route[1], owner=runner_name(),
             now=now, until=now + timedelta(seconds=current_settings().EVENT_STALE_SECONDS))
-        return rows[0][0] if rows else None
+        return ClaimedEvent(*rows[0]) if rows else None
 
     return retry_locked(_take)
 
@@ -288,14 +309,15 @@ def _run_event(event_id: int, heartbeat, delivery) -> str:
     items = _delivery_items(*delivery) if delivery is not None else None
     route = _one_route(items) if items else None
     taken = _claim_or_ignore(event_id, route) if route is not None else None
-    if taken == "ignored":
+    if taken is not None and taken.status == "ignored":
         log.info("no connected %s account %s: event %s ignored", *route, event_id)
         return "ignored"
-    previous = "received" if taken == "processing" else claim_event(event_id)
-    if previous is None:
+    claimed = ("received", taken) if taken is not None else _claim_event(event_id)
+    if claimed is None:
         db.session.rollback()
         event = db.session.get(WebhookEvent, event_id)
         return event.status if event is not None else "missing"
+    previous, row = claimed
     owner = runner_name()
     settings = current_settings()
     if previous == "processing":
@@ -309,7 +331,7 @@ def _run_event(event_id: int, heartbeat, delivery) -> str:
             return "dead"
     app = current_app._get_current_object()
     with _leases.hold(app, event_id, owner, heartbeat):
-        status = process_webhook_event(event_id, items)
+        status = process_webhook_event(event_id, row, items)
     if status == "failed":
         return _schedule_retry(event_id, owner)
     return status  # process_webhook_event's final write ended the lease

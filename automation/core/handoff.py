@@ -30,11 +30,13 @@ def conversation_history(owner_id: str, conversation_id: str, limit: int = 20) -
 
 def hand_off(owner_id: str, conversation: dict, reason: str, *,
              trigger_message_id: str | None = None,
-             notify_customer: bool = True, on_created=None) -> dict:
+             notify_customer: bool = True, on_created=None,
+             history: list[dict] | None = None) -> dict:
     """Call a human in; returns the (new or already open) hand-off task.
 
     on_created(task) is called when a new task was opened (not for one already open): the
-    engine then runs the owner's `handoff` workflows.
+    engine then runs the owner's `handoff` workflows. `history`: conversation_history() as
+    the caller just read it (the AI reply that decided to hand off), not read again.
     """
     store = get_store()
     conv_id = conversation["id"]
@@ -44,8 +46,9 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *,
     if task is None:
         contact = conversation["contact"]
         name = contact.get("name") or contact["platform_user_id"]
-        summary = summarize_conversation(conversation_history(owner_id, conv_id),
-                                         contact.get("name"))
+        if history is None:
+            history = conversation_history(owner_id, conv_id)
+        summary = summarize_conversation(history, contact.get("name"))
         link = conversation_link(conv_id)
         task = create_task(owner_id, {
             "title": f"Reply to {name} on {conversation['platform'].capitalize()}",
@@ -72,7 +75,8 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *,
         text = get_profile(owner_id)["handoff_message"]
         key = idempotency_key(HANDOFF, trigger_message_id) if trigger_message_id else None
         sent = send_message(owner_id, conv_id, OutboundMessage(text=text), "system",
-                            idempotency_key=key, metadata={"handoff": reason})
+                            idempotency_key=key, metadata={"handoff": reason},
+                            conversation=conversation)
         if sent["status"] == "failed":
             log.warning("hand-off notice to the customer failed: %s", sent["error"])
     return task

@@ -40,13 +40,16 @@ _FINISH_EVENT = (update(WebhookEvent.__table__).where(_E.id == bindparam("event_
                          claimed_until=None))  # the run's lease ends with it
 
 
-def process_webhook_event(event_id: int, items: list[InboundEvent] | None = None) -> str:
+def process_webhook_event(event_id: int, event=None,
+                          items: list[InboundEvent] | None = None) -> str:
     """Parse and ingest one stored delivery; returns its final status. Never raises.
 
-    `items`: the delivery's items when the caller has already parsed its body (run_event with
-    the intake's parsed delivery): not parsed again.
+    `event`: its row (status, platform, raw_body) as the run's claim returned it; read here
+    when not given. `items`: the delivery's items when the caller has already parsed its body
+    (run_event with the intake's parsed delivery): not parsed again.
     """
-    event = execute(_READ_EVENT, {"event_id": event_id}).first()
+    if event is None:
+        event = execute(_READ_EVENT, {"event_id": event_id}).first()
     if event is None:
         log.warning("webhook event %s does not exist", event_id)
         return "missing"
@@ -83,8 +86,12 @@ def process_webhook_event(event_id: int, items: list[InboundEvent] | None = None
     status = "failed" if errors else ("processed" if handled else "ignored")
     error = "\n".join(errors)[:10000] if errors else None
 
+    # The UPDATE joins the reads since the last commit (e.g. the integrations the team was
+    # told through) instead of ending them with a rollback first: on SQLite those reads ran
+    # outside any transaction and the UPDATE begins it IMMEDIATE (app.py); on PostgreSQL it
+    # is one transaction instead of two, two round trips fewer. Every failure above was
+    # rolled back where it was caught; retry_locked rolls back before running it again.
     def _record() -> None:
-        db.session.rollback()  # the UPDATE opens its transaction: IMMEDIATE on SQLite
         execute(_FINISH_EVENT, {"event_id": event_id, "status_": status, "error_": error,
                                 "at": utcnow()})
         db.session.commit()
@@ -219,7 +226,8 @@ def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *
         outcome = "superseded"  # a newer customer message exists: answered with that one
         burst = [message]
     else:
-        burst = _burst(owner, conv["id"], message)
+        # A conversation this message opened holds nothing else: no read needed.
+        burst = [message] if opened else _burst(owner, conv["id"], message)
         asked = message
         if len(burst) > 1:
             asked = {**message, "text": "\n".join(m["text"] for m in burst if m.get("text"))}

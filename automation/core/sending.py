@@ -49,10 +49,16 @@ def set_status(owner_id: str, message: dict, status: str, error: str | None = No
 
 def send_message(owner_id: str, conversation_id: str, outbound: OutboundMessage,
                  sender_type: str, *, idempotency_key: str | None = None,
-                 metadata: dict | None = None) -> dict:
-    """Store and send one message in a conversation; returns the stored message."""
+                 metadata: dict | None = None, conversation: dict | None = None) -> dict:
+    """Store and send one message in a conversation; returns the stored message.
+
+    `conversation`: the conversation as the caller read it during this run (the pipeline
+    has it at hand), so it is not read once more; what the send needs of it (platform,
+    account, customer, last inbound time) does not change during a run.
+    """
     store = get_store()
-    conv = store.get_conversation(owner_id, conversation_id)
+    conv = conversation if conversation is not None else \
+        store.get_conversation(owner_id, conversation_id)
     if conv is None:
         raise NotFound("No such conversation.", code="conversation_not_found")
     new = NewMessage(conversation_id=conversation_id, direction="outbound",

@@ -274,7 +274,9 @@ def _run_handoff_workflows(ctx: RunContext) -> None:
     """
     if not ctx.new_handoff or ctx.trigger == "handoff":
         return
-    handoff_ctx = RunContext(owner_id=ctx.owner_id, conversation=ctx.refresh_conversation(),
+    # ctx.conversation is current: the hand-off that set new_handoff read it again
+    # (actions._do_handoff), and every later action that changes it replaces it.
+    handoff_ctx = RunContext(owner_id=ctx.owner_id, conversation=ctx.conversation,
                              message=ctx.message, item=ctx.item, business=ctx.business,
                              trigger="handoff", new_contact=ctx.new_contact, sends=ctx.sends,
                              handed_off=True, task=ctx.task)

@@ -808,8 +808,10 @@ class SqlStore(Store):
     def create_task(self, owner_id: str, data: dict) -> dict:
         task = Task(owner_id=owner_id, **data)
         db.session.add(task)
+        db.session.flush()
+        created = task_dict(task)  # its defaults are Python's: no read back after the commit
         db.session.commit()
-        return task_dict(task)
+        return created
 
     def _task(self, owner_id: str, task_id: str) -> Task | None:
         return db.session.scalar(select(Task).where(Task.id == task_id, Task.owner_id == owner_id))
