@@ -201,8 +201,9 @@ def test_a_routed_delivery_gets_the_full_run_and_is_parsed_once(app, client, use
 def _full_runs(monkeypatch) -> list[int]:
     """The events that got the full run (which here only records that it ran)."""
     ran = []
-    monkeypatch.setattr(event_runner, "process_webhook_event",
-                        lambda event_id, items=None: ran.append(event_id) or "processed")
+    monkeypatch.setattr(
+        event_runner, "process_webhook_event",
+        lambda event_id, event=None, items=None: ran.append(event_id) or "processed")
     return ran
 
 
