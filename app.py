@@ -277,7 +277,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_pages(app)
     init_store(app)
     install_policy(app, AutomationPolicy(
-        consume_ai_reply=entitlements.consume_ai_reply, notify_team=integrations.submit,
+        consume_ai_reply=entitlements.consume_ai_reply,
+        release_ai_reply=entitlements.release_ai_reply, notify_team=integrations.submit,
         require_integration=integrations.require_enabled,
         deferred_notifications=integrations.deferred_notifications,
         run_lookup=integrations.run_lookup,

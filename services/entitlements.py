@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from models_db import db
 from services.subscriptions import effective_tier_id, read_subscription
 from utils import usage
 from utils.db import memoized
@@ -89,6 +90,15 @@ def ai_replies_used(user_id: str, now: datetime | None = None) -> int:
 def usage_count(user_id: str, metric: str, now: datetime | None = None) -> int:
     """Any metered counter (e.g. AI tokens) of the user in the month of `now`."""
     return usage.count(user_id, metric, now)
+
+
+def release_ai_reply(user_id: str) -> None:
+    """Give back an AI reply consume_ai_reply counted when the AI then did not answer (it
+    handed off, or failed): only answers sent or drafted count against the quota.
+    """
+    if not db.session.is_active:  # the failure was the database's: start a new transaction
+        db.session.rollback()
+    usage.give_back(user_id, usage.AI_REPLIES)
 
 
 def consume_ai_reply(user_id: str) -> bool:

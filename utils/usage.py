@@ -35,6 +35,9 @@ _KEY = (_C.user_id == bindparam("k_user"), _C.metric == bindparam("k_metric"),
 _ADD = update(UsageCounter.__table__).where(*_KEY).values(count=_C.count + bindparam("amount"))
 _ADD_WITHIN = _ADD.where(_C.count < bindparam("limit"))
 _EXISTS = select(_C.count).where(*_KEY)
+_GIVE_BACK = (update(UsageCounter.__table__)
+              .where(*_KEY, _C.count >= bindparam("amount"))
+              .values(count=_C.count - bindparam("amount")))
 
 
 def _create_row(key: dict) -> None:
@@ -63,6 +66,15 @@ def increment(user_id: str, metric: str, amount: int = 1, limit: int | None = No
         added = execute(stmt, params).rowcount == 1
     db.session.commit()
     return added
+
+
+def give_back(user_id: str, metric: str, amount: int = 1) -> None:
+    """Take back `amount` that an increment counted for work that then did not happen (one
+    UPDATE, never below zero).
+    """
+    execute(_GIVE_BACK, {
+        "k_user": user_id, "k_metric": metric, "k_period": period(), "amount": amount})
+    db.session.commit()
 
 
 def record(user_id: str, metric: str, amount: int) -> None:

@@ -155,14 +155,19 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
         return {"status": "ok", "detail": "already drafted"}
     if not policy().consume_ai_reply(ctx.owner_id):
         return _do_handoff(ctx, "quota_exhausted")
-    history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
-    answer = generate_reply(ReplyContext(
-        user_id=ctx.owner_id, business=ctx.business, conversation_id=ctx.conversation["id"],
-        message_text=(ctx.message or {}).get("text") or "", history=history,
-        contact_name=(ctx.conversation.get("contact") or {}).get("name"),
-        platform=ctx.conversation["platform"],
-        facts=dict(ctx.cache.get(LOOKUP_ROWS, {})) if spec.use_lookup else {}))
+    try:
+        history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
+        answer = generate_reply(ReplyContext(
+            user_id=ctx.owner_id, business=ctx.business, conversation_id=ctx.conversation["id"],
+            message_text=(ctx.message or {}).get("text") or "", history=history,
+            contact_name=(ctx.conversation.get("contact") or {}).get("name"),
+            platform=ctx.conversation["platform"],
+            facts=dict(ctx.cache.get(LOOKUP_ROWS, {})) if spec.use_lookup else {}))
+    except Exception:  # the run fails and is retried: its retry counts the reply again
+        policy().release_ai_reply(ctx.owner_id)
+        raise
     if answer.handoff or not answer.text:
+        policy().release_ai_reply(ctx.owner_id)  # a hand-off is not an AI reply
         return _do_handoff(ctx, answer.reason or "low_confidence", history)
     if spec.draft_for_approval:
         return _draft_for_approval(ctx, answer)

@@ -26,6 +26,8 @@ class AutomationPolicy:
 
     # Count one AI reply against the owner's plan; False means "hand off instead".
     consume_ai_reply: Callable[[str], bool]
+    # Give back the one counted when the AI then did not answer (handed off, or failed).
+    release_ai_reply: Callable[[str], None]
     # Tell the team through the owner's integrations (only one type, or every enabled one),
     # after the customer has been answered.
     notify_team: Callable[..., None]

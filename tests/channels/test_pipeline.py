@@ -334,6 +334,26 @@ def test_ai_quota_exhausted_falls_back_to_handoff(client, business, fake_graph, 
     assert "quota" in tasks[0]["description"]
 
 
+def test_only_answers_count_against_the_ai_quota(client, business, fake_graph, monkeypatch):
+    from automation.core import actions
+    from services import entitlements
+
+    uid = business["user"]["id"]
+    stock_knowledge(client, business)
+    post_webhook(client, "facebook", fb_text("What does shipping cost?", psid="1"))
+    assert entitlements.ai_replies_used(uid) == 1        # answered by the AI: counted
+    post_webhook(client, "facebook", fb_text("Can I rent a tandem for my wedding?", psid="2"))
+    assert messages(client, business, conversations(client, business)[0]["id"])[-1][
+        "sender_type"] == "system"                       # handed off: not counted
+    assert entitlements.ai_replies_used(uid) == 1
+
+    def broken(_context):
+        raise RuntimeError("the AI is down")
+    monkeypatch.setattr(actions, "generate_reply", broken)
+    post_webhook(client, "facebook", fb_text("What does shipping cost?", psid="3"))
+    assert entitlements.ai_replies_used(uid) == 1        # failed (retried later): not counted
+
+
 def test_admin_lists_inspects_and_replays_failed_events(
     client, business, fake_graph, admin, monkeypatch
 ):
