@@ -27,7 +27,7 @@ from flask import Flask, current_app
 from automation.ai.response_generator import warm_up
 from automation.core.event_runner import due_events, run_event
 from models_db import db
-from services.rq_queue import enqueue_event
+from services.rq_queue import GATHER_SECONDS, enqueue_event
 from utils.config import current_settings
 
 log = logging.getLogger("dana.queue")
@@ -104,7 +104,7 @@ class Dispatcher:
     events to the other threads: a hand-off during a run wakes another one.
     """
 
-    GATHER_SECONDS = 0.005
+    GATHER_SECONDS = GATHER_SECONDS
 
     def __init__(self, app: Flask):
         """A dispatcher for `app` (not started)."""

@@ -63,6 +63,12 @@ def enqueue_event(event_id: int) -> None:
                  lambda: HandOff(current_app.extensions["dana_redis"])).push(event_id)
 
 
+# How long a woken hand-off waits to gather the deliveries arriving just behind the first
+# (here and in the inline dispatcher, services/automation_queue.py): a few milliseconds of
+# delay for an event, against a wake-up per delivery.
+GATHER_SECONDS = 0.005
+
+
 class HandOff:
     """Pushes the ids of stored events on READY_KEY from one thread of this process.
 
@@ -76,7 +82,7 @@ class HandOff:
     fork).
     """
 
-    GATHER_SECONDS = 0.005
+    GATHER_SECONDS = GATHER_SECONDS
 
     def __init__(self, client: redis.Redis):
         """A hand-off to Redis through `client` (not started until the first push)."""
