@@ -39,7 +39,7 @@ from routes.webhooks import bp as webhooks_bp
 from routes.webhooks import install_lean_path
 from routes.workflows import bp as workflows_bp
 from routes.zendesk_webhooks import bp as zendesk_webhooks_bp
-from services import entitlements, integration_actions, integrations
+from services import entitlements, integration_actions, integrations, slack
 from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
 from utils.db import SQLITE_WRITER_WAIT, sqlite_writer_lock
 from utils.errors import register_error_handlers
@@ -282,7 +282,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         require_integration=integrations.require_enabled,
         deferred_notifications=integrations.deferred_notifications,
         run_lookup=integrations.run_lookup,
-        submit_action=integration_actions.submit_action))
+        submit_action=integration_actions.submit_action,
+        channels={slack.CHANNEL: slack.STORED_CHANNEL}))
     init_realtime(app)
     install_lean_path(app)  # outermost: in front of the Socket.IO and proxy middleware
     register_cli(app)

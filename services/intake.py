@@ -56,7 +56,7 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
                                         request_id=request_id))
             db.session.commit()
 
-        _stored_or_503(_keep)
+        stored_or_503(_keep)
         raise ApiError("The body is not a JSON object.", code="invalid_json")
     instant = hook.instant_reply(payload)
     if instant is not None:
@@ -113,13 +113,13 @@ def _store_and_dispatch(channel: str, raw_body: bytes, payload: dict,
         # session; committed when it returns (on SQLite it takes the write lock first).
         return INSERT_EVENT.run(**row)[1][0][0]
 
-    event_id = _stored_or_503(_store)
+    event_id = stored_or_503(_store)
     # Stored = safe: if this hand-off is lost, the sweep finds the event (the row is the outbox).
     automation_queue.dispatch(event_id, channel, payload)
     return {"status": "received", "event_id": event_id}
 
 
-def _stored_or_503(store):
+def stored_or_503(store):
     """Run a storing unit (locked writes retried); 503 when the delivery could not be stored,
     so that Meta delivers it again. Nothing else answers 503: once stored, it is 200.
     """

@@ -10,7 +10,15 @@ workspace that set none. A thread reply by a person in a conversation's thread i
 customer once (Slack's retries and replays are stopped by the slack_inbound table's key, and
 the send is keyed by the Slack message) as an agent reply through services.messaging.
 Buttons: take (task in progress), close (task done, conversation resolved), approve or send
-an edited AI draft. The work happens after Slack has had its 200 (Slack wants one within 3 s).
+an edited AI draft.
+
+Slack wants its 200 within 3 s and does not deliver again after it, so a verified request is
+first stored, with its slack_inbound key, in one transaction: as a webhook_events row of the
+"slack" channel (the event outbox, automation/core/event_runner.py), answered 200 once stored
+(503 when it could not be, so that Slack retries), then handed on like any delivery. The work
+(run_stored) is done by whatever runs events (the inline dispatcher, `flask worker`): a
+process killed before or during it leaves the row for the start-up and periodic sweeps, a
+failed run is retried, and the row ends `dead` after EVENT_MAX_ATTEMPTS interrupted runs.
 """
 from __future__ import annotations
 
@@ -20,17 +28,18 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from flask import after_this_request, current_app, has_request_context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from automation.core.event_runner import settle_send
 from automation.core.milestones import status_changed
+from automation.core.policy import StoredChannel
 from automation.integrations.base import IntegrationError
 from automation.integrations.business import slack as slack_core
 from automation.integrations.business.slack import SlackConfig, SlackConnector
 from automation.platforms.base import OutboundMessage
-from models_db import Integration, SlackInbound, db
-from services import integrations, messaging, tasks
+from models_db import Integration, SlackInbound, WebhookEvent, db
+from services import automation_queue, intake, integrations, messaging, tasks
 from utils import events
 from utils.config import current_settings
 from utils.crypto import decrypt
@@ -214,34 +223,76 @@ def verify_request(raw: bytes, timestamp: str | None, signature: str | None,
                        code="invalid_signature")
 
 
-def claim(key: str, kind: str, team_id: str | None) -> bool:
-    """Record that this Slack request is being handled; False when it already was."""
-    db.session.add(SlackInbound(key=key[:255], kind=kind, team_id=team_id))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+CHANNEL = "slack"  # webhook_events.platform of Slack's stored requests
+
+
+def accept(key: str, kind: str, team_id: str | None, verified: Verified, raw: bytes,
+           request_id: str | None = None) -> bool:
+    """Store a verified Slack request to be handled (kind "event" or "interaction") under its
+    unique key, and hand it on; False when the key was stored before (Slack's retry, a
+    replayed request): nothing is stored or run again.
+
+    The key and the event row are written in one transaction, so a key is never taken by a
+    request that was not stored. 503 `not_stored` when the database cannot store it now, so
+    that Slack delivers it again.
+    """
+    body = json.dumps({"kind": kind, "signed_by": verified.owner_id,
+                       "raw": raw.decode("utf-8", errors="replace")})
+
+    def _store() -> int | None:
+        event = WebhookEvent(platform=CHANNEL, raw_body=body, status="received", attempts=0,
+                             request_id=request_id)
+        db.session.add(SlackInbound(key=key[:255], kind=kind, team_id=team_id))
+        db.session.add(event)
+        try:
+            db.session.commit()
+        except IntegrityError:  # the key is taken: this request was stored before
+            db.session.rollback()
+            return None
+        return event.id
+
+    event_id = intake.stored_or_503(_store)
+    if event_id is None:
         return False
+    automation_queue.dispatch(event_id)  # a wake-up only: the sweep finds it if lost
     return True
 
 
-def _after_response(work, *args) -> None:
-    """Run work(*args) once Slack has its answer (inline), or now outside a request."""
-    if not has_request_context():
-        work(*args)
-        return
-    app = current_app._get_current_object()
+def run_stored(raw_body: str) -> bool:
+    """Handle a stored Slack request (what a run of a "slack" event does); False when there
+    was nothing to do for it.
+    """
+    stored = json.loads(raw_body)
+    raw = stored["raw"].encode()
+    if stored["kind"] == "event":
+        return _handle_event(Verified(_json_object(raw), stored["signed_by"]))
+    payload, channel, thread_ts = _interaction(raw)
+    return _handle_interaction(Verified(payload, stored["signed_by"]), channel, thread_ts)
 
-    @after_this_request
-    def _later(response):
-        def _run():
-            with app.app_context():
-                try:
-                    work(*args)
-                except Exception:
-                    log.exception("handling a Slack request failed")
-        response.call_on_close(_run)
-        return response
+
+def settle_stored(raw_body: str) -> int:
+    """Before a stored Slack request runs again after an interrupted run: its reply to the
+    customer (a thread reply or an approved draft) that was left `queued` mid-send is failed
+    `unknown_outcome` (it may have reached the customer) instead of being sent again.
+    """
+    stored = json.loads(raw_body)
+    raw = stored["raw"].encode()
+    if stored["kind"] == "event":
+        event = _json_object(raw).get("event") or {}
+        channel, thread_ts = event.get("channel"), event.get("thread_ts")
+        key = f"slack:{channel}:{event.get('ts')}"
+    else:
+        payload, channel, thread_ts = _interaction(raw)
+        value = _action_value(payload["actions"][0]) if payload.get("actions") else {}
+        key = f"draft-sent:{value.get('draft_id')}"
+    found = _find_thread(channel, thread_ts) if channel and thread_ts else None
+    if found is None:
+        return 0
+    message = get_store().find_message_by_key(found[0], key)
+    return settle_send(found[0], message) if message is not None else 0
+
+
+STORED_CHANNEL = StoredChannel(run=run_stored, settle=settle_stored)
 
 
 def _may_act(verified: Verified, owner_id: str) -> bool:
@@ -253,8 +304,9 @@ def _may_act(verified: Verified, owner_id: str) -> bool:
     return verified.owner_id == owner_id if own_secret else verified.owner_id is None
 
 
-def receive_event(raw: bytes, timestamp: str | None, signature: str | None) -> dict:
-    """An Events API request: url_verification, or an event handled after the answer."""
+def receive_event(raw: bytes, timestamp: str | None, signature: str | None,
+                  request_id: str | None = None) -> dict:
+    """An Events API request: url_verification, or an event stored to be handled."""
     payload = _json_object(raw)
     event = payload.get("event") if isinstance(payload.get("event"), dict) else {}
     verified = verify_request(raw, timestamp, signature, payload, event.get("channel"),
@@ -263,9 +315,9 @@ def receive_event(raw: bytes, timestamp: str | None, signature: str | None) -> d
         return {"challenge": str(payload.get("challenge", ""))}
     if payload.get("type") != "event_callback" or not payload.get("event_id"):
         return {"status": "ignored"}
-    if not claim(f"event:{payload['event_id']}", "event", payload.get("team_id")):
+    if not accept(f"event:{payload['event_id']}", "event", payload.get("team_id"), verified,
+                  raw, request_id):
         return {"status": "duplicate"}
-    _after_response(_handle_event, verified)
     return {"status": "received"}
 
 
@@ -291,26 +343,28 @@ def plain_text(mrkdwn: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
 
 
-def _handle_event(verified: Verified) -> None:
-    """A person's reply in a conversation's thread goes to the customer as an agent reply."""
+def _handle_event(verified: Verified) -> bool:
+    """A person's reply in a conversation's thread goes to the customer as an agent reply;
+    False for anything else (nothing done).
+    """
     event = verified.payload.get("event") or {}
     if event.get("type") != "message" or event.get("bot_id") or not event.get("user") \
             or event.get("subtype") not in HUMAN_SUBTYPES or event.get("app_id"):
-        return  # a bot (Dana's own posts included), an edit, a join...: not an answer
+        return False  # a bot (Dana's own posts included), an edit, a join...: not an answer
     channel, ts, thread_ts = event.get("channel"), event.get("ts"), event.get("thread_ts")
     if not channel or not thread_ts or thread_ts == ts:
-        return  # top-level chatter in the channel, not a reply in a conversation's thread
+        return False  # top-level chatter in the channel, not a reply in a conversation's thread
     found = _find_thread(channel, thread_ts)
     if found is None:
-        return
+        return False
     owner_id, conversation_id, _refs = found
     if not _may_act(verified, owner_id):
         log.warning("Slack event %s signed for another workspace: ignored",
                     verified.payload.get("event_id"))
-        return
+        return False
     text = plain_text(event.get("text", ""))
     if not text:
-        return
+        return False
     message = messaging.send_agent_reply(
         owner_id, owner_id, conversation_id, text,
         idempotency_key=f"slack:{channel}:{ts}",
@@ -319,6 +373,7 @@ def _handle_event(verified: Verified) -> None:
     if message["status"] == "failed":
         _tell_thread(owner_id, thread_ts, f":warning: Not delivered to the customer "
                                           f"({message['error']}).")
+    return True
 
 
 def _tell_thread(owner_id: str, thread_ts: str, text: str) -> None:
@@ -335,8 +390,8 @@ def _tell_thread(owner_id: str, thread_ts: str, text: str) -> None:
 
 # ------------------------------------------------------------------ interactions (buttons)
 
-def receive_interaction(raw: bytes, timestamp: str | None, signature: str | None) -> dict:
-    """A button click on one of Dana's posts; verified, deduplicated, handled after the 200."""
+def _interaction(raw: bytes) -> tuple[dict, str | None, str | None]:
+    """An interactivity body's payload, with the channel and thread it concerns."""
     form = parse_qs(raw.decode("utf-8", errors="replace"))
     try:
         payload = json.loads((form.get("payload") or [""])[0])
@@ -348,37 +403,51 @@ def receive_interaction(raw: bytes, timestamp: str | None, signature: str | None
         (payload.get("container") or {}).get("channel_id")
     message = payload.get("message") or {}
     thread_ts = message.get("thread_ts") or (payload.get("container") or {}).get("message_ts")
+    return payload, channel, thread_ts
+
+
+def _action_value(action: dict) -> dict:
+    """A button's JSON value ({} when it is not JSON)."""
+    try:
+        value = json.loads(action.get("value") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def receive_interaction(raw: bytes, timestamp: str | None, signature: str | None,
+                        request_id: str | None = None) -> dict:
+    """A button click on one of Dana's posts; verified, deduplicated, stored to be handled."""
+    payload, channel, thread_ts = _interaction(raw)
     verified = verify_request(raw, timestamp, signature, payload, channel, thread_ts)
     if payload.get("type") != "block_actions" or not payload.get("actions"):
         return {"status": "ignored"}
     action = payload["actions"][0]
     user_id = (payload.get("user") or {}).get("id")
     key = payload.get("trigger_id") or f"{action.get('action_ts')}:{user_id}"
-    if not claim(f"interaction:{key}", "interaction", (payload.get("team") or {}).get("id")):
+    if not accept(f"interaction:{key}", "interaction", (payload.get("team") or {}).get("id"),
+                  verified, raw, request_id):
         return {"status": "duplicate"}
-    _after_response(_handle_interaction, verified, channel, thread_ts)
     return {"status": "received"}
 
 
-def _handle_interaction(verified: Verified, channel: str | None, thread_ts: str | None) -> None:
+def _handle_interaction(verified: Verified, channel: str | None, thread_ts: str | None) -> bool:
+    """Act on a button click; False when it concerns nothing Dana may act on."""
     payload = verified.payload
     action = payload["actions"][0]
-    try:
-        value = json.loads(action.get("value") or "{}")
-    except ValueError:
-        return
-    if not channel or not thread_ts:
-        return
+    value = _action_value(action)
+    if not value or not channel or not thread_ts:
+        return False
     found = _find_thread(channel, thread_ts)
     if found is None:
-        return
+        return False
     owner_id, conversation_id, refs = found
     if not _may_act(verified, owner_id) or value.get("conversation_id") != conversation_id:
         log.warning("Slack interaction for a conversation it does not concern: ignored")
-        return
+        return False
     who = (payload.get("user") or {}).get("id") or ""
     if not slack_core.SLACK_USER_ID.match(who):
-        return
+        return False
     action_id = action.get("action_id")
     if action_id == slack_core.ACTION_TAKE:
         _take(owner_id, conversation_id, value.get("task_id"), who, refs)
@@ -392,6 +461,9 @@ def _handle_interaction(verified: Verified, channel: str | None, thread_ts: str 
                       .get(slack_core.DRAFT_INPUT_ACTION) or {}).get("value")
         _send_draft(owner_id, conversation_id, value.get("draft_id"), edited, who,
                     (payload.get("message") or {}).get("ts"), thread_ts)
+    else:
+        return False
+    return True
 
 
 def _update_parent(owner_id: str, conversation_id: str, refs: dict, state: str,

@@ -39,6 +39,7 @@ from sqlalchemy import and_, bindparam, case, exists, or_, select, update
 
 from automation.connectors import connector_for
 from automation.core.message_processor import process_webhook_event
+from automation.core.policy import policy
 from automation.platforms import accounts
 from automation.platforms.base import InboundEvent
 from models_db import WebhookEvent, db, utcnow
@@ -387,6 +388,9 @@ def settle_interrupted_sends(event) -> int:
     the re-run will not send it again; a person can check the conversation and resend.
     Returns how many messages were settled.
     """
+    channel = policy().channels.get(event.platform)
+    if channel is not None:  # a stored channel's own sends (e.g. a Slack thread's reply)
+        return channel.settle(event.raw_body)
     store = get_store()
     try:
         items = connector_for(event.platform).parse(json.loads(event.raw_body))
@@ -412,16 +416,24 @@ def settle_interrupted_sends(event) -> int:
                     if misses > 1:  # "auto:<id>" and "auto:<id>:2" are taken in order
                         break
                 continue
-            if message["status"] != "queued":
-                continue
-            updated = store.update_message_status(owner, message["id"], "failed",
-                                                  error=UNKNOWN_OUTCOME)
-            store.update_message(owner, message["id"], metadata={"error_detail": (
-                "The process sending this message stopped during the send: it may or may not "
-                "have reached the customer. It is not sent again automatically; check the "
-                "conversation and resend it if needed.")})
-            events.message_status(owner, updated)
-            log.warning("event %s: reply %s was interrupted mid-send; marked %s",
-                        event.id, message["id"], UNKNOWN_OUTCOME)
-            settled += 1
+            settled += settle_send(owner, message)
     return settled
+
+
+def settle_send(owner: str, message: dict) -> int:
+    """If `message` is still `queued` (its sender died mid-send), fail it with
+    `unknown_outcome` and announce it: it will not be sent again. 1 when settled, else 0.
+    """
+    if message["status"] != "queued":
+        return 0
+    store = get_store()
+    updated = store.update_message_status(owner, message["id"], "failed",
+                                          error=UNKNOWN_OUTCOME)
+    store.update_message(owner, message["id"], metadata={"error_detail": (
+        "The process sending this message stopped during the send: it may or may not "
+        "have reached the customer. It is not sent again automatically; check the "
+        "conversation and resend it if needed.")})
+    events.message_status(owner, updated)
+    log.warning("message %s was interrupted mid-send; marked %s", message["id"],
+                UNKNOWN_OUTCOME)
+    return 1

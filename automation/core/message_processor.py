@@ -1,9 +1,11 @@
 """Turn a stored webhook delivery into stored messages, statuses and automated replies.
 
 process_webhook_event(id) is the one entry point, used inline after the webhook answered,
-by the RQ worker, and by `flask events retry`. It is safe to run more than once for the
-same event: messages are unique per platform message id, automation runs once per inbound
-message (marked on the message), and replies are keyed by the inbound message.
+by the RQ worker, and by `flask events retry`. An event of a stored channel that is not a
+platform (Slack's events and clicks: policy().channels) is handed to that channel's `run`.
+It is safe to run more than once for the same event: messages are unique per platform
+message id, automation runs once per inbound message (marked on the message), and replies
+are keyed by the inbound message.
 """
 from __future__ import annotations
 
@@ -66,8 +68,12 @@ def process_webhook_event(event_id: int, event=None,
     db.session.rollback()  # end the read: the items' own transactions follow
     errors: list[str] = []
     handled = 0
+    channel = policy().channels.get(platform)
     try:
-        if items is None:
+        if channel is not None:  # not a platform's messages: the channel's own work
+            handled = int(bool(channel.run(raw_body)))
+            items = []
+        elif items is None:
             items = connector_for(platform).parse(json.loads(raw_body))
         # Out-of-order redeliveries: handle a batch in the platform's timestamp order.
         items.sort(key=lambda item: item.timestamp)

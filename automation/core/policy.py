@@ -11,13 +11,31 @@ policy fails loudly instead of ignoring the plan.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
 _EXTENSION = "dana_automation_policy"
+
+
+@dataclass(frozen=True)
+class StoredChannel:
+    """How a run handles the stored events of a channel whose work is a business rule (Slack's
+    events and button clicks: services/slack.py), not a platform's messages.
+
+    Such an event is stored and run like any other (webhook_events is the outbox: claimed,
+    leased, retried, swept, `dead` after EVENT_MAX_ATTEMPTS interrupted runs); only what the
+    run does with its body is the channel's.
+    """
+
+    # Handle the stored body (webhook_events.raw_body); True when it did something, False
+    # when there was nothing to do (the event ends `ignored`); raising fails the run (retried).
+    run: Callable[[str], bool]
+    # Before a re-run of an event whose previous run was interrupted (its process died):
+    # settle the sends that run may have left half-done, so none goes out twice; how many.
+    settle: Callable[[str], int]
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,8 @@ class AutomationPolicy:
     # Run a named database lookup for the owner: (owner_id, type, query, params) ->
     # {query, columns, rows, row_count, truncated}; raises with the reason on any failure.
     run_lookup: Callable[[str, str, str, dict], dict] | None = None
+    # The stored channels that are not platforms, by webhook_events.platform (e.g. "slack").
+    channels: Mapping[str, StoredChannel] = field(default_factory=dict)
 
 
 def install_policy(app: Flask, policy: AutomationPolicy) -> None:
