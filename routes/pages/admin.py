@@ -3,11 +3,14 @@ subscriptions, webhook events with replay, the audit log and health.
 """
 from __future__ import annotations
 
+from typing import get_args
+
 from flask import g, redirect, request, url_for
 from wtforms.fields import SelectChoice
 
 from routes.pages.common import done, page_blueprint, render
 from routes.pages.forms import AdminUserForm, GrantForm
+from routes.schemas.webhook_events import EventChannel
 from services import operations, subscriptions, users
 from services import plans as plan_policy
 from services import webhook_events as events
@@ -16,6 +19,7 @@ bp = page_blueprint("admin", "/admin", admin=True)
 
 EVENT_STATUSES = ("received", "processing", "processed", "ignored", "failed", "dead",
                   "rejected")
+EVENT_CHANNELS = get_args(EventChannel)  # the API's filter values, one list
 
 
 @bp.get("")
@@ -72,10 +76,10 @@ def event_list():
     status = request.args.get("status") or None
     platform = request.args.get("platform") or None
     status = status if status in EVENT_STATUSES else None
-    platform = platform if platform in ("facebook", "instagram", "whatsapp") else None
+    platform = platform if platform in EVENT_CHANNELS else None
     page = events.list_events(status, platform, 50, request.args.get("cursor") or None)
     return render("admin/events.html", page=page, status=status, platform=platform,
-                  statuses=EVENT_STATUSES)
+                  statuses=EVENT_STATUSES, channels=EVENT_CHANNELS)
 
 
 @bp.post("/events/<int:event_id>/replay")

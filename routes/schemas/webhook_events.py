@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from routes.schemas.common import ListQuery, Platform
+from routes.schemas.common import ListQuery
+
+# What webhook_events.platform holds: the platforms' deliveries and Slack's stored requests.
+EventChannel = Literal["facebook", "instagram", "whatsapp", "slack"]
 
 
 class WebhookEventOut(BaseModel):
@@ -26,7 +29,7 @@ class WebhookEventListQuery(ListQuery):
 
     status: Literal["received", "processing", "processed", "ignored", "failed", "dead",
                     "rejected"] | None = None
-    platform: Platform | None = None
+    platform: EventChannel | None = None
 
 
 class WebhookEventListOut(BaseModel):
