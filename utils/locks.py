@@ -1,17 +1,46 @@
-"""Named mutual exclusion: one conversation is processed at a time.
+"""Named mutual exclusion across every process on the database: one conversation is processed
+at a time, by one thread of one process (web processes, gunicorn workers, `flask worker`s).
 
-With REDIS_URL the lock is a Redis lock shared by every process (web and workers);
-without it, a lock per name inside this process (the single-process laptop setup).
+named_lock(name) is the one function; the backend is chosen by configuration, in one place
+(_database_lock):
+
+- REDIS_URL set: a Redis lock shared by every process (the worker's are leased and renewed by
+  its heartbeat: services/rq_queue.LeasedLock).
+- PostgreSQL without Redis: a session-level advisory lock (pg_advisory_lock on a 64-bit hash
+  of the name), held on a pooled connection of its own for the block; PostgreSQL releases it
+  if that connection or its process dies.
+- SQLite without Redis: flock(2) on one of LOCK_FILES files in `<database file>.locks/`, picked
+  by a hash of the name (bounded: not a file per conversation); the kernel releases it when
+  the process dies. Names that share a file wait for each other, briefly.
+- anything else (an in-memory database): a lock inside this process only.
+
+Without Redis, the name is first locked inside the process (a threading.Lock per name), so the
+threads of one process queue there and only one of them at a time waits on the database or
+the file. A named lock is not reentrant: never take one inside another.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import logging
+import os
 import threading
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from flask import current_app
+from sqlalchemy import text
+
+from models_db import db
+
+log = logging.getLogger("dana.locks")
+
+LOCK_FILES = 1024  # SQLite: lock files per database (names are spread over them)
 
 _local_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
+_BACKEND = "dana_lock_backend"
 
 
 def _local(name: str) -> threading.Lock:
@@ -25,27 +54,127 @@ def _local(name: str) -> threading.Lock:
         return lock
 
 
+def _hash64(name: str) -> int:
+    """A stable signed 64-bit number for a name (an advisory lock key, a lock file)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
 @contextmanager
 def named_lock(name: str, timeout: float = 60.0):
-    """Hold the lock `name` for the duration of the block (waits up to `timeout` seconds)."""
+    """Hold the lock `name` for the duration of the block (waits up to `timeout` seconds,
+    then TimeoutError), across every process that shares this database.
+    """
     redis_client = current_app.extensions.get("dana_redis")
     if redis_client is not None:
-        lock = redis_client.lock(f"dana:lock:{name}", timeout=timeout * 2,
-                                 blocking_timeout=timeout)
-        if not lock.acquire():
-            raise TimeoutError(f"could not lock {name} within {timeout}s")
-        try:
+        with _redis_lock(redis_client, name, timeout):
             yield
-        finally:
-            try:
-                lock.release()
-            except Exception:  # expired while held: nothing left to release
-                pass
         return
     lock = _local(name)
+    deadline = time.monotonic() + timeout
     if not lock.acquire(timeout=timeout):
+        raise TimeoutError(f"could not lock {name} within {timeout}s")
+    try:
+        with _database_lock()(name, max(0.0, deadline - time.monotonic())):
+            yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def _redis_lock(redis_client, name: str, timeout: float) -> Iterator[None]:
+    lock = redis_client.lock(f"dana:lock:{name}", timeout=timeout * 2,
+                             blocking_timeout=timeout)
+    if not lock.acquire():
         raise TimeoutError(f"could not lock {name} within {timeout}s")
     try:
         yield
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except Exception:  # expired while held: nothing left to release
+            pass
+
+
+def _database_lock() -> Callable[[str, float], AbstractContextManager]:
+    """The cross-process lock of this app's database (chosen once per app, by its URL)."""
+    app = current_app._get_current_object()
+    backend = app.extensions.get(_BACKEND)
+    if backend is None:
+        url = db.engine.url
+        if url.get_backend_name() == "postgresql":
+            backend = _advisory_lock
+        elif url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+                and not url.database.startswith("file::memory:"):
+            backend = _FileLocks(f"{os.path.abspath(url.database)}.locks")
+        else:
+            backend = _no_database_lock
+        app.extensions[_BACKEND] = backend
+    return backend
+
+
+def _no_database_lock(name: str, timeout: float) -> AbstractContextManager:
+    return nullcontext()
+
+
+@contextmanager
+def _advisory_lock(name: str, timeout: float) -> Iterator[None]:
+    """pg_advisory_lock(hash of name) on a connection of its own, for the block."""
+    key = _hash64(name)
+    with db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            # Taken: wait for it, at most `timeout` (lock_timeout covers advisory locks).
+            conn.execute(text("SELECT set_config('lock_timeout', :ms, false)"),
+                         {"ms": f"{max(1, int(timeout * 1000))}ms"})
+            try:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            except Exception as exc:
+                if "lock timeout" not in str(exc).lower():
+                    raise
+                raise TimeoutError(f"could not lock {name} within {timeout}s") from None
+            finally:
+                conn.execute(text("RESET lock_timeout"))
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            except Exception:  # the connection died: the server released the lock with it
+                log.warning("advisory lock %s: its connection was lost while held", name)
+                conn.invalidate()
+
+
+class _FileLocks:
+    """flock(2) on LOCK_FILES files in one folder next to a SQLite database file."""
+
+    WAIT = (0.001, 0.02)  # first and longest sleep between tries when the file is locked
+
+    def __init__(self, folder: str):
+        """Locks in `folder` (created on first use)."""
+        self.folder = folder
+        self.made = False
+
+    @contextmanager
+    def __call__(self, name: str, timeout: float) -> Iterator[None]:
+        """Hold the file lock of `name` for the block (TimeoutError after `timeout`)."""
+        if not self.made:
+            os.makedirs(self.folder, exist_ok=True)
+            self.made = True
+        path = os.path.join(self.folder, f"{_hash64(name) % LOCK_FILES:04d}.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline, wait = time.monotonic() + timeout, self.WAIT[0]
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"could not lock {name} within {timeout}s") \
+                            from None
+                    time.sleep(wait)
+                    wait = min(wait * 2, self.WAIT[1])
+            yield  # closing the file (below) releases the lock
+        finally:
+            os.close(fd)
