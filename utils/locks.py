@@ -117,13 +117,18 @@ def _no_database_lock(name: str, timeout: float) -> AbstractContextManager:
     return nullcontext()
 
 
+# The hot path's two statements, sent as they are (no SQL compilation per lock).
+_TRY = "SELECT pg_try_advisory_lock(%s)"
+_UNLOCK = "SELECT pg_advisory_unlock(%s)"
+
+
 @contextmanager
 def _advisory_lock(name: str, timeout: float) -> Iterator[None]:
     """pg_advisory_lock(hash of name) on a connection of its own, for the block."""
     key = _hash64(name)
     with db.engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+        if not conn.exec_driver_sql(_TRY, (key,)).scalar():
             # Taken: wait for it, at most `timeout` (lock_timeout covers advisory locks).
             conn.execute(text("SELECT set_config('lock_timeout', :ms, false)"),
                          {"ms": f"{max(1, int(timeout * 1000))}ms"})
@@ -139,7 +144,7 @@ def _advisory_lock(name: str, timeout: float) -> Iterator[None]:
             yield
         finally:
             try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.exec_driver_sql(_UNLOCK, (key,))
             except Exception:  # the connection died: the server released the lock with it
                 log.warning("advisory lock %s: its connection was lost while held", name)
                 conn.invalidate()
