@@ -43,12 +43,28 @@ def _left_behind(**values) -> None:
     db.session.commit()
 
 
-def test_a_thread_reply_stored_by_a_process_that_died_reaches_the_customer_once(
-        app, client, slack_business, fake_graph, fake_slack, monkeypatch):
+def _killed_mid_run(attempts: int) -> None:
+    """What a run killed with its process leaves: `processing`, its lease run out."""
+    _left_behind(status="processing", attempts=attempts, claimed_by="dead-host:1",
+                 claimed_until=utcnow() - timedelta(seconds=1))
+
+
+def _stored_by_a_dying_process(app, client, fake_slack, monkeypatch, text: str,
+                               event_id: str, **event_fields) -> str:
+    """A person replies in a handed-off conversation's thread; the process that stores the
+    event dies before running it. The thread's ts.
+    """
     thread_ts = handed_off_thread(client, fake_slack)
     _process_dies(app, monkeypatch)
-    resp = post_event(client, reply_event(thread_ts, "Sam here, sorted!", event_id="Ev0DIED"))
+    resp = post_event(client, reply_event(thread_ts, text, event_id=event_id, **event_fields))
     assert resp.status_code == 200 and resp.get_json() == {"status": "received"}
+    return thread_ts
+
+
+def test_a_thread_reply_stored_by_a_process_that_died_reaches_the_customer_once(
+        app, client, slack_business, fake_graph, fake_slack, monkeypatch):
+    _stored_by_a_dying_process(app, client, fake_slack, monkeypatch, "Sam here, sorted!",
+                               "Ev0DIED")
     assert "Sam here, sorted!" not in graph_texts(fake_graph)  # not handled yet...
     [event] = _slack_events()
     assert event.status == "received"                          # ...but stored
@@ -81,12 +97,9 @@ def test_slack_retry_of_a_stored_event_runs_it_once(app, client, slack_business,
 
 def test_a_run_killed_mid_way_is_run_again_by_the_sweep(app, client, slack_business,
                                                         fake_graph, fake_slack, monkeypatch):
-    thread_ts = handed_off_thread(client, fake_slack)
-    _process_dies(app, monkeypatch)
-    post_event(client, reply_event(thread_ts, "After the crash", event_id="Ev0KILLED"))
-    # a run claimed it, then its process was killed: `processing`, its lease ran out
-    _left_behind(status="processing", attempts=1, claimed_by="dead-host:1",
-                 claimed_until=utcnow() - timedelta(seconds=1))
+    _stored_by_a_dying_process(app, client, fake_slack, monkeypatch, "After the crash",
+                               "Ev0KILLED")
+    _killed_mid_run(attempts=1)  # a run claimed it, then its process was killed
     assert event_runner.due_events() == [_slack_events()[0].id]
     automation_queue.sweep()
     assert graph_texts(fake_graph).count("After the crash") == 1
@@ -96,10 +109,9 @@ def test_a_run_killed_mid_way_is_run_again_by_the_sweep(app, client, slack_busin
 
 def test_a_reply_interrupted_mid_send_is_not_sent_twice(app, client, slack_business,
                                                         fake_graph, fake_slack, monkeypatch):
-    thread_ts = handed_off_thread(client, fake_slack)
-    _process_dies(app, monkeypatch)
     ts = "1800000000.000200"
-    post_event(client, reply_event(thread_ts, "Maybe delivered", event_id="Ev0MIDSEND", ts=ts))
+    _stored_by_a_dying_process(app, client, fake_slack, monkeypatch, "Maybe delivered",
+                               "Ev0MIDSEND", ts=ts)
     # the killed run had stored the reply (queued) and was inside the Send API call
     owner = slack_business["user"]["id"]
     [conv] = client.get("/api/conversations", headers=slack_business["headers"]) \
@@ -108,8 +120,7 @@ def test_a_reply_interrupted_mid_send_is_not_sent_twice(app, client, slack_busin
         conversation_id=conv["id"], direction="outbound", sender_type="agent",
         text="Maybe delivered", status="queued", platform="facebook",
         idempotency_key=f"slack:{CHANNEL_ID}:{ts}"))
-    _left_behind(status="processing", attempts=1, claimed_by="dead-host:1",
-                 claimed_until=utcnow() - timedelta(seconds=1))
+    _killed_mid_run(attempts=1)
     sent_before = graph_texts(fake_graph).count("Maybe delivered")
     automation_queue.sweep()
     assert graph_texts(fake_graph).count("Maybe delivered") == sent_before  # at most once
@@ -123,11 +134,8 @@ def test_a_reply_interrupted_mid_send_is_not_sent_twice(app, client, slack_busin
 @pytest.mark.parametrize("settings_overrides", [{"EVENT_MAX_ATTEMPTS": 2}], indirect=True)
 def test_an_event_whose_runs_keep_dying_ends_dead(app, client, slack_business, fake_graph,
                                                   fake_slack, admin, monkeypatch):
-    thread_ts = handed_off_thread(client, fake_slack)
-    _process_dies(app, monkeypatch)
-    post_event(client, reply_event(thread_ts, "Poison", event_id="Ev0POISON"))
-    _left_behind(status="processing", attempts=2, claimed_by="dead-host:1",
-                 claimed_until=utcnow() - timedelta(seconds=1))
+    _stored_by_a_dying_process(app, client, fake_slack, monkeypatch, "Poison", "Ev0POISON")
+    _killed_mid_run(attempts=2)
     automation_queue.sweep()
     [event] = _slack_events()
     assert event.status == "dead" and "interrupted" in event.error
