@@ -226,6 +226,16 @@ def verify_request(raw: bytes, timestamp: str | None, signature: str | None,
 CHANNEL = "slack"  # webhook_events.platform of Slack's stored requests
 
 
+def _reply_key(channel: str | None, ts: str | None) -> str:
+    """The idempotency key of the send of a person's thread reply: the Slack message."""
+    return f"slack:{channel}:{ts}"
+
+
+def _draft_key(draft_id: str | None) -> str:
+    """The idempotency key of the send of an approved AI draft: the draft."""
+    return f"draft-sent:{draft_id}"
+
+
 def accept(key: str, kind: str, team_id: str | None, verified: Verified, raw: bytes,
            request_id: str | None = None) -> bool:
     """Store a verified Slack request to be handled (kind "event" or "interaction") under its
@@ -280,11 +290,11 @@ def settle_stored(raw_body: str) -> int:
     if stored["kind"] == "event":
         event = _json_object(raw).get("event") or {}
         channel, thread_ts = event.get("channel"), event.get("thread_ts")
-        key = f"slack:{channel}:{event.get('ts')}"
+        key = _reply_key(channel, event.get("ts"))
     else:
         payload, channel, thread_ts = _interaction(raw)
         value = _action_value(payload["actions"][0]) if payload.get("actions") else {}
-        key = f"draft-sent:{value.get('draft_id')}"
+        key = _draft_key(value.get("draft_id"))
     found = _find_thread(channel, thread_ts) if channel and thread_ts else None
     if found is None:
         return 0
@@ -367,7 +377,7 @@ def _handle_event(verified: Verified) -> bool:
         return False
     message = messaging.send_agent_reply(
         owner_id, owner_id, conversation_id, text,
-        idempotency_key=f"slack:{channel}:{ts}",
+        idempotency_key=_reply_key(channel, ts),
         metadata={"source": "slack", "slack": {"user": event.get("user"), "ts": ts,
                                                 "channel": channel}})
     if message["status"] == "failed":
@@ -520,7 +530,7 @@ def _send_draft(owner_id: str, conversation_id: str, draft_id: str | None, edite
     text = (edited or "").strip() or draft["text"]
     sent = messaging.send_message(
         owner_id, conversation_id, OutboundMessage(text=text), "agent",
-        idempotency_key=f"draft-sent:{draft_id}",
+        idempotency_key=_draft_key(draft_id),
         metadata={"source": "slack", "draft_id": draft_id, "edited": text != draft["text"],
                   "slack": {"user": who}})
     store.update_message(owner_id, draft_id, metadata={"ai_draft": {
