@@ -1,8 +1,8 @@
 """Named mutual exclusion across every process on the database: one conversation is processed
 at a time, by one thread of one process (web processes, gunicorn workers, `flask worker`s).
 
-named_lock(name) is the one function; the backend is chosen by configuration, in one place
-(_database_lock):
+named_lock(name) is the one function; its backend follows the configuration (Redis when the
+app has a client, else the database's, picked once per app by _database_lock):
 
 - REDIS_URL set: a Redis lock shared by every process (the worker's are leased and renewed by
   its heartbeat: services/rq_queue.LeasedLock).
