@@ -40,6 +40,9 @@ class RunContext:
     business: dict
     trigger: str
     new_contact: bool = False
+    # the conversation was opened by `message` during this run: until the run sends something,
+    # its thread is that message alone
+    opened: bool = False
     sends: int = 0
     handed_off: bool = False
     cache: dict = field(default_factory=dict)
@@ -156,7 +159,9 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
     if not policy().consume_ai_reply(ctx.owner_id):
         return _do_handoff(ctx, "quota_exhausted")
     try:
-        history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
+        history = handoff.conversation_history(
+            ctx.owner_id, ctx.conversation["id"],
+            opened_by=ctx.message if ctx.opened and ctx.message and not ctx.sends else None)
         answer = generate_reply(ReplyContext(
             user_id=ctx.owner_id, business=ctx.business, conversation_id=ctx.conversation["id"],
             message_text=(ctx.message or {}).get("text") or "", history=history,

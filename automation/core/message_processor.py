@@ -146,7 +146,7 @@ def _conversation_for(account: accounts.Account, item: InboundEvent) -> tuple[di
     contact, new_contact = store.upsert_contact(account.user_id, item.platform, item.contact_id,
                                                 item.profile)
     conv, created = store.open_conversation(account.user_id, item.platform, account.external_id,
-                                            contact["id"])
+                                            contact["id"], contact=contact)
     return conv, created, new_contact
 
 
@@ -171,22 +171,22 @@ def _ingest_customer_message_locked(account: accounts.Account, item: InboundEven
         duplicate = False
         with store.unit():
             conv, opened, new_contact = _conversation_for(account, item)
-            try:
-                message = store.add_message(owner, NewMessage(
+            try:  # the conversation as the message left it comes back with it
+                message, conv = store.add_message_in(owner, NewMessage(
                     conversation_id=conv["id"], direction="inbound", sender_type="contact",
                     text=item.text if item.text is not None else item.title,
                     attachments=item.attachments, platform=item.platform,
                     platform_message_id=item.message_id, status="received",
-                    reply_to=item.reply_to, created_at=item.timestamp, metadata=metadata))
+                    reply_to=item.reply_to, created_at=item.timestamp, metadata=metadata), conv)
             except DuplicateMessage as dup:
                 message, duplicate = dup.existing, True
         if duplicate:
             if message.get("metadata", {}).get("automation"):
                 return  # a redelivery of a message already handled: nothing to do
+            conv = store.get_conversation(owner, conv["id"])
         else:
             events.new_message(owner, conv["id"], message)
             _tell_the_team(owner, conv, message, opened)
-        conv = store.get_conversation(owner, conv["id"])
         if conv["status"] in ("resolved", "snoozed"):
             conv = store.update_conversation(owner, conv["id"], {"status": "open",
                                                                  "snoozed_until": None})

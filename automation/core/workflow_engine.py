@@ -253,7 +253,7 @@ def handle_inbound(owner_id: str, conversation: dict, message: dict, item: Inbou
     trigger = "postback" if item.kind == ev.POSTBACK else "message_received"
     ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=item,
                      business=get_profile(owner_id), trigger=trigger,
-                     new_contact=new_contact)
+                     new_contact=new_contact, opened=opened)
     payload = item.payload
     triggers = [trigger] + (["conversation_opened"] if opened else [])
     outcome = run_workflows(ctx, triggers, payload)

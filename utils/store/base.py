@@ -131,8 +131,12 @@ class Store(Protocol):
 
     # conversations
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
-                          contact_id: str) -> tuple[dict, bool]:
-        """Find or open the conversation with a contact on an account; (conversation, opened)."""
+                          contact_id: str, *, contact: dict | None = None) -> tuple[dict, bool]:
+        """Find or open the conversation with a contact on an account; (conversation, opened).
+
+        `contact`: that contact as upsert_contact returned it during this run (so known to be
+        the owner's): a backend may skip checking and reading it again.
+        """
         ...
 
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
@@ -166,6 +170,16 @@ class Store(Protocol):
         idempotency key, LookupError when the conversation is not the owner's.
         """
         ...
+
+    def add_message_in(self, owner_id: str, message: NewMessage,
+                       conversation: dict) -> tuple[dict, dict]:
+        """add_message for a caller that holds the conversation (as read or opened during
+        this run): the stored message and the conversation as it is after it (counters,
+        preview, times, status from the store; its contact as given), which the caller
+        would otherwise read again. The SQL backend gets both from its two statements.
+        """
+        stored = self.add_message(owner_id, message)
+        return stored, self.get_conversation(owner_id, message.conversation_id)
 
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
         """One of the owner's messages, or None."""

@@ -407,9 +407,35 @@ _CONVERSATION_BY_KEY = (select(*CONVERSATION_COLUMNS)
                                Conversation.platform_account_id == bindparam("account"),
                                Conversation.contact_id == bindparam("contact_id"),
                                Contact.owner_id == bindparam("owner_id")))
-_CONVERSATION_COUNTERS = select(_CV.c.id, _CV.c.platform, _CV.c.message_count,
-                                _CV.c.last_message_at, _CV.c.last_inbound_at).where(
+_CONVERSATION_OF_OWNER = select(_CV.c.id, _CV.c.platform).where(
     _CV.c.id == bindparam("conversation_id"), _CV.c.owner_id == bindparam("owner_id"))
+
+
+def _bump_conversation(inbound: bool):
+    """The UPDATE of a conversation for a new message (not a note), built once: one more
+    message (and unread, inbound); the newest-message fields when it is the newest (the first,
+    or not older than the newest so far; the customer's last time likewise), decided on the
+    row as it is. It returns serialize.CONVERSATION_FIELDS (no row: not the owner's).
+    """
+    created = bindparam("created", type_=_CV.c.last_message_at.type)
+    newest = or_(_CV.c.message_count == 0, _CV.c.last_message_at <= created)
+    changes = {
+        "message_count": _CV.c.message_count + 1,
+        "updated_at": bindparam("at", type_=_CV.c.updated_at.type),
+        "last_message_at": case((newest, created), else_=_CV.c.last_message_at),
+        "last_message_preview": case((newest, bindparam("preview", type_=String)),
+                                     else_=_CV.c.last_message_preview),
+    }
+    if inbound:
+        changes["unread_count"] = _CV.c.unread_count + 1
+        changes["last_inbound_at"] = case(
+            (or_(_CV.c.last_inbound_at.is_(None), _CV.c.last_inbound_at < created), created),
+            else_=_CV.c.last_inbound_at)
+    return (update(_CV).where(_CV.c.id == bindparam("cid"), _CV.c.owner_id == bindparam("owner"))
+            .values(**changes).returning(*(_raw(_CV.c[f]) for f in CONVERSATION_FIELDS)))
+
+
+_BUMP_CONVERSATION = {inbound: _bump_conversation(inbound) for inbound in (False, True)}
 # serialize.MESSAGE_FIELDS with the table's column name for `meta`.
 _MESSAGE_FIELDS = tuple("metadata" if f == "meta" else f for f in MESSAGE_FIELDS)
 _MESSAGE_FOR_UPDATE = select(*(_MS.c[f] for f in _MESSAGE_FIELDS)).where(
@@ -551,7 +577,7 @@ class SqlStore(Store):
 
     # ------------------------------------------------------------- conversations
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
-                          contact_id: str) -> tuple[dict, bool]:
+                          contact_id: str, *, contact: dict | None = None) -> tuple[dict, bool]:
         """The conversation with this contact on this account, created if needed.
         LookupError when contact_id is not one of the owner's contacts.
         """
@@ -559,9 +585,12 @@ class SqlStore(Store):
         row = execute(_CONVERSATION_BY_KEY, key).first()
         if row is not None:
             return conversation_values(row, self._codec()), False
-        # The table's foreign key only says the contact exists, not whose it is.
-        contact = execute(_CONTACT_SUMMARY, {"contact_id": contact_id,
-                                                        "owner_id": owner_id}).first()
+        if contact is not None and contact["id"] == contact_id:
+            # upsert_contact's answer for this owner during the run: the owner's
+            contact = SimpleNamespace(**contact)
+        else:  # the table's foreign key only says the contact exists, not whose it is
+            contact = execute(_CONTACT_SUMMARY, {"contact_id": contact_id,
+                                                 "owner_id": owner_id}).first()
         if contact is None:
             raise LookupError("contact not found for this owner")
         now = utcnow()
@@ -662,16 +691,41 @@ class SqlStore(Store):
     # ------------------------------------------------------------------ messages
     @override
     def add_message(self, owner_id: str, message: NewMessage) -> dict:
-        conv = execute(_CONVERSATION_COUNTERS, {
-            "conversation_id": message.conversation_id, "owner_id": owner_id}).first()
-        if conv is None:
-            raise LookupError("conversation not found for this owner")
+        return self._add_message(owner_id, message)[0]
+
+    @override
+    def add_message_in(self, owner_id: str, message: NewMessage,
+                       conversation: dict) -> tuple[dict, dict]:
+        stored, counters = self._add_message(owner_id, message)
+        if counters is None:  # a note: its conversation did not change
+            return stored, conversation
+        contact = conversation["contact"]
+        return stored, conversation_values(
+            tuple(counters) + (contact["id"], contact["name"], contact["platform_user_id"],
+                               contact["profile_pic"]), self._codec())
+
+    def _add_message(self, owner_id: str, message: NewMessage) -> tuple[dict, object]:
+        """add_message; with the conversation's CONVERSATION_FIELDS after it (None for a
+        note, which leaves them alone).
+
+        A message that names its platform and is not a note is one INSERT and one UPDATE of
+        its conversation: the UPDATE's WHERE is the ownership check, its SET decides the
+        newest-message fields on the row as it is (no read before, no lost update), and it
+        returns the conversation. A note (or a message without a platform) reads the
+        conversation first, as the ownership check.
+        """
+        platform = message.platform
+        if message.is_note or not platform:
+            conv = execute(_CONVERSATION_OF_OWNER, {
+                "conversation_id": message.conversation_id, "owner_id": owner_id}).first()
+            if conv is None:
+                raise LookupError("conversation not found for this owner")
+            platform = platform or conv.platform
         now = utcnow()
         row = SimpleNamespace(
-            id=new_id(), owner_id=owner_id, conversation_id=conv.id,
+            id=new_id(), owner_id=owner_id, conversation_id=message.conversation_id,
             direction=message.direction, sender_type=message.sender_type, text=message.text,
-            attachments=list(message.attachments or []),
-            platform=message.platform or conv.platform,
+            attachments=list(message.attachments or []), platform=platform,
             platform_message_id=message.platform_message_id, status=message.status,
             error=message.error, reply_to=message.reply_to, is_note=message.is_note,
             meta=dict(message.metadata or {}), created_at=message.created_at or now,
@@ -680,8 +734,12 @@ class SqlStore(Store):
         del values["meta"]
         try:
             inserted = execute(_insert_ignore(_MS), values).rowcount == 1
-        except IntegrityError:  # not a duplicate key (e.g. the conversation was deleted)
+        except IntegrityError:  # not a duplicate key: the conversation does not exist
             db.session.rollback()
+            if execute(_CONVERSATION_OF_OWNER, {"conversation_id": message.conversation_id,
+                                                "owner_id": owner_id}).first() is None:
+                db.session.rollback()
+                raise LookupError("conversation not found for this owner") from None
             raise DuplicateMessage({}) from None
         if not inserted:  # a unique key exists: the platform message id or idempotency key
             existing = None
@@ -692,22 +750,19 @@ class SqlStore(Store):
             if not _in_unit.get():
                 db.session.rollback()  # nothing written: end the transaction (and its lock)
             raise DuplicateMessage(existing or {})
+        counters = None
         if not message.is_note:
-            # The counters are incremented in SQL (concurrent writers cannot lose a count);
-            # the newest-message fields follow the conversation read above.
-            changes = {"message_count": _CV.c.message_count + 1, "updated_at": now}
-            if not conv.message_count or row.created_at >= conv.last_message_at:
-                preview = message.text or (f"[{message.attachments[0].get('type', 'attachment')}]"
-                                           if message.attachments else None)
-                changes["last_message_at"] = row.created_at
-                changes["last_message_preview"] = preview[:200] if preview else None
-            if message.direction == "inbound":
-                changes["unread_count"] = _CV.c.unread_count + 1
-                if conv.last_inbound_at is None or row.created_at > conv.last_inbound_at:
-                    changes["last_inbound_at"] = row.created_at
-            execute(update(_CV).where(_CV.c.id == conv.id).values(**changes))
+            preview = message.text or (f"[{message.attachments[0].get('type', 'attachment')}]"
+                                       if message.attachments else None)
+            counters = execute(_BUMP_CONVERSATION[message.direction == "inbound"], {
+                "cid": message.conversation_id, "owner": owner_id,
+                "at": now, "created": row.created_at,
+                "preview": preview[:200] if preview else None}).first()
+            if counters is None:  # not the owner's conversation: the INSERT is undone
+                db.session.rollback()
+                raise LookupError("conversation not found for this owner")
         _end_write()
-        return message_dict(row)
+        return message_dict(row), counters
 
     @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
