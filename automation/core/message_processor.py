@@ -191,7 +191,8 @@ def _ingest_customer_message_locked(account: accounts.Account, item: InboundEven
             conv = store.update_conversation(owner, conv["id"], {"status": "open",
                                                                  "snoozed_until": None})
             events.conversation_updated(owner, conv)
-        _run_automation(owner, conv, message, item, opened=opened, new_contact=new_contact)
+        _run_automation(owner, conv, message, item, opened=opened, new_contact=new_contact,
+                        fresh=not duplicate)
 
 
 def _tell_the_team(owner: str, conv: dict, message: dict, opened: bool) -> None:
@@ -210,7 +211,7 @@ def _tell_the_team(owner: str, conv: dict, message: dict, opened: bool) -> None:
 
 
 def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *,
-                    opened: bool, new_contact: bool) -> None:
+                    opened: bool, new_contact: bool, fresh: bool = False) -> None:
     """Hand the message to the workflow engine once, and record that it was handled.
 
     A burst (customer messages in a row that no reply followed yet) is answered once: the
@@ -232,7 +233,7 @@ def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *
         if len(burst) > 1:
             asked = {**message, "text": "\n".join(m["text"] for m in burst if m.get("text"))}
         outcome = workflow_engine.handle_inbound(owner, conv, asked, item, opened=opened,
-                                                 new_contact=new_contact)
+                                                 new_contact=new_contact, fresh=fresh)
     ms = round((time.monotonic() - started) * 1000)
     store.update_message(owner, message["id"], metadata={
         "automation": {"outcome": outcome, "ms": ms}})

@@ -231,7 +231,7 @@ def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = No
         if definition.trigger.type == "postback" and definition.trigger.payload \
                 and definition.trigger.payload != payload:
             continue
-        if _already_ran(workflow.id, (ctx.message or {}).get("id")):
+        if not ctx.fresh and _already_ran(workflow.id, (ctx.message or {}).get("id")):
             outcome = "handled"
             if definition.stop_processing:
                 break
@@ -248,12 +248,14 @@ def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = No
 
 
 def handle_inbound(owner_id: str, conversation: dict, message: dict, item: InboundEvent, *,
-                   opened: bool = False, new_contact: bool = False) -> str:
-    """Run the automation for one new customer message or postback."""
+                   opened: bool = False, new_contact: bool = False, fresh: bool = False) -> str:
+    """Run the automation for one new customer message or postback (`fresh`: stored by this
+    run, see RunContext.fresh).
+    """
     trigger = "postback" if item.kind == ev.POSTBACK else "message_received"
     ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=item,
                      business=get_profile(owner_id), trigger=trigger,
-                     new_contact=new_contact, opened=opened)
+                     new_contact=new_contact, opened=opened, fresh=fresh)
     payload = item.payload
     triggers = [trigger] + (["conversation_opened"] if opened else [])
     outcome = run_workflows(ctx, triggers, payload)

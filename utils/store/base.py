@@ -266,6 +266,14 @@ class Store(Protocol):
         """The user's subscription as stored (expiry is applied by the services), or None."""
         ...
 
+    def get_subscription_and_tier(self, user_id: str) -> tuple[dict | None, dict | None]:
+        """The user's subscription as stored (or None) and the plan it names (None without
+        one): every AI reply asks for the plan in effect, and the SQL backend reads both with
+        one join.
+        """
+        sub = self.get_subscription(user_id)
+        return sub, (self.get_tier(sub["tier_id"]) if sub is not None else None)
+
     def save_subscription(self, user_id: str, data: dict) -> dict:
         """Create or change the user's one subscription row."""
         ...

@@ -470,6 +470,14 @@ _TIER_BY_ID = select(SubscriptionTier.__table__).where(
     SubscriptionTier.__table__.c.id == bindparam("tier_id"))
 _SUBSCRIPTION_BY_USER = select(UserSubscription.__table__).where(
     UserSubscription.__table__.c.user_id == bindparam("user_id"))
+_SUB_COLUMNS = tuple(UserSubscription.__table__.c)
+_TIER_COLUMNS = tuple(SubscriptionTier.__table__.c)
+_SUBSCRIPTION_AND_TIER = (
+    select(*_SUB_COLUMNS, *(c.label(f"tier_{c.key}") for c in _TIER_COLUMNS))
+    .select_from(UserSubscription.__table__.outerjoin(
+        SubscriptionTier.__table__,
+        SubscriptionTier.__table__.c.id == UserSubscription.__table__.c.tier_id))
+    .where(UserSubscription.__table__.c.user_id == bindparam("user_id")))
 _INSERT_IGNORE = {t.name: _insert_ignore_stmt(t) for t in (_CT, _CV, _MS)}
 
 
@@ -962,6 +970,16 @@ class SqlStore(Store):
     def get_subscription(self, user_id: str) -> dict | None:
         s = execute(_SUBSCRIPTION_BY_USER, {"user_id": user_id}).first()
         return subscription_dict(s) if s else None
+
+    @override
+    def get_subscription_and_tier(self, user_id: str) -> tuple[dict | None, dict | None]:
+        row = execute(_SUBSCRIPTION_AND_TIER, {"user_id": user_id}).first()
+        if row is None:
+            return None, None
+        n = len(_SUB_COLUMNS)
+        sub = SimpleNamespace(**{c.key: v for c, v in zip(_SUB_COLUMNS, row[:n], strict=True)})
+        tier = SimpleNamespace(**{c.key: v for c, v in zip(_TIER_COLUMNS, row[n:], strict=True)})
+        return subscription_dict(sub), (tier_dict(tier) if tier.id is not None else None)
 
     @override
     def save_subscription(self, user_id: str, data: dict) -> dict:
