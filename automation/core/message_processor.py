@@ -232,8 +232,9 @@ def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *
         asked = message
         if len(burst) > 1:
             asked = {**message, "text": "\n".join(m["text"] for m in burst if m.get("text"))}
-        outcome = workflow_engine.handle_inbound(owner, conv, asked, item, opened=opened,
-                                                 new_contact=new_contact, fresh=fresh)
+        with workflow_engine.runs_join_next_write():  # the mark below commits them
+            outcome = workflow_engine.handle_inbound(owner, conv, asked, item, opened=opened,
+                                                     new_contact=new_contact, fresh=fresh)
     ms = round((time.monotonic() - started) * 1000)
     store.update_message(owner, message["id"], metadata={
         "automation": {"outcome": outcome, "ms": ms}})
