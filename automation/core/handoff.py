@@ -61,7 +61,8 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *,
             "description": f"{summary}\n\nWhy a human: {reason.replace('_', ' ')}\n"
                            f"Conversation: {link}",
             "conversation_id": conv_id,
-            "priority": "high" if reason in URGENT_REASONS else "normal"})
+            "priority": "high" if reason in URGENT_REASONS else "normal"},
+            conversation=conversation)
         # Every enabled team integration (Slack, e-mail) hears of each new hand-off; delivered
         # after the customer's answer (the policy's notify_team: services/integrations.py).
         policy().notify_team(Notification(

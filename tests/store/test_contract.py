@@ -149,6 +149,17 @@ def test_status_never_moves_backwards(store, owners):
     )
     f = store.update_message_status(a, failed["id"], "failed", error="outside_window")
     assert f["status"] == "failed" and f["error"] == "outside_window"
+    # a failed message stays failed; a platform id is kept once known, given once missing
+    assert store.update_message_status(a, failed["id"], "sent", platform_message_id="w.2") \
+        == {**f, "platform_message_id": "w.2"}
+    assert store.update_message_status(a, failed["id"], "read", platform_message_id="w.3") \
+        == {**f, "platform_message_id": "w.2"}
+    # a read message does not fail afterwards, and keeps its error empty
+    late = store.update_message_status(a, out["id"], "failed", error="x")
+    assert (late["status"], late["error"], late["platform_message_id"]) == ("read", None,
+                                                                           "wamid.1")
+    assert store.get_message(a, out["id"]) == late
+    assert store.update_message_status(a, str(uuid.uuid4()), "sent") is None
 
 
 def test_conversation_list_filters_and_keyset(store, owners):

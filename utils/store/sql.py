@@ -22,6 +22,7 @@ from sqlalchemy import (
     case,
     column,
     exists,
+    false,
     func,
     literal_column,
     or_,
@@ -43,6 +44,7 @@ from models_db import TZDateTime, db, new_id, utcnow
 from utils.db import execute
 from utils.pagination import cursor_params, keyset_bound, page_of_items, paginate
 from utils.store.base import (
+    STATUS_RANK,
     ConversationFilters,
     DuplicateMessage,
     DuplicateTier,
@@ -452,6 +454,35 @@ _MESSAGE_BY_MID = select(*_MESSAGE_READ).where(
 _MESSAGE_BY_MID_OWNER = _MESSAGE_BY_MID.where(_MS.c.owner_id == bindparam("owner_id"))
 
 
+@lru_cache(maxsize=32)
+def _status_update(status: str, with_mid: bool):
+    """The UPDATE of a message's delivery status to `status` (and its platform message id
+    when it has none, `with_mid`), built once per shape: it changes the row only where
+    status_moves_forward allows (the row's status is compared in SQL: the statuses from which
+    that rule moves to `status`) and returns the message (serialize.MESSAGE_FIELDS).
+    """
+    known = (*STATUS_RANK, "failed")
+    earlier = [s for s in known if status_moves_forward(s, status)]
+    forward = _MS.c.status.in_(earlier) if earlier else false()
+    if status_moves_forward("(another status)", status):  # statuses the rule does not rank
+        forward = or_(forward, _MS.c.status.not_in(known))
+    changes = {"status": case((forward, bindparam("status_", type_=String)),
+                              else_=_MS.c.status),
+               "updated_at": bindparam("at", type_=_MS.c.updated_at.type)}
+    if status == "failed":
+        changes["error"] = case((forward, bindparam("error_", type_=String)),
+                                else_=_MS.c.error)
+    changed = forward
+    if with_mid:
+        no_mid = or_(_MS.c.platform_message_id.is_(None), _MS.c.platform_message_id == "")
+        changes["platform_message_id"] = case(
+            (no_mid, bindparam("mid", type_=String)), else_=_MS.c.platform_message_id)
+        changed = or_(forward, no_mid)
+    return (update(_MS).where(_MS.c.id == bindparam("msg"), _MS.c.owner_id == bindparam("owner"),
+                              changed)
+            .values(**changes).returning(*_MESSAGE_READ))
+
+
 def _insert_ignore_stmt(table):
     """INSERT of every column of `table` ... ON CONFLICT DO NOTHING (rowcount 0: a unique key
     exists). Written as text with typed parameters because SQLAlchemy's dialect-specific
@@ -845,26 +876,16 @@ class SqlStore(Store):
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
-        found = execute(_MESSAGE_FOR_UPDATE, {"message_id": message_id,
-                                                         "owner_id": owner_id}).first()
-        if found is None:
+        # One conditional UPDATE decides on the row as it is (its lock, no read before) and
+        # returns it; no row back: nothing to change (or not the owner's), read it as it is.
+        row = execute(_status_update(status, bool(platform_message_id)), {
+            "msg": message_id, "owner": owner_id, "status_": status,
+            "error_": error, "mid": platform_message_id, "at": utcnow()}).first()
+        if row is None:
             db.session.rollback()
-            return None
-        m = _message_row(found)
-        changes = {}
-        if platform_message_id and not m.platform_message_id:
-            m.platform_message_id = changes["platform_message_id"] = platform_message_id
-        if status_moves_forward(m.status, status):
-            m.status = changes["status"] = status
-            if status == "failed":
-                m.error = changes["error"] = error
-        if not changes:
-            db.session.rollback()
-            return message_dict(m)
-        changes["updated_at"] = utcnow()
-        execute(update(_MS).where(_MS.c.id == m.id).values(**changes))
+            return self.get_message(owner_id, message_id)
         db.session.commit()
-        return message_dict(m)
+        return message_dict(row)
 
     # --------------------------------------------------------------------- tasks
     @override
