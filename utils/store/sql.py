@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     Integer,
     String,
+    and_,
     bindparam,
     case,
     column,
@@ -41,7 +42,7 @@ from sqlalchemy.types import NullType
 from typing_extensions import override
 
 from models_db import TZDateTime, db, new_id, utcnow
-from utils.db import execute
+from utils.db import SoloStatement, execute
 from utils.pagination import cursor_params, keyset_bound, page_of_items, paginate
 from utils.store.base import (
     STATUS_RANK,
@@ -455,17 +456,20 @@ _MESSAGE_BY_MID_OWNER = _MESSAGE_BY_MID.where(_MS.c.owner_id == bindparam("owner
 
 
 @lru_cache(maxsize=32)
-def _status_update(status: str, with_mid: bool):
+def _status_update(status: str, with_mid: bool) -> SoloStatement:
     """The UPDATE of a message's delivery status to `status` (and its platform message id
     when it has none, `with_mid`), built once per shape: it changes the row only where
     status_moves_forward allows (the row's status is compared in SQL: the statuses from which
-    that rule moves to `status`) and returns the message (serialize.MESSAGE_FIELDS).
+    that rule moves to `status`) and returns the message (serialize.MESSAGE_FIELDS, raw).
+    A whole transaction alone (utils.db.SoloStatement: on PostgreSQL one round trip, not
+    BEGIN, UPDATE, COMMIT): every reply's "sent" is one.
     """
     known = (*STATUS_RANK, "failed")
     earlier = [s for s in known if status_moves_forward(s, status)]
-    forward = _MS.c.status.in_(earlier) if earlier else false()
+    # (comparisons, not IN: a SoloStatement is compiled once, without expanding lists)
+    forward = or_(false(), *(_MS.c.status == s for s in earlier))
     if status_moves_forward("(another status)", status):  # statuses the rule does not rank
-        forward = or_(forward, _MS.c.status.not_in(known))
+        forward = or_(forward, and_(*(_MS.c.status != s for s in known)))
     changes = {"status": case((forward, bindparam("status_", type_=String)),
                               else_=_MS.c.status),
                "updated_at": bindparam("at", type_=_MS.c.updated_at.type)}
@@ -478,9 +482,10 @@ def _status_update(status: str, with_mid: bool):
         changes["platform_message_id"] = case(
             (no_mid, bindparam("mid", type_=String)), else_=_MS.c.platform_message_id)
         changed = or_(forward, no_mid)
-    return (update(_MS).where(_MS.c.id == bindparam("msg"), _MS.c.owner_id == bindparam("owner"),
-                              changed)
-            .values(**changes).returning(*_MESSAGE_READ))
+    return SoloStatement(
+        update(_MS).where(_MS.c.id == bindparam("msg"), _MS.c.owner_id == bindparam("owner"),
+                          changed).values(**changes).returning(*MESSAGE_COLUMNS),
+        ["msg", "owner", "status_", "error_", "mid", "at"])
 
 
 def _insert_ignore_stmt(table):
@@ -876,16 +881,14 @@ class SqlStore(Store):
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
-        # One conditional UPDATE decides on the row as it is (its lock, no read before) and
-        # returns it; no row back: nothing to change (or not the owner's), read it as it is.
-        row = execute(_status_update(status, bool(platform_message_id)), {
-            "msg": message_id, "owner": owner_id, "status_": status,
-            "error_": error, "mid": platform_message_id, "at": utcnow()}).first()
-        if row is None:
-            db.session.rollback()
+        # One conditional UPDATE, alone, decides on the row as it is (its lock, no read
+        # before) and returns it; no row back: nothing to change (or not the owner's), read it.
+        _, rows = _status_update(status, bool(platform_message_id)).run(
+            msg=message_id, owner=owner_id, status_=status, error_=error,
+            mid=platform_message_id, at=utcnow())
+        if not rows:
             return self.get_message(owner_id, message_id)
-        db.session.commit()
-        return message_dict(row)
+        return message_values(rows[0], self._codec())
 
     # --------------------------------------------------------------------- tasks
     @override
