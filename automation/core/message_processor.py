@@ -236,8 +236,7 @@ def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *
             outcome = workflow_engine.handle_inbound(owner, conv, asked, item, opened=opened,
                                                      new_contact=new_contact, fresh=fresh)
     ms = round((time.monotonic() - started) * 1000)
-    store.update_message(owner, message["id"], metadata={
-        "automation": {"outcome": outcome, "ms": ms}})
+    store.set_message_meta(owner, message["id"], "automation", {"outcome": outcome, "ms": ms})
     if outcome != "superseded" and len(burst) > 1:
         _link_answers(owner, message, burst)
 

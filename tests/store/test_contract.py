@@ -119,6 +119,21 @@ def test_add_message_in_returns_the_conversation_as_the_message_left_it(store, o
     assert store.get_conversation(a, conv["id"]) == after3
 
 
+def test_set_message_meta_sets_one_key_and_keeps_the_others(store, owners):
+    a, b = owners
+    _, conv, _ = _conv(store, a)
+    m = store.add_message(a, _msg(conv["id"], "m1", T0, metadata={"kind": "message",
+                                                                 "automation": {"old": 1}}))
+    assert store.set_message_meta(a, m["id"], "automation", {"outcome": "fallback", "ms": 3})
+    assert store.set_message_meta(a, m["id"], "answered_by", ["r1", "r2"])
+    assert store.get_message(a, m["id"])["metadata"] == {
+        "kind": "message", "automation": {"outcome": "fallback", "ms": 3},
+        "answered_by": ["r1", "r2"]}
+    assert not store.set_message_meta(b, m["id"], "automation", {"x": 1})
+    assert not store.set_message_meta(a, str(uuid.uuid4()), "automation", {"x": 1})
+    assert store.get_message(a, m["id"])["metadata"]["automation"]["outcome"] == "fallback"
+
+
 def test_message_pages_go_back_in_time(store, owners):
     a, _ = owners
     _, conv, _ = _conv(store, a)

@@ -181,6 +181,13 @@ class Store(Protocol):
         stored = self.add_message(owner_id, message)
         return stored, self.get_conversation(owner_id, message.conversation_id)
 
+    def set_message_meta(self, owner_id: str, message_id: str, key: str, value: Any) -> bool:
+        """Set one key of a message's metadata, the others kept (False: not the owner's
+        message). update_message's metadata merge for one key, which the SQL backend does in
+        one statement: the pipeline marks every customer message it handled (`automation`).
+        """
+        return self.update_message(owner_id, message_id, metadata={key: value}) is not None
+
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
         """One of the owner's messages, or None."""
         ...
