@@ -8,9 +8,10 @@ client, then each stored event run in this thread so that cProfile sees all of i
     .venv/bin/python bench/pipeline_profile.py --profile /tmp/p.out   # + cProfile, top 40
 
 Prints per delivery: CPU milliseconds of processing (the run, not the intake), SQL
-statements, transactions begun, commits and rollbacks (on PostgreSQL each a round trip; the
-claim, a SoloStatement on a raw connection, is not seen), and the Send API calls counted by
-the fake; then where the run's CPU went (Parts): the offline AI's decision, the Send API call
+statements, transactions begun, commits and rollbacks (on PostgreSQL each a round trip), the
+SoloStatements apart (one statement autocommitted on a raw connection, which the engine's
+events do not see: the claim, each reply's delivery status), and the Send API calls counted
+by the fake; then where the run's CPU went (Parts): the offline AI's decision, the Send API call
 (client side), SQL (SQLAlchemy and the driver), the rest of Dana's own code, and apart from
 the run the fake Graph's serving of the calls. The AI decision, the HTTP call and its
 serving are the floor that no bookkeeping change can remove.
@@ -53,13 +54,22 @@ class Counter:
     """
 
     def __init__(self):
-        self.statements = self.begins = self.commits = self.rollbacks = 0
+        self.statements = self.begins = self.commits = self.rollbacks = self.solo = 0
 
     def install(self, engine) -> None:
+        from utils.db import SoloStatement
+
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "begin", self._begin)
         event.listen(engine, "commit", self._commit)
         event.listen(engine, "rollback", self._rollback)
+        run, counter = SoloStatement.run, self
+
+        def counted(statement, **params):
+            counter.solo += 1
+            return run(statement, **params)
+
+        SoloStatement.run = counted  # the raw connection's statements: no engine events
 
     def _statement(self, *args):
         self.statements += 1
@@ -73,9 +83,9 @@ class Counter:
     def _rollback(self, conn):
         self.rollbacks += 1
 
-    def snapshot(self) -> tuple[int, int, int, int]:
-        """(statements, begins, commits, rollbacks) so far."""
-        return self.statements, self.begins, self.commits, self.rollbacks
+    def snapshot(self) -> tuple[int, int, int, int, int]:
+        """(statements, begins, commits, rollbacks, solo statements) so far."""
+        return self.statements, self.begins, self.commits, self.rollbacks, self.solo
 
 
 class Parts:
@@ -243,8 +253,9 @@ def main(argv=None) -> int:
                       f"processing {cpu / n * 1000:.2f} ms CPU ({wall / n * 1000:.2f} ms wall), "
                       f"{run[0] / n:.1f} statements, {run[1] / n:.1f} transactions begun, "
                       f"{run[2] / n:.1f} commits, {run[3] / n:.1f} rollbacks each (on "
-                      "PostgreSQL each one a round trip), plus the claim (one autocommitted "
-                      f"UPDATE on a raw connection, not counted); Send API calls {sent}")
+                      f"PostgreSQL each one a round trip), plus {run[4] / n:.1f} SoloStatements "
+                      "(one autocommitted statement on a raw connection each: the claim, the "
+                      f"replies' delivery status); Send API calls {sent}")
                 served = "fake Graph serving the call"
                 own = run_cpu - sum(v for k, v in parts.seconds.items() if k != served)
                 print(f"where the run's CPU went ({run_cpu / n * 1000:.2f} ms per delivery in "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from models_db import db
-from services.subscriptions import effective_tier_id, read_subscription
+from services.subscriptions import effective_tier_id, read_subscription_and_tier
 from utils import usage
 from utils.db import memoized
 from utils.errors import PaymentRequired
@@ -27,8 +27,15 @@ def effective_tier(user_id: str) -> dict:
     """The plan in effect now (Free when nothing else applies); read once per event run
     (utils.db.memoized: the AI reply's quota and the team's notifications both ask).
     """
-    return memoized(("effective_tier", user_id), lambda: get_store().get_tier(
-        effective_tier_id(read_subscription(user_id))))
+    return memoized(("effective_tier", user_id), lambda: _read_effective_tier(user_id))
+
+
+def _read_effective_tier(user_id: str) -> dict:
+    sub, tier = read_subscription_and_tier(user_id)
+    tier_id = effective_tier_id(sub)
+    if tier is not None and tier["id"] == tier_id:
+        return tier  # the subscribed plan applies: read with the subscription
+    return get_store().get_tier(tier_id)
 
 
 def _cheapest(predicate) -> dict | None:

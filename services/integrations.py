@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import after_this_request, current_app, g, has_app_context, has_request_context
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -47,7 +47,7 @@ from utils import events
 from utils.audit import audit
 from utils.config import current_settings
 from utils.crypto import decrypt, encrypt
-from utils.db import memoized
+from utils.db import execute, memoized
 from utils.errors import ApiError, NotFound, Unprocessable, ValidationFailed, validation_details
 from utils.store import ConversationFilters, TaskFilters, get_store
 
@@ -357,21 +357,32 @@ def run_operation(row: Integration, operation):
     return result
 
 
+_I = Integration.__table__.c
+# Built once: the owner's enabled integrations' ids and types, oldest first (a Core read; the
+# rows themselves are loaded only when one of them is to be told).
+_ENABLED_TYPES = (select(_I.id, _I.type)
+                  .where(_I.user_id == bindparam("owner_id"), _I.enabled.is_(True))
+                  .order_by(_I.created_at))
+
+
+def _takes_notifications(kind: str) -> bool:
+    return kind in INTEGRATIONS and INTEGRATIONS[kind].available \
+        and "notify" in INTEGRATIONS[kind].operations
+
+
 def _targets(notification: Notification, only_type: str | None) -> list[Integration]:
     """The owner's enabled integrations that take notifications (of `only_type`), allowed by
     the plan. An event run notifies several times (the customer's message, the reply, a
-    hand-off): asked once per run (utils.db.memoized), usually to learn there are none.
+    hand-off): asked once per run (utils.db.memoized), usually to learn there are none, which
+    one prebuilt Core read answers; the integrations to tell are then loaded as objects.
     """
     def _read() -> list[Integration]:
-        query = select(Integration).where(Integration.user_id == notification.owner_id,
-                                          Integration.enabled.is_(True))
-        if only_type:
-            query = query.where(Integration.type == only_type)
-        rows = [r for r in db.session.scalars(query.order_by(Integration.created_at))
-                if r.type in INTEGRATIONS and INTEGRATIONS[r.type].available
-                and "notify" in INTEGRATIONS[r.type].operations]
-        if not rows:
+        ids = [id_ for id_, kind in execute(_ENABLED_TYPES, {"owner_id": notification.owner_id})
+               if (not only_type or kind == only_type) and _takes_notifications(kind)]
+        if not ids:
             return []
+        rows = db.session.scalars(select(Integration).where(Integration.id.in_(ids))
+                                  .order_by(Integration.created_at)).all()
         features = set(entitlements.effective_tier(notification.owner_id)["features"])
         return [r for r in rows if r.type in features]
 

@@ -135,11 +135,21 @@ def read_subscription(user_id: str) -> dict | None:
     """The stored subscription, with expiry applied (and persisted) on read. A past-due one
     is left past due (an invoice may still be paid); its plan just stops applying.
     """
-    store = get_store()
-    sub = store.get_subscription(user_id)
+    return _expire_if_due(user_id, get_store().get_subscription(user_id))
+
+
+def read_subscription_and_tier(user_id: str) -> tuple[dict | None, dict | None]:
+    """read_subscription() and the plan the stored row names (None without a subscription),
+    read together (store.get_subscription_and_tier).
+    """
+    sub, tier = get_store().get_subscription_and_tier(user_id)
+    return _expire_if_due(user_id, sub), tier
+
+
+def _expire_if_due(user_id: str, sub: dict | None) -> dict | None:
     if sub is not None and sub["status"] not in ("expired", "past_due") \
             and _is_expired(sub, _now()):
-        sub = store.save_subscription(user_id, {"status": "expired"})
+        sub = get_store().save_subscription(user_id, {"status": "expired"})
     return sub
 
 

@@ -40,6 +40,13 @@ class RunContext:
     business: dict
     trigger: str
     new_contact: bool = False
+    # the conversation was opened by `message` during this run: until the run sends something,
+    # its thread is that message alone
+    opened: bool = False
+    # `message` was stored by this run (not a redelivery or a re-run): nothing can have
+    # answered it or run for it yet, so the re-run checks (already answered, workflow already
+    # ran) are skipped; a second answer is still refused by the reply's idempotency key
+    fresh: bool = False
     sends: int = 0
     handed_off: bool = False
     cache: dict = field(default_factory=dict)
@@ -146,17 +153,20 @@ def ai_reply(ctx: RunContext, spec: d.AiReplyAction) -> dict:
     blocked = _customer_facing_allowed(ctx)
     if blocked:
         return blocked
-    if ctx.message and get_store().find_message_by_key(
+    if ctx.message and not ctx.fresh and get_store().find_message_by_key(
             ctx.owner_id, idempotency_key(AUTO, ctx.message["id"])):
         ctx.sends += 1
         return {"status": "ok", "detail": "already answered"}
-    if ctx.message and spec.draft_for_approval and get_store().find_message_by_key(
-            ctx.owner_id, idempotency_key(AI_DRAFT, ctx.message["id"])):
+    if ctx.message and spec.draft_for_approval and not ctx.fresh and \
+            get_store().find_message_by_key(ctx.owner_id,
+                                            idempotency_key(AI_DRAFT, ctx.message["id"])):
         return {"status": "ok", "detail": "already drafted"}
     if not policy().consume_ai_reply(ctx.owner_id):
         return _do_handoff(ctx, "quota_exhausted")
     try:
-        history = handoff.conversation_history(ctx.owner_id, ctx.conversation["id"])
+        history = handoff.conversation_history(
+            ctx.owner_id, ctx.conversation["id"],
+            opened_by=ctx.message if ctx.opened and ctx.message and not ctx.sends else None)
         answer = generate_reply(ReplyContext(
             user_id=ctx.owner_id, business=ctx.business, conversation_id=ctx.conversation["id"],
             message_text=(ctx.message or {}).get("text") or "", history=history,

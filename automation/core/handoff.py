@@ -21,11 +21,17 @@ log = logging.getLogger("dana.handoff")
 URGENT_REASONS = {"customer_asked_for_human", "complaint", "quota_exhausted"}
 
 
-def conversation_history(owner_id: str, conversation_id: str, limit: int = 20) -> list[dict]:
-    """The recent thread as [{role: customer|business, text}], oldest first, notes excluded."""
-    page = get_store().list_messages(owner_id, conversation_id, limit, None)
+def conversation_history(owner_id: str, conversation_id: str, limit: int = 20, *,
+                         opened_by: dict | None = None) -> list[dict]:
+    """The recent thread as [{role: customer|business, text}], oldest first, notes excluded.
+
+    `opened_by`: the customer message that opened the conversation during this run; the
+    thread is that message alone, not read.
+    """
+    thread = [opened_by] if opened_by is not None else \
+        get_store().list_messages(owner_id, conversation_id, limit, None).items
     return [{"role": "customer" if m["direction"] == "inbound" else "business", "text": m["text"]}
-            for m in page.items if not m["is_note"] and m["text"]]
+            for m in thread if not m["is_note"] and m["text"]]
 
 
 def hand_off(owner_id: str, conversation: dict, reason: str, *,
@@ -55,7 +61,8 @@ def hand_off(owner_id: str, conversation: dict, reason: str, *,
             "description": f"{summary}\n\nWhy a human: {reason.replace('_', ' ')}\n"
                            f"Conversation: {link}",
             "conversation_id": conv_id,
-            "priority": "high" if reason in URGENT_REASONS else "normal"})
+            "priority": "high" if reason in URGENT_REASONS else "normal"},
+            conversation=conversation)
         # Every enabled team integration (Slack, e-mail) hears of each new hand-off; delivered
         # after the customer's answer (the policy's notify_team: services/integrations.py).
         policy().notify_team(Notification(

@@ -152,7 +152,7 @@ def _conversation_for(account: accounts.Account, item: InboundEvent) -> tuple[di
     contact, new_contact = store.upsert_contact(account.user_id, item.platform, item.contact_id,
                                                 item.profile)
     conv, created = store.open_conversation(account.user_id, item.platform, account.external_id,
-                                            contact["id"])
+                                            contact["id"], contact=contact)
     return conv, created, new_contact
 
 
@@ -177,27 +177,28 @@ def _ingest_customer_message_locked(account: accounts.Account, item: InboundEven
         duplicate = False
         with store.unit():
             conv, opened, new_contact = _conversation_for(account, item)
-            try:
-                message = store.add_message(owner, NewMessage(
+            try:  # the conversation as the message left it comes back with it
+                message, conv = store.add_message_in(owner, NewMessage(
                     conversation_id=conv["id"], direction="inbound", sender_type="contact",
                     text=item.text if item.text is not None else item.title,
                     attachments=item.attachments, platform=item.platform,
                     platform_message_id=item.message_id, status="received",
-                    reply_to=item.reply_to, created_at=item.timestamp, metadata=metadata))
+                    reply_to=item.reply_to, created_at=item.timestamp, metadata=metadata), conv)
             except DuplicateMessage as dup:
                 message, duplicate = dup.existing, True
         if duplicate:
             if message.get("metadata", {}).get("automation"):
                 return  # a redelivery of a message already handled: nothing to do
+            conv = store.get_conversation(owner, conv["id"])
         else:
             events.new_message(owner, conv["id"], message)
             _tell_the_team(owner, conv, message, opened)
-        conv = store.get_conversation(owner, conv["id"])
         if conv["status"] in ("resolved", "snoozed"):
             conv = store.update_conversation(owner, conv["id"], {"status": "open",
                                                                  "snoozed_until": None})
             events.conversation_updated(owner, conv)
-        _run_automation(owner, conv, message, item, opened=opened, new_contact=new_contact)
+        _run_automation(owner, conv, message, item, opened=opened, new_contact=new_contact,
+                        fresh=not duplicate)
 
 
 def _tell_the_team(owner: str, conv: dict, message: dict, opened: bool) -> None:
@@ -216,7 +217,7 @@ def _tell_the_team(owner: str, conv: dict, message: dict, opened: bool) -> None:
 
 
 def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *,
-                    opened: bool, new_contact: bool) -> None:
+                    opened: bool, new_contact: bool, fresh: bool = False) -> None:
     """Hand the message to the workflow engine once, and record that it was handled.
 
     A burst (customer messages in a row that no reply followed yet) is answered once: the
@@ -237,11 +238,11 @@ def _run_automation(owner: str, conv: dict, message: dict, item: InboundEvent, *
         asked = message
         if len(burst) > 1:
             asked = {**message, "text": "\n".join(m["text"] for m in burst if m.get("text"))}
-        outcome = workflow_engine.handle_inbound(owner, conv, asked, item, opened=opened,
-                                                 new_contact=new_contact)
+        with workflow_engine.runs_join_next_write():  # the mark below commits them
+            outcome = workflow_engine.handle_inbound(owner, conv, asked, item, opened=opened,
+                                                     new_contact=new_contact, fresh=fresh)
     ms = round((time.monotonic() - started) * 1000)
-    store.update_message(owner, message["id"], metadata={
-        "automation": {"outcome": outcome, "ms": ms}})
+    store.set_message_meta(owner, message["id"], "automation", {"outcome": outcome, "ms": ms})
     if outcome != "superseded" and len(burst) > 1:
         _link_answers(owner, message, burst)
 

@@ -15,9 +15,14 @@ def check_conversation(owner_id: str, conversation_id: str | None) -> None:
         raise NotFound("No such conversation.", code="conversation_not_found")
 
 
-def create_task(owner_id: str, data: dict) -> dict:
-    """Create a task (optionally on one of the owner's conversations); emits task_created."""
-    check_conversation(owner_id, data.get("conversation_id"))
+def create_task(owner_id: str, data: dict, *, conversation: dict | None = None) -> dict:
+    """Create a task (optionally on one of the owner's conversations); emits task_created.
+
+    `conversation`: the task's conversation as the caller read it during this run (so the
+    owner's): not read again to check it.
+    """
+    if conversation is None or conversation["id"] != data.get("conversation_id"):
+        check_conversation(owner_id, data.get("conversation_id"))
     check_assignee(owner_id, data.get("assignee_id"))
     task = get_store().create_task(owner_id, data)
     events.task_created(owner_id, task)

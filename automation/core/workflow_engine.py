@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from datetime import time as dtime
 from typing import NamedTuple
@@ -121,6 +124,7 @@ _DEFAULT = d.WorkflowDefinition.model_validate(DEFAULT_DEFINITION)
 
 def _run_actions(ctx: RunContext, definition: d.WorkflowDefinition,
                  workflow_id: str | None = None) -> tuple[list[dict], str | None]:
+    _write_pending_runs(commit=True)  # what ran before is on record before anything new runs
     outcomes, first_error = [], None
     for index, action in enumerate(definition.actions):
         started = time.monotonic()
@@ -192,17 +196,64 @@ def _definition(workflow: _Workflow) -> d.WorkflowDefinition:
     return found
 
 
+# Run records waiting for the write they join (inside runs_join_next_write); None outside.
+_pending_runs: ContextVar[list | None] = ContextVar("dana_pending_runs", default=None)
+
+
 def _record(ctx: RunContext, workflow: _Workflow | None, matched: bool, conditions: list,
             actions: list, error: str | None, started: float) -> None:
-    execute(_INSERT_RUN, dict(
+    row = dict(
         id=new_id(), user_id=ctx.owner_id, workflow_id=workflow.id if workflow else None,
         trigger=ctx.trigger, conversation_id=ctx.conversation["id"],
         message_id=(ctx.message or {}).get("id"), matched=matched,
         conditions=conditions, actions=actions,
         status=("failed" if error else "completed") if matched else "not_matched",
         error=error, duration_ms=round((time.monotonic() - started) * 1000),
-        started_at=utcnow()))
+        started_at=utcnow())
+    pending = _pending_runs.get()
+    if pending is not None:
+        pending.append(row)
+        return
+    execute(_INSERT_RUN, row)
     db.session.commit()
+
+
+def _write_pending_runs(commit: bool) -> None:
+    """INSERT the run records waiting inside runs_join_next_write (one statement), committed
+    or left to the caller's transaction.
+    """
+    pending = _pending_runs.get()
+    if not pending:
+        return
+    rows = list(pending)
+    pending.clear()
+    execute(_INSERT_RUN, rows)
+    if commit:
+        db.session.commit()
+
+
+@contextmanager
+def runs_join_next_write() -> Iterator[None]:
+    """The runs recorded inside the block are written when it ends, in the transaction of the
+    caller's next write (the processor's `automation` mark on the message: one commit for
+    both, not one each). Before any further actions run they are written and committed as
+    before, so a crash never finds actions done and their run unrecorded for longer than
+    today's record did; nothing slow (no action, no call out) runs while they wait. When the
+    block raises they are committed at once.
+    """
+    token = _pending_runs.set([])
+    try:
+        yield
+    except BaseException:
+        try:
+            _write_pending_runs(commit=True)
+        except Exception:  # the failure being raised matters more: the run is retried
+            log.exception("could not record the workflow runs of a failed run")
+        raise
+    else:
+        _write_pending_runs(commit=False)
+    finally:
+        _pending_runs.reset(token)
 
 
 def _already_ran(workflow_id: str, message_id: str | None) -> bool:
@@ -231,7 +282,7 @@ def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = No
         if definition.trigger.type == "postback" and definition.trigger.payload \
                 and definition.trigger.payload != payload:
             continue
-        if _already_ran(workflow.id, (ctx.message or {}).get("id")):
+        if not ctx.fresh and _already_ran(workflow.id, (ctx.message or {}).get("id")):
             outcome = "handled"
             if definition.stop_processing:
                 break
@@ -248,12 +299,14 @@ def run_workflows(ctx: RunContext, triggers: list[str], payload: str | None = No
 
 
 def handle_inbound(owner_id: str, conversation: dict, message: dict, item: InboundEvent, *,
-                   opened: bool = False, new_contact: bool = False) -> str:
-    """Run the automation for one new customer message or postback."""
+                   opened: bool = False, new_contact: bool = False, fresh: bool = False) -> str:
+    """Run the automation for one new customer message or postback (`fresh`: stored by this
+    run, see RunContext.fresh).
+    """
     trigger = "postback" if item.kind == ev.POSTBACK else "message_received"
     ctx = RunContext(owner_id=owner_id, conversation=conversation, message=message, item=item,
                      business=get_profile(owner_id), trigger=trigger,
-                     new_contact=new_contact)
+                     new_contact=new_contact, opened=opened, fresh=fresh)
     payload = item.payload
     triggers = [trigger] + (["conversation_opened"] if opened else [])
     outcome = run_workflows(ctx, triggers, payload)

@@ -441,3 +441,60 @@ def test_regex_patch_is_checked_too(client, user):
     )
     assert resp.status_code == 400
     assert resp.get_json()["error"]["details"][0]["field"].startswith("definition.conditions.0")
+
+
+def _runs(client, user) -> list[dict]:
+    return client.get("/api/workflows/runs", headers=user["headers"]).get_json()["items"]
+
+
+def test_a_run_is_on_record_before_the_next_workflow_acts(app, client, business, fake_graph,
+                                                         monkeypatch):
+    """Run records wait to join the message's `automation` mark (one commit), but never
+    while further actions run: those see the earlier runs committed (another connection).
+    """
+    from sqlalchemy import func, select
+
+    from automation.core import actions
+    from models_db import WorkflowRun, db
+
+    first = _workflow(client, business, {
+        "trigger": {"type": "message_received"}, "stop_processing": False,
+        "actions": [{"type": "add_label", "label": "seen"}]}, name="first", position=1)
+    _workflow(client, business, {
+        "trigger": {"type": "message_received"},
+        "actions": [{"type": "send_text", "text": "Thanks!"}]}, name="second", position=2)
+    committed_when_sending = []
+    send_text = actions.ACTIONS["send_text"]
+
+    def watched(ctx, spec):
+        with db.engine.connect() as other:  # sees only what was committed
+            committed_when_sending.append(other.scalar(
+                select(func.count()).select_from(WorkflowRun)
+                .where(WorkflowRun.workflow_id == first["id"])))
+        return send_text(ctx, spec)
+
+    monkeypatch.setitem(actions.ACTIONS, "send_text", watched)
+    post_webhook(client, "facebook", fb_text("hello"))
+    assert committed_when_sending == [1]
+    [conv] = conversations(client, business)
+    assert conv["labels"] == ["seen"] and messages(client, business, conv["id"])[-1]["text"] \
+        == "Thanks!"
+    matched = [r for r in _runs(client, business) if r["matched"]]
+    assert len(matched) == 2 and all(r["status"] == "completed" for r in matched)
+
+
+def test_runs_of_a_failed_automation_are_kept(client, business, fake_graph, monkeypatch):
+    """A run whose automation raises after its workflows acted keeps their records (the
+    retry then knows they ran).
+    """
+    from automation.core import workflow_engine
+
+    def broken(ctx):
+        raise RuntimeError("boom after the actions")
+
+    monkeypatch.setattr(workflow_engine, "_run_handoff_workflows", broken)
+    _workflow(client, business, {"trigger": {"type": "message_received"},
+                                 "actions": [{"type": "add_label", "label": "x"}]}, position=1)
+    post_webhook(client, "facebook", fb_text("hello"))
+    runs = [r for r in _runs(client, business) if r["matched"]]
+    assert len(runs) == 1 and runs[0]["actions"][0]["type"] == "add_label"

@@ -86,6 +86,54 @@ def test_messages_dedupe_and_order_by_platform_time(store, owners):
     assert store.find_message(a, "facebook", "m1")["text"] == "first"
 
 
+def test_add_message_in_returns_the_conversation_as_the_message_left_it(store, owners):
+    a, b = owners
+    contact, conv, _ = _conv(store, a)
+    m2, after2 = store.add_message_in(a, _msg(conv["id"], "m2", T0 + timedelta(seconds=2),
+                                              "second"), conv)
+    assert after2 == store.get_conversation(a, conv["id"])
+    assert after2["contact"] == conv["contact"]
+    assert (after2["message_count"], after2["unread_count"]) == (1, 1)
+    assert after2["last_inbound_at"] == (T0 + timedelta(seconds=2)).isoformat()
+    # an older message (a late redelivery) counts, but is not the newest
+    _, after1 = store.add_message_in(a, _msg(conv["id"], "m1", T0 + timedelta(seconds=1),
+                                             "first"), after2)
+    assert after1 == store.get_conversation(a, conv["id"])
+    assert (after1["message_count"], after1["unread_count"]) == (2, 2)
+    assert after1["last_message_preview"] == "second"
+    assert after1["last_inbound_at"] == after1["last_message_at"] == after2["last_message_at"]
+    # a reply is the newest; the customer's last time stays
+    _, after3 = store.add_message_in(a, _msg(conv["id"], None, T0 + timedelta(seconds=3),
+                                             "reply", direction="outbound", sender="ai",
+                                             status="queued"), after1)
+    assert after3 == store.get_conversation(a, conv["id"])
+    assert after3["last_message_preview"] == "reply" and after3["unread_count"] == 2
+    assert after3["last_inbound_at"] == after2["last_inbound_at"]
+    with pytest.raises(DuplicateMessage):
+        store.add_message_in(a, _msg(conv["id"], "m2", T0, "again"), after3)
+    # another owner's conversation, or none: nothing is stored
+    for owner, conv_id in ((b, conv["id"]), (a, str(uuid.uuid4()))):
+        with pytest.raises(LookupError):
+            store.add_message_in(owner, _msg(conv_id, "m9", T0, "x"), after3)
+    assert store.find_message(a, "facebook", "m9") is None
+    assert store.get_conversation(a, conv["id"]) == after3
+
+
+def test_set_message_meta_sets_one_key_and_keeps_the_others(store, owners):
+    a, b = owners
+    _, conv, _ = _conv(store, a)
+    m = store.add_message(a, _msg(conv["id"], "m1", T0, metadata={"kind": "message",
+                                                                 "automation": {"old": 1}}))
+    assert store.set_message_meta(a, m["id"], "automation", {"outcome": "fallback", "ms": 3})
+    assert store.set_message_meta(a, m["id"], "answered_by", ["r1", "r2"])
+    assert store.get_message(a, m["id"])["metadata"] == {
+        "kind": "message", "automation": {"outcome": "fallback", "ms": 3},
+        "answered_by": ["r1", "r2"]}
+    assert not store.set_message_meta(b, m["id"], "automation", {"x": 1})
+    assert not store.set_message_meta(a, str(uuid.uuid4()), "automation", {"x": 1})
+    assert store.get_message(a, m["id"])["metadata"]["automation"]["outcome"] == "fallback"
+
+
 def test_message_pages_go_back_in_time(store, owners):
     a, _ = owners
     _, conv, _ = _conv(store, a)
@@ -116,6 +164,17 @@ def test_status_never_moves_backwards(store, owners):
     )
     f = store.update_message_status(a, failed["id"], "failed", error="outside_window")
     assert f["status"] == "failed" and f["error"] == "outside_window"
+    # a failed message stays failed; a platform id is kept once known, given once missing
+    assert store.update_message_status(a, failed["id"], "sent", platform_message_id="w.2") \
+        == {**f, "platform_message_id": "w.2"}
+    assert store.update_message_status(a, failed["id"], "read", platform_message_id="w.3") \
+        == {**f, "platform_message_id": "w.2"}
+    # a read message does not fail afterwards, and keeps its error empty
+    late = store.update_message_status(a, out["id"], "failed", error="x")
+    assert (late["status"], late["error"], late["platform_message_id"]) == ("read", None,
+                                                                           "wamid.1")
+    assert store.get_message(a, out["id"]) == late
+    assert store.update_message_status(a, str(uuid.uuid4()), "sent") is None
 
 
 def test_conversation_list_filters_and_keyset(store, owners):

@@ -164,6 +164,19 @@ def test_save_subscription_keeps_one_row_per_user(store, users):
     assert store.get_subscription(str(uuid.uuid4())) is None
 
 
+def test_subscription_and_tier_read_together(store, users):
+    a, b = users[:2]
+    assert store.get_subscription_and_tier(a) == (None, None)
+    store.save_subscription(a, _active("professional"))
+    sub, tier = store.get_subscription_and_tier(a)
+    assert sub == store.get_subscription(a)
+    assert tier == store.get_tier("professional")
+    store.save_subscription(a, {"tier_id": "starter", "status": "expired"})
+    assert store.get_subscription_and_tier(a) == (store.get_subscription(a),
+                                                  store.get_tier("starter"))
+    assert store.get_subscription_and_tier(b) == (None, None)
+
+
 def test_count_tier_subscriptions(store, users):
     a, b, c = users[:3]
     assert store.count_tier_subscriptions("starter") == 0

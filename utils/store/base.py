@@ -131,8 +131,12 @@ class Store(Protocol):
 
     # conversations
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
-                          contact_id: str) -> tuple[dict, bool]:
-        """Find or open the conversation with a contact on an account; (conversation, opened)."""
+                          contact_id: str, *, contact: dict | None = None) -> tuple[dict, bool]:
+        """Find or open the conversation with a contact on an account; (conversation, opened).
+
+        `contact`: that contact as upsert_contact returned it during this run (so known to be
+        the owner's): a backend may skip checking and reading it again.
+        """
         ...
 
     def get_conversation(self, owner_id: str, conversation_id: str) -> dict | None:
@@ -166,6 +170,23 @@ class Store(Protocol):
         idempotency key, LookupError when the conversation is not the owner's.
         """
         ...
+
+    def add_message_in(self, owner_id: str, message: NewMessage,
+                       conversation: dict) -> tuple[dict, dict]:
+        """add_message for a caller that holds the conversation (as read or opened during
+        this run): the stored message and the conversation as it is after it (counters,
+        preview, times, status from the store; its contact as given), which the caller
+        would otherwise read again. The SQL backend gets both from its two statements.
+        """
+        stored = self.add_message(owner_id, message)
+        return stored, self.get_conversation(owner_id, message.conversation_id)
+
+    def set_message_meta(self, owner_id: str, message_id: str, key: str, value: Any) -> bool:
+        """Set one key of a message's metadata, the others kept (False: not the owner's
+        message). update_message's metadata merge for one key, which the SQL backend does in
+        one statement: the pipeline marks every customer message it handled (`automation`).
+        """
+        return self.update_message(owner_id, message_id, metadata={key: value}) is not None
 
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
         """One of the owner's messages, or None."""
@@ -251,6 +272,14 @@ class Store(Protocol):
     def get_subscription(self, user_id: str) -> dict | None:
         """The user's subscription as stored (expiry is applied by the services), or None."""
         ...
+
+    def get_subscription_and_tier(self, user_id: str) -> tuple[dict | None, dict | None]:
+        """The user's subscription as stored (or None) and the plan it names (None without
+        one): every AI reply asks for the plan in effect, and the SQL backend reads both with
+        one join.
+        """
+        sub = self.get_subscription(user_id)
+        return sub, (self.get_tier(sub["tier_id"]) if sub is not None else None)
 
     def save_subscription(self, user_id: str, data: dict) -> dict:
         """Create or change the user's one subscription row."""

@@ -18,10 +18,12 @@ from sqlalchemy import (
     Boolean,
     Integer,
     String,
+    and_,
     bindparam,
     case,
     column,
     exists,
+    false,
     func,
     literal_column,
     or_,
@@ -40,9 +42,10 @@ from sqlalchemy.types import NullType
 from typing_extensions import override
 
 from models_db import TZDateTime, db, new_id, utcnow
-from utils.db import execute
+from utils.db import SoloStatement, execute
 from utils.pagination import cursor_params, keyset_bound, page_of_items, paginate
 from utils.store.base import (
+    STATUS_RANK,
     ConversationFilters,
     DuplicateMessage,
     DuplicateTier,
@@ -407,9 +410,35 @@ _CONVERSATION_BY_KEY = (select(*CONVERSATION_COLUMNS)
                                Conversation.platform_account_id == bindparam("account"),
                                Conversation.contact_id == bindparam("contact_id"),
                                Contact.owner_id == bindparam("owner_id")))
-_CONVERSATION_COUNTERS = select(_CV.c.id, _CV.c.platform, _CV.c.message_count,
-                                _CV.c.last_message_at, _CV.c.last_inbound_at).where(
+_CONVERSATION_OF_OWNER = select(_CV.c.id, _CV.c.platform).where(
     _CV.c.id == bindparam("conversation_id"), _CV.c.owner_id == bindparam("owner_id"))
+
+
+def _bump_conversation(inbound: bool):
+    """The UPDATE of a conversation for a new message (not a note), built once: one more
+    message (and unread, inbound); the newest-message fields when it is the newest (the first,
+    or not older than the newest so far; the customer's last time likewise), decided on the
+    row as it is. It returns serialize.CONVERSATION_FIELDS (no row: not the owner's).
+    """
+    created = bindparam("created", type_=_CV.c.last_message_at.type)
+    newest = or_(_CV.c.message_count == 0, _CV.c.last_message_at <= created)
+    changes = {
+        "message_count": _CV.c.message_count + 1,
+        "updated_at": bindparam("at", type_=_CV.c.updated_at.type),
+        "last_message_at": case((newest, created), else_=_CV.c.last_message_at),
+        "last_message_preview": case((newest, bindparam("preview", type_=String)),
+                                     else_=_CV.c.last_message_preview),
+    }
+    if inbound:
+        changes["unread_count"] = _CV.c.unread_count + 1
+        changes["last_inbound_at"] = case(
+            (or_(_CV.c.last_inbound_at.is_(None), _CV.c.last_inbound_at < created), created),
+            else_=_CV.c.last_inbound_at)
+    return (update(_CV).where(_CV.c.id == bindparam("cid"), _CV.c.owner_id == bindparam("owner"))
+            .values(**changes).returning(*(_raw(_CV.c[f]) for f in CONVERSATION_FIELDS)))
+
+
+_BUMP_CONVERSATION = {inbound: _bump_conversation(inbound) for inbound in (False, True)}
 # serialize.MESSAGE_FIELDS with the table's column name for `meta`.
 _MESSAGE_FIELDS = tuple("metadata" if f == "meta" else f for f in MESSAGE_FIELDS)
 _MESSAGE_FOR_UPDATE = select(*(_MS.c[f] for f in _MESSAGE_FIELDS)).where(
@@ -424,6 +453,55 @@ _MESSAGE_BY_KEY = select(*_MESSAGE_READ).where(
 _MESSAGE_BY_MID = select(*_MESSAGE_READ).where(
     _MS.c.platform == bindparam("platform"), _MS.c.platform_message_id == bindparam("mid"))
 _MESSAGE_BY_MID_OWNER = _MESSAGE_BY_MID.where(_MS.c.owner_id == bindparam("owner_id"))
+
+
+# One key of a message's metadata set in SQL, on the row as it is (no read, no lost merge):
+# what update_message does for one key, per dialect (the column is JSON text on both).
+_SET_META_SQL = {
+    "sqlite": "json_set(metadata, '$.' || :key, json(:value))",
+    "postgresql": "CAST(CAST(metadata AS jsonb) || jsonb_build_object(CAST(:key AS text), "
+                  "CAST(:value AS jsonb)) AS json)",
+}
+_SET_META = {
+    dialect: text(f"UPDATE messages SET metadata = {expression}, updated_at = :at "
+                  "WHERE id = :message_id AND owner_id = :owner_id").bindparams(
+        bindparam("key", type_=String), bindparam("value", type_=String),
+        bindparam("at", type_=_MS.c.updated_at.type), bindparam("message_id", type_=String),
+        bindparam("owner_id", type_=String))
+    for dialect, expression in _SET_META_SQL.items()}
+
+
+@lru_cache(maxsize=32)
+def _status_update(status: str, with_mid: bool) -> SoloStatement:
+    """The UPDATE of a message's delivery status to `status` (and its platform message id
+    when it has none, `with_mid`), built once per shape: it changes the row only where
+    status_moves_forward allows (the row's status is compared in SQL: the statuses from which
+    that rule moves to `status`) and returns the message (serialize.MESSAGE_FIELDS, raw).
+    A whole transaction alone (utils.db.SoloStatement: on PostgreSQL one round trip, not
+    BEGIN, UPDATE, COMMIT): every reply's "sent" is one.
+    """
+    known = (*STATUS_RANK, "failed")
+    earlier = [s for s in known if status_moves_forward(s, status)]
+    # (comparisons, not IN: a SoloStatement is compiled once, without expanding lists)
+    forward = or_(false(), *(_MS.c.status == s for s in earlier))
+    if status_moves_forward("(another status)", status):  # statuses the rule does not rank
+        forward = or_(forward, and_(*(_MS.c.status != s for s in known)))
+    changes = {"status": case((forward, bindparam("status_", type_=String)),
+                              else_=_MS.c.status),
+               "updated_at": bindparam("at", type_=_MS.c.updated_at.type)}
+    if status == "failed":
+        changes["error"] = case((forward, bindparam("error_", type_=String)),
+                                else_=_MS.c.error)
+    changed = forward
+    if with_mid:
+        no_mid = or_(_MS.c.platform_message_id.is_(None), _MS.c.platform_message_id == "")
+        changes["platform_message_id"] = case(
+            (no_mid, bindparam("mid", type_=String)), else_=_MS.c.platform_message_id)
+        changed = or_(forward, no_mid)
+    return SoloStatement(
+        update(_MS).where(_MS.c.id == bindparam("msg"), _MS.c.owner_id == bindparam("owner"),
+                          changed).values(**changes).returning(*MESSAGE_COLUMNS),
+        ["msg", "owner", "status_", "error_", "mid", "at"])
 
 
 def _insert_ignore_stmt(table):
@@ -444,6 +522,14 @@ _TIER_BY_ID = select(SubscriptionTier.__table__).where(
     SubscriptionTier.__table__.c.id == bindparam("tier_id"))
 _SUBSCRIPTION_BY_USER = select(UserSubscription.__table__).where(
     UserSubscription.__table__.c.user_id == bindparam("user_id"))
+_SUB_COLUMNS = tuple(UserSubscription.__table__.c)
+_TIER_COLUMNS = tuple(SubscriptionTier.__table__.c)
+_SUBSCRIPTION_AND_TIER = (
+    select(*_SUB_COLUMNS, *(c.label(f"tier_{c.key}") for c in _TIER_COLUMNS))
+    .select_from(UserSubscription.__table__.outerjoin(
+        SubscriptionTier.__table__,
+        SubscriptionTier.__table__.c.id == UserSubscription.__table__.c.tier_id))
+    .where(UserSubscription.__table__.c.user_id == bindparam("user_id")))
 _INSERT_IGNORE = {t.name: _insert_ignore_stmt(t) for t in (_CT, _CV, _MS)}
 
 
@@ -551,7 +637,7 @@ class SqlStore(Store):
 
     # ------------------------------------------------------------- conversations
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
-                          contact_id: str) -> tuple[dict, bool]:
+                          contact_id: str, *, contact: dict | None = None) -> tuple[dict, bool]:
         """The conversation with this contact on this account, created if needed.
         LookupError when contact_id is not one of the owner's contacts.
         """
@@ -559,9 +645,12 @@ class SqlStore(Store):
         row = execute(_CONVERSATION_BY_KEY, key).first()
         if row is not None:
             return conversation_values(row, self._codec()), False
-        # The table's foreign key only says the contact exists, not whose it is.
-        contact = execute(_CONTACT_SUMMARY, {"contact_id": contact_id,
-                                                        "owner_id": owner_id}).first()
+        if contact is not None and contact["id"] == contact_id:
+            # upsert_contact's answer for this owner during the run: the owner's
+            contact = SimpleNamespace(**contact)
+        else:  # the table's foreign key only says the contact exists, not whose it is
+            contact = execute(_CONTACT_SUMMARY, {"contact_id": contact_id,
+                                                 "owner_id": owner_id}).first()
         if contact is None:
             raise LookupError("contact not found for this owner")
         now = utcnow()
@@ -662,16 +751,41 @@ class SqlStore(Store):
     # ------------------------------------------------------------------ messages
     @override
     def add_message(self, owner_id: str, message: NewMessage) -> dict:
-        conv = execute(_CONVERSATION_COUNTERS, {
-            "conversation_id": message.conversation_id, "owner_id": owner_id}).first()
-        if conv is None:
-            raise LookupError("conversation not found for this owner")
+        return self._add_message(owner_id, message)[0]
+
+    @override
+    def add_message_in(self, owner_id: str, message: NewMessage,
+                       conversation: dict) -> tuple[dict, dict]:
+        stored, counters = self._add_message(owner_id, message)
+        if counters is None:  # a note: its conversation did not change
+            return stored, conversation
+        contact = conversation["contact"]
+        return stored, conversation_values(
+            tuple(counters) + (contact["id"], contact["name"], contact["platform_user_id"],
+                               contact["profile_pic"]), self._codec())
+
+    def _add_message(self, owner_id: str, message: NewMessage) -> tuple[dict, object]:
+        """add_message; with the conversation's CONVERSATION_FIELDS after it (None for a
+        note, which leaves them alone).
+
+        A message that names its platform and is not a note is one INSERT and one UPDATE of
+        its conversation: the UPDATE's WHERE is the ownership check, its SET decides the
+        newest-message fields on the row as it is (no read before, no lost update), and it
+        returns the conversation. A note (or a message without a platform) reads the
+        conversation first, as the ownership check.
+        """
+        platform = message.platform
+        if message.is_note or not platform:
+            conv = execute(_CONVERSATION_OF_OWNER, {
+                "conversation_id": message.conversation_id, "owner_id": owner_id}).first()
+            if conv is None:
+                raise LookupError("conversation not found for this owner")
+            platform = platform or conv.platform
         now = utcnow()
         row = SimpleNamespace(
-            id=new_id(), owner_id=owner_id, conversation_id=conv.id,
+            id=new_id(), owner_id=owner_id, conversation_id=message.conversation_id,
             direction=message.direction, sender_type=message.sender_type, text=message.text,
-            attachments=list(message.attachments or []),
-            platform=message.platform or conv.platform,
+            attachments=list(message.attachments or []), platform=platform,
             platform_message_id=message.platform_message_id, status=message.status,
             error=message.error, reply_to=message.reply_to, is_note=message.is_note,
             meta=dict(message.metadata or {}), created_at=message.created_at or now,
@@ -680,8 +794,12 @@ class SqlStore(Store):
         del values["meta"]
         try:
             inserted = execute(_insert_ignore(_MS), values).rowcount == 1
-        except IntegrityError:  # not a duplicate key (e.g. the conversation was deleted)
+        except IntegrityError:  # not a duplicate key: the conversation does not exist
             db.session.rollback()
+            if execute(_CONVERSATION_OF_OWNER, {"conversation_id": message.conversation_id,
+                                                "owner_id": owner_id}).first() is None:
+                db.session.rollback()
+                raise LookupError("conversation not found for this owner") from None
             raise DuplicateMessage({}) from None
         if not inserted:  # a unique key exists: the platform message id or idempotency key
             existing = None
@@ -692,22 +810,19 @@ class SqlStore(Store):
             if not _in_unit.get():
                 db.session.rollback()  # nothing written: end the transaction (and its lock)
             raise DuplicateMessage(existing or {})
+        counters = None
         if not message.is_note:
-            # The counters are incremented in SQL (concurrent writers cannot lose a count);
-            # the newest-message fields follow the conversation read above.
-            changes = {"message_count": _CV.c.message_count + 1, "updated_at": now}
-            if not conv.message_count or row.created_at >= conv.last_message_at:
-                preview = message.text or (f"[{message.attachments[0].get('type', 'attachment')}]"
-                                           if message.attachments else None)
-                changes["last_message_at"] = row.created_at
-                changes["last_message_preview"] = preview[:200] if preview else None
-            if message.direction == "inbound":
-                changes["unread_count"] = _CV.c.unread_count + 1
-                if conv.last_inbound_at is None or row.created_at > conv.last_inbound_at:
-                    changes["last_inbound_at"] = row.created_at
-            execute(update(_CV).where(_CV.c.id == conv.id).values(**changes))
+            preview = message.text or (f"[{message.attachments[0].get('type', 'attachment')}]"
+                                       if message.attachments else None)
+            counters = execute(_BUMP_CONVERSATION[message.direction == "inbound"], {
+                "cid": message.conversation_id, "owner": owner_id,
+                "at": now, "created": row.created_at,
+                "preview": preview[:200] if preview else None}).first()
+            if counters is None:  # not the owner's conversation: the INSERT is undone
+                db.session.rollback()
+                raise LookupError("conversation not found for this owner")
         _end_write()
-        return message_dict(row)
+        return message_dict(row), counters
 
     @override
     def get_message(self, owner_id: str, message_id: str) -> dict | None:
@@ -752,6 +867,16 @@ class SqlStore(Store):
         db.session.commit()
         return message_dict(m)
 
+    @override
+    def set_message_meta(self, owner_id: str, message_id: str, key: str, value) -> bool:
+        stmt = _SET_META.get(db.engine.dialect.name)
+        if stmt is None or not key.isidentifier():  # another database, or a key to quote
+            return super().set_message_meta(owner_id, message_id, key, value)
+        found = execute(stmt, {"key": key, "value": json.dumps(value), "at": utcnow(),
+                               "message_id": message_id, "owner_id": owner_id}).rowcount == 1
+        db.session.commit()
+        return found
+
     def mark_outbound_up_to(self, owner_id: str, conversation_id: str, status: str,
                             until: datetime) -> int:
         """Watermarks: every outbound message sent at or before `until` reaches `status`."""
@@ -782,26 +907,14 @@ class SqlStore(Store):
     def update_message_status(self, owner_id: str, message_id: str, status: str,
                               error: str | None = None,
                               platform_message_id: str | None = None) -> dict | None:
-        found = execute(_MESSAGE_FOR_UPDATE, {"message_id": message_id,
-                                                         "owner_id": owner_id}).first()
-        if found is None:
-            db.session.rollback()
-            return None
-        m = _message_row(found)
-        changes = {}
-        if platform_message_id and not m.platform_message_id:
-            m.platform_message_id = changes["platform_message_id"] = platform_message_id
-        if status_moves_forward(m.status, status):
-            m.status = changes["status"] = status
-            if status == "failed":
-                m.error = changes["error"] = error
-        if not changes:
-            db.session.rollback()
-            return message_dict(m)
-        changes["updated_at"] = utcnow()
-        execute(update(_MS).where(_MS.c.id == m.id).values(**changes))
-        db.session.commit()
-        return message_dict(m)
+        # One conditional UPDATE, alone, decides on the row as it is (its lock, no read
+        # before) and returns it; no row back: nothing to change (or not the owner's), read it.
+        _, rows = _status_update(status, bool(platform_message_id)).run(
+            msg=message_id, owner=owner_id, status_=status, error_=error,
+            mid=platform_message_id, at=utcnow())
+        if not rows:
+            return self.get_message(owner_id, message_id)
+        return message_values(rows[0], self._codec())
 
     # --------------------------------------------------------------------- tasks
     @override
@@ -907,6 +1020,16 @@ class SqlStore(Store):
     def get_subscription(self, user_id: str) -> dict | None:
         s = execute(_SUBSCRIPTION_BY_USER, {"user_id": user_id}).first()
         return subscription_dict(s) if s else None
+
+    @override
+    def get_subscription_and_tier(self, user_id: str) -> tuple[dict | None, dict | None]:
+        row = execute(_SUBSCRIPTION_AND_TIER, {"user_id": user_id}).first()
+        if row is None:
+            return None, None
+        n = len(_SUB_COLUMNS)
+        sub = SimpleNamespace(**{c.key: v for c, v in zip(_SUB_COLUMNS, row[:n], strict=True)})
+        tier = SimpleNamespace(**{c.key: v for c, v in zip(_TIER_COLUMNS, row[n:], strict=True)})
+        return subscription_dict(sub), (tier_dict(tier) if tier.id is not None else None)
 
     @override
     def save_subscription(self, user_id: str, data: dict) -> dict:

@@ -278,7 +278,8 @@ class SupabaseStore(Store):
     # ------------------------------------------------------------- conversations
     @override
     def open_conversation(self, owner_id: str, platform: str, platform_account_id: str,
-                          contact_id: str) -> tuple[dict, bool]:
+                          contact_id: str, *, contact: dict | None = None) -> tuple[dict, bool]:
+        # (`contact` is not needed: the insert's composite foreign key checks the owner)
         if not _is_uuid(contact_id):
             raise LookupError("contact not found for this owner")
         db = self._client(owner_id)
