@@ -27,6 +27,7 @@ from typing import TypeVar
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -123,13 +124,52 @@ def solo_engine() -> Engine:
     busy webhook that is still a round trip now and then, a third of the CPU of a
     single-statement write. This engine never pings; a statement that finds its pooled
     connection dead (the server restarted) drops the pool and runs once more on a fresh
-    connection (SoloStatement.run). Its pool has the default size (5 + 10 overflow), beside
-    db.engine's.
+    connection (SoloStatement.run). On PostgreSQL its pool has the default size (5 + 10
+    overflow), beside db.engine's; on SQLite each thread keeps its own connection instead
+    (thread_connection).
     """
-    return app_resource(_SOLO_ENGINE, lambda: create_engine(
-        db.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-        pool_reset_on_return=None,  # autocommitted: no transaction is ever left to end
-        hide_parameters=True))
+    def _make() -> Engine:
+        # SQLite: each thread keeps its own connection (thread_connection), none is pooled.
+        pooling = {"poolclass": NullPool} if db.engine.dialect.name == "sqlite" else {}
+        return create_engine(
+            db.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+            pool_reset_on_return=None,  # autocommitted: no transaction is ever left to end
+            hide_parameters=True, **pooling)
+
+    return app_resource(_SOLO_ENGINE, _make)
+
+
+class _ThreadConnection(threading.local):
+    """The SQLite connection a thread keeps for its SoloStatements, and its engine's."""
+
+    engine: Engine | None = None
+    fairy = None
+
+
+_held = _ThreadConnection()
+
+
+def thread_connection(engine: Engine):
+    """This thread's connection to `engine`'s SQLite file, opened on first use.
+
+    A SoloStatement runs twice per webhook delivery (the INSERT, the inline claim): a
+    checkout and check-in through the pool cost about as much CPU as the statement itself,
+    and with more threads than the pool keeps (a gunicorn worker's request threads plus the
+    dispatcher's), the extra connections were opened (with their PRAGMAs) and closed again
+    for single statements. A SQLite connection is a file handle: each thread keeps one (closed
+    when the thread ends, or when the thread first runs a statement for another engine, e.g.
+    a new app in tests).
+    """
+    held = _held
+    if held.engine is not engine or held.fairy is None:
+        held.fairy, held.engine = None, None
+        held.fairy, held.engine = engine.raw_connection(), engine
+    return held.fairy
+
+
+def _dropthread_connection() -> None:
+    held = _held
+    held.fairy, held.engine = None, None
 
 
 class SoloStatement:
@@ -185,9 +225,10 @@ class SoloStatement:
         for name, convert in converters.items():
             values[name] = convert(values[name])
         bound = tuple(values[name] for name in positions) if positions else values
-        turn = sqlite_writer_lock(engine.url.database) if dialect.name == "sqlite" else None
+        sqlite = dialect.name == "sqlite"
+        turn = sqlite_writer_lock(engine.url.database) if sqlite else None
         for attempt in (1, 2):
-            fairy = engine.raw_connection()
+            fairy = thread_connection(engine) if sqlite else engine.raw_connection()
             try:
                 cursor = fairy.cursor()
                 held = turn is not None and turn.acquire(timeout=SQLITE_WRITER_WAIT)
@@ -204,6 +245,8 @@ class SoloStatement:
                 if dead:  # as SQLAlchemy does: its pool-mates are likely dead too (a restart)
                     fairy.invalidate(exc)
                     engine.dispose(close=False)
+                    if sqlite:
+                        _dropthread_connection()
                 if not dead or attempt == 2:
                     raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error,
                                               hide_parameters=True, connection_invalidated=dead,
@@ -211,7 +254,8 @@ class SoloStatement:
                 log.warning("database connection lost (%s); running the statement again on "
                             "a new one", exc)
             finally:
-                fairy.close()
+                if not sqlite:
+                    fairy.close()  # back to the pool (a SQLite one stays with its thread)
         raise AssertionError("unreachable")  # pragma: no cover
 # ------------------------------------------------------------- Core on the hot path
 
