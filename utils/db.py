@@ -167,7 +167,7 @@ def thread_connection(engine: Engine):
     return held.fairy
 
 
-def _dropthread_connection() -> None:
+def _forget_thread_connection() -> None:
     held = _held
     held.fairy, held.engine = None, None
 
@@ -246,7 +246,7 @@ class SoloStatement:
                     fairy.invalidate(exc)
                     engine.dispose(close=False)
                     if sqlite:
-                        _dropthread_connection()
+                        _forget_thread_connection()
                 if not dead or attempt == 2:
                     raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error,
                                               hide_parameters=True, connection_invalidated=dead,
