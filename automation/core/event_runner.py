@@ -356,13 +356,14 @@ def run_event(event_id: int, heartbeat=None,
     plan) are read once.
     """
     with run_scope():
+        handed = delivery
         if isinstance(delivery, Handed) and delivery.retry:
-            delivery = _route_and_claim(event_id, delivery.items, ATTEMPTS)
+            handed = _route_and_claim(event_id, delivery.items, ATTEMPTS)
         elif delivery is not None and not isinstance(delivery, Handed):
-            delivery = handed_on(event_id, *delivery)
-        if delivery is None:
-            return "ignored"
-        return _run_event(event_id, heartbeat, delivery)
+            handed = handed_on(event_id, *delivery)
+        if delivery is not None and handed is None:
+            return "ignored"  # the routing claim finished it
+        return _run_event(event_id, heartbeat, handed)
 
 
 def _run_event(event_id: int, heartbeat, handed: Handed | None) -> str:
