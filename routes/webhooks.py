@@ -97,6 +97,8 @@ class LeanWebhooks:
                 start_response("200 OK", [
                     ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                     *SECURITY_HEADERS, ("X-Request-ID", request_id)])
+                if hand_off is None:
+                    return [body]
                 return ClosingIterator([body], partial(self._hand_off, hand_off, request_id))
         return self.wsgi_app(environ, start_response)
 

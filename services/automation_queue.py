@@ -23,6 +23,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 
 from flask import Flask, current_app
 
@@ -63,6 +65,21 @@ def dispatch(event_id: int, channel: str | None = None, payload: dict | None = N
         if handed is None:
             return  # finished (ignored)
     start(app).submit(event_id, handed)
+
+
+def dispatch_after_answer(event_id: int, channel: str,
+                          payload: dict) -> Callable[[], None] | None:
+    """For a caller that answers the delivery first (the webhooks' lean path): the hand-off
+    to call, in an app context, once the answer is sent; None when it is done already.
+
+    Inline, the hand-off's first step (dispatch) is work for the serving thread, better done
+    after the 200. With rq the hand-off is only a note for the hand-off thread: made now, in
+    the request's app context, it costs less than a second app context later.
+    """
+    if current_settings().AUTOMATION_QUEUE == "rq":
+        enqueue_event(event_id)
+        return None
+    return partial(dispatch, event_id, channel, payload)
 
 
 def start(app: Flask) -> "Dispatcher":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from functools import partial
 
 from sqlalchemy import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -66,11 +65,11 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
 
 
 def receive_plain(channel: str, headers: Mapping[str, str], raw_body: bytes,
-                  request_id: str | None) -> tuple[dict, Callable[[], None]] | None:
+                  request_id: str | None) -> tuple[dict, Callable[[], None] | None] | None:
     """receive() for the usual delivery only, for the webhooks' lean path (routes/webhooks.py):
     an authentic JSON object to store is stored exactly as receive() stores it; returns its
-    answer and its hand-off (automation_queue.dispatch, bound to the event), for the caller
-    to call, in an app context, once the answer is sent. Anything else (no such channel, no
+    answer and what is left of its hand-off (automation_queue.dispatch_after_answer), for the
+    caller to call, in an app context, once the answer is sent. Anything else (no such channel, no
     secret configured, a missing or wrong signature, a body that is not a JSON object, a
     delivery owed an instant reply) returns None before anything is stored or counted: the
     caller then hands the request to the full app, whose receive() answers it (and counts a
@@ -87,7 +86,7 @@ def receive_plain(channel: str, headers: Mapping[str, str], raw_body: bytes,
     if not isinstance(payload, dict) or hook.instant_reply(payload) is not None:
         return None
     event_id = _store_event(channel, raw_body, request_id)
-    return _answer(event_id), partial(automation_queue.dispatch, event_id, channel, payload)
+    return _answer(event_id), automation_queue.dispatch_after_answer(event_id, channel, payload)
 
 
 def channels() -> list[str]:
