@@ -26,7 +26,7 @@ log = logging.getLogger("dana.intake")
 # Built once: the event INSERT ... RETURNING id, run alone on a raw connection (the hot path).
 INSERT_EVENT = SoloStatement(
     insert(WebhookEvent.__table__).returning(WebhookEvent.__table__.c.id),
-    ["platform", "raw_body", "status", "attempts", "received_at", "request_id"])
+    ["platform", "raw_body", "status", "attempts", "received_at", "request_id"], rowid=True)
 
 
 def hook_for(channel: str) -> InboundHook:

