@@ -3,10 +3,13 @@
 The event row is the outbox (automation/core/event_runner.py claims, leases and records).
 Handing an event on is only a wake-up: if it is lost (the process dies right after the
 commit, Redis hiccups), the event is still `received` and a sweep runs it once it is
-EVENT_STALE_SECONDS old. Every process that runs events sweeps at start-up and every
+EVENT_STALE_SECONDS old (or, when the inline hand-off had claimed it, `processing` with a
+lease that runs out as long after). Every process that runs events sweeps at start-up and every
 EVENT_SWEEP_SECONDS, so whatever was committed and not finished is picked up.
 
-inline: one dispatcher per process, woken by the new deliveries (see Dispatcher: one
+inline: the thread that stored a delivery takes its run's first step once the answer is sent
+(dispatch: parse, routing claim), which finishes an event for an account that is not
+connected; one dispatcher per process, woken by the others (see Dispatcher: one
 wake-up serves all that arrive within a few milliseconds), runs the events on a few
 threads (RUNNERS: a run mostly waits for the database, the AI or the Send API, so one thread
 alone would leave the CPU idle); the request that stored the event has long been answered,
@@ -21,11 +24,13 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 
 from flask import Flask, current_app
 
 from automation.ai.response_generator import warm_up
-from automation.core.event_runner import due_events, run_event
+from automation.core.event_runner import Handed, due_events, handed_on, run_event
 from models_db import db
 from services.rq_queue import GATHER_SECONDS, enqueue_event
 from utils.config import current_settings
@@ -39,14 +44,43 @@ _guard = threading.Lock()
 def dispatch(event_id: int, channel: str | None = None, payload: dict | None = None) -> None:
     """Hand a stored event on to whatever runs events in this deployment (never raises).
 
-    The intake passes the delivery it has just parsed (`channel`, `payload`): the inline
-    dispatcher hands it to run_event, which routes it without parsing the row's body again.
+    The intake passes the delivery it has just parsed (`channel`, `payload`), and the
+    webhooks' lean path calls this once the delivery is answered. Inline, the calling thread
+    then takes the run's first step itself (event_runner.handed_on: parse the items, the
+    routing claim, tried once): an event for an account that is not connected is finished
+    there, and only the others wake the dispatcher, whose run goes on from that claim. A
+    wake-up of a dispatcher thread, and its turns at the interpreter, cost more CPU than
+    that whole first step; the answer has already been sent.
     """
     app = current_app._get_current_object()
     if current_settings(app).AUTOMATION_QUEUE == "rq":
         enqueue_event(event_id)
         return
-    start(app).submit(event_id, (channel, payload) if payload is not None else None)
+    handed = None
+    if payload is not None:
+        try:
+            handed = handed_on(event_id, channel, payload, attempts=1)
+        except Exception:  # a bug: the dispatcher's run records it on the event
+            log.exception("event %s: the hand-off's first step crashed", event_id)
+            handed = (channel, payload)
+        if handed is None:
+            return  # finished (ignored)
+    start(app).submit(event_id, handed)
+
+
+def dispatch_after_answer(event_id: int, channel: str,
+                          payload: dict) -> Callable[[], None] | None:
+    """For a caller that answers the delivery first (the webhooks' lean path): the hand-off
+    to call, in an app context, once the answer is sent; None when it is done already.
+
+    Inline, the hand-off's first step (dispatch) is work for the serving thread, better done
+    after the 200. With rq the hand-off is only a note for the hand-off thread: made now, in
+    the request's app context, it costs less than a second app context later.
+    """
+    if current_settings().AUTOMATION_QUEUE == "rq":
+        enqueue_event(event_id)
+        return None
+    return partial(dispatch, event_id, channel, payload)
 
 
 def start(app: Flask) -> "Dispatcher":
@@ -131,9 +165,9 @@ class Dispatcher:
         """True while the threads run."""
         return self.threads[0].is_alive() and not self.stopping
 
-    def submit(self, event_id: int, delivery: tuple[str, dict] | None = None) -> None:
-        """Queue this event (with its parsed delivery, when the intake has it); wake a thread
-        unless one is already on its way.
+    def submit(self, event_id: int, delivery: tuple[str, dict] | Handed | None = None) -> None:
+        """Queue this event (with its parsed delivery, or what the hand-off did of its run,
+        for run_event); wake a thread unless one is already on its way.
         """
         with self.lock:
             self.waiting.append((event_id, delivery))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -26,7 +26,7 @@ log = logging.getLogger("dana.intake")
 # Built once: the event INSERT ... RETURNING id, run alone on a raw connection (the hot path).
 INSERT_EVENT = SoloStatement(
     insert(WebhookEvent.__table__).returning(WebhookEvent.__table__.c.id),
-    ["platform", "raw_body", "status", "attempts", "received_at", "request_id"])
+    ["platform", "raw_body", "status", "attempts", "received_at", "request_id"], rowid=True)
 
 
 def hook_for(channel: str) -> InboundHook:
@@ -65,13 +65,15 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
 
 
 def receive_plain(channel: str, headers: Mapping[str, str], raw_body: bytes,
-                  request_id: str | None) -> dict | None:
+                  request_id: str | None) -> tuple[dict, Callable[[], None] | None] | None:
     """receive() for the usual delivery only, for the webhooks' lean path (routes/webhooks.py):
-    an authentic JSON object to store is stored and dispatched exactly as receive() does, and
-    its answer returned. Anything else (no such channel, no secret configured, a missing or
-    wrong signature, a body that is not a JSON object, a delivery owed an instant reply)
-    returns None before anything is stored or counted: the caller then hands the request
-    to the full app, whose receive() answers it (and counts a forgery).
+    an authentic JSON object to store is stored exactly as receive() stores it; returns its
+    answer and what is left of its hand-off (automation_queue.dispatch_after_answer), for the
+    caller to call, in an app context, once the answer is sent. Anything else (no such channel, no
+    secret configured, a missing or wrong signature, a body that is not a JSON object, a
+    delivery owed an instant reply) returns None before anything is stored or counted: the
+    caller then hands the request to the full app, whose receive() answers it (and counts a
+    forgery).
     """
     hook = INBOUND_HOOKS.get(channel)
     if hook is None:
@@ -83,7 +85,8 @@ def receive_plain(channel: str, headers: Mapping[str, str], raw_body: bytes,
     payload = _parse(raw_body)
     if not isinstance(payload, dict) or hook.instant_reply(payload) is not None:
         return None
-    return _store_and_dispatch(channel, raw_body, payload, request_id)
+    event_id = _store_event(channel, raw_body, request_id)
+    return _answer(event_id), automation_queue.dispatch_after_answer(event_id, channel, payload)
 
 
 def channels() -> list[str]:
@@ -105,17 +108,30 @@ def _text(raw_body: bytes) -> str:
 def _store_and_dispatch(channel: str, raw_body: bytes, payload: dict,
                         request_id: str | None) -> dict:
     """Store an authentic delivery (503 when it cannot be), hand it on, and the 200's body."""
+    event_id = _store_event(channel, raw_body, request_id)
+    automation_queue.dispatch(event_id, channel, payload)
+    return _answer(event_id)
+
+
+def _store_event(channel: str, raw_body: bytes, request_id: str | None) -> int:
+    """Store an authentic delivery as a `received` event (503 when it cannot be); its id.
+
+    Stored = safe: if the hand-off that follows is lost, the sweep finds the event (the row
+    is the outbox).
+    """
     row = {"platform": channel, "raw_body": _text(raw_body), "status": "received",
            "attempts": 0, "received_at": utcnow(), "request_id": request_id}
 
     def _store() -> int:
-        # One autocommitted INSERT ... RETURNING on its own connection: one round trip, no
-        # session; committed when it returns (on SQLite it takes the write lock first).
+        # One autocommitted INSERT on its own connection (PostgreSQL: ... RETURNING id, one
+        # round trip; SQLite: the id from lastrowid), no session; committed when it returns.
         return INSERT_EVENT.run(**row)[1][0][0]
 
-    event_id = stored_or_503(_store)
-    # Stored = safe: if this hand-off is lost, the sweep finds the event (the row is the outbox).
-    automation_queue.dispatch(event_id, channel, payload)
+    return stored_or_503(_store)
+
+
+def _answer(event_id: int) -> dict:
+    """The 200's body for a stored delivery."""
     return {"status": "received", "event_id": event_id}
 
 

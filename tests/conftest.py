@@ -151,9 +151,12 @@ def databases(tmp_path_factory):
 class DrainingClient(FlaskClient):
     """The test client, plus: a request returns once the inline dispatcher has run the
     events it stored (as a delivery's effects were awaited before the dispatcher thread).
+    The response is read whole and closed, as a server does once it has sent it (what runs
+    after the answer, a webhook's hand-off, runs then).
     """
 
     def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
         response = super().open(*args, **kwargs)
         automation_queue.drain(self.application)
         return response

@@ -14,7 +14,8 @@ A caller that has the parsed delivery at hand (the inline hand-off, right after 
 parsed it) passes it on: when all its items are for one (platform, account), the claim also
 routes, in the same statement: no connected account there, and the event ends `ignored` at
 once (as the full run would record it); otherwise it is claimed as usual, and the run uses
-the items already parsed.
+the items already parsed. That first step (handed_on) may be taken by the hand-off itself,
+in the thread that answered the delivery; run_event then goes on from its claim.
 
 An event is `processing` only while a run holds it: a run that ends records its final status.
 So a run that claims an event still `processing` knows the previous run was killed mid-way
@@ -45,7 +46,7 @@ from automation.platforms.base import InboundEvent
 from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.config import current_settings
-from utils.db import SoloStatement, retry_locked, run_scope
+from utils.db import ATTEMPTS, SoloStatement, is_locked, retry_locked, run_scope
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
@@ -191,19 +192,70 @@ def _one_route(items: list[InboundEvent]) -> tuple[str, str] | None:
     return route if route[1] else None
 
 
-def _claim_or_ignore(event_id: int, route: tuple[str, str]) -> ClaimedEvent | None:
-    """Claim a new event routed to `route`: its row with status "processing" (claimed) or
-    "ignored" (no account has the route: finished), or None when it is not a new, free event
-    (nothing changed).
+def _claim_or_ignore(event_id: int, route: tuple[str, str], owner: str,
+                     attempts: int = ATTEMPTS) -> ClaimedEvent | None:
+    """Claim a new event routed to `route` for `owner`: its row with status "processing"
+    (claimed) or "ignored" (no account has the route: finished), or None when it is not a
+    new, free event (nothing changed). A locked database is tried `attempts` times.
     """
     def _take() -> ClaimedEvent | None:
         now = utcnow()
         _, rows = _CLAIM_OR_IGNORE.run(
-            event_id=event_id, platform=route[0], account=route[1], owner=runner_name(),
+            event_id=event_id, platform=route[0], account=route[1], owner=owner,
             now=now, until=now + timedelta(seconds=current_settings().EVENT_STALE_SECONDS))
         return ClaimedEvent(*rows[0]) if rows else None
 
-    return retry_locked(_take)
+    return retry_locked(_take, attempts)
+
+
+class Handed(NamedTuple):
+    """What the hand-off (handed_on) did for a new event's run: its delivery's items, parsed
+    once, and, when it could claim the event, the claimed row and the claim's owner.
+    `retry`: the routing claim failed on a busy database, the run makes it again.
+    """
+
+    items: list[InboundEvent] | None
+    row: ClaimedEvent | None = None
+    owner: str | None = None
+    retry: bool = False
+
+
+def handed_on(event_id: int, channel: str, payload: dict,
+              attempts: int = ATTEMPTS) -> Handed | None:
+    """The first step of a new event's run, for a caller that has its parsed delivery:
+    parse its items and, when they are all for one (platform, account), claim it with the
+    routing claim. None when that finished it (no connected account: `ignored`, logged);
+    else the Handed to give run_event, which goes on from there (from the claim, or, when
+    there was none, with its own). With fewer than ATTEMPTS `attempts`, a claim that fails
+    (the database stayed locked) is left to run_event.
+
+    The inline hand-off calls it in the thread that stored the event, once the delivery is
+    answered (services/automation_queue.dispatch): an unrouted event, the usual traffic of a
+    Page that is not connected, is then finished without waking a dispatcher thread.
+    """
+    return _route_and_claim(event_id, _delivery_items(channel, payload), attempts)
+
+
+def _route_and_claim(event_id: int, items: list[InboundEvent] | None,
+                     attempts: int) -> Handed | None:
+    route = _one_route(items) if items else None
+    if route is None:
+        return Handed(items)
+    owner = runner_name()
+    try:
+        taken = _claim_or_ignore(event_id, route, owner, attempts)
+    except Exception as exc:
+        if attempts >= ATTEMPTS or not is_locked(exc):
+            raise
+        log.warning("event %s: the database is busy; the run makes the routing claim",
+                    event_id)
+        return Handed(items, retry=True)
+    if taken is None:
+        return Handed(items)
+    if taken.status == "ignored":
+        log.info("no connected %s account %s: event %s ignored", *route, event_id)
+        return None
+    return Handed(items, taken, owner)
 
 
 def reset_for_replay(event_id: int) -> None:
@@ -292,34 +344,40 @@ _leases = _LeaseKeeper()
 
 
 def run_event(event_id: int, heartbeat=None,
-              delivery: tuple[str, dict] | None = None) -> str:
+              delivery: tuple[str, dict] | Handed | None = None) -> str:
     """Claim and process one event inside an app context; its status afterwards.
 
     When another live run holds the event (or it is finished) nothing runs and the current
     status is returned. `heartbeat` is called with every lease renewal (the worker renews
     its Redis locks there). `delivery` is the event's (channel, parsed body) when the caller
     has it: then a delivery for one account that is not connected ends `ignored` with the
-    claim itself, and a routed one is not parsed again. The run is one utils.db.run_scope:
-    the rarely changing rows it reads several times (account, profile, plan) are read once.
+    claim itself, and a routed one is not parsed again. It may also be what handed_on
+    returned: the run then goes on from there (its claim, its parsed items). The run is one
+    utils.db.run_scope: the rarely changing rows it reads several times (account, profile,
+    plan) are read once.
     """
     with run_scope():
-        return _run_event(event_id, heartbeat, delivery)
+        handed = delivery
+        if isinstance(delivery, Handed) and delivery.retry:
+            handed = _route_and_claim(event_id, delivery.items, ATTEMPTS)
+        elif delivery is not None and not isinstance(delivery, Handed):
+            handed = handed_on(event_id, *delivery)
+        if delivery is not None and handed is None:
+            return "ignored"  # the routing claim finished it
+        return _run_event(event_id, heartbeat, handed)
 
 
-def _run_event(event_id: int, heartbeat, delivery) -> str:
-    items = _delivery_items(*delivery) if delivery is not None else None
-    route = _one_route(items) if items else None
-    taken = _claim_or_ignore(event_id, route) if route is not None else None
-    if taken is not None and taken.status == "ignored":
-        log.info("no connected %s account %s: event %s ignored", *route, event_id)
-        return "ignored"
-    claimed = ("received", taken) if taken is not None else _claim_event(event_id)
+def _run_event(event_id: int, heartbeat, handed: Handed | None) -> str:
+    items = handed.items if handed is not None else None
+    if handed is not None and handed.row is not None:
+        claimed, owner = ("received", handed.row), handed.owner
+    else:
+        claimed, owner = _claim_event(event_id), runner_name()
     if claimed is None:
         db.session.rollback()
         event = db.session.get(WebhookEvent, event_id)
         return event.status if event is not None else "missing"
     previous, row = claimed
-    owner = runner_name()
     settings = current_settings()
     if previous == "processing":
         event = db.session.get(WebhookEvent, event_id)

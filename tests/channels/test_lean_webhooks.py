@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sqlite3
+import threading
 from datetime import timedelta
 
 import pytest
@@ -20,7 +21,7 @@ from models_db import PlatformAccount, WebhookEvent, db, utcnow
 from routes.webhooks import LeanWebhooks
 from services import automation_queue, intake
 from tests.channels.conftest import IG_ID, PAGE_ID, connect, fb_text, sign
-from utils.db import solo_engine
+from utils.db import solo_engine, thread_connection
 from utils.logging import RequestIdFilter
 
 
@@ -154,10 +155,13 @@ def test_pooled_connections_found_dead_are_replaced_and_the_delivery_stored(app,
     assert _post(client, "/webhooks/facebook", raw,
                  {"X-Hub-Signature-256": sign(raw)}).status_code == 200
     engine = solo_engine()
-    held = [engine.raw_connection() for _ in range(3)]
-    drivers = [fairy.driver_connection for fairy in held]
-    for fairy in held:
-        fairy.close()  # back in the pool, alive
+    if engine.dialect.name == "sqlite":  # the connection this thread keeps (no pool)
+        drivers = [thread_connection(engine).driver_connection]
+    else:
+        held = [engine.raw_connection() for _ in range(3)]
+        drivers = [fairy.driver_connection for fairy in held]
+        for fairy in held:
+            fairy.close()  # back in the pool, alive
     for driver in drivers:
         driver.close()  # then lost, behind the pool's back
     for n in range(3):
@@ -252,3 +256,72 @@ def test_a_delivery_for_two_pages_takes_the_full_run_and_ends_as_before(app, cli
                  {"X-Hub-Signature-256": sign(raw)}).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("ignored", 1)
+
+
+# --- the hand-off, once the answer is sent ----------------------------------------------
+
+def _handed(monkeypatch) -> list:
+    """What the dispatcher is handed (it still runs it)."""
+    handed = []
+    submit = automation_queue.Dispatcher.submit
+
+    def recorded(self, event_id, delivery=None):
+        handed.append((event_id, delivery))
+        submit(self, event_id, delivery)
+
+    monkeypatch.setattr(automation_queue.Dispatcher, "submit", recorded)
+    return handed
+
+
+def test_an_unrouted_delivery_is_finished_after_its_answer_without_the_dispatcher(
+        app, monkeypatch):
+    handed = _handed(monkeypatch)
+    raw = json.dumps(fb_text("hello", page="555")).encode()
+    server = Client(app.wsgi_app, Response)  # the response is closed when the test says
+    resp = server.post("/webhooks/facebook", data=raw, headers={"X-Hub-Signature-256": sign(raw)})
+    assert resp.status_code == 200
+    # Answered, and stored before that; handed on only once the server is done with the 200.
+    assert [(e.status, e.attempts) for e in _events()] == [("received", 0)]
+    resp.close()
+    [event] = _events()
+    assert (event.status, event.attempts, event.error) == ("ignored", 1, None)
+    assert event.processed_at is not None and event.claimed_until is None
+    assert handed == []
+
+
+def test_a_routed_delivery_is_claimed_by_its_hand_off_and_run_from_that_claim(
+        app, client, user, fake_graph, monkeypatch):
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
+    handed = _handed(monkeypatch)
+    raw = json.dumps(fb_text("hello")).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    [event] = _events()
+    assert (event.status, event.attempts) == ("processed", 1)  # claimed once, run once
+    assert len(fake_graph.requests_to("/me/messages")) == 1
+    [(event_id, delivery)] = handed
+    assert event_id == event.id and isinstance(delivery, event_runner.Handed)
+    assert delivery.row.status == "processing" and delivery.items
+
+
+def test_a_hand_off_that_finds_the_database_locked_leaves_the_claim_to_the_dispatcher(
+        app, client, monkeypatch):
+    """The serving thread tries the claim once (it never sleeps on retries); the
+    dispatcher's run claims the event, with its retries."""
+    claim = event_runner._CLAIM_OR_IGNORE.run
+    tried = []
+
+    def locked_once(**params):
+        tried.append(threading.current_thread().name)
+        if len(tried) == 1:
+            raise OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked"))
+        return claim(**params)
+
+    monkeypatch.setattr(event_runner._CLAIM_OR_IGNORE, "run", locked_once)
+    raw = json.dumps(fb_text("hello", page="555")).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    [event] = _events()
+    assert (event.status, event.attempts) == ("ignored", 1)
+    assert tried[0] == threading.current_thread().name
+    assert len(tried) == 2 and tried[1].startswith("dana-dispatcher")
