@@ -14,6 +14,7 @@ microseconds for the INSERT through a Core execute on the same engine).
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import random
 import sqlite3
@@ -170,6 +171,12 @@ def thread_connection(engine: Engine):
 def _forget_thread_connection() -> None:
     held = _held
     held.fairy, held.engine = None, None
+
+
+# The main thread's connection is given back while the interpreter is whole: left to the
+# garbage collector at exit, its check-in would run the pool's listeners after their modules
+# were torn down ("Exception ignored ... 'NoneType' object is not callable").
+atexit.register(_forget_thread_connection)
 
 
 class SoloStatement:
