@@ -69,3 +69,30 @@ def test_sqlite_writers_of_one_process_take_turns_and_all_commit(app):
         assert db.session.execute(text("SELECT count(*) FROM turns")).scalar() == 160
         # no writer's turn is left held once the transactions ended
         assert not sqlite_writer_lock(db.engine.url.database).locked()
+
+
+def test_a_solo_statement_inside_the_threads_own_write_transaction_fails_at_once(app):
+    """A SoloStatement runs on a connection of its own: inside the same thread's open SQLite
+    write transaction it would wait for itself (the writer's turn, then SQLite's busy timeout,
+    20 s in all) before "database is locked". It fails at once instead, and the transaction
+    is left as it was.
+    """
+    from models_db import WebhookEvent, utcnow
+    from services.intake import INSERT_EVENT
+
+    row = dict(platform="facebook", raw_body="{}", status="received", attempts=0,
+               received_at=utcnow(), request_id=None)
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the writer's turn is SQLite's concern")
+        db.session.add(WebhookEvent(**row))
+        db.session.flush()  # the session's write transaction has begun: it holds the turn
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="wait for itself"):
+            INSERT_EVENT.run(**row)
+        assert time.monotonic() - started < 1.0
+        db.session.commit()  # the transaction is unharmed
+        assert not sqlite_writer_lock(db.engine.url.database).locked()
+        # once committed, the same thread's SoloStatement runs
+        assert INSERT_EVENT.run(**row)[1][0][0] > 0
+        assert db.session.query(WebhookEvent).count() == 2

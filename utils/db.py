@@ -104,14 +104,54 @@ def retry_locked(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
 # turn at once. Writers of other processes still meet at SQLite's lock. Waiting is bounded
 # (SQLITE_WRITER_WAIT, the busy timeout), then SQLite decides.
 SQLITE_WRITER_WAIT = 10.0
-_writers: dict[str, threading.Lock] = {}
+
+
+class WriterTurn:
+    """A writer's turn: a lock that knows which thread holds it.
+
+    A SoloStatement runs on a connection of its own, so one started by a thread whose session
+    already holds the turn (an open write transaction) would wait for that thread, that is
+    for itself: SQLITE_WRITER_WAIT here, then SQLite's busy timeout, then "database is
+    locked". SoloStatement.run asks held_here() first and fails at once instead.
+    """
+
+    def __init__(self):
+        """A free turn."""
+        self._lock = threading.Lock()
+        self.holder: int | None = None
+
+    def acquire(self, timeout: float = -1) -> bool:
+        """Take the turn, waiting up to `timeout` seconds (-1: no limit); True when taken."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self.holder = threading.get_ident()
+        return True
+
+    def release(self) -> None:
+        """Give the turn back (from whichever thread ends the transaction)."""
+        self.holder = None
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """True while some thread holds the turn."""
+        return self._lock.locked()
+
+    def held_here(self) -> bool:
+        """True when the calling thread holds the turn."""
+        return self.holder == threading.get_ident()
+
+
+_writers: dict[str, WriterTurn] = {}
 _writers_guard = threading.Lock()
 
 
-def sqlite_writer_lock(database: str | None) -> threading.Lock:
+def sqlite_writer_lock(database: str | None) -> WriterTurn:
     """This process's writer turn for one SQLite database file."""
     with _writers_guard:
-        return _writers.setdefault(database or "", threading.Lock())
+        turn = _writers.get(database or "")
+        if turn is None:
+            turn = _writers[database or ""] = WriterTurn()
+        return turn
 
 
 _SOLO_ENGINE = "dana_solo_engine"
@@ -245,6 +285,9 @@ class SoloStatement:
         bound = tuple(values[name] for name in positions) if positions else values
         sqlite = dialect.name == "sqlite"
         turn = sqlite_writer_lock(engine.url.database) if sqlite else None
+        if turn is not None and turn.held_here():
+            raise RuntimeError("a SoloStatement inside this thread's own open SQLite write "
+                               "transaction would wait for itself: commit first")
         for attempt in (1, 2):
             fairy = thread_connection(engine) if sqlite else engine.raw_connection()
             try:
