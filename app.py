@@ -41,7 +41,7 @@ from routes.workflows import bp as workflows_bp
 from routes.zendesk_webhooks import bp as zendesk_webhooks_bp
 from services import entitlements, integration_actions, integrations, slack
 from utils.config import SETTINGS_KEY, ConfigError, Settings, load_settings
-from utils.db import SQLITE_WRITER_WAIT, sqlite_writer_lock
+from utils.db import SQLITE_WRITER_WAIT, sqlite_file, sqlite_writer_lock
 from utils.errors import register_error_handlers
 from utils.http import add_security_headers, install_request_guards
 from utils.logging import configure_logging
@@ -64,8 +64,8 @@ def _database_uri(url: str) -> str:
     (Flask-SQLAlchemy would otherwise resolve it against the instance folder.)
     """
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(parsed.database)
+    if sqlite_file(parsed):
+        path = Path(sqlite_file(parsed))
         if not path.is_absolute():
             path = Path.cwd() / path
         path.parent.mkdir(parents=True, exist_ok=True)

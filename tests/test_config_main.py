@@ -437,3 +437,30 @@ def test_serving_on_is_printed_once_the_port_accepts_connections(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:",
+                                 "sqlite:///file::memory:?cache=shared&uri=true"])
+def test_an_in_memory_sqlite_url_is_left_as_given_and_makes_no_file(tmp_path, monkeypatch, url):
+    """An in-memory database has no file: its URL is not turned into a path under the working
+    directory (no stray "file::memory:" file), and its named locks stay in the process."""
+    from sqlalchemy.engine import make_url
+
+    from app import _database_uri
+    from utils.db import sqlite_file
+
+    monkeypatch.chdir(tmp_path)
+    assert _database_uri(url) == url
+    assert sqlite_file(make_url(url)) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_relative_sqlite_file_is_placed_under_the_working_directory(tmp_path, monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    from app import _database_uri
+
+    monkeypatch.chdir(tmp_path)
+    resolved = make_url(_database_uri("sqlite:///data/dana.db"))
+    assert resolved.database == str(tmp_path / "data" / "dana.db")
+    assert (tmp_path / "data").is_dir()

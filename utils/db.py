@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from typing import TypeVar
 
 from sqlalchemy import create_engine, insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from tenacity import (
@@ -139,6 +139,17 @@ class WriterTurn:
     def held_here(self) -> bool:
         """True when the calling thread holds the turn."""
         return self.holder == threading.get_ident()
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The file a SQLite URL names, as written; None for another backend or an in-memory
+    database (no name, ":memory:", "file::memory:…"), which has no file to place or lock.
+    """
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.database.startswith("file::memory:"):
+        return None
+    return url.database
 
 
 _writers: dict[str, WriterTurn] = {}

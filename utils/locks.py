@@ -33,6 +33,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from models_db import db
+from utils.db import sqlite_file
 
 log = logging.getLogger("dana.locks")
 
@@ -104,9 +105,8 @@ def _database_lock() -> Callable[[str, float], AbstractContextManager]:
         url = db.engine.url
         if url.get_backend_name() == "postgresql":
             backend = _advisory_lock
-        elif url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-                and not url.database.startswith("file::memory:"):
-            backend = _FileLocks(f"{os.path.abspath(url.database)}.locks")
+        elif sqlite_file(url):
+            backend = _FileLocks(f"{os.path.abspath(sqlite_file(url))}.locks")
         else:
             backend = _no_database_lock
         app.extensions[_BACKEND] = backend
