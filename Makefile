@@ -8,22 +8,31 @@ PYTEST_ARGS ?= -n 2
 COV_ARGS    ?= --cov --cov-branch --cov-report=term:skip-covered
 COV_FLOOR   ?= 88
 
-.PHONY: run test lint test-sqlite test-postgres install install-dev migrate bench bench-answers clean
+.PHONY: constraints run test lint test-sqlite test-postgres install install-dev migrate bench bench-answers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip >/dev/null
 
-$(VENV)/.installed: requirements.txt $(BIN)/python
-	$(BIN)/pip install -r requirements.txt
+$(VENV)/.installed: requirements.txt constraints.txt $(BIN)/python
+	$(BIN)/pip install -r requirements.txt -c constraints.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
-	$(BIN)/pip install -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt constraints.txt $(VENV)/.installed
+	$(BIN)/pip install -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+
+## make constraints: re-pin every package requirements*.txt pulls in (after editing them)
+constraints: $(BIN)/python
+	$(BIN)/pip install --dry-run --ignore-installed --quiet --report .venv/resolve.json \
+		-r requirements-dev.txt
+	$(BIN)/python -c "import json; r = json.load(open('.venv/resolve.json')); \
+		pins = sorted((f\"{i['metadata']['name']}=={i['metadata']['version']}\" for i in r['install']), key=str.lower); \
+		head = [l for l in open('constraints.txt') if l.startswith('#')]; \
+		open('constraints.txt', 'w').write(''.join(head) + '\\n'.join(pins) + '\\n')"
 
 ## make run: install, migrate and serve on SQLite with the offline AI (python main.py)
 run: install
