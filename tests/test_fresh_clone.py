@@ -67,3 +67,23 @@ def test_makefile_uses_the_readme_app_path():
     makefile = set(pattern.findall((ROOT / "Makefile").read_text()))
     assert makefile and makefile <= readme, (makefile, readme)
     assert readme == {"main"}
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """name -> version of each `name==version` line (extras dropped, names normalised)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version.strip()
+    return pins
+
+
+def test_constraints_pin_every_requirement_at_its_own_version():
+    """A fresh clone installs the tested set: each package a requirements file pins is in
+    constraints.txt at the same version (a bump in one file alone would make pip refuse)."""
+    locked = _pins(ROOT / "constraints.txt")
+    wanted = {**_pins(ROOT / "requirements.txt"), **_pins(ROOT / "requirements-dev.txt")}
+    assert wanted
+    assert {n: v for n, v in wanted.items() if locked.get(n) != v} == {}
