@@ -11,8 +11,9 @@ LEVELS, each level's threshold in decision.json; the API validates the name). NU
 existing profile — means the default level (cautious, today's behaviour), so a business that
 never chose follows the product's default if it ever changes.
 
-A nullable column without a default: on PostgreSQL adding it is a catalogue change only (no
-table rewrite); on SQLite batch mode recreates the small table.
+A nullable column without a default: adding it changes the catalogue only, on PostgreSQL and
+SQLite alike (no table rewrite); dropping it on SQLite (downgrade) recreates the small table
+in batch mode.
 """
 from alembic import op
 import sqlalchemy as sa
