@@ -319,6 +319,9 @@ class BusinessProfile(db.Model):
     instructions: Mapped[str] = mapped_column(Text, nullable=False, default="")
     handoff_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
     language: Mapped[str] = mapped_column(String(8), nullable=False, default="en")
+    # How bold the offline AI is: a level of automation.knowledge.decision.LEVELS; NULL is the
+    # default level (migration 0016).
+    answer_confidence: Mapped[str | None] = mapped_column(String(16), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), nullable=False, default=utcnow,
                                                  onupdate=utcnow)
 

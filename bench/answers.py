@@ -9,13 +9,15 @@ It builds an app on a fresh database, imports every business of bench/data (one 
 through the same importer as the API and the CLI), asks each business's questions
 (bench/data/<name>_questions.csv: `expected` is one or more phrases, separated by " | ", that
 the reply must contain, or `handoff`) through generate_reply (AI_PROVIDER=local), and prints,
-per business and split, the confusion table: answered right, answered wrong (an unanswerable
+per business, split and answer-confidence level (the business profile's `answer_confidence`:
+cautious, balanced, bold), the confusion table: answered right, answered wrong (an unanswerable
 question answered, or a reply without the expected phrase), handed off (right), wrongly handed
-off (an answerable question).
+off (an answerable question). `rows()` (the `make bench` table) reports the default level.
 
 Each question's split is fixed by a hash of its text (dev or test, about half each). --fit
 refits the decision model on the dev questions of every business and stores it in
-automation/knowledge/decision.json; the test split is never used for fitting.
+automation/knowledge/decision.json, with each level's cost-optimal threshold; the test split
+is never used for fitting.
 
 Then it times the decision (search + features + model + reply) with 500 documents in one
 knowledge base, and prints p50/p99 next to the search alone as the baseline of the same run.
@@ -168,11 +170,14 @@ def judge(row: dict, answer) -> str:
 
 
 def ask(user_id: str, business: dict, rows: list[dict]) -> None:
-    """Ask every question; record the reply, its verdict and the decision's features."""
+    """Ask every question at every answer-confidence level; record the decision's features,
+    and each level's reply and verdict (r["answers"], r["verdicts"]; r["answer"] and
+    r["verdict"] are the default level's).
+    """
     from automation.ai.providers.local import prefer, reply_language
     from automation.ai.response_generator import ReplyContext, generate_reply
     from automation.knowledge import search
-    from automation.knowledge.decision import features
+    from automation.knowledge.decision import DEFAULT_LEVEL, LEVELS, features
 
     biz = {
         "name": business["name"],
@@ -199,16 +204,23 @@ def ask(user_id: str, business: dict, rows: list[dict]) -> None:
         r["label"] = int(
             bool(best and r["answerable"] and all(_norm(p) in body for p in r["phrases"]))
         )
-        r["answer"] = generate_reply(ctx)
-        r["verdict"] = judge(r, r["answer"])
+        r["answers"], r["verdicts"] = {}, {}
+        for level in LEVELS:
+            ctx.business = {**biz, "answer_confidence": level}
+            r["answers"][level] = generate_reply(ctx)
+            r["verdicts"][level] = judge(r, r["answers"][level])
+        r["answer"], r["verdict"] = r["answers"][DEFAULT_LEVEL], r["verdicts"][DEFAULT_LEVEL]
 
 
-def confusion(rows: list[dict]) -> list[str]:
-    """One table row: counts and the two target rates."""
-    c = {k: sum(r["verdict"] == k for r in rows) for k in ("right", "wrong", "handoff", "missed")}
+def confusion(rows: list[dict], level: str | None = None) -> list[str]:
+    """One table row: counts and the two target rates (at a level; default: the default's)."""
+    def verdict(r: dict) -> str:
+        return r["verdicts"][level] if level else r["verdict"]
+
+    c = {k: sum(verdict(r) == k for r in rows) for k in ("right", "wrong", "handoff", "missed")}
     answerable = sum(r["answerable"] for r in rows)
     unanswerable = len(rows) - answerable
-    wrong_on_unanswerable = sum(r["verdict"] == "wrong" and not r["answerable"] for r in rows)
+    wrong_on_unanswerable = sum(verdict(r) == "wrong" and not r["answerable"] for r in rows)
     right_rate = c["right"] / answerable if answerable else float("nan")
     handoff_rate = c["handoff"] / unanswerable if unanswerable else float("nan")
     return [
@@ -228,21 +240,22 @@ def cross_validate(dev: list[dict]) -> list[list[str]]:
     questions, decide this business's. How the decision fares on a business it has never
     seen (what a new customer of Dana gets), without looking at the test split.
     """
-    from automation.knowledge.decision import fit
+    from automation.knowledge.decision import LEVELS, fit
 
     out = []
     for name in BUSINESSES:
         train = [r for r in dev if r["business"] != name]
         held = [r for r in dev if r["business"] == name]
         model = fit([r["features"] for r in train], [r["label"] for r in train])
-        answered = [model.should_answer(r["features"]) for r in held]
-        answerable = [r for r in held if r["answerable"]]
-        pairs = list(zip(answered, held, strict=True))
-        right = sum(bool(a and r["answerable"] and r["label"]) for a, r in pairs)
-        handed = sum(bool(not a and not r["answerable"]) for a, r in pairs)
-        unanswerable = len(held) - len(answerable)
-        out.append([name, str(len(held)), f"{right / max(1, len(answerable)):.0%}",
-                    f"{handed / max(1, unanswerable):.0%}"])
+        for level in LEVELS:
+            answered = [model.should_answer(r["features"], level) for r in held]
+            answerable = [r for r in held if r["answerable"]]
+            pairs = list(zip(answered, held, strict=True))
+            right = sum(bool(a and r["answerable"] and r["label"]) for a, r in pairs)
+            handed = sum(bool(not a and not r["answerable"]) for a, r in pairs)
+            unanswerable = len(held) - len(answerable)
+            out.append([name, level, str(len(held)), f"{right / max(1, len(answerable)):.0%}",
+                        f"{handed / max(1, unanswerable):.0%}"])
     return out
 
 
@@ -252,7 +265,7 @@ def refit(rows: list[dict]) -> None:
 
     dev = [r for r in rows if r["split"] == "dev"]
     print("leave-one-business-out on the dev split (fit on the other three, decide this one):")
-    print_table(["held-out business", "dev questions", "right / answerable (label)",
+    print_table(["held-out business", "level", "dev questions", "right / answerable (label)",
                  "handed off / unanswerable"], cross_validate(dev))
     print()
     model = fit([r["features"] for r in dev], [r["label"] for r in dev])
@@ -260,8 +273,9 @@ def refit(rows: list[dict]) -> None:
     MODEL_FILE.write_text(json.dumps(model.to_json(), indent=2) + "\n", encoding="utf-8")
     _cache.clear()
     print(
-        f"fitted {MODEL_FILE.name} on {len(dev)} dev questions: threshold "
-        f"{model.threshold}, weights {model.weights}, bias {model.bias}\n"
+        f"fitted {MODEL_FILE.name} on {len(dev)} dev questions: thresholds "
+        f"{model.thresholds} (wrong-answer costs {model.meta['wrong_costs']}), weights "
+        f"{model.weights}, bias {model.bias}\n"
     )
 
 
@@ -333,7 +347,7 @@ def timing_table(samples: dict[str, list[float]]) -> list[list[str]]:
              f"{percentile(samples[key], 99) / base:.2f}"] for key, label in names.items()]
 
 
-def baseline_rates(rows: list[dict], model=None) -> tuple[float, float]:
+def baseline_rates(rows: list[dict], model=None, level: str | None = None) -> tuple[float, float]:
     """A decision rule on the same questions — by default the old one (answer when the best
     score reaches 0.65, the decision's FALLBACK): (share of the answerable answered from the
     right passage, share of the unanswerable handed off). Judged on the best passage, as the
@@ -344,8 +358,9 @@ def baseline_rates(rows: list[dict], model=None) -> tuple[float, float]:
     model = model or FALLBACK
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
-    right = sum(bool(model.should_answer(r["features"]) and r["label"]) for r in answerable)
-    handed = sum(not model.should_answer(r["features"]) for r in unanswerable)
+    right = sum(bool(model.should_answer(r["features"], level) and r["label"])
+                for r in answerable)
+    handed = sum(not model.should_answer(r["features"], level) for r in unanswerable)
     return right / max(1, len(answerable)), handed / max(1, len(unanswerable))
 
 
@@ -431,11 +446,14 @@ def main(argv=None) -> int:
     rows_by, every, sizes, dialect = (result[k] for k in ("rows_by", "every", "sizes",
                                                            "dialect"))
     timing = result["timing"] and timing_table(result["timing"])
-    from automation.knowledge.decision import load_model
+    from automation.knowledge.decision import DEFAULT_LEVEL, LEVELS, load_model
 
     model = load_model()
     print(
-        f"database: {dialect}; decision model: threshold {model.threshold} "
+        f"database: {dialect}; decision model: thresholds "
+        + ", ".join(f"{lv} {model.threshold_for(lv)} (a wrong answer costs {cost:g} hand-offs)"
+                    for lv, cost in LEVELS.items())
+        + f"; default {DEFAULT_LEVEL} "
         f"({model.meta.get('fitted_on') or model.meta.get('source', '')})\n"
     )
     if args.verbose:
@@ -460,16 +478,19 @@ def main(argv=None) -> int:
         )
         print()
     table = []
-    for name in BUSINESSES:
-        docs, chunks, _uid = sizes[name]
+    for level in LEVELS:
+        for name in BUSINESSES:
+            docs, chunks, _uid = sizes[name]
+            for split in ("dev", "test"):
+                rows = [r for r in rows_by[name] if r["split"] == split]
+                table.append([level, f"{name} ({docs} docs, {chunks} passages)", split]
+                             + confusion(rows, level))
         for split in ("dev", "test"):
-            rows = [r for r in rows_by[name] if r["split"] == split]
-            table.append([f"{name} ({docs} docs, {chunks} passages)", split] + confusion(rows))
-    for split in ("dev", "test"):
-        rows = [r for r in every if r["split"] == split]
-        table.append(["all businesses", split] + confusion(rows))
+            rows = [r for r in every if r["split"] == split]
+            table.append([level, "all businesses", split] + confusion(rows, level))
     print_table(
         [
+            "level",
             "business",
             "split",
             "questions",
@@ -487,8 +508,10 @@ def main(argv=None) -> int:
           "fitted model, both judged on the best passage (no reply composed), same questions:")
     print_table(["rule", "split", "right / answerable", "handed off / unanswerable"],
                 [[label, split, *(f"{x:.0%}" for x in baseline_rates(
-                    [r for r in every if r["split"] == split], rule))]
-                 for label, rule in (("score >= 0.65", None), ("fitted model", model))
+                    [r for r in every if r["split"] == split], rule, level))]
+                 for label, rule, level in (("score >= 0.65", None, None),
+                                            *((f"fitted model, {lv}", model, lv)
+                                              for lv in LEVELS))
                  for split in ("dev", "test")])
     if timing:
         print(f"\ndecision time with {TIMED_DOCUMENTS} documents in one knowledge base, ms:")

@@ -1,5 +1,5 @@
 """/api/business: the business profile the AI speaks for (name, persona, instructions,
-hand-off message, language).
+hand-off message, language, answer confidence).
 """
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ TAGS = ["business"]
 @require_auth
 @endpoint(response=BusinessProfileOut, tags=TAGS)
 def get_business():
-    """The business profile the AI uses (name, persona, instructions, hand-off message)."""
+    """The business profile the AI uses (name, persona, instructions, hand-off message,
+    language, how bold the offline AI is).
+    """
     return business.get_profile(g.user.id)
 
 

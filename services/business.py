@@ -1,4 +1,5 @@
-"""The business profile: name, AI persona and instructions, hand-off message, language.
+"""The business profile: name, AI persona and instructions, hand-off message, language and
+answer confidence (how bold the offline AI is).
 
 Reading it (with defaults) is automation/core/business_profile.py, which the pipeline uses.
 """

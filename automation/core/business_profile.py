@@ -1,11 +1,12 @@
 """Reading the business profile (name, AI persona and instructions, hand-off message,
-language, time zone) with its defaults: the workflows, the AI and the hand-off all need it.
-Changing it is services/business.py.
+language, time zone, answer confidence) with its defaults: the workflows, the AI and the
+hand-off all need it. Changing it is services/business.py.
 """
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
+from automation.knowledge.decision import DEFAULT_LEVEL, LEVELS
 from models_db import BusinessProfile, User
 from utils.db import execute, memoized
 
@@ -15,7 +16,7 @@ DEFAULT_HANDOFF_MESSAGE = ("Thanks for your message! A member of our team will g
 _U, _P = User.__table__.c, BusinessProfile.__table__.c
 # One Core query (built once) for the user and their profile, if any.
 _READ = (select(_U.name, _U.timezone, _P.user_id, _P.business_name, _P.persona,
-                _P.instructions, _P.handoff_message, _P.language)
+                _P.instructions, _P.handoff_message, _P.language, _P.answer_confidence)
          .select_from(User.__table__.outerjoin(BusinessProfile.__table__, _P.user_id == _U.id))
          .where(_U.id == bindparam("user_id")))
 
@@ -40,4 +41,8 @@ def _read(user_id: str) -> dict:
                             else DEFAULT_HANDOFF_MESSAGE),
         "language": row.language if has else "en",
         "timezone": timezone if row else "UTC",
+        # how bold the offline AI is (automation.knowledge.decision.LEVELS); none chosen, or
+        # a level no longer offered: the default level
+        "answer_confidence": (row.answer_confidence
+                              if has and row.answer_confidence in LEVELS else DEFAULT_LEVEL),
     }

@@ -9,8 +9,10 @@ the kind of fact asked for (a time, a price, a place), and how much of the quest
 the knowledge base does not know at all — combined by a logistic regression.
 
 The weights are fitted by bench/answers.py on the dev split of the bench businesses and
-shipped as decision.json next to this module; the threshold on the probability is the one
-with the lowest cost on that split when a wrong answer costs WRONG_COST hand-offs. Because
+shipped as decision.json next to this module. How bold to be is the business's choice
+(business profile `answer_confidence`): each level in LEVELS prices a wrong answer at so
+many hand-offs, and its threshold on the probability is the one with the lowest cost on the
+dev split at that price, stored in decision.json beside the shared weights. Because
 every feature is a share or a difference of IDF-weighted shares, the same weights hold as a
 business adds documents (the IDF weights move with the knowledge base). Fitting needs no
 library: a few dozen Newton steps of a 10-weight logistic regression in plain Python.
@@ -26,10 +28,16 @@ from pathlib import Path
 from automation.knowledge.text import tokens
 
 MODEL_FILE = Path(__file__).with_name("decision.json")
-# A wrong answer costs this many needless hand-offs (a customer misled vs. a short wait).
-# 10 rather than 5: leave-one-business-out on the dev split (bench/answers.py --fit) hands
-# off 98% of the unanswerable at 10 and only 94% at 5 — the target is 95% on every business.
-WRONG_COST = 10.0
+# The levels a business may choose (business profile `answer_confidence`), each with what a
+# wrong answer costs in needless hand-offs (a customer misled vs. a short wait); the fit
+# stores each level's cost-optimal threshold. cautious, the default, at 10 rather than 5:
+# leave-one-business-out on the dev split (bench/answers.py --fit) hands off 98% of the
+# unanswerable at 10 and only 94% at 5 — the target is 95% on every business. On the dev
+# split the optimal threshold moves only at costs near 4.3 and 3 (the costs between give
+# the same one), so balanced at 4 and bold at 2 each sit inside a band of their own.
+LEVELS = {"cautious": 10.0, "balanced": 4.0, "bold": 2.0}
+DEFAULT_LEVEL = "cautious"
+WRONG_COST = LEVELS[DEFAULT_LEVEL]
 
 FEATURES = ("score", "known", "margin", "focus", "qsim", "kind_fit", "kind_miss", "unknown",
             "missing", "short", "sem")
@@ -66,30 +74,42 @@ def answer_kind(question: str):
 
 @dataclass
 class DecisionModel:
-    """Logistic-regression weights per feature, a bias, and the probability to answer at."""
+    """Logistic-regression weights per feature, a bias, and the probability to answer at per
+    level (LEVELS; a level without a threshold of its own uses DEFAULT_LEVEL's).
+    """
 
     weights: dict[str, float]
     bias: float
-    threshold: float
+    thresholds: dict[str, float]
     meta: dict = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float:
+        """The default level's threshold."""
+        return self.thresholds[DEFAULT_LEVEL]
+
+    def threshold_for(self, level: str | None) -> float:
+        """The probability a business at this level answers from (unknown: the default's)."""
+        return self.thresholds.get(level or DEFAULT_LEVEL, self.threshold)
 
     def probability(self, feats: dict[str, float]) -> float:
         """P(quoting the best passage answers the question correctly)."""
         z = self.bias + sum(self.weights.get(k, 0.0) * feats.get(k, 0.0) for k in FEATURES)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
-    def should_answer(self, feats: dict[str, float]) -> bool:
-        """Answer only when the probability reaches the cost-optimal threshold."""
-        return self.probability(feats) >= self.threshold
+    def should_answer(self, feats: dict[str, float], level: str | None = None) -> bool:
+        """Answer only when the probability reaches the level's cost-optimal threshold."""
+        return self.probability(feats) >= self.threshold_for(level)
 
     def to_json(self) -> dict:
         """The model as stored in decision.json."""
         return {"features": list(FEATURES), "weights": self.weights, "bias": self.bias,
-                "threshold": self.threshold, "meta": self.meta}
+                "thresholds": self.thresholds, "meta": self.meta}
 
 
-# A conservative rule for when no fitted model is available: score alone, as before.
-FALLBACK = DecisionModel(weights={"score": 20.0}, bias=-13.0, threshold=0.5,
+# A conservative rule for when no fitted model is available: score alone, as before, for
+# every level.
+FALLBACK = DecisionModel(weights={"score": 20.0}, bias=-13.0, thresholds={DEFAULT_LEVEL: 0.5},
                          meta={"source": "fallback: score >= 0.65"})
 _cache: dict[str, DecisionModel] = {}
 
@@ -100,10 +120,16 @@ def load_model(path: Path | str | None = None) -> DecisionModel:
     if key not in _cache:
         try:
             data = json.loads(Path(key).read_text(encoding="utf-8"))
-            _cache[key] = DecisionModel(
+            # a file from before the levels holds one threshold: the default level's
+            thresholds = data.get("thresholds") or {DEFAULT_LEVEL: data["threshold"]}
+            model = DecisionModel(
                 weights={k: float(v) for k, v in data["weights"].items() if k in FEATURES},
-                bias=float(data["bias"]), threshold=float(data["threshold"]),
+                bias=float(data["bias"]),
+                thresholds={k: float(v) for k, v in thresholds.items()},
                 meta=dict(data.get("meta") or {}))
+            if DEFAULT_LEVEL not in model.thresholds:
+                raise KeyError(DEFAULT_LEVEL)
+            _cache[key] = model
         except (OSError, ValueError, KeyError, TypeError):
             _cache[key] = FALLBACK
     return _cache[key]
@@ -144,12 +170,14 @@ L2 = 4.0
 
 
 def fit(rows: list[dict[str, float]], labels: list[int], *, l2: float = L2,
-        wrong_cost: float = WRONG_COST, steps: int = 60) -> DecisionModel:
-    """Fit weights by Newton's method (L2-regularised), then the cost-optimal threshold.
+        costs: dict[str, float] | None = None, steps: int = 60) -> DecisionModel:
+    """Fit weights by Newton's method (L2-regularised), then each level's threshold.
 
-    labels: 1 when quoting the best passage would be a right answer, else 0. The threshold
-    minimises wrong_cost × wrong answers + hand-offs of answerable questions on `rows`.
+    labels: 1 when quoting the best passage would be a right answer, else 0. costs: what a
+    wrong answer costs in hand-offs, per level (default LEVELS); each level's threshold
+    minimises cost × wrong answers + hand-offs of answerable questions on `rows`.
     """
+    costs = costs or LEVELS
     dims = list(FEATURES)
     xs = [[1.0] + [r.get(k, 0.0) for k in dims] for r in rows]
     m = len(dims) + 1
@@ -174,19 +202,29 @@ def fit(rows: list[dict[str, float]], labels: list[int], *, l2: float = L2,
         if max(abs(s) for s in step) < 1e-8:
             break
     model = DecisionModel(weights={k: round(w[i + 1], 4) for i, k in enumerate(dims)},
-                          bias=round(w[0], 4), threshold=0.5)
-    probs = [model.probability(r) for r in rows]
+                          bias=round(w[0], 4), thresholds={DEFAULT_LEVEL: 0.5})
+    pairs = [(model.probability(r), y) for r, y in zip(rows, labels, strict=True)]
+    fitted = {level: cost_optimal_threshold(pairs, cost) for level, cost in costs.items()}
+    model.thresholds = {level: t for level, (t, _cost) in fitted.items()}
+    model.thresholds.setdefault(DEFAULT_LEVEL, 0.5)
+    model.meta = {"rows": len(rows), "positives": int(sum(labels)), "wrong_costs": dict(costs),
+                  "dev_costs": {level: c for level, (_t, c) in fitted.items()}}
+    return model
+
+
+def cost_optimal_threshold(pairs: list[tuple[float, int]],
+                           wrong_cost: float) -> tuple[float, float]:
+    """(threshold, its cost): the probability to answer from that minimises wrong_cost ×
+    wrong answers + hand-offs of answerable questions over (probability, label) pairs; the
+    lowest such threshold on a tie (1.01: never answer).
+    """
     best_t, best_cost = 0.5, float("inf")
-    for t in sorted(set(round(p, 4) for p in probs)) + [1.01]:
-        pairs = list(zip(probs, labels, strict=False))
-        cost = sum(wrong_cost if y == 0 else 0.0 for p, y in pairs if p >= t) \
+    for t in sorted({round(p, 4) for p, _y in pairs}) + [1.01]:
+        cost = sum(wrong_cost for p, y in pairs if p >= t and y == 0) \
             + sum(1.0 for p, y in pairs if p < t and y == 1)
         if cost < best_cost - 1e-12:
             best_t, best_cost = t, cost
-    model.threshold = round(best_t, 4)
-    model.meta = {"rows": len(rows), "positives": int(sum(labels)), "wrong_cost": wrong_cost,
-                  "dev_cost": best_cost}
-    return model
+    return round(best_t, 4), best_cost
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:

@@ -11,9 +11,15 @@ from pydantic import ValidationError
 
 from routes.pages import integration_forms
 from routes.pages.common import done, page_blueprint, render, wants_json
-from routes.pages.forms import KnowledgeForm, PlatformForm, ReplyForm, WorkflowForm
+from routes.pages.forms import (
+    AnswerConfidenceForm,
+    KnowledgeForm,
+    PlatformForm,
+    ReplyForm,
+    WorkflowForm,
+)
 from routes.schemas import ConversationListQuery, WorkflowPatchIn
-from services import analytics, messaging, platforms, subscriptions, tasks, workflows
+from services import analytics, business, messaging, platforms, subscriptions, tasks, workflows
 from services import conversations as conv_svc
 from services import integrations as integ_svc
 from services import knowledge as kb
@@ -148,13 +154,30 @@ def task_action(task_id: str, action: str):
 
 @bp.get("/knowledge")
 def knowledge(form: KnowledgeForm | None = None, status: int = 200,
-              import_error: str | None = None):
-    """Documents of the knowledge base, forms to add or import some, and a test question."""
+              import_error: str | None = None, boldness: AnswerConfidenceForm | None = None):
+    """Documents of the knowledge base, forms to add or import some, a test question, and
+    how bold the AI answers from it (the business profile's answer_confidence).
+    """
     question = (request.args.get("q") or "").strip()[:1000]
     preview = conv_svc.preview_answer(g.user.id, question) if question else None
     docs = kb.list_documents(g.user.id, limit=100)
+    if boldness is None:
+        level = business.get_profile(g.user.id)["answer_confidence"]
+        boldness = AnswerConfidenceForm(formdata=None, answer_confidence=level)
     return render("app/knowledge.html", status, docs=docs, form=form or KnowledgeForm(),
-                  question=question, preview=preview, import_error=import_error)
+                  question=question, preview=preview, import_error=import_error,
+                  boldness=boldness)
+
+
+@bp.post("/knowledge/answer-confidence")
+def knowledge_answer_confidence():
+    """Change how bold the AI answers (cautious, balanced or bold)."""
+    form = AnswerConfidenceForm()
+    if not form.validate():
+        return _invalid("", form) if wants_json() else knowledge(status=400, boldness=form)
+    business.update_profile(g.user.id, {"answer_confidence": form.answer_confidence.data})
+    return done(f"The AI now answers at the {form.answer_confidence.data} level.",
+                "console.knowledge")
 
 
 @bp.post("/knowledge/import")

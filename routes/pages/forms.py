@@ -20,6 +20,8 @@ from wtforms import (
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
+from automation.knowledge.decision import DEFAULT_LEVEL, LEVELS
+
 
 class PageForm(FlaskForm):
     """Base form: CSRF is already enforced for the whole request by the blueprint."""
@@ -67,6 +69,18 @@ class KnowledgeForm(PageForm):
     format = SelectField("Format", choices=[SelectChoice("text", "Text"),
                                             SelectChoice("markdown", "Markdown"),
                                             SelectChoice("faq", "FAQ")], default="text")
+
+
+class AnswerConfidenceForm(PageForm):
+    """How bold the offline AI is: the business profile's answer_confidence."""
+
+    answer_confidence = SelectField(
+        "How bold the AI answers",
+        choices=[SelectChoice(level, f"{level.capitalize()}: a wrong answer weighs as much as "
+                                     f"{cost:g} hand-offs"
+                                     + (" (default)" if level == DEFAULT_LEVEL else ""))
+                 for level, cost in LEVELS.items()],
+        default=DEFAULT_LEVEL)
 
 
 class WorkflowForm(PageForm):

@@ -112,6 +112,11 @@ def test_prompt_has_the_decision_threshold_and_each_passages_check(make_ctx, fak
     system = fake_openai.last_messages()[0]["content"]
     assert f"Below\n   {load_model().threshold:.2f}" in system
     assert 'check="0.' in system or 'check="1.' in system
+    # the rule names the threshold of the business's answer-confidence level
+    generate_reply(make_ctx("Do you have parking?", answer_confidence="bold"))
+    system = fake_openai.last_messages()[0]["content"]
+    bold = load_model().threshold_for("bold")
+    assert bold < load_model().threshold and f"Below\n   {bold:.2f}" in system
 
 
 def test_model_handoff_is_respected_in_the_replys_language(make_ctx, owner, fake_openai):

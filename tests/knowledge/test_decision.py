@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 
 from automation.knowledge.decision import (
+    DEFAULT_LEVEL,
     FALLBACK,
     FEATURES,
+    LEVELS,
     DecisionModel,
     _cache,
     answer_kind,
@@ -68,28 +70,55 @@ def test_fit_separates_and_prefers_hand_offs_when_wrong_answers_cost_more():
     rows = ([{"score": 0.9, "margin": 0.5}] * 10 + [{"score": 0.3, "margin": 0.0}] * 10
             + [{"score": 0.6, "margin": 0.1}] * 4)
     labels = [1] * 10 + [0] * 10 + [1, 0, 0, 1]
-    model = fit(rows, labels, wrong_cost=4.0)
+    model = fit(rows, labels, costs={"cautious": 4.0, "bold": 0.5})
     assert model.weights["score"] > 0
     assert model.should_answer({"score": 0.9, "margin": 0.5})
     assert not model.should_answer({"score": 0.3, "margin": 0.0})
     # an even chance of being wrong is not worth a wrong answer that costs 4 hand-offs
     assert not model.should_answer({"score": 0.6, "margin": 0.1})
-    cheap = fit(rows, labels, wrong_cost=0.5)
-    assert cheap.should_answer({"score": 0.6, "margin": 0.1})
+    assert not model.should_answer({"score": 0.6, "margin": 0.1}, "cautious")
+    # ... but it is when a wrong answer costs half a hand-off: one fit, a threshold per level
+    assert model.should_answer({"score": 0.6, "margin": 0.1}, "bold")
+    assert model.threshold_for("bold") < model.threshold_for("cautious") == model.threshold
+    assert model.meta["wrong_costs"] == {"cautious": 4.0, "bold": 0.5}
+    # a level the model has no threshold for (or none given) decides as the default level
+    assert model.threshold_for("balanced") == model.threshold_for(None) == model.threshold
+
+
+def test_the_levels_are_ordered_from_cautious_to_bold():
+    assert list(LEVELS) == ["cautious", "balanced", "bold"] and DEFAULT_LEVEL == "cautious"
+    assert LEVELS["cautious"] > LEVELS["balanced"] > LEVELS["bold"]
+    shipped = load_model()
+    assert set(shipped.thresholds) == set(LEVELS)
+    assert shipped.threshold_for("cautious") > shipped.threshold_for("balanced") \
+        > shipped.threshold_for("bold")
+    assert shipped.meta["wrong_costs"] == LEVELS   # fitted at the costs the code names
 
 
 def test_model_round_trips_and_a_broken_file_falls_back(tmp_path):
-    model = DecisionModel(weights={"score": 3.0}, bias=-1.0, threshold=0.7, meta={"x": 1})
+    model = DecisionModel(weights={"score": 3.0}, bias=-1.0,
+                          thresholds={"cautious": 0.7, "bold": 0.4}, meta={"x": 1})
     path = tmp_path / "decision.json"
     path.write_text(json.dumps(model.to_json()))
     loaded = load_model(path)
     assert loaded.weights == {"score": 3.0} and loaded.threshold == 0.7
+    assert loaded.threshold_for("bold") == 0.4
+    # a file from before the levels (one threshold) is the default level's
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"weights": {"score": 3.0}, "bias": -1.0, "threshold": 0.6}))
+    assert load_model(old).thresholds == {"cautious": 0.6}
+    # thresholds without the default level's: unusable, the fallback rule decides
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"weights": {"score": 3.0}, "bias": -1.0,
+                               "thresholds": {"bold": 0.4}}))
+    assert load_model(odd) is FALLBACK
     assert loaded.probability({"score": 1.0}) == model.probability({"score": 1.0})
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     assert load_model(broken) is FALLBACK
     assert load_model(tmp_path / "missing.json") is FALLBACK
-    _cache.pop(str(path), None)
+    for name in (path, old, odd):
+        _cache.pop(str(name), None)
 
 
 def test_the_shipped_model_is_fitted():

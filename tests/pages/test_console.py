@@ -281,3 +281,24 @@ def test_a_burst_is_answered_once_with_all_its_texts_and_the_thread_says_so(
     assert [m["metadata"]["answered_by"] for m in inbound] == [[reply["id"]]] * 3
     page = html(browser.get(f"/app/conversations/{conv['id']}"))
     assert "answers 3 messages" in page
+
+
+def test_knowledge_page_shows_and_changes_how_bold_the_ai_answers(browser, client, user,
+                                                                   other_user):
+    page = html(browser.get("/app/knowledge"))
+    assert 'name="answer_confidence"' in page
+    assert '<option selected value="cautious">' in page           # the default, shown
+    resp = browser.post("/app/knowledge/answer-confidence",
+                        data={"answer_confidence": "bold", "csrf_token": browser.csrf})
+    assert resp.status_code == 302
+    page = html(browser.get("/app/knowledge"))
+    assert '<option selected value="bold">' in page and "the bold level" in page
+    profile = client.get("/api/business", headers=user["headers"]).get_json()
+    assert profile["answer_confidence"] == "bold"
+    bad = browser.post("/app/knowledge/answer-confidence",
+                       data={"answer_confidence": "reckless", "csrf_token": browser.csrf})
+    assert bad.status_code == 400 and 'id="answer_confidence-error"' in html(bad)
+    assert client.get("/api/business", headers=user["headers"]).get_json()[
+        "answer_confidence"] == "bold"
+    assert client.get("/api/business", headers=other_user["headers"]).get_json()[
+        "answer_confidence"] == "cautious"

@@ -11,7 +11,7 @@ from automation.knowledge.database import Passage
 class ReplyContext:
     """Everything a provider may use to answer one customer message.
 
-    business: {name, persona, instructions, handoff_message, language}.
+    business: {name, persona, instructions, handoff_message, language, answer_confidence}.
     history: the recent thread, oldest first, as [{role: "customer"|"business", text}]; it may
     end with the message being answered (it is then not repeated to the model).
     """

@@ -3,8 +3,9 @@
 No network and no language model. It answers only when the decision model
 (automation.knowledge.decision: a logistic regression over the search's evidence, fitted with
 bench/answers.py on the bench's dev questions) says that quoting the best passage is right
-with a probability at or above its cost-optimal threshold; below it, a human is better than a
-guess. Q/A passages are answered with their answer; prose passages with their 1–3 sentences
+with a probability at or above the threshold of the business's answer-confidence level
+(cautious, balanced or bold: how much a wrong answer costs it); below it, a human is better
+than a guess. Q/A passages are answered with their answer; prose passages with their 1–3 sentences
 that match the question best, after a short lead-in.
 """
 from __future__ import annotations
@@ -233,13 +234,14 @@ class LocalProvider(Provider):
         else:
             found = [(ctx.message_text, passages)]
         model = load_model()
+        threshold = model.threshold_for((ctx.business or {}).get("answer_confidence"))
         texts, sources, confidence = [], [], 1.0
         for part, hits in found:
             if not hits:
                 return handoff_answer(ctx, "low_confidence", 0.0, lang=lang)
             hits = prefer(part, hits, lang)
             confidence = min(confidence, model.probability(features(part, hits)))
-            if confidence < model.threshold:
+            if confidence < threshold:
                 return handoff_answer(ctx, "low_confidence", confidence, lang=lang)
             if hits[0].document_id not in sources or hits[0].answer:
                 texts.append(compose_answer(hits[0], part, lang))
