@@ -60,11 +60,10 @@ def dispatch(event_id: int, channel: str | None = None, payload: dict | None = N
     if payload is not None:
         try:
             handed = handed_on(event_id, channel, payload, attempts=1)
-        except Exception:  # a bug: the dispatcher's run records it on the event
+            if handed is None:
+                return  # finished (ignored)
+        except Exception:  # a bug: the dispatcher's run, from the stored row, records it
             log.exception("event %s: the hand-off's first step crashed", event_id)
-            handed = (channel, payload)
-        if handed is None:
-            return  # finished (ignored)
     start(app).submit(event_id, handed)
 
 
@@ -165,12 +164,12 @@ class Dispatcher:
         """True while the threads run."""
         return self.threads[0].is_alive() and not self.stopping
 
-    def submit(self, event_id: int, delivery: tuple[str, dict] | Handed | None = None) -> None:
-        """Queue this event (with its parsed delivery, or what the hand-off did of its run,
-        for run_event); wake a thread unless one is already on its way.
+    def submit(self, event_id: int, handed: Handed | None = None) -> None:
+        """Queue this event (with what the hand-off did of its run's first step, if it took
+        it, for run_event); wake a thread unless one is already on its way.
         """
         with self.lock:
-            self.waiting.append((event_id, delivery))
+            self.waiting.append((event_id, handed))
             self.unfinished += 1
             if not self.called:
                 self.called = True
@@ -226,9 +225,9 @@ class Dispatcher:
         one that crashes is logged (its row records what it could) and the next one runs.
         """
         while (taken := self._take()) is not None:
-            event_id, delivery = taken
+            event_id, handed = taken
             try:
-                run_event(event_id, delivery=delivery)
+                run_event(event_id, handed=handed)
             except Exception:
                 db.session.rollback()
                 log.exception("event %s crashed in the dispatcher; the sweep retries it",

@@ -343,27 +343,23 @@ class _LeaseKeeper:
 _leases = _LeaseKeeper()
 
 
-def run_event(event_id: int, heartbeat=None,
-              delivery: tuple[str, dict] | Handed | None = None) -> str:
+def run_event(event_id: int, heartbeat=None, handed: Handed | None = None) -> str:
     """Claim and process one event inside an app context; its status afterwards.
 
     When another live run holds the event (or it is finished) nothing runs and the current
     status is returned. `heartbeat` is called with every lease renewal (the worker renews
-    its Redis locks there). `delivery` is the event's (channel, parsed body) when the caller
-    has it: then a delivery for one account that is not connected ends `ignored` with the
-    claim itself, and a routed one is not parsed again. It may also be what handed_on
-    returned: the run then goes on from there (its claim, its parsed items). The run is one
+    its Redis locks there). `handed` is what handed_on did of this run's first step, when a
+    caller took it (the inline hand-off): the run goes on from there (its claim, its parsed
+    items; a routing claim the busy database refused is made again first). Without it the
+    run claims the event and parses the stored body itself. The run is one
     utils.db.run_scope: the rarely changing rows it reads several times (account, profile,
     plan) are read once.
     """
     with run_scope():
-        handed = delivery
-        if isinstance(delivery, Handed) and delivery.retry:
-            handed = _route_and_claim(event_id, delivery.items, ATTEMPTS)
-        elif delivery is not None and not isinstance(delivery, Handed):
-            handed = handed_on(event_id, *delivery)
-        if delivery is not None and handed is None:
-            return "ignored"  # the routing claim finished it
+        if handed is not None and handed.retry:
+            handed = _route_and_claim(event_id, handed.items, ATTEMPTS)
+            if handed is None:
+                return "ignored"  # the routing claim finished it
         return _run_event(event_id, heartbeat, handed)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from automation.core.event_runner import Handed
 from services import automation_queue
 
 
@@ -11,10 +12,10 @@ def _record_runs(monkeypatch, slow: int | None = None, release=None) -> list[tup
     """Replace the run by a recorder (event `slow` waits for `release`); who ran what."""
     ran = []
 
-    def run(event_id, heartbeat=None, delivery=None):
+    def run(event_id, heartbeat=None, handed=None):
         if event_id == slow:
             assert release.wait(10), "the slow run was never released"
-        ran.append((event_id, delivery, threading.current_thread().name))
+        ran.append((event_id, handed, threading.current_thread().name))
         return "processed"
 
     monkeypatch.setattr(automation_queue, "run_event", run)
@@ -27,10 +28,10 @@ def test_events_handed_on_together_run_in_order_on_one_wake_up(app, monkeypatch)
     monkeypatch.setattr(automation_queue.Dispatcher, "GATHER_SECONDS", 0.3)
     dispatcher = automation_queue.start(app)
     for event_id in range(1, 6):
-        dispatcher.submit(event_id, ("facebook", {"n": event_id}))
+        dispatcher.submit(event_id, Handed([], owner=f"run {event_id}"))
     dispatcher.drain(10)
-    assert [(event_id, delivery) for event_id, delivery, _ in ran] == [
-        (n, ("facebook", {"n": n})) for n in range(1, 6)]
+    assert [(event_id, handed.owner) for event_id, handed, _ in ran] == [
+        (n, f"run {n}") for n in range(1, 6)]
     assert len({thread for *_, thread in ran}) == 1
 
 

@@ -219,8 +219,7 @@ def test_routing_takes_the_platform_and_any_account_status(app, user, monkeypatc
     event = WebhookEvent(platform="facebook", raw_body="{}", status="received")
     db.session.add(event)
     db.session.commit()
-    assert event_runner.run_event(event.id, delivery=("facebook",
-                                                      fb_text("hi", page=IG_ID))) == "ignored"
+    assert event_runner.handed_on(event.id, "facebook", fb_text("hi", page=IG_ID)) is None
     # An account whose token was refused still owns its deliveries: not ignored here.
     db.session.execute(db.update(PlatformAccount).values(status="needs_reauth"))
     second = WebhookEvent(platform="instagram", raw_body="{}", status="received")
@@ -229,7 +228,8 @@ def test_routing_takes_the_platform_and_any_account_status(app, user, monkeypatc
     ig = {"object": "instagram", "entry": [{"id": IG_ID, "time": 1, "messaging": [{
         "sender": {"id": "1"}, "recipient": {"id": IG_ID}, "timestamp": 1,
         "message": {"mid": "m_1", "text": "hi"}}]}]}
-    assert event_runner.run_event(second.id, delivery=("instagram", ig)) == "processed"
+    handed = event_runner.handed_on(second.id, "instagram", ig)
+    assert event_runner.run_event(second.id, handed=handed) == "processed"
     assert ran == [second.id]  # claimed as usual (the stand-in run records no outcome)
     assert [(e.status, e.attempts) for e in _events()] == [("ignored", 1), ("processing", 1)]
 
@@ -242,8 +242,8 @@ def test_the_routing_claim_never_takes_an_event_someone_else_holds(app, monkeypa
     db.session.add_all([held, done])
     db.session.commit()
     for event, status in ((held, "processing"), (done, "processed")):
-        assert event_runner.run_event(event.id, delivery=(
-            "facebook", fb_text("hi", page="555"))) == status
+        handed = event_runner.handed_on(event.id, "facebook", fb_text("hi", page="555"))
+        assert event_runner.run_event(event.id, handed=handed) == status
     assert ran == []
     assert [(e.status, e.attempts) for e in _events()] == [("processing", 1), ("processed", 1)]
 
@@ -265,9 +265,9 @@ def _handed(monkeypatch) -> list:
     handed = []
     submit = automation_queue.Dispatcher.submit
 
-    def recorded(self, event_id, delivery=None):
-        handed.append((event_id, delivery))
-        submit(self, event_id, delivery)
+    def recorded(self, event_id, given=None):
+        handed.append((event_id, given))
+        submit(self, event_id, given)
 
     monkeypatch.setattr(automation_queue.Dispatcher, "submit", recorded)
     return handed
@@ -325,3 +325,23 @@ def test_a_hand_off_that_finds_the_database_locked_leaves_the_claim_to_the_dispa
     assert (event.status, event.attempts) == ("ignored", 1)
     assert tried[0] == threading.current_thread().name
     assert len(tried) == 2 and tried[1].startswith("dana-dispatcher")
+
+
+def test_a_hand_off_whose_first_step_crashes_leaves_the_whole_run_to_the_dispatcher(
+        app, client, user, fake_graph, monkeypatch):
+    """A bug in the hand-off's first step (parse + routing claim) loses nothing: the delivery
+    is still answered 200, and the dispatcher runs the event from its stored row."""
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the hand-off")
+
+    monkeypatch.setattr(automation_queue, "handed_on", broken)
+    handed = _handed(monkeypatch)
+    raw = json.dumps(fb_text("hello")).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    [event] = _events()
+    assert (event.status, event.attempts) == ("processed", 1)
+    assert handed == [(event.id, None)]
+    assert len(fake_graph.requests_to("/me/messages")) == 1
