@@ -43,7 +43,7 @@ from typing_extensions import override
 
 from models_db import TZDateTime, db, new_id, utcnow
 from utils.db import SoloStatement, execute
-from utils.pagination import cursor_params, keyset_bound, page_of_items, paginate
+from utils.pagination import cursor_params, keyset_bound, page_of, page_of_items, paginate
 from utils.store.base import (
     STATUS_RANK,
     ConversationFilters,
@@ -382,6 +382,23 @@ def _message_list(after: bool):
     if after:
         stmt = stmt.where(keyset_bound(_messages.c.created_at, _messages.c.id))
     return stmt.order_by(*_THREAD_ORDER).limit(_LIMIT)
+
+
+_TASK_FILTERS = ("status", "priority", "conversation_id")
+
+
+@lru_cache(maxsize=16)
+def _task_list(filters: tuple[str, ...], after: bool):
+    """A page of an owner's tasks, newest first, for one set of filters (built once, like
+    _message_list): a hand-off looks for the conversation's open task with it on every call.
+    """
+    tasks = Task.__table__
+    stmt = select(tasks).where(tasks.c.owner_id == bindparam("owner_id", type_=String))
+    for name in filters:
+        stmt = stmt.where(tasks.c[name] == bindparam(name, type_=String))
+    if after:
+        stmt = stmt.where(keyset_bound(tasks.c.created_at, tasks.c.id))
+    return stmt.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(_LIMIT)
 
 
 def _commit(serialize, row) -> dict:
@@ -937,12 +954,16 @@ class SqlStore(Store):
     @override
     def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
                    cursor: str | None) -> Page:
-        stmt = select(Task).where(Task.owner_id == owner_id)
-        for attr in ("status", "priority", "conversation_id"):
-            value = getattr(filters, attr)
+        params = {"owner_id": owner_id, "limit": limit + 1}
+        for name in _TASK_FILTERS:
+            value = getattr(filters, name)
             if value:
-                stmt = stmt.where(getattr(Task, attr) == value)
-        return paginate(stmt, Task.created_at, Task.id, cursor, limit, task_dict)
+                params[name] = value
+        if cursor:
+            params.update(cursor_params(cursor))
+        stmt = _task_list(tuple(n for n in _TASK_FILTERS if n in params), bool(cursor))
+        return page_of(self._rows(stmt, params), limit, task_dict,
+                       lambda row: (row.created_at, row.id))
 
     @override
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:
