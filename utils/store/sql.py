@@ -384,6 +384,12 @@ def _message_list(after: bool):
     return stmt.order_by(*_THREAD_ORDER).limit(_LIMIT)
 
 
+# A conversation's columns that update_conversation sets with one UPDATE (labels, JSON,
+# cannot be compared in SQL on PostgreSQL: the ORM path writes them).
+_CHANGEABLE_IN_SQL = frozenset({"status", "assignee_id", "ai_enabled", "unread_count",
+                                "snoozed_until"})
+
+
 _TASK_FILTERS = ("status", "priority", "conversation_id")
 
 
@@ -753,6 +759,15 @@ class SqlStore(Store):
     @override
     def update_conversation(self, owner_id: str, conversation_id: str,
                             changes: dict) -> dict | None:
+        if changes and _CHANGEABLE_IN_SQL.issuperset(changes):
+            # One UPDATE that changes the row only where a value differs (as the ORM writes
+            # nothing, updated_at included, for values it already has), no read before it.
+            execute(update(_CV).where(
+                _CV.c.id == conversation_id, _CV.c.owner_id == owner_id,
+                or_(*(_CV.c[key].is_distinct_from(value) for key, value in changes.items())),
+            ).values(**changes))
+            db.session.commit()
+            return self.get_conversation(owner_id, conversation_id)
         conv = self._conversation(owner_id, conversation_id)
         if conv is None:
             return None
