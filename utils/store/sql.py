@@ -25,6 +25,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     literal_column,
     or_,
     select,
@@ -388,6 +389,17 @@ def _message_list(after: bool):
 # cannot be compared in SQL on PostgreSQL: the ORM path writes them).
 _CHANGEABLE_IN_SQL = frozenset({"status", "assignee_id", "ai_enabled", "unread_count",
                                 "snoozed_until"})
+
+
+_TASK_INSERT = insert(Task.__table__)
+
+
+@lru_cache(maxsize=1)
+def _task_defaults() -> dict:
+    """A new task's optional columns: the model's scalar default ("open", "normal") or None."""
+    return {c.key: c.default.arg if c.default is not None and c.default.is_scalar else None
+            for c in Task.__table__.c
+            if c.key not in ("id", "owner_id", "title", "created_at", "updated_at")}
 
 
 _TASK_FILTERS = ("status", "priority", "conversation_id")
@@ -951,12 +963,14 @@ class SqlStore(Store):
     # --------------------------------------------------------------------- tasks
     @override
     def create_task(self, owner_id: str, data: dict) -> dict:
-        task = Task(owner_id=owner_id, **data)
-        db.session.add(task)
-        db.session.flush()
-        created = task_dict(task)  # its defaults are Python's: no read back after the commit
+        # One INSERT with every column given (the model's defaults filled in here, as
+        # _add_message does for a message): no ORM object and unit of work, no read back.
+        now = utcnow()
+        values = {**_task_defaults(), **data, "id": new_id(), "owner_id": owner_id,
+                  "created_at": now, "updated_at": now}
+        execute(_TASK_INSERT, values)
         db.session.commit()
-        return created
+        return task_dict(SimpleNamespace(**values))
 
     def _task(self, owner_id: str, task_id: str) -> Task | None:
         return db.session.scalar(select(Task).where(Task.id == task_id, Task.owner_id == owner_id))
