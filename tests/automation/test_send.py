@@ -498,10 +498,19 @@ def test_timeout_is_a_network_error(fake_graph):
 def test_retry_waits_double_from_the_initial_wait_up_to_the_max(fake_graph, monkeypatch):
     """initial, 2x, 4x ... capped at retry_wait_max, between tries: the first retry is not
     tenacity's, the next ones are; the sequence is the one policy."""
+    import threading
     import time as time_module
 
     waits: list[float] = []
-    monkeypatch.setattr(time_module, "sleep", waits.append)
+    sleep, here = time_module.sleep, threading.get_ident()
+
+    def recorded(seconds: float) -> None:  # this thread's waits (others may sleep meanwhile)
+        if threading.get_ident() == here:
+            waits.append(seconds)
+        else:
+            sleep(seconds)
+
+    monkeypatch.setattr(time_module, "sleep", recorded)
     graph = GraphConfig(fake_graph.base_url, "v21.0", timeout=2, retry_attempts=5,
                         retry_wait_initial=0.25, retry_wait_max=0.75)
     fake_graph.queue(FB_PATH, *[Reply.error(2, status=500)] * 4, Reply())
