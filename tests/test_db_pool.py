@@ -96,3 +96,38 @@ def test_a_solo_statement_inside_the_threads_own_write_transaction_fails_at_once
         # once committed, the same thread's SoloStatement runs
         assert INSERT_EVENT.run(**row)[1][0][0] > 0
         assert db.session.query(WebhookEvent).count() == 2
+
+
+def test_execute_runs_in_the_sessions_transaction_and_asks_for_its_connection_once(
+        app, monkeypatch):
+    """utils.db.execute keeps the session's connection for the rest of its transaction (one
+    session.connection() per transaction), and follows the session: a rollback, a commit, a
+    savepoint rolled back each end what it ran."""
+    from sqlalchemy.orm import Session
+
+    from utils.db import execute
+
+    db.session.execute(text("CREATE TABLE exec_probe (n INTEGER)"))
+    db.session.commit()
+    asked = []
+    connection = Session.connection
+    monkeypatch.setattr(Session, "connection",
+                        lambda self, *a, **kw: asked.append(1) or connection(self, *a, **kw))
+    insert_n = text("INSERT INTO exec_probe (n) VALUES (:n)")
+    count = text("SELECT count(*) FROM exec_probe")
+
+    execute(insert_n, {"n": 1})
+    execute(insert_n, {"n": 2})
+    assert execute(count).scalar() == 2 and len(asked) == 1
+    db.session.rollback()
+    assert execute(count).scalar() == 0 and len(asked) == 2
+    execute(insert_n, {"n": 3})
+    db.session.commit()
+    execute(insert_n, {"n": 4})
+    savepoint = db.session.begin_nested()
+    execute(insert_n, {"n": 5})
+    savepoint.rollback()
+    assert execute(count).scalar() == 2
+    db.session.commit()
+    db.session.remove()
+    assert execute(count).scalar() == 2

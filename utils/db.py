@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
 
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, event, insert
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from tenacity import (
     Retrying,
@@ -345,7 +346,26 @@ def execute(statement, params: dict | None = None):
     session = db.session()  # the scoped session's current Session, looked up once
     if session.new or session.deleted or session.dirty:
         session.flush()
-    return session.connection().execute(statement, params)
+    info = session.info
+    connection = info.get(_SESSION_CONNECTION)
+    if connection is None:
+        connection = info[_SESSION_CONNECTION] = session.connection()
+    return connection.execute(statement, params)
+
+
+# The session's connection, as execute() last had it from session.connection(), kept in
+# session.info while the session's transaction stays the same: asking the session again
+# costs more than a simple statement's own execution (its transaction's state machine).
+_SESSION_CONNECTION = "dana_connection"
+
+
+@event.listens_for(Session, "after_transaction_create")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_session_connection(session, transaction) -> None:
+    """A transaction began or ended (a savepoint too, whose SAVEPOINT the session emits when
+    asked for its connection): the next execute() asks the session for it again.
+    """
+    session.info.pop(_SESSION_CONNECTION, None)
 
 
 # ------------------------------------------------------------------ per-run read memo

@@ -72,6 +72,21 @@ def test_the_span_quoted_is_the_sentence_that_answers():
     assert "helmet and a lock" in text and "35 euros" not in text
 
 
+def test_an_edited_passage_is_quoted_as_it_now_reads():
+    """The sentences of a passage are remembered by its text: the same passage asked twice
+    answers the same, and its edited text (same title, same heading) is quoted, never the
+    remembered one."""
+    from automation.ai.providers.local import compose_answer
+
+    before = _passage("City bikes cost 15 euros per day. Every rental includes a helmet.")
+    after = _passage("City bikes cost 18 euros per day. Every rental includes a helmet.")
+    question = "How much is a city bike for a day?"
+    assert "15 euros" in compose_answer(before, question, "en")
+    assert compose_answer(before, question, "en") == compose_answer(before, question, "en")
+    text = compose_answer(after, question, "en")
+    assert "18 euros" in text and "15 euros" not in text
+
+
 def test_an_faq_answer_is_quoted_alone_and_never_extended():
     from automation.ai.providers.local import compose_answer
     from automation.knowledge.database import Passage

@@ -495,6 +495,43 @@ def test_timeout_is_a_network_error(fake_graph):
     assert len(fake_graph.requests) == 2
 
 
+def test_retry_waits_double_from_the_initial_wait_up_to_the_max(fake_graph, monkeypatch):
+    """initial, 2x, 4x ... capped at retry_wait_max, between tries: the first retry is not
+    tenacity's, the next ones are; the sequence is the one policy."""
+    import threading
+    import time as time_module
+
+    waits: list[float] = []
+    sleep, here = time_module.sleep, threading.get_ident()
+
+    def recorded(seconds: float) -> None:  # this thread's waits (others may sleep meanwhile)
+        if threading.get_ident() == here:
+            waits.append(seconds)
+        else:
+            sleep(seconds)
+
+    monkeypatch.setattr(time_module, "sleep", recorded)
+    graph = GraphConfig(fake_graph.base_url, "v21.0", timeout=2, retry_attempts=5,
+                        retry_wait_initial=0.25, retry_wait_max=0.75)
+    fake_graph.queue(FB_PATH, *[Reply.error(2, status=500)] * 4, Reply())
+    with FacebookConnector(graph) as fb:
+        assert send_fb(fb, OutboundMessage(text="x")).platform_message_id
+    assert len(fake_graph.requests) == 5
+    assert waits == [0.25, 0.5, 0.75, 0.75]
+
+
+def test_a_proxy_in_the_environment_is_used_for_sends(fake_graph, monkeypatch):
+    """The Send API's direct path to the pool is taken only when no proxy applies: with
+    HTTP_PROXY set the call goes to the proxy (here nobody listens there: a network error)."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    graph = GraphConfig(fake_graph.base_url, "v21.0", timeout=0.5, retry_attempts=1)
+    with FacebookConnector(graph) as fb, pytest.raises(SendError) as err:
+        send_fb(fb, OutboundMessage(text="x"))
+    assert err.value.code == "network_error" and fake_graph.requests == []
+
+
 def test_connection_refused_is_a_network_error():
     graph = GraphConfig(
         "http://127.0.0.1:9",

@@ -139,3 +139,33 @@ def test_list_calls_send_one_statement(app, owners, backend):
             assert len(statements) == 1, name
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
+
+
+def test_a_conversation_update_is_one_write_and_an_unchanged_value_writes_nothing(
+        app, owners, backend):
+    """update_conversation: the UPDATE and the read of the result, no read before; a value
+    the row already has is no change (updated_at stays, as the ORM's unit of work did)."""
+    if backend != "sql":
+        pytest.skip("counts the SQL backend's statements")
+    from models_db import db
+    from utils.store import get_store
+
+    store = get_store()
+    a, _ = owners
+    conv, _ = _conversation(store, a, "p1", "Ada", ["hello"])
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        changed = store.update_conversation(a, conv["id"], {"status": "pending",
+                                                            "ai_enabled": False})
+        assert [s for s in statements if s != "BEGIN"] == ["UPDATE", "SELECT"]
+        assert (changed["status"], changed["ai_enabled"]) == ("pending", False)
+        again = store.update_conversation(a, conv["id"], {"status": "pending"})
+        assert again["updated_at"] == changed["updated_at"]
+        assert store.update_conversation(a, "no-such-id", {"status": "open"}) is None
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     literal_column,
     or_,
     select,
@@ -43,7 +44,7 @@ from typing_extensions import override
 
 from models_db import TZDateTime, db, new_id, utcnow
 from utils.db import SoloStatement, execute
-from utils.pagination import cursor_params, keyset_bound, page_of_items, paginate
+from utils.pagination import cursor_params, keyset_bound, page_of, page_of_items, paginate
 from utils.store.base import (
     STATUS_RANK,
     ConversationFilters,
@@ -382,6 +383,40 @@ def _message_list(after: bool):
     if after:
         stmt = stmt.where(keyset_bound(_messages.c.created_at, _messages.c.id))
     return stmt.order_by(*_THREAD_ORDER).limit(_LIMIT)
+
+
+# A conversation's columns that update_conversation sets with one UPDATE (labels, JSON,
+# cannot be compared in SQL on PostgreSQL: the ORM path writes them).
+_CHANGEABLE_IN_SQL = frozenset({"status", "assignee_id", "ai_enabled", "unread_count",
+                                "snoozed_until"})
+
+
+_TASK_INSERT = insert(Task.__table__)
+
+
+@lru_cache(maxsize=1)
+def _task_defaults() -> dict:
+    """A new task's optional columns: the model's scalar default ("open", "normal") or None."""
+    return {c.key: c.default.arg if c.default is not None and c.default.is_scalar else None
+            for c in Task.__table__.c
+            if c.key not in ("id", "owner_id", "title", "created_at", "updated_at")}
+
+
+_TASK_FILTERS = ("status", "priority", "conversation_id")
+
+
+@lru_cache(maxsize=16)
+def _task_list(filters: tuple[str, ...], after: bool):
+    """A page of an owner's tasks, newest first, for one set of filters (built once, like
+    _message_list): a hand-off looks for the conversation's open task with it on every call.
+    """
+    tasks = Task.__table__
+    stmt = select(tasks).where(tasks.c.owner_id == bindparam("owner_id", type_=String))
+    for name in filters:
+        stmt = stmt.where(tasks.c[name] == bindparam(name, type_=String))
+    if after:
+        stmt = stmt.where(keyset_bound(tasks.c.created_at, tasks.c.id))
+    return stmt.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(_LIMIT)
 
 
 def _commit(serialize, row) -> dict:
@@ -736,6 +771,15 @@ class SqlStore(Store):
     @override
     def update_conversation(self, owner_id: str, conversation_id: str,
                             changes: dict) -> dict | None:
+        if changes and _CHANGEABLE_IN_SQL.issuperset(changes):
+            # One UPDATE that changes the row only where a value differs (as the ORM writes
+            # nothing, updated_at included, for values it already has), no read before it.
+            execute(update(_CV).where(
+                _CV.c.id == conversation_id, _CV.c.owner_id == owner_id,
+                or_(*(_CV.c[key].is_distinct_from(value) for key, value in changes.items())),
+            ).values(**changes))
+            db.session.commit()
+            return self.get_conversation(owner_id, conversation_id)
         conv = self._conversation(owner_id, conversation_id)
         if conv is None:
             return None
@@ -919,12 +963,14 @@ class SqlStore(Store):
     # --------------------------------------------------------------------- tasks
     @override
     def create_task(self, owner_id: str, data: dict) -> dict:
-        task = Task(owner_id=owner_id, **data)
-        db.session.add(task)
-        db.session.flush()
-        created = task_dict(task)  # its defaults are Python's: no read back after the commit
+        # One INSERT with every column given (the model's defaults filled in here, as
+        # _add_message does for a message): no ORM object and unit of work, no read back.
+        now = utcnow()
+        values = {**_task_defaults(), **data, "id": new_id(), "owner_id": owner_id,
+                  "created_at": now, "updated_at": now}
+        execute(_TASK_INSERT, values)
         db.session.commit()
-        return created
+        return task_dict(SimpleNamespace(**values))
 
     def _task(self, owner_id: str, task_id: str) -> Task | None:
         return db.session.scalar(select(Task).where(Task.id == task_id, Task.owner_id == owner_id))
@@ -937,12 +983,16 @@ class SqlStore(Store):
     @override
     def list_tasks(self, owner_id: str, filters: TaskFilters, limit: int,
                    cursor: str | None) -> Page:
-        stmt = select(Task).where(Task.owner_id == owner_id)
-        for attr in ("status", "priority", "conversation_id"):
-            value = getattr(filters, attr)
+        params = {"owner_id": owner_id, "limit": limit + 1}
+        for name in _TASK_FILTERS:
+            value = getattr(filters, name)
             if value:
-                stmt = stmt.where(getattr(Task, attr) == value)
-        return paginate(stmt, Task.created_at, Task.id, cursor, limit, task_dict)
+                params[name] = value
+        if cursor:
+            params.update(cursor_params(cursor))
+        stmt = _task_list(tuple(n for n in _TASK_FILTERS if n in params), bool(cursor))
+        return page_of(self._rows(stmt, params), limit, task_dict,
+                       lambda row: (row.created_at, row.id))
 
     @override
     def update_task(self, owner_id: str, task_id: str, changes: dict) -> dict | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 from typing_extensions import override
 
@@ -77,6 +78,33 @@ def _clean(line: str) -> str:
 SYNONYM_HIT = 0.75
 
 
+class _Words(NamedTuple):
+    """A passage sentence as _best_sentences matches it against a question."""
+
+    text: str                  # cleaned for chat (_clean)
+    order: tuple[str, ...]     # its words, folded, in order
+    toks: frozenset[str]       # the same, as a set
+    stems: frozenset[str]      # their light stems (stem)
+    snowball: frozenset[str]   # their Snowball stems (stem_index)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sentence_words(text: str) -> tuple[_Words, ...]:
+    """A passage's non-empty sentences and their words, cached by the passage's text.
+
+    The same passages answer many messages, and what a sentence's words are does not depend
+    on the question; keyed by the text itself, an edited passage is simply a new entry.
+    """
+    out = []
+    for sentence in (_clean(x) for x in sentences(text)):
+        if sentence:
+            order = tuple(tokens(sentence))
+            toks = frozenset(order)
+            out.append(_Words(sentence, order, toks, frozenset(stem(t) for t in toks),
+                              stem_index(" ".join(sorted(toks)))))
+    return tuple(out)
+
+
 def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str]:
     """The passage's sentences that answer the question (1–3, in their original order).
 
@@ -85,42 +113,39 @@ def _best_sentences(passage: Passage, question: str, limit: int = 3) -> list[str
     sentences that match words not covered yet, or not covered by the word itself (a repeat
     of the same words adds nothing).
     """
-    sents = [s for s in (_clean(x) for x in sentences(passage.text)) if s]
-    if not sents:
+    words = _sentence_words(passage.text)
+    if not words:
         return []
+    sents = [w.text for w in words]
     # The customer's words and their synonyms, as search matched them ("open on saturday"
     # is answered by "closed at weekends").
     alts = {t: alternatives(t) for t in content_terms(rewrite_phrases(question))}
     terms = list(alts)
 
-    def matched(sentence: str) -> tuple[set[str], set[str]]:
+    def matched(w: _Words) -> tuple[set[str], set[str]]:
         """(the terms it has through any synonym, the terms it has themselves), by search's
         rule: a word it begins, or the same Snowball stem ("Patienten" finds "patient").
         """
-        toks = set(tokens(sentence))
-        stems = {stem(t) for t in toks}
-        snowball = stem_index(" ".join(sorted(toks)))
-
         def has(words: list[str]) -> bool:
-            return any_matches(words, toks, stems) or stems_match(words, snowball)
+            return any_matches(words, w.toks, w.stems) or stems_match(words, w.snowball)
 
         return {t for t in terms if has(alts[t])}, {t for t in terms if has([t])}
 
-    hits, literal = zip(*(matched(s) for s in sents), strict=True)
+    hits, literal = zip(*(matched(w) for w in words), strict=True)
     if not any(hits):
         return sents[:min(2, limit)]
     weight = [len(lit) + SYNONYM_HIT * len(h - lit) for h, lit in zip(hits, literal, strict=True)]
     kind = answer_kind(question)
     fits = [bool(kind and hits[i] and kind.search(s)) for i, s in enumerate(sents)]
 
-    def first_hit(sentence: str) -> int:
+    def first_hit(w: _Words) -> int:
         """Where the first matching word sits: a sentence *about* it names it early."""
-        for pos, tok in enumerate(tokens(sentence)):
+        for pos, tok in enumerate(w.order):
             if any(any_matches(alts[t], {tok}, {stem(tok)}) for t in terms):
                 return pos
         return 10_000
 
-    best = max(range(len(sents)), key=lambda i: (fits[i], weight[i], -first_hit(sents[i]), -i))
+    best = max(range(len(sents)), key=lambda i: (fits[i], weight[i], -first_hit(words[i]), -i))
     chosen, covered, said = {best}, set(hits[best]), set(literal[best])
     # A line that introduces a list ("We deliver to:") needs the items that follow it.
     if sents[best].endswith(":"):
