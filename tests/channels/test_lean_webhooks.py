@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import sqlite3
-import threading
 from datetime import timedelta
 
 import pytest
@@ -21,6 +20,7 @@ from models_db import PlatformAccount, WebhookEvent, db, utcnow
 from routes.webhooks import LeanWebhooks
 from services import automation_queue, intake
 from tests.channels.conftest import IG_ID, PAGE_ID, connect, fb_text, sign
+from utils.config import current_settings
 from utils.db import solo_engine, thread_connection
 from utils.logging import RequestIdFilter
 
@@ -258,7 +258,7 @@ def test_a_delivery_for_two_pages_takes_the_full_run_and_ends_as_before(app, cli
     assert (event.status, event.attempts) == ("ignored", 1)
 
 
-# --- the hand-off, once the answer is sent ----------------------------------------------
+# --- the first step, before the INSERT: one write per delivery ----------------------------
 
 def _handed(monkeypatch) -> list:
     """What the dispatcher is handed (it still runs it)."""
@@ -273,55 +273,97 @@ def _handed(monkeypatch) -> list:
     return handed
 
 
-def test_an_unrouted_delivery_is_finished_after_its_answer_without_the_dispatcher(
+def _no_claims(monkeypatch) -> None:
+    """Any claim of a stored event fails the test: the INSERT was the claim."""
+    def claimed(**_params):
+        raise AssertionError("the event was claimed after it was stored")
+
+    monkeypatch.setattr(event_runner._CLAIM_OR_IGNORE, "run", claimed)
+    monkeypatch.setattr(event_runner._CLAIM, "run", claimed)
+
+
+def test_an_unrouted_delivery_is_stored_ignored_by_its_insert_without_the_dispatcher(
         app, monkeypatch):
     handed = _handed(monkeypatch)
+    _no_claims(monkeypatch)
     raw = json.dumps(fb_text("hello", page="555")).encode()
     server = Client(app.wsgi_app, Response)  # the response is closed when the test says
     resp = server.post("/webhooks/facebook", data=raw, headers={"X-Hub-Signature-256": sign(raw)})
     assert resp.status_code == 200
-    # Answered, and stored before that; handed on only once the server is done with the 200.
-    assert [(e.status, e.attempts) for e in _events()] == [("received", 0)]
-    resp.close()
+    # Stored finished before the answer: nothing is left to do once it is sent.
     [event] = _events()
     assert (event.status, event.attempts, event.error) == ("ignored", 1, None)
     assert event.processed_at is not None and event.claimed_until is None
+    assert event.id == resp.get_json()["event_id"]
+    resp.close()
     assert handed == []
 
 
-def test_a_routed_delivery_is_claimed_by_its_hand_off_and_run_from_that_claim(
+def test_a_routed_delivery_is_stored_claimed_and_run_from_that_claim(
         app, client, user, fake_graph, monkeypatch):
     connect(client, user, fake_graph, "facebook", PAGE_ID)
     handed = _handed(monkeypatch)
+    _no_claims(monkeypatch)
     raw = json.dumps(fb_text("hello")).encode()
     assert _post(client, "/webhooks/facebook", raw,
                  {"X-Hub-Signature-256": sign(raw)}).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("processed", 1)  # claimed once, run once
+    assert event.claimed_until is None
     assert len(fake_graph.requests_to("/me/messages")) == 1
     [(event_id, delivery)] = handed
     assert event_id == event.id and isinstance(delivery, event_runner.Handed)
     assert delivery.row.status == "processing" and delivery.items
 
 
-def test_a_hand_off_that_finds_the_database_locked_leaves_the_claim_to_the_dispatcher(
+def test_a_routed_delivery_is_stored_leased_to_this_process_before_its_answer(
+        app, client, user, fake_graph, monkeypatch):
+    """If the process dies between the INSERT and the run, the lease runs out and a sweep
+    runs the event (tests/channels/test_outbox.py)."""
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
+    monkeypatch.setattr(automation_queue.Dispatcher, "submit", lambda *args: None)
+    before = utcnow()
+    raw = json.dumps(fb_text("hello")).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    [event] = _events()
+    assert (event.status, event.attempts) == ("processing", 1)
+    assert event.claimed_by.startswith(event_runner.runner_name().rsplit(":", 1)[0] + ":")
+    lease = (event.claimed_until - before).total_seconds()
+    assert current_settings(app).EVENT_STALE_SECONDS <= lease < \
+        current_settings(app).EVENT_STALE_SECONDS + 5
+    assert event_runner.due_events() == []  # its lease is live
+
+
+def test_a_routing_read_that_fails_stores_the_delivery_received_for_the_run_to_route(
         app, client, monkeypatch):
-    """The serving thread tries the claim once (it never sleeps on retries); the
-    dispatcher's run claims the event, with its retries."""
-    claim = event_runner._CLAIM_OR_IGNORE.run
+    """The intake never waits on retries for the routing: the delivery is stored
+    `received`, and the dispatcher's run claims and routes it."""
     tried = []
 
-    def locked_once(**params):
-        tried.append(threading.current_thread().name)
-        if len(tried) == 1:
-            raise OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked"))
-        return claim(**params)
+    def locked(**params):
+        tried.append(params)
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
 
-    monkeypatch.setattr(event_runner._CLAIM_OR_IGNORE, "run", locked_once)
+    monkeypatch.setattr(event_runner._ROUTED_READ, "run", locked)
+    handed = _handed(monkeypatch)
+    raw = json.dumps(fb_text("hello", page="555")).encode()
+    assert _post(client, "/webhooks/facebook", raw,
+                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert tried == [{"platform": "facebook", "account": "555"}]
+    [event] = _events()
+    assert (event.status, event.attempts) == ("ignored", 1)
+    [(event_id, delivery)] = handed
+    assert delivery.row is None and delivery.items
+
+
+def test_a_first_step_that_crashes_still_stores_the_delivery(app, client, monkeypatch):
+    def crash(*_args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(automation_queue, "new_event", crash)
     raw = json.dumps(fb_text("hello", page="555")).encode()
     assert _post(client, "/webhooks/facebook", raw,
                  {"X-Hub-Signature-256": sign(raw)}).status_code == 200
     [event] = _events()
-    assert (event.status, event.attempts) == ("ignored", 1)
-    assert tried[0] == threading.current_thread().name
-    assert len(tried) == 2 and tried[1].startswith("dana-dispatcher")
+    assert (event.status, event.attempts) == ("ignored", 1)  # the dispatcher's run
