@@ -272,14 +272,16 @@ class SoloStatement:
             compiled = self._compiled[key] = (
                 str(sql), sql.construct_params({name: None for name in self.params}),
                 sql.positiontup, converters,  # positiontup: qmark drivers' (SQLite) order
-                lastrowid, not statement.is_select)
+                lastrowid, not statement.is_select,
+                bool(statement.exported_columns))  # RETURNING or SELECT: rows to fetch
         return compiled
 
     def run(self, **params) -> tuple[int, list]:
         """Run the statement alone, committed; (rowcount, rows it returned)."""
         engine = solo_engine()
         dialect = engine.dialect
-        sql, defaults, positions, converters, lastrowid, writes = self._compile(dialect)
+        sql, defaults, positions, converters, lastrowid, writes, returns = \
+            self._compile(dialect)
         values = {**defaults, **params}
         for name, convert in converters.items():
             values[name] = convert(values[name])
@@ -299,7 +301,8 @@ class SoloStatement:
                     cursor.execute(sql, bound)
                     if lastrowid:
                         return cursor.rowcount, [(cursor.lastrowid,)]
-                    rows = cursor.fetchall() if cursor.description is not None else []
+                    # (known when compiled: psycopg builds `description` anew when asked)
+                    rows = cursor.fetchall() if returns else []
                     return cursor.rowcount, rows
                 finally:
                     if held:
