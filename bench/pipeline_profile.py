@@ -7,13 +7,14 @@ client, then each stored event run in this thread so that cProfile sees all of i
     .venv/bin/python bench/pipeline_profile.py --database-url postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/pipeline_profile.py --profile /tmp/p.out   # + cProfile, top 40
 
-Prints per delivery: CPU milliseconds of processing (the run, not the intake), SQL
-statements, transactions begun, commits and rollbacks (on PostgreSQL each a round trip), the
+Prints per delivery: CPU milliseconds of processing (the run, not the intake), SQL statements,
+transactions begun, commits and rollbacks (on PostgreSQL each a round trip), the
 SoloStatements apart (one statement autocommitted on a raw connection, which the engine's
-events do not see: the claim, each reply's delivery status), and the Send API calls counted
-by the fake; then where the run's CPU went (Parts): the offline AI's decision, the Send API call
-(client side), SQL (SQLAlchemy and the driver), the rest of Dana's own code, and apart from
-the run the fake Graph's serving of the calls. The AI decision, the HTTP call and its
+events do not see: each reply's delivery status; the claim is the intake's INSERT), and the
+Send API calls counted by the fake; then where the run's CPU went (Parts): the offline AI's
+decision, the Send API call (client side), SQL (SQLAlchemy and the driver), the rest of Dana's
+own code, and apart from the run the fake Graph's serving of the calls. The AI decision, the
+HTTP call and its
 serving are the floor that no bookkeeping change can remove.
 
 A tool for finding where the time goes, not a benchmark: the figures that count are
