@@ -14,8 +14,7 @@ events do not see: each reply's delivery status; the claim is the intake's INSER
 Send API calls counted by the fake; then where the run's CPU went (Parts): the offline AI's
 decision, the Send API call (client side), SQL (SQLAlchemy and the driver), the rest of Dana's
 own code, and apart from the run the fake Graph's serving of the calls. The AI decision, the
-HTTP call and its serving are the
-floor that no bookkeeping change can remove.
+HTTP call and its serving are the floor that no bookkeeping change can remove.
 
 A tool for finding where the time goes, not a benchmark: the figures that count are
 bench/webhooks.py's ratios.
