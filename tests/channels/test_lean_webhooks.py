@@ -50,6 +50,12 @@ def _post(client, path: str, raw: bytes, headers: dict):
     return resp
 
 
+def _deliver(client, payload: dict, channel: str = "facebook"):
+    """POST `payload` signed to the channel's webhook; the (closed) response."""
+    raw = json.dumps(payload).encode()
+    return _post(client, f"/webhooks/{channel}", raw, {"X-Hub-Signature-256": sign(raw)})
+
+
 def _comparable(resp) -> tuple:
     """Status, JSON body and headers, without what differs by design from one request to
     the next (the request id, the event id and so the body's length)."""
@@ -151,9 +157,7 @@ def test_an_unstorable_delivery_is_503_with_the_request_id_in_answer_and_log(cli
 def test_pooled_connections_found_dead_are_replaced_and_the_delivery_stored(app, client):
     """As after a database restart: the hot path's pooled connections are gone; the next
     delivery still gets its 200 once stored."""
-    raw = json.dumps(fb_text("hello", page="555")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello", page="555")).status_code == 200
     engine = solo_engine()
     if engine.dialect.name == "sqlite":  # the connection this thread keeps (no pool)
         drivers = [thread_connection(engine).driver_connection]
@@ -178,9 +182,7 @@ def test_an_unrouted_delivery_ends_ignored_without_a_full_run(app, client, monke
         raise AssertionError("the full run was not needed")
 
     monkeypatch.setattr(event_runner, "process_webhook_event", no_full_run)
-    raw = json.dumps(fb_text("hello", page="555")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello", page="555")).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts, event.error) == ("ignored", 1, None)
     assert event.processed_at is not None and event.claimed_until is None
@@ -193,9 +195,7 @@ def test_a_routed_delivery_gets_the_full_run_and_is_parsed_once(app, client, use
     parsed = []
     monkeypatch.setattr(connector_for("facebook"), "parse",
                         lambda payload: parsed.append(1) or parse(payload))
-    raw = json.dumps(fb_text("hello")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello")).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("processed", 1)
     assert len(fake_graph.requests_to("/me/messages")) == 1
@@ -304,9 +304,7 @@ def test_a_routed_delivery_is_stored_claimed_and_run_from_that_claim(
     connect(client, user, fake_graph, "facebook", PAGE_ID)
     handed = _handed(monkeypatch)
     _no_claims(monkeypatch)
-    raw = json.dumps(fb_text("hello")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello")).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("processed", 1)  # claimed once, run once
     assert event.claimed_until is None
@@ -323,9 +321,7 @@ def test_a_routed_delivery_is_stored_leased_to_this_process_before_its_answer(
     connect(client, user, fake_graph, "facebook", PAGE_ID)
     monkeypatch.setattr(automation_queue.Dispatcher, "submit", lambda *args: None)
     before = utcnow()
-    raw = json.dumps(fb_text("hello")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello")).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("processing", 1)
     assert event.claimed_by.startswith(event_runner.runner_name().rsplit(":", 1)[0] + ":")
@@ -347,9 +343,7 @@ def test_a_routing_read_that_fails_stores_the_delivery_received_for_the_run_to_r
 
     monkeypatch.setattr(event_runner._ROUTED_READ, "run", locked)
     handed = _handed(monkeypatch)
-    raw = json.dumps(fb_text("hello", page="555")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello", page="555")).status_code == 200
     assert tried == [{"platform": "facebook", "account": "555"}]
     [event] = _events()
     assert (event.status, event.attempts) == ("ignored", 1)
@@ -362,8 +356,6 @@ def test_a_first_step_that_crashes_still_stores_the_delivery(app, client, monkey
         raise KeyError("a bug")
 
     monkeypatch.setattr(automation_queue, "new_event", crash)
-    raw = json.dumps(fb_text("hello", page="555")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello", page="555")).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("ignored", 1)  # the dispatcher's run
