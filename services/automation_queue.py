@@ -3,7 +3,7 @@
 The event row is the outbox (automation/core/event_runner.py claims, leases and records).
 Handing an event on is only a wake-up: if it is lost (the process dies right after the
 commit, Redis hiccups), the event is still `received` and a sweep runs it once it is
-EVENT_STALE_SECONDS old (or, when the inline hand-off had claimed it, `processing` with a
+EVENT_STALE_SECONDS old (or, when its inline INSERT claimed it, `processing` with a
 lease that runs out as long after). Every process that runs events sweeps at start-up and every
 EVENT_SWEEP_SECONDS, so whatever was committed and not finished is picked up.
 

@@ -379,9 +379,8 @@ def run_event(event_id: int, heartbeat=None,
     has it: then a delivery for one account that is not connected ends `ignored` with the
     claim itself, and a routed one is not parsed again. It may also be what the first step
     (handed_on, new_event) handed on: the run then goes on from there (its claim, its parsed
-    items). The run is one
-    utils.db.run_scope: the rarely changing rows it reads several times (account, profile,
-    plan) are read once.
+    items). The run is one utils.db.run_scope: the rarely changing rows it reads several
+    times (account, profile, plan) are read once.
     """
     with run_scope():
         handed = delivery
