@@ -7,14 +7,14 @@ client, then each stored event run in this thread so that cProfile sees all of i
     .venv/bin/python bench/pipeline_profile.py --database-url postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/pipeline_profile.py --profile /tmp/p.out   # + cProfile, top 40
 
-Prints per delivery: CPU milliseconds of processing (the run, not the intake), SQL
-statements, transactions begun, commits and rollbacks (on PostgreSQL each a round trip), the
+Prints per delivery: CPU milliseconds of processing (the run, not the intake), SQL statements,
+transactions begun, commits and rollbacks (on PostgreSQL each a round trip), the
 SoloStatements apart (one statement autocommitted on a raw connection, which the engine's
-events do not see: the claim, each reply's delivery status), and the Send API calls counted
-by the fake; then where the run's CPU went (Parts): the offline AI's decision, the Send API call
-(client side), SQL (SQLAlchemy and the driver), the rest of Dana's own code, and apart from
-the run the fake Graph's serving of the calls. The AI decision, the HTTP call and its
-serving are the floor that no bookkeeping change can remove.
+events do not see: each reply's delivery status; the claim is the intake's INSERT), and the
+Send API calls counted by the fake; then where the run's CPU went (Parts): the offline AI's
+decision, the Send API call (client side), SQL (SQLAlchemy and the driver), the rest of Dana's
+own code, and apart from the run the fake Graph's serving of the calls. The AI decision, the
+HTTP call and its serving are the floor that no bookkeeping change can remove.
 
 A tool for finding where the time goes, not a benchmark: the figures that count are
 bench/webhooks.py's ratios.
@@ -204,17 +204,17 @@ def main(argv=None) -> int:
     fake = FakeGraph().start()
     fake.manage(PAGE_TOKEN, PAGE_ID, name="Velo Page")
     parts = install_parts(fake)
-    ids: list[int] = []
-    # collect the stored events' ids (the intake also passes channel and payload); run below
-    automation_queue.dispatch = lambda event_id, *delivery: ids.append(event_id)
+    ids: list[tuple] = []
+    # collect the stored events (id, and the first step the intake took: the INSERT claimed
+    # each for its run); run below
+    automation_queue.dispatch = lambda event_id, new=None: ids.append((event_id, new))
     try:
         with temp_workdir("dana-pipeline-profile-") as work, \
                 database(work, None if args.database_url == "sqlite" else args.database_url) \
                 as db_url:
             app, client = build(db_url, work, fake.base_url)
             deliveries = Deliveries(APP_SECRET, PAGE_ID, 10**15)
-            # buffered: the response is read and closed, as a server does; the lean path
-            # hands the event on then (automation_queue.dispatch_after_answer)
+            # buffered: the response is read and closed, as a server does
             post = lambda: client.post("/webhooks/facebook", data=raw,  # noqa: E731
                                        headers={"Content-Type": "application/json", **hdrs},
                                        buffered=True)
@@ -224,8 +224,8 @@ def main(argv=None) -> int:
             with app.app_context():
                 from automation.core.event_runner import run_event
                 from models_db import db
-                for event_id in ids:
-                    run_event(event_id)
+                for event_id, new in ids:
+                    run_event(event_id, handed=new.handed if new is not None else None)
                 ids.clear()
                 counter = Counter()
                 counter.install(db.engine)
@@ -241,8 +241,9 @@ def main(argv=None) -> int:
                 t0, w0, th0 = time.process_time(), time.perf_counter(), time.thread_time()
                 if prof:
                     prof.enable()
-                for event_id in ids:
-                    status = run_event(event_id)
+                for event_id, new in ids:
+                    status = run_event(event_id,
+                                       handed=new.handed if new is not None else None)
                     assert status == "processed", status
                 if prof:
                     prof.disable()
@@ -252,13 +253,14 @@ def main(argv=None) -> int:
                 n = len(ids)
                 run = [now - then for now, then in zip(counter.snapshot(), intake, strict=True)]
                 print(f"{db_url.split(':')[0]}: {n} deliveries; intake {intake_cpu / n * 1000:.2f}"
-                      " ms CPU each (one autocommitted INSERT on a raw connection); "
+                      " ms CPU each (the routing read and one autocommitted INSERT, which "
+                      "claims the event for its run, on a raw connection); "
                       f"processing {cpu / n * 1000:.2f} ms CPU ({wall / n * 1000:.2f} ms wall), "
                       f"{run[0] / n:.1f} statements, {run[1] / n:.1f} transactions begun, "
                       f"{run[2] / n:.1f} commits, {run[3] / n:.1f} rollbacks each (on "
                       f"PostgreSQL each one a round trip), plus {run[4] / n:.1f} SoloStatements "
-                      "(one autocommitted statement on a raw connection each: the claim, the "
-                      f"replies' delivery status); Send API calls {sent}")
+                      "(one autocommitted statement on a raw connection each: the replies' "
+                      f"delivery status); Send API calls {sent}")
                 served = "fake Graph serving the call"
                 own = run_cpu - sum(v for k, v in parts.seconds.items() if k != served)
                 print(f"where the run's CPU went ({run_cpu / n * 1000:.2f} ms per delivery in "

@@ -10,12 +10,9 @@ everything else goes on to the app below, unchanged.
 from __future__ import annotations
 
 import io
-import logging
-from functools import partial
 
 from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.wsgi import ClosingIterator
 
 from services import intake
 from utils.http import SECURITY_HEADERS
@@ -23,7 +20,6 @@ from utils.logging import request_id_for
 from utils.ratelimit import signed_webhook
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
-log = logging.getLogger("dana.intake")
 
 
 @bp.get("/<channel>")
@@ -48,11 +44,11 @@ class LeanWebhooks:
 
     It reads the body (Content-Length bytes, at most MAX_CONTENT_LENGTH), then in an app
     context, with the request id (X-Request-ID when safe, else a new one) in g for the log
-    lines, asks intake.receive_plain to verify the signature over the raw bytes and store the
-    event. The 200 carries what the app's would: the JSON body, the security headers and
-    X-Request-ID; the event is handed on once it is sent (when the server closes the
-    response). A delivery that could not be stored (503 not_stored), or any error, is
-    answered through the app's own error handlers and after-request hooks.
+    lines, asks intake.receive_plain to verify the signature over the raw bytes, store the
+    event and hand it on (a wake-up: inline, the routing was read before the INSERT, see
+    intake._store_and_dispatch). The 200 carries what the app's would: the JSON body, the
+    security headers and X-Request-ID. A delivery that could not be stored (503 not_stored),
+    or any error, is answered through the app's own error handlers and after-request hooks.
 
     Every other request goes on to the app unchanged, with the body it sent: another method
     or path, a query string, no or too large a Content-Length, and every delivery that
@@ -92,29 +88,12 @@ class LeanWebhooks:
                     response = self.app.finalize_request(self.app.handle_user_exception(exc))
                 return response(environ, start_response)
             if answer is not None:
-                answer, hand_off = answer
                 body = (self.app.json.dumps(answer, separators=(",", ":")) + "\n").encode()
                 start_response("200 OK", [
                     ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                     *SECURITY_HEADERS, ("X-Request-ID", request_id)])
-                if hand_off is None:
-                    return [body]
-                return ClosingIterator([body], partial(self._hand_off, hand_off, request_id))
+                return [body]
         return self.wsgi_app(environ, start_response)
-
-    def _hand_off(self, hand_off, request_id: str) -> None:
-        """Once the 200 is sent (the server closes the response), hand the stored event on.
-
-        Called by the WSGI server when it closes the response, in the thread that served it:
-        the delivery's answer never waits for the hand-off. A failure is logged, never
-        raised: the event is stored, and the sweep runs whatever was not handed on.
-        """
-        try:
-            with self.app.app_context():
-                g.request_id = request_id
-                hand_off()
-        except Exception:  # noqa: BLE001 - the event is stored: the sweep picks it up
-            log.exception("a stored delivery's hand-off failed; the sweep will run it")
 
 
 def install_lean_path(app: Flask) -> None:

@@ -3,13 +3,13 @@
 The event row is the outbox (automation/core/event_runner.py claims, leases and records).
 Handing an event on is only a wake-up: if it is lost (the process dies right after the
 commit, Redis hiccups), the event is still `received` and a sweep runs it once it is
-EVENT_STALE_SECONDS old (or, when the inline hand-off had claimed it, `processing` with a
+EVENT_STALE_SECONDS old (or, when its inline INSERT claimed it, `processing` with a
 lease that runs out as long after). Every process that runs events sweeps at start-up and every
 EVENT_SWEEP_SECONDS, so whatever was committed and not finished is picked up.
 
-inline: the thread that stored a delivery takes its run's first step once the answer is sent
-(dispatch: parse, routing claim), which finishes an event for an account that is not
-connected; one dispatcher per process, woken by the others (see Dispatcher: one
+inline: the intake takes a delivery's first step before storing it (first_step: parse, the
+routing read), so that its INSERT is its claim for this process's run, or its end when no
+connected account has its route (`ignored`); one dispatcher per process (see Dispatcher: one
 wake-up serves all that arrive within a few milliseconds), runs the events on a few
 threads (RUNNERS: a run mostly waits for the database, the AI or the Send API, so one thread
 alone would leave the CPU idle); the request that stored the event has long been answered,
@@ -24,13 +24,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from functools import partial
 
 from flask import Flask, current_app
 
 from automation.ai.response_generator import warm_up
-from automation.core.event_runner import Handed, due_events, handed_on, run_event
+from automation.core.event_runner import Handed, NewEvent, due_events, new_event, run_event
 from models_db import db
 from services.rq_queue import GATHER_SECONDS, enqueue_event
 from utils.config import current_settings
@@ -41,45 +39,37 @@ RUNNERS = 4  # threads running events in each process (one of them also sweeps)
 _guard = threading.Lock()
 
 
-def dispatch(event_id: int, channel: str | None = None, payload: dict | None = None) -> None:
+def first_step(channel: str, payload: dict, raw_body: str) -> NewEvent | None:
+    """Before the intake stores a delivery: inline, its run's first step
+    (event_runner.new_event: parse, the routing read), whose columns the event's INSERT
+    sets; rq: None (it is stored `received`, a worker claims it). Never raises: a crash is
+    logged and the delivery stored `received`, for the dispatcher's run to take from there.
+    """
+    if current_settings().AUTOMATION_QUEUE == "rq":
+        return None
+    try:
+        return new_event(channel, payload, raw_body)
+    except Exception:  # a bug: storing the delivery comes first, its run records the rest
+        log.exception("the first step of a %s delivery crashed", channel)
+        return NewEvent({}, Handed(None))
+
+
+def dispatch(event_id: int, new: NewEvent | None = None) -> None:
     """Hand a stored event on to whatever runs events in this deployment (never raises).
 
-    The intake passes the delivery it has just parsed (`channel`, `payload`), and the
-    webhooks' lean path calls this once the delivery is answered. Inline, the calling thread
-    then takes the run's first step itself (event_runner.handed_on: parse the items, the
-    routing claim, tried once): an event for an account that is not connected is finished
-    there, and only the others wake the dispatcher, whose run goes on from that claim. A
-    wake-up of a dispatcher thread, and its turns at the interpreter, cost more CPU than
-    that whole first step; the answer has already been sent.
+    rq: its id joins this process's next LPUSH. Inline: the dispatcher runs it, from its
+    first step (`new`, first_step's) when the intake took one; nothing is left to run when
+    that step finished it (no connected account: `ignored`). Either way only a wake-up: a
+    lost one is made up for by the sweep, since the event is stored.
     """
     app = current_app._get_current_object()
     if current_settings(app).AUTOMATION_QUEUE == "rq":
         enqueue_event(event_id)
         return
-    handed = None
-    if payload is not None:
-        try:
-            handed = handed_on(event_id, channel, payload, attempts=1)
-            if handed is None:
-                return  # finished (ignored)
-        except Exception:  # a bug: the dispatcher's run, from the stored row, records it
-            log.exception("event %s: the hand-off's first step crashed", event_id)
-    start(app).submit(event_id, handed)
-
-
-def dispatch_after_answer(event_id: int, channel: str,
-                          payload: dict) -> Callable[[], None] | None:
-    """For a caller that answers the delivery first (the webhooks' lean path): the hand-off
-    to call, in an app context, once the answer is sent; None when it is done already.
-
-    Inline, the hand-off's first step (dispatch) is work for the serving thread, better done
-    after the 200. With rq the hand-off is only a note for the hand-off thread: made now, in
-    the request's app context, it costs less than a second app context later.
-    """
-    if current_settings().AUTOMATION_QUEUE == "rq":
-        enqueue_event(event_id)
-        return None
-    return partial(dispatch, event_id, channel, payload)
+    if new is not None and new.handed is None:
+        log.info("no connected %s account %s: event %s ignored", *new.route, event_id)
+        return
+    start(app).submit(event_id, new.handed if new is not None else None)
 
 
 def start(app: Flask) -> "Dispatcher":
@@ -143,7 +133,7 @@ class Dispatcher:
         """A dispatcher for `app` (not started)."""
         self.app = app
         self.every = current_settings(app).EVENT_SWEEP_SECONDS
-        self.waiting: deque[tuple[int, tuple | None]] = deque()
+        self.waiting: deque[tuple[int, Handed | None]] = deque()
         self.lock = threading.Lock()
         self.handed = threading.Condition(self.lock)  # an event is waiting, or stop
         self.idle = threading.Condition(self.lock)    # every event handed on has run
@@ -165,8 +155,8 @@ class Dispatcher:
         return self.threads[0].is_alive() and not self.stopping
 
     def submit(self, event_id: int, handed: Handed | None = None) -> None:
-        """Queue this event (with what the hand-off did of its run's first step, if it took
-        it, for run_event); wake a thread unless one is already on its way.
+        """Queue this event (with what its first step did of its run, if it was taken, for
+        run_event); wake a thread unless one is already on its way.
         """
         with self.lock:
             self.waiting.append((event_id, handed))
@@ -209,7 +199,7 @@ class Dispatcher:
             time.sleep(self.GATHER_SECONDS)
             self._guarded(self._run_waiting)
 
-    def _take(self) -> tuple[int, tuple | None] | None:
+    def _take(self) -> tuple[int, Handed | None] | None:
         with self.lock:
             self.called = False  # the events handed on from now wake another thread
             return self.waiting.popleft() if self.waiting and not self.stopping else None

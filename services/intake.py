@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from sqlalchemy import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -26,7 +26,8 @@ log = logging.getLogger("dana.intake")
 # Built once: the event INSERT ... RETURNING id, run alone on a raw connection (the hot path).
 INSERT_EVENT = SoloStatement(
     insert(WebhookEvent.__table__).returning(WebhookEvent.__table__.c.id),
-    ["platform", "raw_body", "status", "attempts", "received_at", "request_id"], rowid=True)
+    ["platform", "raw_body", "status", "attempts", "received_at", "request_id", "claimed_by",
+     "claimed_until", "processed_at"], rowid=True)
 
 
 def hook_for(channel: str) -> InboundHook:
@@ -65,15 +66,13 @@ def receive(channel: str, headers: Mapping[str, str], raw_body: bytes,
 
 
 def receive_plain(channel: str, headers: Mapping[str, str], raw_body: bytes,
-                  request_id: str | None) -> tuple[dict, Callable[[], None] | None] | None:
+                  request_id: str | None) -> dict | None:
     """receive() for the usual delivery only, for the webhooks' lean path (routes/webhooks.py):
-    an authentic JSON object to store is stored exactly as receive() stores it; returns its
-    answer and what is left of its hand-off (automation_queue.dispatch_after_answer), for the
-    caller to call, in an app context, once the answer is sent. Anything else (no such channel, no
-    secret configured, a missing or wrong signature, a body that is not a JSON object, a
-    delivery owed an instant reply) returns None before anything is stored or counted: the
-    caller then hands the request to the full app, whose receive() answers it (and counts a
-    forgery).
+    an authentic JSON object to store is stored and handed on exactly as receive() does it;
+    returns its answer. Anything else (no such channel, no secret configured, a missing or
+    wrong signature, a body that is not a JSON object, a delivery owed an instant reply)
+    returns None before anything is stored or counted: the caller then hands the request to
+    the full app, whose receive() answers it (and counts a forgery).
     """
     hook = INBOUND_HOOKS.get(channel)
     if hook is None:
@@ -85,8 +84,7 @@ def receive_plain(channel: str, headers: Mapping[str, str], raw_body: bytes,
     payload = _parse(raw_body)
     if not isinstance(payload, dict) or hook.instant_reply(payload) is not None:
         return None
-    event_id = _store_event(channel, raw_body, request_id)
-    return _answer(event_id), automation_queue.dispatch_after_answer(event_id, channel, payload)
+    return _store_and_dispatch(channel, raw_body, payload, request_id)
 
 
 def channels() -> list[str]:
@@ -107,20 +105,27 @@ def _text(raw_body: bytes) -> str:
 
 def _store_and_dispatch(channel: str, raw_body: bytes, payload: dict,
                         request_id: str | None) -> dict:
-    """Store an authentic delivery (503 when it cannot be), hand it on, and the 200's body."""
-    event_id = _store_event(channel, raw_body, request_id)
-    automation_queue.dispatch(event_id, channel, payload)
+    """Store an authentic delivery (503 when it cannot be), hand it on, and the 200's body.
+
+    Inline, the delivery's first step is taken before the INSERT, which then also claims the
+    event for its run, or finishes it (automation_queue.first_step): one write per delivery.
+    """
+    text = _text(raw_body)
+    new = automation_queue.first_step(channel, payload, text)
+    event_id = _store_event(channel, text, request_id, new.columns if new is not None else {})
+    automation_queue.dispatch(event_id, new)
     return _answer(event_id)
 
 
-def _store_event(channel: str, raw_body: bytes, request_id: str | None) -> int:
-    """Store an authentic delivery as a `received` event (503 when it cannot be); its id.
+def _store_event(channel: str, text: str, request_id: str | None, columns: dict) -> int:
+    """Store an authentic delivery as an event (503 when it cannot be); its id. `received`,
+    unless `columns` (the first step's) say otherwise.
 
     Stored = safe: if the hand-off that follows is lost, the sweep finds the event (the row
     is the outbox).
     """
-    row = {"platform": channel, "raw_body": _text(raw_body), "status": "received",
-           "attempts": 0, "received_at": utcnow(), "request_id": request_id}
+    row = {"platform": channel, "raw_body": text, "status": "received", "attempts": 0,
+           "received_at": utcnow(), "request_id": request_id, **columns}
 
     def _store() -> int:
         # One autocommitted INSERT on its own connection (PostgreSQL: ... RETURNING id, one

@@ -7,8 +7,8 @@ serialization failure or a deadlock, reported on one of the parties. Both are tr
 with exponential backoff, and re-raises the last error. Any other error (an integrity error,
 a bad statement) is raised at once: retrying it would only repeat it.
 
-The hottest writes (a webhook's event INSERT, the inline hand-off's routing claim) are
-SoloStatements: one statement compiled once and run alone, autocommitted, on a raw
+The hottest statements (a webhook's event INSERT, the inline intake's routing read, a run's
+claim) are SoloStatements: one statement compiled once and run alone, autocommitted, on a raw
 connection (pooled on PostgreSQL, the thread's own on SQLite; on SQLite about 70 against 130
 microseconds for the INSERT through a Core execute on the same engine).
 """
@@ -205,7 +205,7 @@ _held = _ThreadConnection()
 def thread_connection(engine: Engine):
     """This thread's connection to `engine`'s SQLite file, opened on first use.
 
-    A SoloStatement runs twice per webhook delivery (the INSERT, the inline claim): a
+    A SoloStatement runs twice per webhook delivery (inline: the routing read, the INSERT): a
     checkout and check-in through the pool cost about as much CPU as the statement itself,
     and with more threads than the pool keeps (a gunicorn worker's request threads plus the
     dispatcher's), the extra connections were opened (with their PRAGMAs) and closed again
@@ -234,12 +234,13 @@ atexit.register(_forget_thread_connection)
 class SoloStatement:
     """One SQL statement, compiled once, run on its own as a whole transaction.
 
-    For the hottest writes (a webhook's event INSERT, the inline hand-off's routing claim),
+    For the hottest statements (a webhook's event INSERT, the inline intake's routing read),
     where the ORM session and the Core execution machinery cost more than the database does.
     The statement runs autocommitted on a raw connection of solo_engine(): a single statement is
-    atomic, so it is committed when run() returns and never half-written. On SQLite it takes
-    the write lock before it reads (as BEGIN IMMEDIATE does, app.py), waiting up to the busy
-    timeout; on PostgreSQL it is one round trip instead of three (BEGIN, it, COMMIT).
+    atomic, so it is committed when run() returns and never half-written. On SQLite a write
+    takes the write lock before it reads (as BEGIN IMMEDIATE does, app.py), waiting up to the
+    busy timeout (a SELECT takes none); on PostgreSQL it is one round trip instead of three
+    (BEGIN, it, COMMIT).
 
     run(**params) binds the statement's parameters (its literal values are defaults), applies
     the columns' type conversions (e.g. TZDateTime's) and returns (rowcount, rows). A driver
@@ -283,20 +284,23 @@ class SoloStatement:
             compiled = self._compiled[key] = (
                 str(sql), sql.construct_params({name: None for name in self.params}),
                 sql.positiontup, converters,  # positiontup: qmark drivers' (SQLite) order
-                lastrowid)
+                lastrowid, not statement.is_select,
+                bool(statement.exported_columns))  # RETURNING or SELECT: rows to fetch
         return compiled
 
     def run(self, **params) -> tuple[int, list]:
         """Run the statement alone, committed; (rowcount, rows it returned)."""
         engine = solo_engine()
         dialect = engine.dialect
-        sql, defaults, positions, converters, lastrowid = self._compile(dialect)
+        sql, defaults, positions, converters, lastrowid, writes, returns = \
+            self._compile(dialect)
         values = {**defaults, **params}
         for name, convert in converters.items():
             values[name] = convert(values[name])
         bound = tuple(values[name] for name in positions) if positions else values
         sqlite = dialect.name == "sqlite"
-        turn = sqlite_writer_lock(engine.url.database) if sqlite else None
+        # A read takes no writer's turn: in WAL mode it runs beside the writers.
+        turn = sqlite_writer_lock(engine.url.database) if sqlite and writes else None
         if turn is not None and turn.held_here():
             raise RuntimeError("a SoloStatement inside this thread's own open SQLite write "
                                "transaction would wait for itself: commit first")
@@ -309,7 +313,8 @@ class SoloStatement:
                     cursor.execute(sql, bound)
                     if lastrowid:
                         return cursor.rowcount, [(cursor.lastrowid,)]
-                    rows = cursor.fetchall() if cursor.description is not None else []
+                    # (known when compiled: psycopg builds `description` anew when asked)
+                    rows = cursor.fetchall() if returns else []
                     return cursor.rowcount, rows
                 finally:
                     if held:

@@ -10,12 +10,11 @@ ran out (their process died), received ones nobody took within EVENT_STALE_SECON
 hand-off), failed ones whose retry time has come. Which queue runs them is
 services/automation_queue.py (inline) and services/rq_queue.py (Redis worker).
 
-A caller that has the parsed delivery at hand (the inline hand-off, right after the intake
-parsed it) passes it on: when all its items are for one (platform, account), the claim also
-routes, in the same statement: no connected account there, and the event ends `ignored` at
-once (as the full run would record it); otherwise it is claimed as usual, and the run uses
-the items already parsed. That first step (handed_on) may be taken by the hand-off itself,
-in the thread that answered the delivery; run_event then goes on from its claim.
+The inline intake takes a new delivery's first step before storing it (new_event): it parses
+the delivery and, when all its items are for one (platform, account), reads whether that
+account is connected; the event's INSERT is then its claim (`processing`, leased) or its end
+(`ignored`, as the full run would record it), and run_event goes on from that claim with the
+items already parsed.
 
 An event is `processing` only while a run holds it: a run that ends records its final status.
 So a run that claims an event still `processing` knows the previous run was killed mid-way
@@ -36,7 +35,8 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, case, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from automation.connectors import connector_for
 from automation.core.message_processor import process_webhook_event
@@ -46,7 +46,7 @@ from automation.platforms.base import InboundEvent
 from models_db import WebhookEvent, db, utcnow
 from utils import events
 from utils.config import current_settings
-from utils.db import ATTEMPTS, SoloStatement, is_locked, retry_locked, run_scope
+from utils.db import SoloStatement, retry_locked, run_scope
 from utils.idempotency import AUTO, reply_keys
 from utils.store import get_store
 
@@ -155,22 +155,9 @@ def _claim_event(event_id: int) -> tuple[str, ClaimedEvent] | None:
     return retry_locked(_claim)
 
 
-# Built once: the claim of a new event whose items are all for one (platform, account), which
-# finishes it as `ignored` instead when no account has that route; RETURNING says which. The
-# routing lookup (an index probe of platform_accounts' unique key) is a constant subquery.
+# The routing lookup (an index probe of platform_accounts' unique key), built once.
 _ROUTED = exists().where(*accounts.routing_criteria(bindparam("platform"),
                                                     bindparam("account")))
-_AT = _T.claimed_until.type
-_CLAIM_OR_IGNORE = SoloStatement(
-    update(WebhookEvent.__table__)
-    .where(_T.id == bindparam("event_id"), _claimable_received(bindparam("now", type_=_AT)))
-    .values(status=case((_ROUTED, "processing"), else_="ignored"),
-            attempts=_T.attempts + 1, claimed_by=bindparam("owner"), error=None,
-            claimed_until=case((_ROUTED, bindparam("until", type_=_AT)), else_=None),
-            processed_at=case((_ROUTED, _T.processed_at), else_=bindparam("now", type_=_AT)),
-            next_attempt_at=None)
-    .returning(_T.status, _T.platform, _T.raw_body),
-    ["event_id", "platform", "account", "owner", "now", "until"])
 
 
 def _delivery_items(channel: str, payload: dict) -> list[InboundEvent] | None:
@@ -192,70 +179,58 @@ def _one_route(items: list[InboundEvent]) -> tuple[str, str] | None:
     return route if route[1] else None
 
 
-def _claim_or_ignore(event_id: int, route: tuple[str, str], owner: str,
-                     attempts: int = ATTEMPTS) -> ClaimedEvent | None:
-    """Claim a new event routed to `route` for `owner`: its row with status "processing"
-    (claimed) or "ignored" (no account has the route: finished), or None when it is not a
-    new, free event (nothing changed). A locked database is tried `attempts` times.
-    """
-    def _take() -> ClaimedEvent | None:
-        now = utcnow()
-        _, rows = _CLAIM_OR_IGNORE.run(
-            event_id=event_id, platform=route[0], account=route[1], owner=owner,
-            now=now, until=now + timedelta(seconds=current_settings().EVENT_STALE_SECONDS))
-        return ClaimedEvent(*rows[0]) if rows else None
-
-    return retry_locked(_take, attempts)
-
-
 class Handed(NamedTuple):
-    """What the hand-off (handed_on) did for a new event's run: its delivery's items, parsed
-    once, and, when it could claim the event, the claimed row and the claim's owner.
-    `retry`: the routing claim failed on a busy database, the run makes it again.
+    """What the first step (new_event) did for a new event's run: its delivery's
+    items, parsed once, and, when it claimed the event, the claimed row and the claim's owner.
     """
 
     items: list[InboundEvent] | None
     row: ClaimedEvent | None = None
     owner: str | None = None
-    retry: bool = False
 
 
-def handed_on(event_id: int, channel: str, payload: dict,
-              attempts: int = ATTEMPTS) -> Handed | None:
-    """The first step of a new event's run, for a caller that has its parsed delivery:
-    parse its items and, when they are all for one (platform, account), claim it with the
-    routing claim. None when that finished it (no connected account: `ignored`, logged);
-    else the Handed to give run_event, which goes on from there (from the claim, or, when
-    there was none, with its own). With fewer than ATTEMPTS `attempts`, a claim that fails
-    (the database stayed locked) is left to run_event.
+# The routing lookup alone, a read (on SQLite no writer's turn, no write lock).
+_ROUTED_READ = SoloStatement(select(_ROUTED), ["platform", "account"])
 
-    The inline hand-off calls it in the thread that stored the event, once the delivery is
-    answered (services/automation_queue.dispatch): an unrouted event, the usual traffic of a
-    Page that is not connected, is then finished without waking a dispatcher thread.
+
+class NewEvent(NamedTuple):
+    """A new delivery's first step, taken before it is stored (new_event): the columns its
+    INSERT sets besides the delivery itself (status, claim), what its run is handed (None:
+    nothing is left to run), and its (platform, account) when it has one.
     """
-    return _route_and_claim(event_id, _delivery_items(channel, payload), attempts)
+
+    columns: dict
+    handed: Handed | None
+    route: tuple[str, str] | None = None
 
 
-def _route_and_claim(event_id: int, items: list[InboundEvent] | None,
-                     attempts: int) -> Handed | None:
+def new_event(channel: str, payload: dict, raw_body: str) -> NewEvent:
+    """The first step of a delivery's run, for a caller that stores it next and runs it in
+    this process (the inline intake): parse its items and, when they are all for one
+    (platform, account), read whether an account has that route. The event's INSERT is then
+    its claim for this run (`processing`, attempts 1, leased for EVENT_STALE_SECONDS: if this
+    process dies first, a sweep runs it once the lease is out) or its end (`ignored`, as the
+    full run would record it): one write where storing it `received` and then claiming it
+    were two (on SQLite each a turn at the write lock). With no single route, or when the
+    read fails, it is stored `received` and its run claims it as usual.
+    """
+    items = _delivery_items(channel, payload)
     route = _one_route(items) if items else None
     if route is None:
-        return Handed(items)
-    owner = runner_name()
+        return NewEvent({}, Handed(items))
     try:
-        taken = _claim_or_ignore(event_id, route, owner, attempts)
-    except Exception as exc:
-        if attempts >= ATTEMPTS or not is_locked(exc):
-            raise
-        log.warning("event %s: the database is busy; the run makes the routing claim",
-                    event_id)
-        return Handed(items, retry=True)
-    if taken is None:
-        return Handed(items)
-    if taken.status == "ignored":
-        log.info("no connected %s account %s: event %s ignored", *route, event_id)
-        return None
-    return Handed(items, taken, owner)
+        [(routed,)] = _ROUTED_READ.run(platform=route[0], account=route[1])[1]
+    except DBAPIError as exc:  # its run routes it; storing it is what matters now
+        log.warning("routing a %s delivery failed (%s); its run routes it", channel, exc)
+        return NewEvent({}, Handed(items), route)
+    now, owner = utcnow(), runner_name()
+    if not routed:
+        return NewEvent({"status": "ignored", "attempts": 1, "claimed_by": owner,
+                         "processed_at": now}, None, route)
+    until = now + timedelta(seconds=current_settings().EVENT_STALE_SECONDS)
+    return NewEvent({"status": "processing", "attempts": 1, "claimed_by": owner,
+                     "claimed_until": until},
+                    Handed(items, ClaimedEvent("processing", channel, raw_body), owner), route)
 
 
 def reset_for_replay(event_id: int) -> None:
@@ -348,18 +323,13 @@ def run_event(event_id: int, heartbeat=None, handed: Handed | None = None) -> st
 
     When another live run holds the event (or it is finished) nothing runs and the current
     status is returned. `heartbeat` is called with every lease renewal (the worker renews
-    its Redis locks there). `handed` is what handed_on did of this run's first step, when a
-    caller took it (the inline hand-off): the run goes on from there (its claim, its parsed
-    items; a routing claim the busy database refused is made again first). Without it the
-    run claims the event and parses the stored body itself. The run is one
-    utils.db.run_scope: the rarely changing rows it reads several times (account, profile,
-    plan) are read once.
+    its Redis locks there). `handed` is what the delivery's first step (new_event) did of
+    this run, when the caller took it: the run goes on from there (its claim, its parsed
+    items); without it the run claims the event and parses the stored body itself. The run
+    is one utils.db.run_scope: the rarely changing rows it reads several times (account,
+    profile, plan) are read once.
     """
     with run_scope():
-        if handed is not None and handed.retry:
-            handed = _route_and_claim(event_id, handed.items, ATTEMPTS)
-            if handed is None:
-                return "ignored"  # the routing claim finished it
         return _run_event(event_id, heartbeat, handed)
 
 

@@ -7,8 +7,6 @@ import json
 import logging
 import re
 import sqlite3
-import threading
-from datetime import timedelta
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -21,6 +19,7 @@ from models_db import PlatformAccount, WebhookEvent, db, utcnow
 from routes.webhooks import LeanWebhooks
 from services import automation_queue, intake
 from tests.channels.conftest import IG_ID, PAGE_ID, connect, fb_text, sign
+from utils.config import current_settings
 from utils.db import solo_engine, thread_connection
 from utils.logging import RequestIdFilter
 
@@ -48,6 +47,12 @@ def _post(client, path: str, raw: bytes, headers: dict):
     resp = client.post(path, data=raw, headers=headers)
     resp.close()
     return resp
+
+
+def _deliver(client, payload: dict, channel: str = "facebook"):
+    """POST `payload` signed to the channel's webhook; the (closed) response."""
+    raw = json.dumps(payload).encode()
+    return _post(client, f"/webhooks/{channel}", raw, {"X-Hub-Signature-256": sign(raw)})
 
 
 def _comparable(resp) -> tuple:
@@ -151,9 +156,7 @@ def test_an_unstorable_delivery_is_503_with_the_request_id_in_answer_and_log(cli
 def test_pooled_connections_found_dead_are_replaced_and_the_delivery_stored(app, client):
     """As after a database restart: the hot path's pooled connections are gone; the next
     delivery still gets its 200 once stored."""
-    raw = json.dumps(fb_text("hello", page="555")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello", page="555")).status_code == 200
     engine = solo_engine()
     if engine.dialect.name == "sqlite":  # the connection this thread keeps (no pool)
         drivers = [thread_connection(engine).driver_connection]
@@ -178,9 +181,7 @@ def test_an_unrouted_delivery_ends_ignored_without_a_full_run(app, client, monke
         raise AssertionError("the full run was not needed")
 
     monkeypatch.setattr(event_runner, "process_webhook_event", no_full_run)
-    raw = json.dumps(fb_text("hello", page="555")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello", page="555")).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts, event.error) == ("ignored", 1, None)
     assert event.processed_at is not None and event.claimed_until is None
@@ -193,59 +194,28 @@ def test_a_routed_delivery_gets_the_full_run_and_is_parsed_once(app, client, use
     parsed = []
     monkeypatch.setattr(connector_for("facebook"), "parse",
                         lambda payload: parsed.append(1) or parse(payload))
-    raw = json.dumps(fb_text("hello")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    assert _deliver(client, fb_text("hello")).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("processed", 1)
     assert len(fake_graph.requests_to("/me/messages")) == 1
     assert len(parsed) == 1
 
 
-def _full_runs(monkeypatch) -> list[int]:
-    """The events that got the full run (which here only records that it ran)."""
-    ran = []
-    monkeypatch.setattr(
-        event_runner, "process_webhook_event",
-        lambda event_id, event=None, items=None: ran.append(event_id) or "processed")
-    return ran
-
-
-def test_routing_takes_the_platform_and_any_account_status(app, user, monkeypatch):
-    ran = _full_runs(monkeypatch)
+def test_routing_takes_the_platform_and_any_account_status(app, user):
+    """The first step routes by (platform, account id): the same id on another platform is
+    not this account's, and an account whose token was refused still owns its deliveries."""
     db.session.add(PlatformAccount(user_id=user["user"]["id"], platform="instagram",
                                    external_id=IG_ID, access_token_encrypted="x"))
-    # The same id on another platform routes nothing here.
-    event = WebhookEvent(platform="facebook", raw_body="{}", status="received")
-    db.session.add(event)
     db.session.commit()
-    assert event_runner.handed_on(event.id, "facebook", fb_text("hi", page=IG_ID)) is None
-    # An account whose token was refused still owns its deliveries: not ignored here.
+    assert event_runner.new_event("facebook", fb_text("hi", page=IG_ID),
+                                  "{}").columns["status"] == "ignored"
     db.session.execute(db.update(PlatformAccount).values(status="needs_reauth"))
-    second = WebhookEvent(platform="instagram", raw_body="{}", status="received")
-    db.session.add(second)
     db.session.commit()
     ig = {"object": "instagram", "entry": [{"id": IG_ID, "time": 1, "messaging": [{
         "sender": {"id": "1"}, "recipient": {"id": IG_ID}, "timestamp": 1,
         "message": {"mid": "m_1", "text": "hi"}}]}]}
-    handed = event_runner.handed_on(second.id, "instagram", ig)
-    assert event_runner.run_event(second.id, handed=handed) == "processed"
-    assert ran == [second.id]  # claimed as usual (the stand-in run records no outcome)
-    assert [(e.status, e.attempts) for e in _events()] == [("ignored", 1), ("processing", 1)]
-
-
-def test_the_routing_claim_never_takes_an_event_someone_else_holds(app, monkeypatch):
-    ran = _full_runs(monkeypatch)
-    held = WebhookEvent(platform="facebook", raw_body="{}", status="processing", attempts=1,
-                        claimed_until=utcnow() + timedelta(minutes=5))
-    done = WebhookEvent(platform="facebook", raw_body="{}", status="processed", attempts=1)
-    db.session.add_all([held, done])
-    db.session.commit()
-    for event, status in ((held, "processing"), (done, "processed")):
-        handed = event_runner.handed_on(event.id, "facebook", fb_text("hi", page="555"))
-        assert event_runner.run_event(event.id, handed=handed) == status
-    assert ran == []
-    assert [(e.status, e.attempts) for e in _events()] == [("processing", 1), ("processed", 1)]
+    new = event_runner.new_event("instagram", ig, "{}")
+    assert new.columns["status"] == "processing" and new.handed.row is not None
 
 
 def test_a_delivery_for_two_pages_takes_the_full_run_and_ends_as_before(app, client):
@@ -258,7 +228,7 @@ def test_a_delivery_for_two_pages_takes_the_full_run_and_ends_as_before(app, cli
     assert (event.status, event.attempts) == ("ignored", 1)
 
 
-# --- the hand-off, once the answer is sent ----------------------------------------------
+# --- the first step, before the INSERT: one write per delivery ----------------------------
 
 def _handed(monkeypatch) -> list:
     """What the dispatcher is handed (it still runs it)."""
@@ -273,75 +243,88 @@ def _handed(monkeypatch) -> list:
     return handed
 
 
-def test_an_unrouted_delivery_is_finished_after_its_answer_without_the_dispatcher(
+def _no_claims(monkeypatch) -> None:
+    """Any claim of a stored event fails the test: the INSERT was the claim."""
+    def claimed(**_params):
+        raise AssertionError("the event was claimed after it was stored")
+
+    monkeypatch.setattr(event_runner._CLAIM, "run", claimed)
+
+
+def test_an_unrouted_delivery_is_stored_ignored_by_its_insert_without_the_dispatcher(
         app, monkeypatch):
     handed = _handed(monkeypatch)
+    _no_claims(monkeypatch)
     raw = json.dumps(fb_text("hello", page="555")).encode()
     server = Client(app.wsgi_app, Response)  # the response is closed when the test says
     resp = server.post("/webhooks/facebook", data=raw, headers={"X-Hub-Signature-256": sign(raw)})
     assert resp.status_code == 200
-    # Answered, and stored before that; handed on only once the server is done with the 200.
-    assert [(e.status, e.attempts) for e in _events()] == [("received", 0)]
-    resp.close()
+    # Stored finished before the answer: nothing is left to do once it is sent.
     [event] = _events()
     assert (event.status, event.attempts, event.error) == ("ignored", 1, None)
     assert event.processed_at is not None and event.claimed_until is None
+    assert event.id == resp.get_json()["event_id"]
+    resp.close()
     assert handed == []
 
 
-def test_a_routed_delivery_is_claimed_by_its_hand_off_and_run_from_that_claim(
+def test_a_routed_delivery_is_stored_claimed_and_run_from_that_claim(
         app, client, user, fake_graph, monkeypatch):
     connect(client, user, fake_graph, "facebook", PAGE_ID)
     handed = _handed(monkeypatch)
-    raw = json.dumps(fb_text("hello")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    _no_claims(monkeypatch)
+    assert _deliver(client, fb_text("hello")).status_code == 200
     [event] = _events()
     assert (event.status, event.attempts) == ("processed", 1)  # claimed once, run once
+    assert event.claimed_until is None
     assert len(fake_graph.requests_to("/me/messages")) == 1
     [(event_id, delivery)] = handed
     assert event_id == event.id and isinstance(delivery, event_runner.Handed)
     assert delivery.row.status == "processing" and delivery.items
 
 
-def test_a_hand_off_that_finds_the_database_locked_leaves_the_claim_to_the_dispatcher(
+def test_a_routed_delivery_is_stored_leased_to_this_process_before_its_answer(
+        app, client, user, fake_graph, monkeypatch):
+    """If the process dies between the INSERT and the run, the lease runs out and a sweep
+    runs the event (tests/channels/test_outbox.py)."""
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
+    monkeypatch.setattr(automation_queue.Dispatcher, "submit", lambda *args: None)
+    before = utcnow()
+    assert _deliver(client, fb_text("hello")).status_code == 200
+    [event] = _events()
+    assert (event.status, event.attempts) == ("processing", 1)
+    assert event.claimed_by.startswith(event_runner.runner_name().rsplit(":", 1)[0] + ":")
+    lease = (event.claimed_until - before).total_seconds()
+    assert current_settings(app).EVENT_STALE_SECONDS <= lease < \
+        current_settings(app).EVENT_STALE_SECONDS + 5
+    assert event_runner.due_events() == []  # its lease is live
+
+
+def test_a_routing_read_that_fails_stores_the_delivery_received_for_the_run_to_route(
         app, client, monkeypatch):
-    """The serving thread tries the claim once (it never sleeps on retries); the
-    dispatcher's run claims the event, with its retries."""
-    claim = event_runner._CLAIM_OR_IGNORE.run
+    """The intake never waits on retries for the routing: the delivery is stored
+    `received`, and the dispatcher's run claims and routes it."""
     tried = []
 
-    def locked_once(**params):
-        tried.append(threading.current_thread().name)
-        if len(tried) == 1:
-            raise OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked"))
-        return claim(**params)
+    def locked(**params):
+        tried.append(params)
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
 
-    monkeypatch.setattr(event_runner._CLAIM_OR_IGNORE, "run", locked_once)
-    raw = json.dumps(fb_text("hello", page="555")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    monkeypatch.setattr(event_runner._ROUTED_READ, "run", locked)
+    handed = _handed(monkeypatch)
+    assert _deliver(client, fb_text("hello", page="555")).status_code == 200
+    assert tried == [{"platform": "facebook", "account": "555"}]
     [event] = _events()
     assert (event.status, event.attempts) == ("ignored", 1)
-    assert tried[0] == threading.current_thread().name
-    assert len(tried) == 2 and tried[1].startswith("dana-dispatcher")
+    [(event_id, delivery)] = handed
+    assert delivery.row is None and delivery.items
 
 
-def test_a_hand_off_whose_first_step_crashes_leaves_the_whole_run_to_the_dispatcher(
-        app, client, user, fake_graph, monkeypatch):
-    """A bug in the hand-off's first step (parse + routing claim) loses nothing: the delivery
-    is still answered 200, and the dispatcher runs the event from its stored row."""
-    connect(client, user, fake_graph, "facebook", PAGE_ID)
+def test_a_first_step_that_crashes_still_stores_the_delivery(app, client, monkeypatch):
+    def crash(*_args):
+        raise KeyError("a bug")
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("a bug in the hand-off")
-
-    monkeypatch.setattr(automation_queue, "handed_on", broken)
-    handed = _handed(monkeypatch)
-    raw = json.dumps(fb_text("hello")).encode()
-    assert _post(client, "/webhooks/facebook", raw,
-                 {"X-Hub-Signature-256": sign(raw)}).status_code == 200
+    monkeypatch.setattr(automation_queue, "new_event", crash)
+    assert _deliver(client, fb_text("hello", page="555")).status_code == 200
     [event] = _events()
-    assert (event.status, event.attempts) == ("processed", 1)
-    assert handed == [(event.id, None)]
-    assert len(fake_graph.requests_to("/me/messages")) == 1
+    assert (event.status, event.attempts) == ("ignored", 1)  # the dispatcher's run

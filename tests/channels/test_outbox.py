@@ -89,16 +89,42 @@ def test_an_event_is_claimed_once(app, client, user, fake_graph):
     assert event_runner.claim_event(event.id) is None
 
 
+def _stored_never_handed_on(client, user, fake_graph, monkeypatch) -> WebhookEvent:
+    """A delivery for a connected Page, stored and answered, whose hand-off is lost."""
+    connect(client, user, fake_graph, "facebook", PAGE_ID)
+    monkeypatch.setattr(automation_queue, "dispatch", lambda *handed: None)
+    assert post_webhook(client, "facebook", fb_text("hello")).status_code == 200
+    [event] = _events()
+    return event
+
+
 @pytest.mark.parametrize("settings_overrides", [{"EVENT_STALE_SECONDS": 2}], indirect=True)
 def test_a_committed_event_never_handed_on_is_run_by_the_sweep(app, client, user, fake_graph,
                                                                monkeypatch):
-    connect(client, user, fake_graph, "facebook", PAGE_ID)
-    monkeypatch.setattr(automation_queue, "dispatch", lambda *handed: None)  # hand-off lost
-    assert post_webhook(client, "facebook", fb_text("hello")).status_code == 200
+    """Inline, the INSERT claimed the event for this process's run: when that run never
+    comes (the process died), the sweep runs it once its lease is out, and once only."""
+    event = _stored_never_handed_on(client, user, fake_graph, monkeypatch)
+    assert (event.status, event.attempts) == ("processing", 1)
+    assert event_runner.due_events() == []  # leased: its run may still be on its way
+    db.session.execute(update(WebhookEvent).values(claimed_until=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert automation_queue.sweep() == 1
     [event] = _events()
+    assert (event.status, event.attempts) == ("processed", 2)
+    assert len(fake_graph.requests_to("/me/messages")) == 1
+    assert automation_queue.sweep() == 0
+    assert len(fake_graph.requests_to("/me/messages")) == 1
+
+
+def test_a_received_event_never_handed_on_is_run_by_the_sweep(app, client, user, fake_graph,
+                                                              monkeypatch):
+    """Stored `received` (rq, or inline when the routing read failed) and never handed on:
+    the sweep runs it once it is EVENT_STALE_SECONDS old."""
+    monkeypatch.setattr(automation_queue, "first_step", lambda *delivery: None)
+    event = _stored_never_handed_on(client, user, fake_graph, monkeypatch)
     assert event.status == "received"
     assert event_runner.due_events() == []  # fresh: its hand-off may still be on its way
-    db.session.execute(update(WebhookEvent).values(received_at=utcnow() - timedelta(seconds=3)))
+    db.session.execute(update(WebhookEvent).values(received_at=utcnow() - timedelta(days=1)))
     db.session.commit()
     assert automation_queue.sweep() == 1
     [event] = _events()
