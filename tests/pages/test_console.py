@@ -150,9 +150,12 @@ def test_connect_a_page_from_the_form(browser, user, fake_graph):
     assert "12345" in page and "EAAG-x" not in page  # the token is never shown
     again = browser.post("/app/platforms", data=data)
     assert again.status_code == 409 and "already connected" in html(again)
-    wrong = browser.post("/app/platforms", data=dict(data, external_id="999", name="Not mine"))
+    # an id long enough not to turn up by chance (the page shows a random e-mail address)
+    wrong = browser.post("/app/platforms",
+                         data=dict(data, external_id="424242424242", name="Not mine"))
     assert wrong.status_code == 422 and 'id="external_id-error"' in html(wrong)
-    assert "999" not in html(browser.get("/app/platforms"))
+    page = html(browser.get("/app/platforms"))
+    assert "424242424242" not in page and "Not mine" not in page
 
 
 def test_socket_token_is_the_sessions_and_needs_csrf(app, browser):
