@@ -38,6 +38,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from automation.knowledge.decision import DEFAULT_LEVEL  # noqa: E402
 from bench.common import (  # noqa: E402
     FERNET_KEY,
     JWT_SECRET_KEY,
@@ -171,13 +172,12 @@ def judge(row: dict, answer) -> str:
 
 def ask(user_id: str, business: dict, rows: list[dict]) -> None:
     """Ask every question at every answer-confidence level; record the decision's features,
-    and each level's reply and verdict (r["answers"], r["verdicts"]; r["answer"] and
-    r["verdict"] are the default level's).
+    and each level's reply and verdict (r["answers"], r["verdicts"], keyed by level).
     """
     from automation.ai.providers.local import prefer, reply_language
     from automation.ai.response_generator import ReplyContext, generate_reply
     from automation.knowledge import search
-    from automation.knowledge.decision import DEFAULT_LEVEL, LEVELS, features
+    from automation.knowledge.decision import LEVELS, features
 
     biz = {
         "name": business["name"],
@@ -209,13 +209,12 @@ def ask(user_id: str, business: dict, rows: list[dict]) -> None:
             ctx.business = {**biz, "answer_confidence": level}
             r["answers"][level] = generate_reply(ctx)
             r["verdicts"][level] = judge(r, r["answers"][level])
-        r["answer"], r["verdict"] = r["answers"][DEFAULT_LEVEL], r["verdicts"][DEFAULT_LEVEL]
 
 
-def confusion(rows: list[dict], level: str | None = None) -> list[str]:
-    """One table row: counts and the two target rates (at a level; default: the default's)."""
+def confusion(rows: list[dict], level: str = DEFAULT_LEVEL) -> list[str]:
+    """One table row: counts and the two target rates, at an answer-confidence level."""
     def verdict(r: dict) -> str:
-        return r["verdicts"][level] if level else r["verdict"]
+        return r["verdicts"][level]
 
     c = {k: sum(verdict(r) == k for r in rows) for k in ("right", "wrong", "handoff", "missed")}
     answerable = sum(r["answerable"] for r in rows)
@@ -405,7 +404,7 @@ def _rate(rows: list[dict], answerable: bool) -> float:
     """Answered right of the answerable, or handed off of the unanswerable (0..1)."""
     pool = [r for r in rows if r["answerable"] == answerable]
     good = "right" if answerable else "handoff"
-    return sum(r["verdict"] == good for r in pool) / max(1, len(pool))
+    return sum(r["verdicts"][DEFAULT_LEVEL] == good for r in pool) / max(1, len(pool))
 
 
 def rows(database_url: str) -> list[dict]:
@@ -446,7 +445,7 @@ def main(argv=None) -> int:
     rows_by, every, sizes, dialect = (result[k] for k in ("rows_by", "every", "sizes",
                                                            "dialect"))
     timing = result["timing"] and timing_table(result["timing"])
-    from automation.knowledge.decision import DEFAULT_LEVEL, LEVELS, load_model
+    from automation.knowledge.decision import LEVELS, load_model
 
     model = load_model()
     print(
@@ -467,11 +466,11 @@ def main(argv=None) -> int:
                     r["question"][:46],
                     r["expected"][:20],
                     f"{load_model().probability(r['features']):.2f}",
-                    r["verdict"],
+                    r["verdicts"][DEFAULT_LEVEL],
                     r["best"][:24],
                     "handoff"
-                    if r["answer"].handoff
-                    else (r["answer"].text or "")[:50].replace("\n", " "),
+                    if r["answers"][DEFAULT_LEVEL].handoff
+                    else (r["answers"][DEFAULT_LEVEL].text or "")[:50].replace("\n", " "),
                 ]
                 for r in shown
             ],

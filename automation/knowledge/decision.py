@@ -37,7 +37,6 @@ MODEL_FILE = Path(__file__).with_name("decision.json")
 # the same one), so balanced at 4 and bold at 2 each sit inside a band of their own.
 LEVELS = {"cautious": 10.0, "balanced": 4.0, "bold": 2.0}
 DEFAULT_LEVEL = "cautious"
-WRONG_COST = LEVELS[DEFAULT_LEVEL]
 
 FEATURES = ("score", "known", "margin", "focus", "qsim", "kind_fit", "kind_miss", "unknown",
             "missing", "short", "sem")
@@ -165,7 +164,7 @@ def features(question: str, passages: list) -> dict[str, float]:
 
 
 # L2 penalty of the fit: leave-one-business-out on the dev split gives the same right/hand-off
-# rates at 4 for every WRONG_COST from 5 to 10 (at 0.5 they swing), so 4 transfers best.
+# rates at 4 for every wrong-answer cost from 5 to 10 (at 0.5 they swing), so 4 transfers best.
 L2 = 4.0
 
 
