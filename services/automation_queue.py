@@ -135,7 +135,7 @@ class Dispatcher:
         self.every = current_settings(app).EVENT_SWEEP_SECONDS
         self.waiting: deque[tuple[int, Handed | None]] = deque()
         self.lock = threading.Lock()
-        self.handed = threading.Condition(self.lock)  # an event is waiting, or stop
+        self.wake = threading.Condition(self.lock)  # an event is waiting, or stop
         self.idle = threading.Condition(self.lock)    # every event handed on has run
         self.unfinished = 0
         self.called = False  # a thread was woken and has not taken an event yet
@@ -163,7 +163,7 @@ class Dispatcher:
             self.unfinished += 1
             if not self.called:
                 self.called = True
-                self.handed.notify()
+                self.wake.notify()
 
     def drain(self, timeout: float) -> None:
         """Block until every event submitted so far has been run."""
@@ -179,7 +179,7 @@ class Dispatcher:
         """Stop after the current events."""
         with self.lock:
             self.stopping = True
-            self.handed.notify_all()
+            self.wake.notify_all()
         for thread in self.threads:
             thread.join(timeout=30)
 
@@ -193,7 +193,7 @@ class Dispatcher:
                 next_sweep = time.monotonic() + self.every
             with self.lock:
                 if not self.waiting:
-                    self.handed.wait(min(5.0, max(0.0, next_sweep - time.monotonic())))
+                    self.wake.wait(min(5.0, max(0.0, next_sweep - time.monotonic())))
                 if not self.waiting or self.stopping:
                     continue
             time.sleep(self.GATHER_SECONDS)
