@@ -28,7 +28,15 @@ from collections import deque
 from flask import Flask, current_app
 
 from automation.ai.response_generator import warm_up
-from automation.core.event_runner import Handed, NewEvent, due_events, new_event, run_event
+from automation.core.event_runner import (
+    Handed,
+    NewEvent,
+    due_events,
+    keep_claim,
+    new_event,
+    release_claim,
+    run_event,
+)
 from models_db import db
 from services.rq_queue import GATHER_SECONDS, enqueue_event
 from utils.config import current_settings
@@ -156,8 +164,12 @@ class Dispatcher:
 
     def submit(self, event_id: int, handed: Handed | None = None) -> None:
         """Queue this event (with what its first step did of its run, if it was taken, for
-        run_event); wake a thread unless one is already on its way.
+        run_event); wake a thread unless one is already on its way. An event its INSERT
+        claimed for this process keeps its lease while it waits (a burst can queue more than
+        a lease's worth of runs), so no other process's sweep runs it meanwhile.
         """
+        if handed is not None and handed.row is not None:
+            keep_claim(self.app, event_id, handed.owner)
         with self.lock:
             self.waiting.append((event_id, handed))
             self.unfinished += 1
@@ -223,6 +235,8 @@ class Dispatcher:
                 log.exception("event %s crashed in the dispatcher; the sweep retries it",
                               event_id)
             finally:
+                if handed is not None and handed.row is not None:
+                    release_claim(event_id, handed.owner)
                 self._done()
 
     def _guarded(self, work) -> None:

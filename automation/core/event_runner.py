@@ -3,7 +3,8 @@
 The event row is the outbox. run_event(id) is what every queue calls (the inline dispatcher
 thread, the Redis worker, the CLI's and the admin page's replay): it claims the event with one
 conditional UPDATE (compare-and-set on its status and lease), so two processes never run the
-same event at once; it renews the lease while the run lasts (a heartbeat thread), and it ends
+same event at once; it renews the lease while the run lasts (one thread renews all of a
+process's claims, including those its dispatcher holds queued), and it ends
 by recording the final status and, for a failed run with a retry left, when to try again
 (RQ_RETRY_INTERVALS). due_events() is what the sweeps ask for: unfinished events whose lease
 ran out (their process died), received ones nobody took within EVENT_STALE_SECONDS (a lost
@@ -247,75 +248,149 @@ def reset_for_replay(event_id: int) -> None:
 
 
 class _Lease:
-    """One run's lease, renewed every `every` seconds (plus any extra beat, e.g. the worker's
-    Redis locks) while the run lasts.
+    """One claim's lease: renewed every `every` seconds while anything holds it (a run, or
+    the dispatcher while the claimed event waits for a runner), plus the holders' extra beats
+    (e.g. the worker's Redis locks). `lost` once a renewal finds the claim gone (another run
+    took it over): whoever holds it must not start the run.
     """
 
-    def __init__(self, app, event_id: int, owner: str, extra=None):
-        settings = current_settings(app)
-        self.app, self.event_id, self.owner, self.extra = app, event_id, owner, extra
-        self.lease = settings.EVENT_STALE_SECONDS
-        self.every = max(0.5, min(settings.RQ_HEARTBEAT_SECONDS, self.lease / 3))
-        self.due = time.monotonic() + self.every
-
-    def renew(self) -> None:
-        try:
-            with self.app.app_context():
-                with db.engine.begin() as conn:
-                    conn.execute(update(WebhookEvent.__table__)
-                                 .where(_T.id == self.event_id, _T.claimed_by == self.owner,
-                                        _T.status == "processing")
-                                 .values(claimed_until=utcnow() + timedelta(
-                                     seconds=self.lease)))
-            if self.extra:
-                self.extra()
-        except Exception:  # a busy database or Redis: the next beat is within the lease
-            log.exception("lease renewal for event %s failed", self.event_id)
+    def __init__(self, app, every: float):
+        self.app, self.every = app, every
+        self.due = time.monotonic() + every
+        self.holds = 0
+        self.extras: list = []
+        self.lost = False
 
 
 class _LeaseKeeper:
-    """Renews the leases of every run of this process from one thread with its own
-    connections (a thread per run would be started and joined for every event).
+    """Renews the leases of every claim this process holds, from one thread with its own
+    connections (a thread per run would be started and joined for every event), in one
+    UPDATE per beat whatever their number: a backlog of claimed events waiting for a runner
+    costs one write per beat, not one per event.
+
+    Why a waiting claim is renewed too: the inline intake's INSERT claims an event for this
+    process (event_runner.new_event) and the dispatcher may take longer than the lease to
+    come to it under a burst; a lease left to run out would let another process's sweep take
+    the event while it is still queued here, and both would run it.
     """
 
-    TICK = 0.1  # seconds between looks at the runs' due times
+    TICK = 0.1  # seconds between looks at the leases' due times
+    CHUNK = 500  # claims per UPDATE
 
     def __init__(self):
-        self.leases: dict[int, _Lease] = {}
+        self.leases: dict[tuple[int, str], _Lease] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
-    @contextmanager
-    def hold(self, app, event_id: int, owner: str, extra=None) -> Iterator[None]:
-        """Keep this run's lease alive for the duration of the block."""
-        lease = _Lease(app, event_id, owner, extra)
+    def keep(self, app, event_id: int, owner: str, extra=None) -> None:
+        """Keep the claim (event_id, owner) alive until as many release() calls come."""
         with self.lock:
-            self.leases[id(lease)] = lease
+            lease = self.leases.get((event_id, owner))
+            if lease is None:
+                settings = current_settings(app)
+                every = max(0.5, min(settings.RQ_HEARTBEAT_SECONDS,
+                                     settings.EVENT_STALE_SECONDS / 3))
+                lease = self.leases[(event_id, owner)] = _Lease(app, every)
+            lease.holds += 1
+            if extra is not None:
+                lease.extras.append(extra)
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._loop, name="dana-leases",
                                                daemon=True)
                 self.thread.start()
+
+    def release(self, event_id: int, owner: str, extra=None) -> None:
+        """One holder of the claim is done with it (and with its extra beat)."""
+        with self.lock:
+            lease = self.leases.get((event_id, owner))
+            if lease is None:
+                return
+            if extra is not None and extra in lease.extras:
+                lease.extras.remove(extra)
+            lease.holds -= 1
+            if lease.holds <= 0:
+                del self.leases[(event_id, owner)]
+
+    def lost(self, event_id: int, owner: str) -> bool:
+        """True when a renewal found that this claim is no longer held by `owner`."""
+        with self.lock:
+            lease = self.leases.get((event_id, owner))
+            return lease is not None and lease.lost
+
+    @contextmanager
+    def hold(self, app, event_id: int, owner: str, extra=None) -> Iterator[None]:
+        """Keep this run's lease alive for the duration of the block."""
+        self.keep(app, event_id, owner, extra)
         try:
             yield
         finally:
-            with self.lock:
-                self.leases.pop(id(lease), None)
+            self.release(event_id, owner, extra)
 
     def _loop(self) -> None:
         while True:
             time.sleep(self.TICK)
             now = time.monotonic()
             with self.lock:
-                due = [lease for lease in self.leases.values() if lease.due <= now]
-            for lease in due:
-                lease.due = now + lease.every
+                if not any(lease.due <= now for lease in self.leases.values()):
+                    continue
+                # Renew everything due within half a beat with it: the beats fall together.
+                due = [(key, lease) for key, lease in self.leases.items()
+                       if not lease.lost and lease.due <= now + lease.every / 2]
+                for _, lease in due:
+                    lease.due = now + lease.every
+            by_app: dict = {}
+            for key, lease in due:
+                by_app.setdefault(lease.app, []).append((key, lease))
+            for app, claims in by_app.items():
+                self._renew(app, claims)
+
+    def _renew(self, app, claims: list) -> None:
+        """One UPDATE per CHUNK claims; a claim it does not find is lost; then the extras."""
+        try:
+            with app.app_context():
+                until = utcnow() + timedelta(seconds=current_settings().EVENT_STALE_SECONDS)
+                kept: set[tuple[int, str]] = set()
+                for start in range(0, len(claims), self.CHUNK):
+                    keys = [key for key, _ in claims[start:start + self.CHUNK]]
+                    # ids and owners apart (a pair IN scans the table on SQLite); a row
+                    # another of this process's owners holds comes back under its owner.
+                    with db.engine.begin() as conn:
+                        kept.update(conn.execute(
+                            update(WebhookEvent.__table__)
+                            .where(_T.status == "processing",
+                                   _T.id.in_([event_id for event_id, _ in keys]),
+                                   _T.claimed_by.in_({owner for _, owner in keys}))
+                            .values(claimed_until=until)
+                            .returning(_T.id, _T.claimed_by)).tuples())
+        except Exception:  # a busy database: the next beat is within the lease
+            log.exception("renewing the leases of %s events failed", len(claims))
+            return
+        for key, lease in claims:
+            if key not in kept:
                 with self.lock:
-                    if id(lease) not in self.leases:
-                        continue  # the run ended meanwhile
-                lease.renew()
+                    lease.lost = True
+                log.warning("event %s: its claim by %s was taken over before it ended",
+                            *key)
+            for extra in list(lease.extras):
+                try:
+                    extra()
+                except Exception:  # Redis away: its own lease covers the next beat
+                    log.exception("the extra lease beat of event %s failed", key[0])
 
 
 _leases = _LeaseKeeper()
+
+
+def keep_claim(app, event_id: int, owner: str) -> None:
+    """Keep the lease of a claim this process holds alive until release_claim(): for an
+    event claimed at its INSERT that waits in this process for its run.
+    """
+    _leases.keep(app, event_id, owner)
+
+
+def release_claim(event_id: int, owner: str) -> None:
+    """The end of keep_claim()'s hold (the run, if any, holds its own)."""
+    _leases.release(event_id, owner)
 
 
 def run_event(event_id: int, heartbeat=None, handed: Handed | None = None) -> str:
@@ -335,10 +410,13 @@ def run_event(event_id: int, heartbeat=None, handed: Handed | None = None) -> st
 
 def _run_event(event_id: int, heartbeat, handed: Handed | None) -> str:
     items = handed.items if handed is not None else None
+    owner = runner_name()
     if handed is not None and handed.row is not None:
-        claimed, owner = ("received", handed.row), handed.owner
+        # The intake's claim, unless a renewal found it taken over while it waited here.
+        lost = _leases.lost(event_id, handed.owner)
+        claimed, owner = (None if lost else ("received", handed.row)), handed.owner
     else:
-        claimed, owner = _claim_event(event_id), runner_name()
+        claimed = _claim_event(event_id)
     if claimed is None:
         db.session.rollback()
         event = db.session.get(WebhookEvent, event_id)
