@@ -1,17 +1,20 @@
 """The app's database connections: a pooled PostgreSQL connection that the server dropped
 (a restart, an administrator) is replaced, not handed out; SQLite writers of one process
-take turns on a lock instead of SQLite's sleeping busy handler."""
+and of several processes take turns on locks instead of SQLite's sleeping busy handler."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 import app as app_module
 from models_db import db
-from utils.db import sqlite_writer_lock
+from utils.db import WriterTurn, sqlite_writer_lock
 
 
 def test_a_pooled_connection_dropped_by_the_server_is_replaced(app, client, user):
@@ -131,3 +134,38 @@ def test_execute_runs_in_the_sessions_transaction_and_asks_for_its_connection_on
     db.session.commit()
     db.session.remove()
     assert execute(count).scalar() == 2
+
+
+_OTHER_PROCESS = """
+import sys, time
+from utils.db import WriterTurn
+turn = WriterTurn(sys.argv[1])
+print("ready", flush=True)
+assert turn.acquire()
+print(time.time(), flush=True)
+turn.release()
+"""
+
+
+def test_sqlite_writers_of_two_processes_take_turns_on_the_file(tmp_path):
+    """The turn spans processes (two gunicorn workers, a web process and the CLI): another
+    process's writer waits for this one's turn to end, then takes it at once."""
+    database = str(tmp_path / "dana.db")
+    mine = WriterTurn(database)
+    assert mine.acquire()
+    other = subprocess.Popen([sys.executable, "-c", _OTHER_PROCESS, database],
+                             stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        time.sleep(0.5)  # the other process is waiting for the turn now
+        released = time.time()
+        mine.release()
+        took = float(other.stdout.readline())
+        assert other.wait(10) == 0
+    finally:
+        other.kill()
+    assert took >= released  # it waited for this process's turn to end
+    assert (tmp_path / "dana.db.writer-lock").exists()
+    assert mine.acquire(timeout=1)  # and gave it back
+    mine.release()

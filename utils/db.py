@@ -15,7 +15,9 @@ microseconds for the INSERT through a Core execute on the same engine).
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
+import os
 import random
 import sqlite3
 import threading
@@ -98,17 +100,20 @@ def retry_locked(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
 
 
 
-# One writer at a time per process and SQLite file, queued on a lock before BEGIN IMMEDIATE
-# (app.py) and before a SoloStatement: SQLite makes a waiting writer sleep and poll (1, 2, 5,
-# 10 ... 100 ms), so with a dozen threads several would sleep through each other's short
-# transactions (a convoy: the lock idle, everyone asleep); on this lock a thread is handed the
-# turn at once. Writers of other processes still meet at SQLite's lock. Waiting is bounded
-# (SQLITE_WRITER_WAIT, the busy timeout), then SQLite decides.
+# One writer at a time per SQLite file, queued before BEGIN IMMEDIATE (app.py) and before a
+# SoloStatement: first on a lock of this process, then on flock(2) of a file beside the
+# database, shared by every process. SQLite itself makes a waiting writer sleep and poll (1,
+# 2, 5, 10 ... 100 ms), so with a dozen threads, or two gunicorn workers, a waiter sleeps
+# through many of the others' short transactions (a convoy: the lock idle, everyone asleep,
+# and one process starved for up to 100 ms at a time); on these locks the next writer takes
+# the turn within a fraction of a millisecond. Waiting is bounded (SQLITE_WRITER_WAIT, the
+# busy timeout), then SQLite decides.
 SQLITE_WRITER_WAIT = 10.0
 
 
 class WriterTurn:
-    """A writer's turn: a lock that knows which thread holds it.
+    """A writer's turn on one database: a lock that knows which thread holds it and, for a
+    database file, takes the file's turn across processes too (`<file>.writer-lock`).
 
     A SoloStatement runs on a connection of its own, so one started by a thread whose session
     already holds the turn (an open write transaction) would wait for that thread, that is
@@ -116,25 +121,59 @@ class WriterTurn:
     locked". SoloStatement.run asks held_here() first and fails at once instead.
     """
 
-    def __init__(self):
-        """A free turn."""
+    POLL = (0.0001, 0.001)  # first and longest sleep between tries of the file's lock
+
+    def __init__(self, database: str | None = None):
+        """A free turn; `database` is the SQLite file (None: this process only)."""
         self._lock = threading.Lock()
         self.holder: int | None = None
+        self.path = f"{database}.writer-lock" if database else None
+        self._fd: int | None = None
+        self._pid: int | None = None  # the process that opened _fd (a fork opens its own)
+        self._filed = False  # this process holds the file's lock
 
     def acquire(self, timeout: float = -1) -> bool:
-        """Take the turn, waiting up to `timeout` seconds (-1: no limit); True when taken."""
+        """Take the turn, waiting up to `timeout` seconds (-1: no limit) for this process's
+        lock; True when taken. The file's lock is waited for up to what is left of
+        SQLITE_WRITER_WAIT; past that the turn is taken without it (SQLite's lock decides).
+        """
+        started = time.monotonic()
         if not self._lock.acquire(timeout=timeout):
             return False
         self.holder = threading.get_ident()
+        if self.path is not None:
+            try:
+                self._filed = self._take_file(started + SQLITE_WRITER_WAIT)
+            except OSError as exc:  # an unwritable folder: SQLite's own lock still holds
+                log.warning("no cross-process writer turn on %s: %s", self.path, exc)
+                self.path = None
         return True
+
+    def _take_file(self, deadline: float) -> bool:
+        if self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        wait = self.POLL[0]
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(wait)
+                wait = min(wait * 2, self.POLL[1])
 
     def release(self) -> None:
         """Give the turn back (from whichever thread ends the transaction)."""
+        if self._filed:
+            self._filed = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         self.holder = None
         self._lock.release()
 
     def locked(self) -> bool:
-        """True while some thread holds the turn."""
+        """True while some thread of this process holds the turn."""
         return self._lock.locked()
 
     def held_here(self) -> bool:
@@ -146,11 +185,14 @@ def sqlite_file(url: URL) -> str | None:
     """The file a SQLite URL names, as written; None for another backend or an in-memory
     database (no name, ":memory:", "file::memory:…"), which has no file to place or lock.
     """
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    return _file_of(url.database) if url.get_backend_name() == "sqlite" else None
+
+
+def _file_of(database: str | None) -> str | None:
+    """sqlite_file's answer for SQLite's `database` part of a URL."""
+    if database in (None, "", ":memory:") or database.startswith("file::memory:"):
         return None
-    if url.database.startswith("file::memory:"):
-        return None
-    return url.database
+    return database
 
 
 _writers: dict[str, WriterTurn] = {}
@@ -162,7 +204,7 @@ def sqlite_writer_lock(database: str | None) -> WriterTurn:
     with _writers_guard:
         turn = _writers.get(database or "")
         if turn is None:
-            turn = _writers[database or ""] = WriterTurn()
+            turn = _writers[database or ""] = WriterTurn(_file_of(database))
         return turn
 
 
