@@ -3,6 +3,7 @@
 and of several processes take turns on locks instead of SQLite's sleeping busy handler."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -169,3 +170,23 @@ def test_sqlite_writers_of_two_processes_take_turns_on_the_file(tmp_path):
     assert (tmp_path / "dana.db.writer-lock").exists()
     assert mine.acquire(timeout=1)  # and gave it back
     mine.release()
+
+
+def test_a_process_that_met_many_databases_keeps_few_writer_lock_files_open(tmp_path):
+    """The tests make a database per test: the turns of idle ones are closed."""
+    for n in range(100):
+        turn = sqlite_writer_lock(str(tmp_path / f"db{n}.sqlite"))
+        assert turn.acquire(timeout=1)
+        turn.release()
+    assert 0 < _open_files_ending(".writer-lock") <= 32
+
+
+def _open_files_ending(suffix: str) -> int:
+    """How many of this process's open file descriptors name a file ending in `suffix`."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").endswith(suffix)
+        except OSError:  # the listing's own descriptor, closed since
+            pass
+    return count

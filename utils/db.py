@@ -172,6 +172,21 @@ class WriterTurn:
         self.holder = None
         self._lock.release()
 
+    def close_if_idle(self) -> bool:
+        """Close the file of a turn no thread holds (True; False when one does), so that a
+        process that met many databases (the tests: one per test) keeps no descriptor for
+        each. A later acquire() opens it again.
+        """
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = self._pid = None
+            return True
+        finally:
+            self._lock.release()
+
     def locked(self) -> bool:
         """True while some thread of this process holds the turn."""
         return self._lock.locked()
@@ -197,6 +212,7 @@ def _file_of(database: str | None) -> str | None:
 
 _writers: dict[str, WriterTurn] = {}
 _writers_guard = threading.Lock()
+_MAX_WRITERS = 32  # turns kept per process; beyond, the idle ones are closed and forgotten
 
 
 def sqlite_writer_lock(database: str | None) -> WriterTurn:
@@ -204,6 +220,10 @@ def sqlite_writer_lock(database: str | None) -> WriterTurn:
     with _writers_guard:
         turn = _writers.get(database or "")
         if turn is None:
+            if len(_writers) >= _MAX_WRITERS:
+                for key, idle in list(_writers.items()):
+                    if idle.close_if_idle():
+                        del _writers[key]
             turn = _writers[database or ""] = WriterTurn(_file_of(database))
         return turn
 
