@@ -344,6 +344,10 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                 if out.queue == "inline":   # every event processed (here: ignored)
                     wait_for(lambda: settled(db_url), args.drain_timeout, interval=0.25)
                 out.stats = db_stats(db_url)
+                unsent = {k: n for k, n in out.stats["outbound"].items()
+                          if not k.endswith("/sent")}
+                if mode == "pipeline" and unsent:  # the fake answers every call: all are sent
+                    out.problems.append(f"{db_kind} pipeline: replies not marked sent: {unsent}")
                 stored = sum(out.stats["events"].values())
                 if stored != out.deliveries:
                     out.problems.append(f"{db_kind} {mode}: {stored} events stored for "
