@@ -168,8 +168,7 @@ class Dispatcher:
         claimed for this process keeps its lease while it waits (a burst can queue more than
         a lease's worth of runs), so no other process's sweep runs it meanwhile.
         """
-        if handed is not None and handed.row is not None:
-            keep_claim(self.app, event_id, handed.owner)
+        keep_claim(self.app, event_id, handed)
         with self.lock:
             self.waiting.append((event_id, handed))
             self.unfinished += 1
@@ -235,8 +234,7 @@ class Dispatcher:
                 log.exception("event %s crashed in the dispatcher; the sweep retries it",
                               event_id)
             finally:
-                if handed is not None and handed.row is not None:
-                    release_claim(event_id, handed.owner)
+                release_claim(event_id, handed)
                 self._done()
 
     def _guarded(self, work) -> None:

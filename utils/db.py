@@ -111,6 +111,24 @@ def retry_locked(fn: Callable[[], T], attempts: int = ATTEMPTS) -> T:
 SQLITE_WRITER_WAIT = 10.0
 
 
+def flock_until(fd: int, deadline: float, poll: tuple[float, float]) -> bool:
+    """Take flock(2) LOCK_EX on `fd` before time.monotonic() reaches `deadline`; True if taken.
+
+    Tries without blocking (a blocking flock would wait without bound), sleeping poll[0]
+    seconds after the first try and twice as long after each next one, at most poll[1].
+    """
+    wait = poll[0]
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(wait)
+            wait = min(wait * 2, poll[1])
+
+
 class WriterTurn:
     """A writer's turn on one database: a lock that knows which thread holds it and, for a
     database file, takes the file's turn across processes too (`<file>.writer-lock`).
@@ -153,16 +171,7 @@ class WriterTurn:
         if self._pid != os.getpid():
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._pid = os.getpid()
-        wait = self.POLL[0]
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(wait)
-                wait = min(wait * 2, self.POLL[1])
+        return flock_until(self._fd, deadline, self.POLL)
 
     def release(self) -> None:
         """Give the turn back (from whichever thread ends the transaction)."""

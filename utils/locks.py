@@ -20,7 +20,6 @@ the file. A named lock is not reentrant: never take one inside another.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -33,7 +32,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from models_db import db
-from utils.db import sqlite_file
+from utils.db import flock_until, sqlite_file
 
 log = logging.getLogger("dana.locks")
 
@@ -169,17 +168,8 @@ class _FileLocks:
         path = os.path.join(self.folder, f"{_hash64(name) % LOCK_FILES:04d}.lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            deadline, wait = time.monotonic() + timeout, self.WAIT[0]
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise TimeoutError(f"could not lock {name} within {timeout}s") \
-                            from None
-                    time.sleep(wait)
-                    wait = min(wait * 2, self.WAIT[1])
+            if not flock_until(fd, time.monotonic() + timeout, self.WAIT):
+                raise TimeoutError(f"could not lock {name} within {timeout}s")
             yield  # closing the file (below) releases the lock
         finally:
             os.close(fd)

@@ -381,16 +381,23 @@ class _LeaseKeeper:
 _leases = _LeaseKeeper()
 
 
-def keep_claim(app, event_id: int, owner: str) -> None:
-    """Keep the lease of a claim this process holds alive until release_claim(): for an
-    event claimed at its INSERT that waits in this process for its run.
+def _claimed_at_insert(handed: Handed | None) -> bool:
+    """The event's INSERT was its claim for this process's run (new_event)."""
+    return handed is not None and handed.row is not None
+
+
+def keep_claim(app, event_id: int, handed: Handed | None) -> None:
+    """Keep the lease of the claim its INSERT made alive until release_claim(), while the
+    event waits in this process for its run (nothing to keep for an unclaimed event).
     """
-    _leases.keep(app, event_id, owner)
+    if _claimed_at_insert(handed):
+        _leases.keep(app, event_id, handed.owner)
 
 
-def release_claim(event_id: int, owner: str) -> None:
+def release_claim(event_id: int, handed: Handed | None) -> None:
     """The end of keep_claim()'s hold (the run, if any, holds its own)."""
-    _leases.release(event_id, owner)
+    if _claimed_at_insert(handed):
+        _leases.release(event_id, handed.owner)
 
 
 def run_event(event_id: int, heartbeat=None, handed: Handed | None = None) -> str:
@@ -410,13 +417,12 @@ def run_event(event_id: int, heartbeat=None, handed: Handed | None = None) -> st
 
 def _run_event(event_id: int, heartbeat, handed: Handed | None) -> str:
     items = handed.items if handed is not None else None
-    owner = runner_name()
-    if handed is not None and handed.row is not None:
+    if _claimed_at_insert(handed):
         # The intake's claim, unless a renewal found it taken over while it waited here.
-        lost = _leases.lost(event_id, handed.owner)
-        claimed, owner = (None if lost else ("received", handed.row)), handed.owner
+        owner = handed.owner
+        claimed = None if _leases.lost(event_id, owner) else ("received", handed.row)
     else:
-        claimed = _claim_event(event_id)
+        owner, claimed = runner_name(), _claim_event(event_id)
     if claimed is None:
         db.session.rollback()
         event = db.session.get(WebhookEvent, event_id)

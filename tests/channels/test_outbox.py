@@ -186,7 +186,7 @@ def test_a_claim_taken_over_while_it_waited_is_not_run_again(app, client, user, 
     assert post_webhook(client, "facebook", fb_text("hello")).status_code == 200
     [event] = _events()
     owner = handed[0].handed.owner
-    event_runner.keep_claim(app, event.id, owner)
+    event_runner.keep_claim(app, event.id, handed[0].handed)
     try:
         db.session.execute(update(WebhookEvent).values(claimed_by="another-host:1:1"))
         db.session.commit()
@@ -196,5 +196,5 @@ def test_a_claim_taken_over_while_it_waited_is_not_run_again(app, client, user, 
         assert event_runner._leases.lost(event.id, owner)
         assert event_runner.run_event(event.id, handed=handed[0].handed) == "processing"
     finally:
-        event_runner.release_claim(event.id, owner)
+        event_runner.release_claim(event.id, handed[0].handed)
     assert fake_graph.requests_to("/me/messages") == []
