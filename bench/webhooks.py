@@ -23,7 +23,11 @@ Modes:
             direct SQL update, POST /api/platforms), the offline local AI, a small knowledge
             document, GRAPH_API_URL pointing at an in-process FakeGraph (tests/fakes/graph.py).
             Every delivery comes from a new customer (unique PSID and mid) so each must get
-            exactly one Send API call: an AI answer or the hand-off notice.
+            exactly one Send API call: an AI answer or the hand-off notice. A third server in
+            the same rounds, the floor (bench/floor_webhook.py: verify, parse, one Send API call
+            to a FakeGraph of its own, 200; no database, no AI), shows what is left once
+            storage, automation and AI are taken out: the ceiling of any design on this
+            machine.
 
 Every delivery is unique (mid, PSID) and signed with META_APP_SECRET, which the Dana server
 has in its environment. Rate limits are ON, as in production (webhooks are exempt from the
@@ -236,6 +240,7 @@ class Outcome:
     dana: LoadResult
     base: LoadResult
     deliveries: int = 0           # sent to dana, warm-ups included
+    floor: LoadResult | None = None  # pipeline: bench/floor_webhook.py in the same rounds
     replies: int | None = None    # Send API calls the fake Graph received (pipeline)
     drain_s: float = 0.0          # after the last response, until the last reply arrived
     queue: str = ""               # AUTOMATION_QUEUE of the Dana server
@@ -251,12 +256,17 @@ class Outcome:
         base = self.base.cpu_ms_per_request
         return self.dana.cpu_ms_per_request / base if base else float("nan")
 
+    @property
+    def floor_ratio(self) -> float:
+        """The floor's rate against the bare baseline (pipeline mode)."""
+        return self.floor.rps / self.base.rps if self.floor and self.base.rps else float("nan")
+
 
 # ---------------------------------------------------------------------------- one run
 
 def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Outcome:
     """Fresh database + Dana and baseline servers for one (database, mode); measure."""
-    fake = None
+    fake = floor_fake = None
     modedir = work / f"{db_kind}-{mode}"
     modedir.mkdir()
     with contextlib.ExitStack() as stack:
@@ -274,6 +284,8 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
             stack.callback(fake.stop)
             overrides.update(AUTOMATION_QUEUE="inline", GRAPH_API_URL=fake.base_url,
                              GRAPH_RETRY_WAIT_SECONDS="0.01", GRAPH_TIMEOUT_SECONDS="5")
+            floor_fake = FakeGraph().start()  # its own: Dana's replies are counted apart
+            stack.callback(floor_fake.stop)
         with database(modedir, pg_url) as db_url:
             env = dana_env(modedir, db_url, **overrides)
             migrate(env, cwd=modedir)
@@ -283,7 +295,12 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                                    modedir, **gun) as base:
                 dana_bodies = Deliveries(APP_SECRET, PAGE_ID, 10**15)
                 base_bodies = Deliveries(APP_SECRET, PAGE_ID, 2 * 10**15)
+                floor_bodies = Deliveries(APP_SECRET, PAGE_ID, 3 * 10**15)
                 if mode == "pipeline":
+                    floor = stack.enter_context(GunicornServer(
+                        "floor", "bench.floor_webhook:app",
+                        clean_env({"META_APP_SECRET": APP_SECRET,
+                                   "GRAPH_API_URL": floor_fake.base_url}), modedir, **gun))
                     setup_business(dana, db_url)
                     # one delivery end to end before measuring: the set-up works
                     raw, hdrs = dana_bodies()
@@ -310,17 +327,21 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                                  >= dana_bodies.count, args.drain_timeout)
                         return time.monotonic() - t0
                     targets["dana"]["settle"] = _answered
+                    # The floor answers after its Send API call: its rounds end with it.
+                    targets["floor"] = dict(base_url=floor.base_url, method="POST", path=path,
+                                            body_factory=floor_bodies,
+                                            cpu_probe=floor.cpu_seconds)
                 targets |= {
                     "baseline": dict(base_url=base.base_url, method="POST", path=path,
                                      body_factory=base_bodies, cpu_probe=base.cpu_seconds),
                 }
-                # The baseline gets the ingest count in both modes, so its rounds are long
-                # enough to time even when Dana's pipeline rounds are short in requests.
-                counts = {"dana": n, "baseline": args.requests}
+                # The baseline (and the floor) get the ingest count in both modes, so their
+                # rounds are long enough to time even when Dana's pipeline rounds are short.
+                counts = {"dana": n, "floor": args.requests, "baseline": args.requests}
                 results = alternate(targets, counts, rounds=args.rounds,
                                     concurrency=args.concurrency, time_limit=args.time_limit)
                 out = Outcome(db_kind, mode, results["dana"], results["baseline"],
-                              deliveries=dana_bodies.count)
+                              deliveries=dana_bodies.count, floor=results.get("floor"))
                 for label, r in results.items():
                     if r.errors or r.timed_out or r.requests == 0:
                         out.problems.append(
@@ -340,6 +361,11 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                         out.problems.append(
                             f"{db_kind} pipeline: {out.replies} Send API calls for "
                             f"{out.deliveries} deliveries (expected one each)")
+                    floor_calls = len(floor_fake.requests_to("/me/messages"))
+                    if floor_calls != floor_bodies.count:
+                        out.problems.append(
+                            f"{db_kind} pipeline floor: {floor_calls} Send API calls for "
+                            f"{floor_bodies.count} deliveries (expected one each)")
                 out.queue = overrides["AUTOMATION_QUEUE"]
                 if out.queue == "inline":   # every event processed (here: ignored)
                     wait_for(lambda: settled(db_url), args.drain_timeout, interval=0.25)
@@ -451,6 +477,12 @@ def figure_rows(outcomes: list[Outcome]) -> list[dict]:
                             unit="deliveries/s", ratio=round(o.ratio, 2),
                             goal=f">= {TARGET_PIPELINE_RATIO}x",
                             passed=ok and o.ratio >= TARGET_PIPELINE_RATIO))
+            if o.floor is not None:  # a reference, not a goal: the same rounds, no Dana
+                out.append(dict(figure=f"webhook pipeline floor: verify + one Send API call, "
+                                       f"no store, no AI (beside {o.db})",
+                                dana=round(o.floor.rps, 1), baseline=round(b.rps, 1),
+                                unit="deliveries/s", ratio=round(o.floor_ratio, 2), goal="-",
+                                passed=None))
     return out
 
 
@@ -464,6 +496,8 @@ def rows(database_url: str) -> list[dict]:
       - "webhook ingest (<db>, <queue>)": req/s, ratio = dana/baseline, goal >= 0.5x
       - "webhook ingest CPU/request (<db>, <queue>)": ms CPU, ratio = dana/baseline, <= 2x
       - "webhook full pipeline (<db>, inline, offline AI)": deliveries/s, goal >= 0.2x
+      - "webhook pipeline floor: ... (beside <db>)": the floor's deliveries/s in the same
+        rounds, ratio to the baseline; no goal (passed None): the ceiling of any design
     A row fails (passed False) also when the run had problems (errors, lost or unprocessed
     events, a missing or extra reply); those are printed to stderr.
     """
@@ -492,6 +526,14 @@ def main(argv=None) -> int:
                       f"{d.p(50):.1f}", f"{d.p(99):.1f}", f"{b.p(50):.1f}", f"{b.p(99):.1f}",
                       f"{d.cpu_ms_per_request:.2f}", f"{b.cpu_ms_per_request:.2f}",
                       f"{o.cpu_ratio:.1f}", str(d.errors + b.errors)])
+        if o.floor is not None:
+            f = o.floor
+            table.append([f"  floor ({o.db} run)", f"{f.rps:.1f}", f"{b.rps:.1f}",
+                          _fmt_ratio(o.floor_ratio), f"{f.p(50):.1f}", f"{f.p(99):.1f}",
+                          f"{b.p(50):.1f}", f"{b.p(99):.1f}", f"{f.cpu_ms_per_request:.2f}",
+                          f"{b.cpu_ms_per_request:.2f}",
+                          f"{f.cpu_ms_per_request / b.cpu_ms_per_request:.1f}"
+                          if b.cpu_ms_per_request else "nan", str(f.errors)])
     print()
     print_table(["mode (database)", "dana req/s", "base req/s", "ratio", "dana p50", "dana p99",
                  "base p50", "base p99", "dana cpu/req", "base cpu/req", "cpu ratio", "errors"],
@@ -501,7 +543,7 @@ def main(argv=None) -> int:
           "own processes. Pipeline: the 200 is sent before the automation runs (the\n "
           "outbox's dispatcher threads), so each pipeline round lasts until every delivery "
           "sent so far got its\n Send API call: req/s is the end-to-end answered rate, "
-          "latencies are the 200's)")
+          "latencies are the 200's; the floor is bench/floor_webhook.py, no store and no AI)")
     print()
     for o in outcomes:
         st = o.stats
@@ -518,6 +560,10 @@ def main(argv=None) -> int:
                   f"({'one each' if o.replies == o.deliveries else 'MISMATCH'}; last one "
                   f"{o.drain_s:.1f} s after the last response); events {st['events']}; "
                   f"inbound messages {st['inbound']}; outbound {st['outbound']}")
+            if o.floor is not None and o.floor.rps:
+                print(f"  the floor in the same rounds: {o.floor.rps:.1f} deliveries/s "
+                      f"({_fmt_ratio(o.floor_ratio)} of the baseline); Dana's pipeline runs at "
+                      f"{o.dana.rps / o.floor.rps:.2f}x the floor")
         if st.get("errors"):
             print(f"  event errors (first {len(st['errors'])}): {st['errors']}")
     summary = ", ".join(f"{o.mode}/{o.db} {_fmt_ratio(o.ratio)}" for o in outcomes)

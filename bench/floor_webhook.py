@@ -1,0 +1,50 @@
+"""The floor for bench/webhooks.py's pipeline mode: what any server must do to answer a
+Messenger delivery, and nothing else.
+
+It checks the delivery's X-Hub-Signature-256 over the raw body, parses it, and makes the one
+Send API call each message must cause (a pooled httpx client, as Dana's Graph client is),
+then answers 200. No database, no queue, no workflow, no AI. Its rate against the bare
+baseline (bench/baseline_webhook.py) in the same run is the ceiling of any design that
+answers each delivery on this machine, Dana's or another: what is left between it and Dana's
+pipeline is Dana's storage, automation and AI. Run under gunicorn as
+`bench.floor_webhook:app`, with META_APP_SECRET and GRAPH_API_URL (a loopback FakeGraph) in
+the environment.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+
+import httpx
+from flask import Flask, jsonify, request
+
+app = Flask(__name__)
+app.json.sort_keys = False
+SECRET = os.environ["META_APP_SECRET"].encode()
+SEND_URL = os.environ["GRAPH_API_URL"].rstrip("/") + "/me/messages"
+client = httpx.Client(trust_env=False, timeout=5.0)
+
+
+@app.get("/health")
+def health():
+    return {"status": "ok"}
+
+
+@app.post("/webhooks/<platform>")
+def receive(platform: str):
+    raw = request.get_data(cache=True)
+    expected = "sha256=" + hmac.new(SECRET, raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")):
+        return jsonify({"error": {"code": "invalid_signature",
+                                  "message": "The signature does not match."}}), 401
+    sent = 0
+    for entry in json.loads(raw).get("entry") or ():
+        for item in entry.get("messaging") or ():
+            if "message" in item:
+                client.post(SEND_URL, json={
+                    "recipient": {"id": item["sender"]["id"]}, "messaging_type": "RESPONSE",
+                    "message": {"text": "Thanks for your message."}}).raise_for_status()
+                sent += 1
+    return {"status": "received", "sent": sent}
