@@ -10,13 +10,16 @@ import json
 
 from flask import Flask, jsonify, request
 
-app = Flask(__name__)
-app.json.sort_keys = False
+
+def bare_app(name: str) -> Flask:
+    """A Flask app with nothing but the readiness check the bench waits for (GET /health)."""
+    bare = Flask(name)
+    bare.json.sort_keys = False
+    bare.add_url_rule("/health", "health", lambda: {"status": "ok"})
+    return bare
 
 
-@app.get("/health")
-def health():
-    return {"status": "ok"}
+app = bare_app(__name__)
 
 
 @app.post("/webhooks/<platform>")

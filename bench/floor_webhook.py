@@ -18,18 +18,14 @@ import json
 import os
 
 import httpx
-from flask import Flask, jsonify, request
+from flask import jsonify, request
 
-app = Flask(__name__)
-app.json.sort_keys = False
+from bench.baseline_webhook import bare_app
+
+app = bare_app(__name__)
 SECRET = os.environ["META_APP_SECRET"].encode()
 SEND_URL = os.environ["GRAPH_API_URL"].rstrip("/") + "/me/messages"
 client = httpx.Client(trust_env=False, timeout=5.0)
-
-
-@app.get("/health")
-def health():
-    return {"status": "ok"}
 
 
 @app.post("/webhooks/<platform>")
