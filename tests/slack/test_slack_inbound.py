@@ -117,10 +117,10 @@ def test_bad_signatures_are_refused(client, slack_business, fake_graph, fake_sla
         headers.update(slack_headers(raw))
         raw = raw.replace(b"forged", b"FORGED")
     elif case == "stale":
-        # 310 s, not 301: the stamp is whole seconds and the server's clock reads on, so a
-        # stamp 301 s ahead can be within the 300 s window by the time it is checked
         headers.update(slack_headers(raw, ts=int(time.time()) - 310))
     elif case == "future":
+        # 310 s, not 301: the stamp is in whole seconds and the server's clock has moved on
+        # when it checks, so a stamp 301 s ahead can already be inside the 300 s window
         headers.update(slack_headers(raw, ts=int(time.time()) + 310))
     resp = client.post("/webhooks/slack/events", data=raw, headers=headers)
     resp.close()
