@@ -247,19 +247,27 @@ class Outcome:
     stats: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
+    def rate_vs_base(self, r: LoadResult | None) -> float:
+        """A server's rate in these rounds against the bare baseline's."""
+        return r.rps / self.base.rps if r is not None and self.base.rps else float("nan")
+
+    def cpu_vs_base(self, r: LoadResult) -> float:
+        """A server's CPU per request in these rounds against the bare baseline's."""
+        base = self.base.cpu_ms_per_request
+        return r.cpu_ms_per_request / base if base else float("nan")
+
     @property
     def ratio(self) -> float:
-        return self.dana.rps / self.base.rps if self.base.rps else float("nan")
+        return self.rate_vs_base(self.dana)
 
     @property
     def cpu_ratio(self) -> float:
-        base = self.base.cpu_ms_per_request
-        return self.dana.cpu_ms_per_request / base if base else float("nan")
+        return self.cpu_vs_base(self.dana)
 
     @property
     def floor_ratio(self) -> float:
         """The floor's rate against the bare baseline (pipeline mode)."""
-        return self.floor.rps / self.base.rps if self.floor and self.base.rps else float("nan")
+        return self.rate_vs_base(self.floor)
 
 
 # ---------------------------------------------------------------------------- one run
@@ -519,21 +527,18 @@ def main(argv=None) -> int:
           f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     outcomes = measure(args)
 
+    def line(o: Outcome, label: str, r: LoadResult, errors: int) -> list[str]:
+        b = o.base
+        return [label, f"{r.rps:.1f}", f"{b.rps:.1f}", _fmt_ratio(o.rate_vs_base(r)),
+                f"{r.p(50):.1f}", f"{r.p(99):.1f}", f"{b.p(50):.1f}", f"{b.p(99):.1f}",
+                f"{r.cpu_ms_per_request:.2f}", f"{b.cpu_ms_per_request:.2f}",
+                f"{o.cpu_vs_base(r):.1f}", str(errors)]
+
     table = []
     for o in outcomes:
-        d, b = o.dana, o.base
-        table.append([f"{o.mode} ({o.db})", f"{d.rps:.1f}", f"{b.rps:.1f}", _fmt_ratio(o.ratio),
-                      f"{d.p(50):.1f}", f"{d.p(99):.1f}", f"{b.p(50):.1f}", f"{b.p(99):.1f}",
-                      f"{d.cpu_ms_per_request:.2f}", f"{b.cpu_ms_per_request:.2f}",
-                      f"{o.cpu_ratio:.1f}", str(d.errors + b.errors)])
+        table.append(line(o, f"{o.mode} ({o.db})", o.dana, o.dana.errors + o.base.errors))
         if o.floor is not None:
-            f = o.floor
-            table.append([f"  floor ({o.db} run)", f"{f.rps:.1f}", f"{b.rps:.1f}",
-                          _fmt_ratio(o.floor_ratio), f"{f.p(50):.1f}", f"{f.p(99):.1f}",
-                          f"{b.p(50):.1f}", f"{b.p(99):.1f}", f"{f.cpu_ms_per_request:.2f}",
-                          f"{b.cpu_ms_per_request:.2f}",
-                          f"{f.cpu_ms_per_request / b.cpu_ms_per_request:.1f}"
-                          if b.cpu_ms_per_request else "nan", str(f.errors)])
+            table.append(line(o, f"  floor ({o.db} run)", o.floor, o.floor.errors))
     print()
     print_table(["mode (database)", "dana req/s", "base req/s", "ratio", "dana p50", "dana p99",
                  "base p50", "base p99", "dana cpu/req", "base cpu/req", "cpu ratio", "errors"],
