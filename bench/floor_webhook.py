@@ -1,7 +1,8 @@
 """The floor for bench/webhooks.py's pipeline mode: what any server must do to answer a
 Messenger delivery, and nothing else.
 
-It checks the delivery's X-Hub-Signature-256 over the raw body, parses it, and makes the one
+It checks the delivery's X-Hub-Signature-256 over the raw body (Dana's own check,
+automation.platforms.meta_webhook.verify_signature), parses it, and makes the one
 Send API call each message must cause (a pooled httpx client, as Dana's Graph client is),
 then answers 200. No database, no queue, no workflow, no AI. Its rate against the bare
 baseline (bench/baseline_webhook.py) in the same run is the ceiling of any design that
@@ -12,18 +13,18 @@ the environment.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 
 import httpx
 from flask import jsonify, request
 
+from automation.platforms.meta_webhook import SIGNATURE_HEADER, verify_signature
 from bench.baseline_webhook import bare_app
+from utils.errors import ApiError
 
 app = bare_app(__name__)
-SECRET = os.environ["META_APP_SECRET"].encode()
+SECRET = os.environ["META_APP_SECRET"]
 SEND_URL = os.environ["GRAPH_API_URL"].rstrip("/") + "/me/messages"
 client = httpx.Client(trust_env=False, timeout=5.0)
 
@@ -31,10 +32,10 @@ client = httpx.Client(trust_env=False, timeout=5.0)
 @app.post("/webhooks/<platform>")
 def receive(platform: str):
     raw = request.get_data(cache=True)
-    expected = "sha256=" + hmac.new(SECRET, raw, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")):
-        return jsonify({"error": {"code": "invalid_signature",
-                                  "message": "The signature does not match."}}), 401
+    try:
+        verify_signature(SECRET, raw, request.headers.get(SIGNATURE_HEADER))
+    except ApiError as exc:
+        return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
     sent = 0
     for entry in json.loads(raw).get("entry") or ():
         for item in entry.get("messaging") or ():
