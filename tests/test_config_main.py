@@ -8,7 +8,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import httpx
@@ -44,6 +44,56 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class MainServer:
+    """`python main.py` on a free port, started when its own "serving on" line is printed.
+
+    That line comes after the bind, so whatever answers on the port then is this process, not
+    another test's server that took the port between free_port() and the bind; when one did,
+    the start is tried again on another port. stderr is read on a thread (`lines`), so a
+    chatty server never blocks on a full pipe."""
+
+    def __init__(self, cwd: Path, **settings):
+        for _ in range(3):
+            self.port = free_port()
+            env = subprocess_env(HOST="127.0.0.1", PORT=self.port, **settings)
+            self.proc = subprocess.Popen([PYTHON, str(ROOT / "main.py")], cwd=cwd, env=env,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True)
+            self.lines: list[str] = []
+            self.serving = threading.Event()
+            threading.Thread(target=self._read, daemon=True).start()
+            while not self.serving.wait(0.05) and self.proc.poll() is None:
+                pass
+            if self.serving.is_set():
+                return
+            self.proc.wait(timeout=15)
+            if "in use" not in self.output:
+                break
+        pytest.fail("python main.py did not start serving:\n" + self.output)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if "serving on" in line:
+                self.serving.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
 
 
 # --- load_settings ----------------------------------------------------------------------
@@ -167,26 +217,13 @@ def test_python_main_serves_on_an_empty_sqlite_database(tmp_path):
     db_file = tmp_path / "data" / "dana.db"
     db_file.parent.mkdir()
     db_file.touch()
-    port = free_port()
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    log = (tmp_path / "server.log").open("w+")
-    env = subprocess_env(DATABASE_URL=f"sqlite:///{db_file}", HOST="127.0.0.1", PORT=port)
-    proc = subprocess.Popen([PYTHON, str(ROOT / "main.py")], cwd=workdir, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    server = MainServer(workdir, DATABASE_URL=f"sqlite:///{db_file}")
+    base = server.base_url
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, _read(log)
-            try:
-                resp = httpx.get(f"{base}/health", timeout=2)
-                if resp.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /health: " + _read(log)
-            time.sleep(0.2)
+        resp = httpx.get(f"{base}/health", timeout=10)
+        assert resp.status_code == 200, server.output
         assert resp.json()["status"] == "ok"
         assert resp.headers["X-Request-ID"]
 
@@ -203,19 +240,7 @@ def test_python_main_serves_on_an_empty_sqlite_database(tmp_path):
         secrets_file = workdir / "instance" / "secrets.json"
         assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
-
-
-def _read(fh) -> str:
-    fh.flush()
-    fh.seek(0)
-    return fh.read()
+        server.stop()
 
 
 def test_python_main_in_production_without_secrets_fails_clearly(tmp_path):
@@ -409,17 +434,9 @@ def test_python_main_help_prints_usage_and_exits_0(tmp_path):
 
 
 def test_serving_on_is_printed_once_the_port_accepts_connections(tmp_path):
-    port = free_port()
-    env = subprocess_env(DATABASE_URL=f"sqlite:///{tmp_path}/d.db", HOST="127.0.0.1", PORT=port)
-    proc = subprocess.Popen([PYTHON, str(ROOT / "main.py")], cwd=tmp_path, env=env,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    server = MainServer(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/d.db")
+    port = server.port
     try:
-        seen = []
-        for line in proc.stderr:
-            seen.append(line)
-            if "serving on" in line:
-                break
-        assert any("serving on" in line for line in seen), "".join(seen)
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # bound before the line was printed: connecting at once succeeds
         # The server's own protocol errors use the JSON error shape too.
@@ -435,8 +452,7 @@ def test_serving_on_is_printed_once_the_port_accepts_connections(tmp_path):
         resp = httpx.get(f"http://127.0.0.1:{port}/api/{'x' * 9_000}", timeout=30)
         assert resp.status_code == 414 and resp.json()["error"]["code"] == "uri_too_long"
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        server.stop()
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:",

@@ -140,9 +140,24 @@ class LiveServer(Proc):
         self.env = {**self.env, "PORT": str(port)}
         self.base_url = f"http://{LOOPBACK}:{port}"
 
+    def _answers_as_itself(self, client: httpx.Client) -> bool:
+        """True when the server on the port is this one: healthy, and it completes Meta's
+        subscription handshake with this process's own META_VERIFY_TOKEN. Another test's Dana
+        that took the port has another token and answers 403, so its /health alone proves
+        nothing (it stamps X-Request-ID too)."""
+        if client.get(self.base_url + "/health").status_code != 200:
+            return False
+        token = self.env.get("META_VERIFY_TOKEN")
+        if not token:
+            return True
+        challenge = str(uuid.uuid4().int % 10**12)
+        resp = client.get(self.base_url + "/webhooks/facebook", params={
+            "hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": challenge})
+        return resp.status_code == 200 and resp.text == challenge
+
     def wait_ready(self, timeout: float = 45.0) -> "LiveServer":
-        """Wait for Dana's own /health on the port; if another process took the port between
-        free_port() and the bind (a race under load), start again on a new free port."""
+        """Wait until this process answers on its port; if another process took the port
+        between free_port() and the bind (a race under load), start again on a new free port."""
         deadline = time.monotonic() + timeout
         retries = 3
         with httpx.Client(trust_env=False, timeout=2.0) as client:
@@ -157,9 +172,7 @@ class LiveServer(Proc):
                     pytest.fail(f"{self.name} exited with {self.proc.returncode}\n"
                                 f"{self.log()[-3000:]}")
                 try:
-                    resp = client.get(self.base_url + "/health")
-                    # Dana stamps every response with X-Request-ID; a stranger on the port does not.
-                    if resp.status_code == 200 and "X-Request-ID" in resp.headers:
+                    if self._answers_as_itself(client):
                         return self
                 except httpx.TransportError:
                     pass
@@ -211,7 +224,8 @@ class Stack:
             JWT_SECRET_KEY=JWT_SECRET,
             ENCRYPTION_KEYS="aGVsbG8taGVsbG8taGVsbG8taGVsbG8taGVsbG8tMTI=",
             META_APP_SECRET=APP_SECRET,
-            META_VERIFY_TOKEN="live-verify-token",
+            # One token per stack: wait_ready tells this stack's server from another's by it.
+            META_VERIFY_TOKEN=f"live-verify-{uuid.uuid4().hex}",
             GRAPH_API_URL=graph.base_url,
             GRAPH_RETRY_WAIT_SECONDS="0.01",
             GRAPH_RETRY_ATTEMPTS="1",

@@ -9,8 +9,6 @@ from sqlalchemy.engine import make_url
 
 from tests.realtime.conftest import api, register, wait_until
 
-VERIFY_TOKEN = "live-verify-token"   # the stack's META_VERIFY_TOKEN
-
 
 def _ddl(database_url: str, statement: str) -> None:
     url = make_url(database_url)
@@ -28,9 +26,10 @@ def _ddl(database_url: str, statement: str) -> None:
 def test_secrets_never_reach_the_server_log(make_stack, kind):
     stack = make_stack()
     server = stack.server(kind, gunicorn=kind == "gunicorn").wait_ready()
+    verify_token = stack.env["META_VERIFY_TOKEN"]
     with api(server.base_url) as c:
         ok = c.get("/webhooks/facebook", params={"hub.mode": "subscribe",
-                                                 "hub.verify_token": VERIFY_TOKEN,
+                                                 "hub.verify_token": verify_token,
                                                  "hub.challenge": "1158201444"})
         assert ok.status_code == 200 and ok.text == "1158201444"
         guessed = c.get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=guessed-Xy9"
@@ -60,7 +59,7 @@ def test_secrets_never_reach_the_server_log(make_stack, kind):
 
     log = server.log()
     assert "hub.verify_token=[redacted]" in log
-    for secret in (VERIFY_TOKEN, "guessed-Xy9", "EAAG-in-a-url", "hunter2-in-a-url",
+    for secret in (verify_token, "guessed-Xy9", "EAAG-in-a-url", "hunter2-in-a-url",
                    "EAAG-live-"):
         assert secret not in log, secret
     assert "INSERT INTO users" in log and "INSERT INTO platform_accounts" in log
