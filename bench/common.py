@@ -36,6 +36,9 @@ LOOPBACK_NAMES = {"127.0.0.1"}  # not "localhost": it may resolve to ::1
 SECRET_KEY = "bench-secret-key-" + "s" * 40
 JWT_SECRET_KEY = "bench-jwt-secret-" + "j" * 40
 FERNET_KEY = "YmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtYmVuY2gtMTI="  # base64 of 32 bytes
+# What bench/floor_webhook.py sends when Dana's AI hands a message off: the pipeline bench
+# counts the other texts, the answers, to check the floor decided as Dana's run did.
+FLOOR_HANDOFF_REPLY = "A person will get back to you."
 
 # Variables passed through from the caller's environment to servers; everything else
 # (REDIS_URL, OPENAI_API_KEY, proxies, ...) is left out so nothing leaves the machine.

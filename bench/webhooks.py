@@ -23,11 +23,14 @@ Modes:
             direct SQL update, POST /api/platforms), the offline local AI, a small knowledge
             document, GRAPH_API_URL pointing at an in-process FakeGraph (tests/fakes/graph.py).
             Every delivery comes from a new customer (unique PSID and mid) so each must get
-            exactly one Send API call: an AI answer or the hand-off notice. A third server in
-            the same rounds, the floor (bench/floor_webhook.py: verify, parse, one Send API call
-            to a FakeGraph of its own, 200; no database, no AI), shows what is left once
-            storage, automation and AI are taken out: the ceiling of any design on this
-            machine.
+            exactly one Send API call: an AI answer or the hand-off notice. Two more servers
+            in the same rounds, the floors (bench/floor_webhook.py, each with a FakeGraph of
+            its own), show what is left once parts of Dana are taken out:
+            - floor: verify, parse, one Send API call, 200; no database, no AI: the ceiling
+              of any design on this machine;
+            - floor + AI: the same, plus Dana's offline AI decision on the business's
+              knowledge (the same database, read only) for the text it sends; nothing
+              stored: the ceiling of any design that answers with Dana's offline AI.
 
 Every delivery is unique (mid, PSID) and signed with META_APP_SECRET, which the Dana server
 has in its environment. Rate limits are ON, as in production (webhooks are exempt from the
@@ -56,6 +59,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the app impor
 import httpx  # noqa: E402
 
 from bench.common import (  # noqa: E402
+    FLOOR_HANDOFF_REPLY,
     GunicornServer,
     LoadResult,
     claimed_redis,
@@ -80,6 +84,12 @@ EMAIL, PASSWORD = "shop@bench.example", "correct horse battery staple"
 TARGET_INGEST_RATIO = 0.5       # issue 14: ingest >= 0.5x bare Flask's req/s ...
 TARGET_CPU_RATIO = 2.0          # ... at <= 2x its CPU per request
 TARGET_PIPELINE_RATIO = 0.2     # full pipeline deliveries/s >= 0.2x bare Flask's req/s
+# The pipeline's floors (bench/floor_webhook.py), by label: whether it takes Dana's offline AI
+# decision, and what it does, for the table. References without a goal.
+FLOORS = {
+    "floor": (False, "verify + one Send API call, no store, no AI"),
+    "floor + AI": (True, "verify + Dana's offline AI decision + one Send API call, no store"),
+}
 
 KNOWLEDGE = (
     "Shipping. We ship to every country in the European Union. Standard delivery takes 3 to 5 "
@@ -164,8 +174,10 @@ def db_stats(db_url: str) -> dict:
     return {"events": events, "inbound": inbound, "outbound": outbound, "errors": errors}
 
 
-def setup_business(dana: GunicornServer, db_url: str) -> None:
-    """A user on Enterprise with a connected Page and a knowledge document (pipeline mode)."""
+def setup_business(dana: GunicornServer, db_url: str) -> str:
+    """A user on Enterprise with a connected Page and a knowledge document (pipeline mode);
+    the user's id.
+    """
     from sqlalchemy import text
 
     with httpx.Client(base_url=dana.base_url, trust_env=False, timeout=30) as c:
@@ -191,6 +203,7 @@ def setup_business(dana: GunicornServer, db_url: str) -> None:
             "name": "Velo Page"}), 201, "POST /api/platforms", dana)
         _check(c.post("/api/knowledge", headers=headers, json={
             "title": "Shop facts", "content": KNOWLEDGE}), 201, "POST /api/knowledge", dana)
+    return user_id
 
 
 def alternate(targets: dict[str, dict], counts: dict[str, int], *, rounds: int,
@@ -240,7 +253,8 @@ class Outcome:
     dana: LoadResult
     base: LoadResult
     deliveries: int = 0           # sent to dana, warm-ups included
-    floor: LoadResult | None = None  # pipeline: bench/floor_webhook.py in the same rounds
+    # pipeline: the floors (FLOORS) in the same rounds, by label
+    floors: dict[str, LoadResult] = field(default_factory=dict)
     replies: int | None = None    # Send API calls the fake Graph received (pipeline)
     drain_s: float = 0.0          # after the last response, until the last reply arrived
     queue: str = ""               # AUTOMATION_QUEUE of the Dana server
@@ -264,17 +278,32 @@ class Outcome:
     def cpu_ratio(self) -> float:
         return self.cpu_vs_base(self.dana)
 
-    @property
-    def floor_ratio(self) -> float:
-        """The floor's rate against the bare baseline (pipeline mode)."""
-        return self.rate_vs_base(self.floor)
 
 
 # ---------------------------------------------------------------------------- one run
 
+def _check_floor(out: Outcome, label: str, calls: list, deliveries: int) -> None:
+    """A floor's Send API calls (its FakeGraph's): one per delivery; and the AI floor's
+    answers in the same share as Dana's AI replies (out.stats), within 5 points, or it did
+    not decide as Dana's runs did (say, a failing knowledge search that hands everything
+    off, which would flatter its rate).
+    """
+    if len(calls) != deliveries:
+        out.problems.append(f"{out.db} pipeline {label}: {len(calls)} Send API calls for "
+                            f"{deliveries} deliveries (expected one each)")
+    if FLOORS[label][0] and calls:
+        answered = sum((r.json or {}).get("message", {}).get("text") != FLOOR_HANDOFF_REPLY
+                       for r in calls) / len(calls)
+        dana = out.stats["outbound"].get("ai/sent", 0) / max(1, out.deliveries)
+        if abs(answered - dana) > 0.05:
+            out.problems.append(f"{out.db} pipeline {label}: {answered:.0%} answered by the "
+                                f"AI, Dana's runs {dana:.0%}")
+
+
 def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Outcome:
     """Fresh database + Dana and baseline servers for one (database, mode); measure."""
-    fake = floor_fake = None
+    fake = None
+    floor_fakes: dict[str, object] = {}
     modedir = work / f"{db_kind}-{mode}"
     modedir.mkdir()
     with contextlib.ExitStack() as stack:
@@ -292,8 +321,9 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
             stack.callback(fake.stop)
             overrides.update(AUTOMATION_QUEUE="inline", GRAPH_API_URL=fake.base_url,
                              GRAPH_RETRY_WAIT_SECONDS="0.01", GRAPH_TIMEOUT_SECONDS="5")
-            floor_fake = FakeGraph().start()  # its own: Dana's replies are counted apart
-            stack.callback(floor_fake.stop)
+            for label in FLOORS:  # their own: Dana's replies are counted apart
+                floor_fakes[label] = FakeGraph().start()
+                stack.callback(floor_fakes[label].stop)
         with database(modedir, pg_url) as db_url:
             env = dana_env(modedir, db_url, **overrides)
             migrate(env, cwd=modedir)
@@ -303,13 +333,21 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                                    modedir, **gun) as base:
                 dana_bodies = Deliveries(APP_SECRET, PAGE_ID, 10**15)
                 base_bodies = Deliveries(APP_SECRET, PAGE_ID, 2 * 10**15)
-                floor_bodies = Deliveries(APP_SECRET, PAGE_ID, 3 * 10**15)
+                floor_bodies = {label: Deliveries(APP_SECRET, PAGE_ID, (3 + n) * 10**15)
+                                for n, label in enumerate(FLOORS)}
+                floors: dict[str, GunicornServer] = {}
                 if mode == "pipeline":
-                    floor = stack.enter_context(GunicornServer(
-                        "floor", "bench.floor_webhook:app",
-                        clean_env({"META_APP_SECRET": APP_SECRET,
-                                   "GRAPH_API_URL": floor_fake.base_url}), modedir, **gun))
-                    setup_business(dana, db_url)
+                    owner = setup_business(dana, db_url)
+                    for label, (ai, _) in FLOORS.items():
+                        extra = {"META_APP_SECRET": APP_SECRET,
+                                 "GRAPH_API_URL": floor_fakes[label].base_url}
+                        # floor + AI: Dana's settings on the same database, for its AI
+                        floor_env = (dana_env(modedir, db_url, **(overrides | extra),
+                                              FLOOR_AI="1", FLOOR_AI_OWNER=owner)
+                                     if ai else clean_env(extra))
+                        floors[label] = stack.enter_context(GunicornServer(
+                            label.replace(" + ", "-"), "bench.floor_webhook:app", floor_env,
+                            modedir, **gun))
                     # one delivery end to end before measuring: the set-up works
                     raw, hdrs = dana_bodies()
                     with httpx.Client(trust_env=False, timeout=30) as c:
@@ -319,6 +357,12 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                     if not wait_for(lambda: len(fake.requests_to("/me/messages")) >= 1, 30):
                         raise RuntimeError("the first delivery got no reply within 30 s"
                                            f"\n--- dana server log ---\n{dana.log_tail()}")
+                    for label, floor in floors.items():  # warm: the AI's first read
+                        raw, hdrs = floor_bodies[label]()
+                        with httpx.Client(trust_env=False, timeout=30) as c:
+                            _check(c.post(floor.base_url + "/webhooks/facebook", content=raw,
+                                          headers={"Content-Type": "application/json",
+                                                   **hdrs}), 200, f"{label}'s first", floor)
                 n = args.requests if mode == "ingest" else args.pipeline_requests
                 path = "/webhooks/facebook"
                 targets = {
@@ -335,21 +379,24 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                                  >= dana_bodies.count, args.drain_timeout)
                         return time.monotonic() - t0
                     targets["dana"]["settle"] = _answered
-                    # The floor answers after its Send API call: its rounds end with it.
-                    targets["floor"] = dict(base_url=floor.base_url, method="POST", path=path,
-                                            body_factory=floor_bodies,
-                                            cpu_probe=floor.cpu_seconds)
+                    # A floor answers after its Send API call: its rounds end with it.
+                    for label, floor in floors.items():
+                        targets[label] = dict(base_url=floor.base_url, method="POST",
+                                              path=path, body_factory=floor_bodies[label],
+                                              cpu_probe=floor.cpu_seconds)
                 targets |= {
                     "baseline": dict(base_url=base.base_url, method="POST", path=path,
                                      body_factory=base_bodies, cpu_probe=base.cpu_seconds),
                 }
-                # The baseline (and the floor) get the ingest count in both modes, so their
+                # The baseline (and the floors) get the ingest count in both modes, so their
                 # rounds are long enough to time even when Dana's pipeline rounds are short.
-                counts = {"dana": n, "floor": args.requests, "baseline": args.requests}
+                counts = {"dana": n, "baseline": args.requests} | dict.fromkeys(
+                    floors, args.requests)
                 results = alternate(targets, counts, rounds=args.rounds,
                                     concurrency=args.concurrency, time_limit=args.time_limit)
                 out = Outcome(db_kind, mode, results["dana"], results["baseline"],
-                              deliveries=dana_bodies.count, floor=results.get("floor"))
+                              deliveries=dana_bodies.count,
+                              floors={label: results[label] for label in floors})
                 for label, r in results.items():
                     if r.errors or r.timed_out or r.requests == 0:
                         out.problems.append(
@@ -369,11 +416,6 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                         out.problems.append(
                             f"{db_kind} pipeline: {out.replies} Send API calls for "
                             f"{out.deliveries} deliveries (expected one each)")
-                    floor_calls = len(floor_fake.requests_to("/me/messages"))
-                    if floor_calls != floor_bodies.count:
-                        out.problems.append(
-                            f"{db_kind} pipeline floor: {floor_calls} Send API calls for "
-                            f"{floor_bodies.count} deliveries (expected one each)")
                 out.queue = overrides["AUTOMATION_QUEUE"]
                 if out.queue == "inline":   # every event processed (here: ignored)
                     wait_for(lambda: settled(db_url), args.drain_timeout, interval=0.25)
@@ -382,6 +424,9 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                           if not k.endswith("/sent")}
                 if mode == "pipeline" and unsent:  # the fake answers every call: all are sent
                     out.problems.append(f"{db_kind} pipeline: replies not marked sent: {unsent}")
+                for label, floor_fake in floor_fakes.items():
+                    _check_floor(out, label, floor_fake.requests_to("/me/messages"),
+                                 floor_bodies[label].count)
                 stored = sum(out.stats["events"].values())
                 if stored != out.deliveries:
                     out.problems.append(f"{db_kind} {mode}: {stored} events stored for "
@@ -485,12 +530,12 @@ def figure_rows(outcomes: list[Outcome]) -> list[dict]:
                             unit="deliveries/s", ratio=round(o.ratio, 2),
                             goal=f">= {TARGET_PIPELINE_RATIO}x",
                             passed=ok and o.ratio >= TARGET_PIPELINE_RATIO))
-            if o.floor is not None:  # a reference, not a goal: the same rounds, no Dana
-                out.append(dict(figure=f"webhook pipeline floor: verify + one Send API call, "
-                                       f"no store, no AI (beside {o.db})",
-                                dana=round(o.floor.rps, 1), baseline=round(b.rps, 1),
-                                unit="deliveries/s", ratio=round(o.floor_ratio, 2), goal="-",
-                                passed=None))
+            for label, r in o.floors.items():  # references, not goals: the same rounds
+                out.append(dict(figure=f"webhook pipeline {label}: {FLOORS[label][1]} "
+                                       f"(beside {o.db})",
+                                dana=round(r.rps, 1), baseline=round(b.rps, 1),
+                                unit="deliveries/s", ratio=round(o.rate_vs_base(r), 2),
+                                goal="-", passed=None))
     return out
 
 
@@ -537,8 +582,8 @@ def main(argv=None) -> int:
     table = []
     for o in outcomes:
         table.append(line(o, f"{o.mode} ({o.db})", o.dana, o.dana.errors + o.base.errors))
-        if o.floor is not None:
-            table.append(line(o, f"  floor ({o.db} run)", o.floor, o.floor.errors))
+        for label, r in o.floors.items():
+            table.append(line(o, f"  {label} ({o.db} run)", r, r.errors))
     print()
     print_table(["mode (database)", "dana req/s", "base req/s", "ratio", "dana p50", "dana p99",
                  "base p50", "base p99", "dana cpu/req", "base cpu/req", "cpu ratio", "errors"],
@@ -548,7 +593,8 @@ def main(argv=None) -> int:
           "own processes. Pipeline: the 200 is sent before the automation runs (the\n "
           "outbox's dispatcher threads), so each pipeline round lasts until every delivery "
           "sent so far got its\n Send API call: req/s is the end-to-end answered rate, "
-          "latencies are the 200's; the floor is bench/floor_webhook.py, no store and no AI)")
+          "latencies are the 200's; the floors are bench/floor_webhook.py: no store, and no AI or\n"
+          " Dana's offline AI decision only)")
     print()
     for o in outcomes:
         st = o.stats
@@ -565,10 +611,11 @@ def main(argv=None) -> int:
                   f"({'one each' if o.replies == o.deliveries else 'MISMATCH'}; last one "
                   f"{o.drain_s:.1f} s after the last response); events {st['events']}; "
                   f"inbound messages {st['inbound']}; outbound {st['outbound']}")
-            if o.floor is not None and o.floor.rps:
-                print(f"  the floor in the same rounds: {o.floor.rps:.1f} deliveries/s "
-                      f"({_fmt_ratio(o.floor_ratio)} of the baseline); Dana's pipeline runs at "
-                      f"{o.dana.rps / o.floor.rps:.2f}x the floor")
+            for label, r in o.floors.items():
+                if r.rps:
+                    print(f"  the {label} in the same rounds: {r.rps:.1f} deliveries/s "
+                          f"({_fmt_ratio(o.rate_vs_base(r))} of the baseline); Dana's pipeline "
+                          f"runs at {o.dana.rps / r.rps:.2f}x it")
         if st.get("errors"):
             print(f"  event errors (first {len(st['errors'])}): {st['errors']}")
     summary = ", ".join(f"{o.mode}/{o.db} {_fmt_ratio(o.ratio)}" for o in outcomes)
