@@ -279,7 +279,6 @@ class Outcome:
         return self.cpu_vs_base(self.dana)
 
 
-
 # ---------------------------------------------------------------------------- one run
 
 def _check_floor(out: Outcome, label: str, calls: list, deliveries: int) -> None:
