@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -51,8 +52,9 @@ class MainServer:
 
     That line comes after the bind, so whatever answers on the port then is this process, not
     another test's server that took the port between free_port() and the bind; when one did,
-    the start is tried again on another port. stderr is read on a thread (`lines`), so a
-    chatty server never blocks on a full pipe."""
+    the start is tried again on another port. Its output is read on a thread (`lines`), so a
+    chatty server never blocks on a full pipe.
+    """
 
     def __init__(self, cwd: Path, **settings):
         for _ in range(3):
@@ -64,8 +66,12 @@ class MainServer:
             self.lines: list[str] = []
             self.serving = threading.Event()
             threading.Thread(target=self._read, daemon=True).start()
+            deadline = time.monotonic() + 60
             while not self.serving.wait(0.05) and self.proc.poll() is None:
-                pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail("python main.py did not start serving in 60 s:\n"
+                                + self.output)
             if self.serving.is_set():
                 return
             self.proc.wait(timeout=15)
