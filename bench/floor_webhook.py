@@ -11,8 +11,9 @@ pipeline is Dana's storage, automation and AI.
 
 With FLOOR_AI=1 (and Dana's own settings in the environment, on the bench's database, and
 FLOOR_AI_OWNER, the business's user id) it also takes Dana's offline AI decision for each
-message before the call, as a run does (automation.ai.response_generator: the business
-profile, the knowledge search, the local provider's answer or hand-off), and sends its
+message before the call, as a run does for a new customer's first message
+(automation.ai.response_generator: the business profile, the knowledge search, the local
+provider's answer or hand-off; no earlier messages to read), and sends its
 answer, or a fixed hand-off notice (bench.common.FLOOR_HANDOFF_REPLY). It stores nothing:
 its rate is the ceiling of any design that answers with Dana's offline AI, whatever its
 storage.
@@ -60,7 +61,6 @@ else:
     def reply_to(text: str) -> str:
         """No AI: the same text for every message."""
         return FIXED_REPLY
-
 
 
 @app.post("/webhooks/<platform>")
