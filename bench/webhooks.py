@@ -52,6 +52,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 if __package__ in (None, ""):  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -84,11 +85,19 @@ EMAIL, PASSWORD = "shop@bench.example", "correct horse battery staple"
 TARGET_INGEST_RATIO = 0.5       # issue 14: ingest >= 0.5x bare Flask's req/s ...
 TARGET_CPU_RATIO = 2.0          # ... at <= 2x its CPU per request
 TARGET_PIPELINE_RATIO = 0.2     # full pipeline deliveries/s >= 0.2x bare Flask's req/s
-# The pipeline's floors (bench/floor_webhook.py), by label: whether it takes Dana's offline AI
-# decision, and what it does, for the table. References without a goal.
+
+
+class Floor(NamedTuple):
+    """One of the pipeline's floors (bench/floor_webhook.py): a reference without a goal."""
+
+    ai: bool    # it takes Dana's offline AI decision (FLOOR_AI=1)
+    what: str   # what it does, for the table
+
+
 FLOORS = {
-    "floor": (False, "verify + one Send API call, no store, no AI"),
-    "floor + AI": (True, "verify + Dana's offline AI decision + one Send API call, no store"),
+    "floor": Floor(False, "verify + one Send API call, no store, no AI"),
+    "floor + AI": Floor(True, "verify + Dana's offline AI decision + one Send API call, "
+                              "no store"),
 }
 
 KNOWLEDGE = (
@@ -290,7 +299,7 @@ def _check_floor(out: Outcome, label: str, calls: list, deliveries: int) -> None
     if len(calls) != deliveries:
         out.problems.append(f"{out.db} pipeline {label}: {len(calls)} Send API calls for "
                             f"{deliveries} deliveries (expected one each)")
-    if FLOORS[label][0] and calls:
+    if FLOORS[label].ai and calls:
         answered = sum((r.json or {}).get("message", {}).get("text") != FLOOR_HANDOFF_REPLY
                        for r in calls) / len(calls)
         dana = out.stats["outbound"].get("ai/sent", 0) / max(1, out.deliveries)
@@ -337,31 +346,29 @@ def run_one(args, work: Path, db_kind: str, pg_url: str | None, mode: str) -> Ou
                 floors: dict[str, GunicornServer] = {}
                 if mode == "pipeline":
                     owner = setup_business(dana, db_url)
-                    for label, (ai, _) in FLOORS.items():
+                    for label, floor in FLOORS.items():
                         extra = {"META_APP_SECRET": APP_SECRET,
                                  "GRAPH_API_URL": floor_fakes[label].base_url}
                         # floor + AI: Dana's settings on the same database, for its AI
                         floor_env = (dana_env(modedir, db_url, **(overrides | extra),
                                               FLOOR_AI="1", FLOOR_AI_OWNER=owner)
-                                     if ai else clean_env(extra))
+                                     if floor.ai else clean_env(extra))
                         floors[label] = stack.enter_context(GunicornServer(
                             label.replace(" + ", "-"), "bench.floor_webhook:app", floor_env,
                             modedir, **gun))
-                    # one delivery end to end before measuring: the set-up works
-                    raw, hdrs = dana_bodies()
+                    # one delivery end to end before measuring (the set-up works), and one
+                    # to each floor (warm: the AI's first read)
                     with httpx.Client(trust_env=False, timeout=30) as c:
-                        _check(c.post(dana.base_url + "/webhooks/facebook", content=raw,
-                                      headers={"Content-Type": "application/json", **hdrs}),
-                               200, "first delivery", dana)
+                        for what, server, bodies in (("first delivery", dana, dana_bodies), *(
+                                (f"{label}'s first", floors[label], floor_bodies[label])
+                                for label in floors)):
+                            raw, hdrs = bodies()
+                            _check(c.post(server.base_url + "/webhooks/facebook", content=raw,
+                                          headers={"Content-Type": "application/json",
+                                                   **hdrs}), 200, what, server)
                     if not wait_for(lambda: len(fake.requests_to("/me/messages")) >= 1, 30):
                         raise RuntimeError("the first delivery got no reply within 30 s"
                                            f"\n--- dana server log ---\n{dana.log_tail()}")
-                    for label, floor in floors.items():  # warm: the AI's first read
-                        raw, hdrs = floor_bodies[label]()
-                        with httpx.Client(trust_env=False, timeout=30) as c:
-                            _check(c.post(floor.base_url + "/webhooks/facebook", content=raw,
-                                          headers={"Content-Type": "application/json",
-                                                   **hdrs}), 200, f"{label}'s first", floor)
                 n = args.requests if mode == "ingest" else args.pipeline_requests
                 path = "/webhooks/facebook"
                 targets = {
@@ -530,7 +537,7 @@ def figure_rows(outcomes: list[Outcome]) -> list[dict]:
                             goal=f">= {TARGET_PIPELINE_RATIO}x",
                             passed=ok and o.ratio >= TARGET_PIPELINE_RATIO))
             for label, r in o.floors.items():  # references, not goals: the same rounds
-                out.append(dict(figure=f"webhook pipeline {label}: {FLOORS[label][1]} "
+                out.append(dict(figure=f"webhook pipeline {label}: {FLOORS[label].what} "
                                        f"(beside {o.db})",
                                 dana=round(r.rps, 1), baseline=round(b.rps, 1),
                                 unit="deliveries/s", ratio=round(o.rate_vs_base(r), 2),
@@ -548,8 +555,9 @@ def rows(database_url: str) -> list[dict]:
       - "webhook ingest (<db>, <queue>)": req/s, ratio = dana/baseline, goal >= 0.5x
       - "webhook ingest CPU/request (<db>, <queue>)": ms CPU, ratio = dana/baseline, <= 2x
       - "webhook full pipeline (<db>, inline, offline AI)": deliveries/s, goal >= 0.2x
-      - "webhook pipeline floor: ... (beside <db>)": the floor's deliveries/s in the same
-        rounds, ratio to the baseline; no goal (passed None): the ceiling of any design
+      - "webhook pipeline <floor>: ... (beside <db>)", one per FLOORS: that floor's
+        deliveries/s in the same rounds, ratio to the baseline; no goal (passed None): the
+        ceiling of any design (floor), of any design answering with Dana's AI (floor + AI)
     A row fails (passed False) also when the run had problems (errors, lost or unprocessed
     events, a missing or extra reply); those are printed to stderr.
     """
